@@ -1,0 +1,164 @@
+"""The vocabulary shared by connectors, mappings, the store and the engine.
+
+Plain frozen dataclasses: cheap to build in hot loops, hashable where it matters, and free of
+any I/O or framework.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+JsonDict = dict[str, Any]
+
+
+class Direction(StrEnum):
+    READ = "read"
+    WRITE = "write"
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """Position of an incremental read: records strictly after (updated_at, id) are new.
+
+    Comparing the pair, not the timestamp alone, keeps records that share one timestamp across
+    a page boundary from being lost or read twice.
+    """
+
+    updated_at: datetime
+    id: str = ""
+
+    def __post_init__(self) -> None:
+        if self.updated_at.tzinfo is None:
+            object.__setattr__(self, "updated_at", self.updated_at.replace(tzinfo=UTC))
+
+    def key(self) -> tuple[datetime, str]:
+        return (self.updated_at, self.id)
+
+    def is_before(self, updated_at: datetime, record_id: str) -> bool:
+        """True when a record at (updated_at, record_id) comes after this cursor."""
+        if updated_at.tzinfo is None:
+            updated_at = updated_at.replace(tzinfo=UTC)
+        return (updated_at, record_id) > (self.updated_at, self.id)
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One record as a connector read it: its id in that system, when it last changed, its data."""
+
+    id: str
+    updated_at: datetime
+    data: JsonDict
+
+    def cursor(self) -> Cursor:
+        return Cursor(self.updated_at, self.id)
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of an incremental read.
+
+    `checkpoint` is the cursor the engine may save once every record of this page (and of the
+    pages before it) is committed. A connector whose paging order is not the (updated_at, id)
+    order (Jiandaoyun pages by data id) returns None on intermediate pages and the true
+    high-water mark on the last one.
+    """
+
+    records: Sequence[Record]
+    checkpoint: Cursor | None
+
+
+class WriteAction(StrEnum):
+    CREATED = "created"
+    UPDATED = "updated"
+
+
+@dataclass(frozen=True, slots=True)
+class WriteRequest:
+    """A mapped record to deliver.
+
+    `key` is the value of the mapping's match key (a business code such as Kingdee's FNumber,
+    an external id): the connector uses it to find a record it may already have created, which
+    is what makes a retried or crashed write never duplicate. `target_id` is set when a link
+    already knows the record's id in the target.
+    """
+
+    source_id: str
+    key: str | None
+    target_id: str | None
+    data: JsonDict
+    idempotency_key: str
+    owned_fields: frozenset[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordError:
+    """Why one record of a batch was refused. `transient` errors may succeed on replay later."""
+
+    code: str
+    message: str
+    field: str | None = None
+    transient: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    source_id: str
+    target_id: str | None = None
+    action: WriteAction | None = None
+    error: RecordError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.target_id is not None
+
+
+@dataclass(frozen=True, slots=True)
+class EntitySpec:
+    """An entity a connector offers: our name for it, the system's own name, what it can do.
+
+    `fields` is the declared schema (top-level field names) used to check mappings at compile
+    time; None means the system's schema is open (a staging table read by reflection, say).
+    `key_field` is the target field used as the match key when writing.
+    """
+
+    name: str
+    native_name: str
+    directions: frozenset[Direction]
+    fields: frozenset[str] | None = None
+    key_field: str | None = None
+    child_fields: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    description: str = ""
+
+    def can(self, direction: Direction) -> bool:
+        return direction in self.directions
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, set | frozenset):
+        return sorted(value)
+    return str(value)
+
+
+def canonical_json(data: Any) -> str:
+    """Stable JSON text: sorted keys, no whitespace, Decimals and datetimes as strings."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default)
+
+
+def payload_hash(data: Any) -> str:
+    """Hash of what we would write: equal hashes mean nothing to deliver."""
+    return hashlib.sha256(canonical_json(data).encode("utf-8")).hexdigest()
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
