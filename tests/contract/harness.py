@@ -1,0 +1,68 @@
+"""What the one contract suite needs from each connector's test harness.
+
+Each connector ships `tests/contract/harnesses/<kind>.py` with a `make_harness()` factory (a
+context manager) that starts its server (sandbox on loopback, or a real Tryton / database) and
+yields an object satisfying `ContractHarness`. `tests/contract/conftest.py` parametrises the
+suite over every harness module it finds, so adding a connector means adding one harness file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from connectors.base import Connector
+from erphub.records import WriteRequest
+
+# Capabilities a harness may declare. The suite skips a check only when the system really cannot
+# do it (a SQL table has no auth to renew), and says why in the skip reason.
+EXPIRE_AUTH = "expire_auth"        # server can invalidate the session/token mid-run
+LOST_RESPONSE = "lost_response"    # server can apply a write but drop its response (client times out)
+RATE_LIMIT = "rate_limit"          # server records request times so the suite can measure the rate
+LOG_SECRETS = "log_secrets"        # the connector has a secret the suite can look for in logs
+
+
+class ContractHarness(Protocol):
+    kind: str
+    entity: str                      # an entity this connector can both read and write
+    capabilities: frozenset[str]
+    secret_values: Sequence[str]     # secret values configured for the connector (for the leak check)
+
+    def connector(self, *, rate_limit_per_second: float | None = None) -> Connector:
+        """A fresh connector pointed at the server. Closing it is the suite's job."""
+        ...
+
+    def seed(self, count: int, *, updated_at: datetime) -> list[str]:
+        """Create `count` records directly on the server, all with this change timestamp; their ids."""
+        ...
+
+    def write_request(self, n: int, *, key: str, target_id: str | None = None) -> WriteRequest:
+        """A valid write of record number n with match key `key`."""
+        ...
+
+    def bad_write_request(self, n: int, *, key: str) -> WriteRequest:
+        """A write the server refuses for this record alone (a validation failure)."""
+        ...
+
+    def count_with_key(self, key: str) -> int:
+        """How many records on the server carry this match key (server-side truth)."""
+        ...
+
+    def expire_auth(self) -> None:
+        """Invalidate the connector's current session or token on the server side."""
+        ...
+
+    def lose_next_write_response(self) -> None:
+        """The next write request is applied by the server but the client never gets the answer."""
+        ...
+
+    def request_times(self) -> list[float]:
+        """Server-side monotonic arrival times of every request so far."""
+        ...
+
+    def page_size_hint(self) -> int:
+        """A small page size the connector accepts, used to build page-boundary cases."""
+        ...
+
+    def extra(self) -> dict[str, Any]: ...
