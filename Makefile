@@ -1,0 +1,46 @@
+# Every target creates .venv and installs what it needs by itself (fresh machine friendly).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PYTHONPATH := $(CURDIR)
+
+.PHONY: install demo test test-fast bench lint tryton prometheus services clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --upgrade pip
+	@$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+prometheus:
+	@bash scripts/install_prometheus.sh
+
+tryton:
+	@bash scripts/tryton/install.sh
+
+services:
+	@bash scripts/ensure_services.sh
+
+demo: $(STAMP)
+	@$(BIN)/erphub demo
+
+test: $(STAMP) prometheus tryton services
+	@bash scripts/promtool_check.sh
+	@$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	@$(BIN)/python -m pytest -q -p no:cacheprovider -m "not tryton and not prefect and not prometheus" $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	@$(BIN)/python bench/run_all.py
+
+lint: $(STAMP)
+	@$(BIN)/ruff check .
+	@$(BIN)/mypy erphub config mappings connectors flows monitoring sandbox
+
+clean:
+	rm -rf $(VENV) .erphub .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,224 @@
+"""Load a config file: YAML with line numbers, env files, `${env:X}` / `${file:P}` secrets, validation.
+
+Every problem becomes a `ConfigError` naming the file, the line and the dotted field, so the CLI
+can print one line and exit 2. Secret values are collected so the logging and dead-letter
+redaction can strip them wherever they would appear.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from config.models import SECRET_REF, HubConfig, PipelineConfig
+from config.yamlsource import Locator, dotted, load_yaml
+from erphub.errors import ConfigError
+
+# `${env:NAME}` or `${env:NAME:-default}` inside a settings string; secrets allow no default.
+ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+PACKAGED_DEMO = Path(__file__).with_name("demo.yaml")
+
+
+@dataclass
+class LoadedConfig:
+    """A validated config plus what the rest of erphub needs to know about where it came from."""
+
+    hub: HubConfig
+    path: Path
+    locator: Locator
+    secret_values: list[str] = field(default_factory=list)
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    def resolve_path(self, relative: str) -> Path:
+        """Paths in a config file are relative to the file's own folder."""
+        candidate = Path(relative)
+        return candidate if candidate.is_absolute() else (self.base_dir / candidate).resolve()
+
+    def mapping_path(self, pipeline: str) -> Path:
+        return self.resolve_path(self.hub.pipelines[pipeline].mapping)
+
+    def position(self, *path: str | int) -> tuple[int | None, int | None]:
+        return self.locator.find(path)
+
+    def error(self, message: str, *path: str | int) -> ConfigError:
+        line, column = self.locator.find(path)
+        return ConfigError(message, file=self.path, line=line, column=column, field=dotted(path))
+
+    def store_url(self) -> str:
+        """SQLite paths in the store URL are relative to the config file's folder too."""
+        url = self.hub.store.url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+            target = self.resolve_path(url[len(prefix):])
+            target.parent.mkdir(parents=True, exist_ok=True)
+            return prefix + str(target)
+        return url
+
+    def pipeline(self, name: str) -> PipelineConfig:
+        try:
+            return self.hub.pipelines[name]
+        except KeyError:
+            known = ", ".join(sorted(self.hub.pipelines)) or "none"
+            raise ConfigError(f"unknown pipeline {name!r} (known: {known})", file=self.path) from None
+
+
+def _read_env_file(path: Path, origin: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ConfigError(f"cannot read env file {path}: {exc.strerror}", file=origin, field="env_files") from None
+    for number, raw in enumerate(lines, start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if "=" not in line:
+            raise ConfigError("expected NAME=VALUE", file=path, line=number)
+        name, value = line.split("=", 1)
+        values[name.strip()] = value.strip().strip("'\"")
+    return values
+
+
+class _Resolver:
+    def __init__(self, path: Path, locator: Locator, env: Mapping[str, str]) -> None:
+        self.path = path
+        self.locator = locator
+        self.env = env
+        self.secrets: list[str] = []
+
+    def fail(self, message: str, where: Sequence[str | int]) -> ConfigError:
+        line, column = self.locator.find(where)
+        return ConfigError(message, file=self.path, line=line, column=column, field=dotted(where))
+
+    def settings(self, value: Any, where: tuple[str | int, ...]) -> Any:
+        if isinstance(value, dict):
+            return {k: self.settings(v, (*where, k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.settings(v, (*where, i)) for i, v in enumerate(value)]
+        if not isinstance(value, str) or "${" not in value:
+            return value
+
+        def substitute(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in self.env:
+                return self.env[name]
+            if default is not None:
+                return default
+            raise self.fail(f"environment variable {name} is not set", where)
+
+        return ENV_REF.sub(substitute, value)
+
+    def secret(self, value: Any, where: tuple[str | int, ...]) -> str:
+        if not isinstance(value, str) or not SECRET_REF.match(value.strip()):
+            raise self.fail(
+                "secrets must be references, never inline values: write ${env:NAME} or ${file:PATH}", where
+            )
+        kind, ref = SECRET_REF.match(value.strip()).groups()  # type: ignore[union-attr]
+        if kind == "env":
+            if ref not in self.env:
+                raise self.fail(f"environment variable {ref} is not set", where)
+            resolved = self.env[ref]
+        else:
+            secret_path = Path(ref) if Path(ref).is_absolute() else self.path.parent / ref
+            try:
+                resolved = secret_path.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise self.fail(f"cannot read secret file {ref}: {exc.strerror}", where) from None
+        if not resolved:
+            raise self.fail("secret is empty", where)
+        self.secrets.append(resolved)
+        return resolved
+
+
+def _validation_error(exc: ValidationError, path: Path, locator: Locator) -> ConfigError:
+    first = exc.errors()[0]
+    loc = tuple(first["loc"])
+    line, column = locator.find(loc)
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "unknown field (check the spelling)"
+    elif first["type"] == "missing":
+        message = "field required"
+    more = len(exc.errors()) - 1
+    if more:
+        message += f" (and {more} more problem{'s' if more > 1 else ''})"
+    return ConfigError(message, file=path, line=line, column=column, field=dotted(loc))
+
+
+def _check_references(config: LoadedConfig) -> None:
+    hub = config.hub
+    for name, pipeline in hub.pipelines.items():
+        for side in ("source", "target"):
+            system = getattr(pipeline, side).system
+            if system not in hub.systems:
+                known = ", ".join(sorted(hub.systems)) or "none"
+                raise config.error(f"unknown system {system!r} (known: {known})", "pipelines", name, side, "system")
+        if pipeline.reverse_of is not None and pipeline.reverse_of not in hub.pipelines:
+            raise config.error(f"unknown pipeline {pipeline.reverse_of!r}", "pipelines", name, "reverse_of")
+        if pipeline.webhook is not None and pipeline.webhook.source not in hub.serve.webhooks:
+            known = ", ".join(sorted(hub.serve.webhooks)) or "none"
+            raise config.error(
+                f"unknown webhook source {pipeline.webhook.source!r} (known: {known})",
+                "pipelines", name, "webhook", "source",
+            )
+        if not config.mapping_path(name).is_file():
+            raise config.error(f"mapping file not found: {config.mapping_path(name)}", "pipelines", name, "mapping")
+
+
+def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None) -> LoadedConfig:
+    """Load and validate a config file; raise ConfigError with file, line and field on any problem."""
+    file = Path(path)
+    if not file.exists() and str(path) in ("config/demo.yaml", str(Path("config") / "demo.yaml")):
+        file = PACKAGED_DEMO
+    file = file.resolve() if file.exists() else file
+    raw, locator = load_yaml(file, ConfigError)
+    if not isinstance(raw, dict):
+        raise ConfigError("the config must be a mapping with `systems` and `pipelines`", file=file, line=1)
+
+    env: dict[str, str] = {}
+    for index, env_file in enumerate(raw.get("env_files") or []):
+        env_path = Path(env_file) if Path(env_file).is_absolute() else file.parent / env_file
+        if not env_path.exists():
+            line, column = locator.find(("env_files", index))
+            raise ConfigError("env file not found", file=file, line=line, column=column, field=f"env_files[{index}]")
+        env.update(_read_env_file(env_path, file))
+    env.update(environ if environ is not None else os.environ)  # the real environment wins
+
+    resolver = _Resolver(file, locator, env)
+    for section in ("store", "serve", "metrics"):
+        if isinstance(raw.get(section), dict):
+            raw[section] = resolver.settings(raw[section], (section,))
+    serve = raw.get("serve")
+    if isinstance(serve, dict) and isinstance(serve.get("webhooks"), dict):
+        for source_name, source in serve["webhooks"].items():
+            if isinstance(source, dict) and "secret" in source:
+                source["secret"] = resolver.secret(source["secret"], ("serve", "webhooks", source_name, "secret"))
+    systems = raw.get("systems")
+    if isinstance(systems, dict):
+        for system_name, system in systems.items():
+            if not isinstance(system, dict):
+                continue
+            if isinstance(system.get("settings"), dict):
+                system["settings"] = resolver.settings(system["settings"], ("systems", system_name, "settings"))
+            if isinstance(system.get("secrets"), dict):
+                system["secrets"] = {
+                    key: resolver.secret(value, ("systems", system_name, "secrets", key))
+                    for key, value in system["secrets"].items()
+                }
+
+    try:
+        hub = HubConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise _validation_error(exc, file, locator) from None
+    loaded = LoadedConfig(hub=hub, path=file, locator=locator, secret_values=resolver.secrets)
+    _check_references(loaded)
+    return loaded

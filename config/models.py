@@ -1,0 +1,130 @@
+"""Pydantic models of an erphub config file: the store, the systems and the pipelines.
+
+Connector settings stay an open dict here: each connector validates its own settings model, so
+config/ never imports a connector (ARCHITECTURE.md's one-way arrows).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+NAME_PATTERN = r"^[a-z][a-z0-9_\-]{0,62}$"
+SECRET_REF = re.compile(r"^\$\{(env|file):([^}]+)\}$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RateLimit(Strict):
+    per_second: Annotated[float, Field(gt=0)] | None = None
+    burst: Annotated[int, Field(ge=1)] | None = None
+    max_concurrency: Annotated[int, Field(ge=1)] | None = None
+
+
+class Timeouts(Strict):
+    connect_s: Annotated[float, Field(gt=0)] = 5.0
+    read_s: Annotated[float, Field(gt=0)] = 30.0
+
+
+class RetryPolicy(Strict):
+    max_attempts: Annotated[int, Field(ge=1, le=20)] = 5
+    max_seconds: Annotated[float, Field(gt=0)] = 60.0
+
+
+class SystemConfig(Strict):
+    connector: str
+    description: str = ""
+    settings: dict[str, Any] = Field(default_factory=dict)
+    # Resolved secret values (the loader replaces `${env:X}` / `${file:P}` references before validation).
+    secrets: dict[str, SecretStr] = Field(default_factory=dict)
+    rate_limit: RateLimit = Field(default_factory=RateLimit)
+    timeouts: Timeouts = Field(default_factory=Timeouts)
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+
+    @field_validator("settings")
+    @classmethod
+    def _no_secret_in_settings(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for key in value:
+            lowered = key.lower()
+            if any(word in lowered for word in ("password", "secret", "token", "api_key", "apikey")):
+                raise ValueError(
+                    f"setting {key!r} looks like a secret; put it under `secrets:` as ${{env:NAME}} or ${{file:PATH}}"
+                )
+        return value
+
+
+class Endpoint(Strict):
+    system: str
+    entity: str
+
+
+class WebhookTrigger(Strict):
+    source: str = Field(description="name of the webhook source under serve.webhooks")
+    events: list[str] = Field(default_factory=lambda: ["data_create", "data_update"])
+
+
+ConflictRule = Literal["owner_wins", "newest_wins", "hold"]
+
+
+class PipelineConfig(Strict):
+    description: str = ""
+    source: Endpoint
+    target: Endpoint
+    mapping: str
+    schedule: str | None = Field(default=None, description="cron expression, e.g. '*/15 * * * *'")
+    webhook: WebhookTrigger | None = None
+    batch_size: Annotated[int, Field(ge=1, le=1000)] = 100
+    page_size: Annotated[int, Field(ge=1, le=5000)] = 100
+    enabled: bool = True
+    lag_seconds: Annotated[float, Field(ge=0)] = 0.0
+    # Two-way sync: the opposite pipeline of the same record pair, for echo suppression.
+    reverse_of: str | None = None
+    conflict_rule: ConflictRule = "owner_wins"
+    flow_retries: Annotated[int, Field(ge=0, le=5)] = 1
+    flow_retry_delay_s: Annotated[float, Field(ge=0)] = 30.0
+
+    @field_validator("schedule")
+    @classmethod
+    def _valid_cron(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        from croniter import croniter
+
+        if not croniter.is_valid(value):
+            raise ValueError(f"invalid cron expression {value!r} (five fields: minute hour day month weekday)")
+        return value
+
+
+class StoreConfig(Strict):
+    url: str = "sqlite:///.erphub/erphub.db"
+
+
+class WebhookSource(Strict):
+    kind: Literal["jiandaoyun", "hmac"]
+    secret: SecretStr
+    max_age_s: Annotated[float, Field(gt=0)] = 300.0
+    header: str = "X-Signature"
+
+
+class ServeConfig(Strict):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 9464
+    webhooks: dict[str, WebhookSource] = Field(default_factory=dict)
+
+
+class MetricsConfig(Strict):
+    pushgateway_url: str | None = None
+
+
+class HubConfig(Strict):
+    version: Literal[1] = 1
+    env_files: list[str] = Field(default_factory=list)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    systems: dict[Annotated[str, Field(pattern=NAME_PATTERN)], SystemConfig]
+    pipelines: dict[Annotated[str, Field(pattern=NAME_PATTERN)], PipelineConfig]

@@ -1,0 +1,93 @@
+"""Run pipelines for the CLI: through the embedded Prefect flow or plainly, with progress and logs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from config.loader import LoadedConfig, load_config
+from erphub.engine import run_pipeline
+from erphub.errors import ConfigError, RunFailed
+from erphub.runtime import Hub
+from monitoring.logging import configure_logging
+
+
+def select_pipelines(loaded: LoadedConfig, names: list[str], run_all: bool) -> list[str]:
+    if run_all and names:
+        raise ConfigError("give pipeline names or --all, not both", file=loaded.path)
+    if run_all:
+        return [name for name, p in loaded.hub.pipelines.items() if p.enabled]
+    if not names:
+        raise ConfigError("name a pipeline to run, or --all", file=loaded.path)
+    for name in names:
+        loaded.pipeline(name)
+    return names
+
+
+@contextmanager
+def progress_reporter(enabled: bool, pipeline: str) -> Iterator[Callable[[dict[str, int]], None] | None]:
+    """A live progress line in a terminal; elsewhere the engine's own log lines are the progress."""
+    if not enabled:
+        yield None
+        return
+    with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), TextColumn("{task.fields[counts]}"),
+                  TimeElapsedColumn(), transient=True) as progress:
+        task = progress.add_task(pipeline, total=None, counts="starting")
+
+        def update(counts: dict[str, int]) -> None:
+            shown = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
+            progress.update(task, counts=shown)
+
+        yield update
+
+
+def state_dir(loaded: LoadedConfig) -> Path:
+    return Path.cwd() / ".erphub"
+
+
+def run_pipelines(config: str, names: list[str], *, run_all: bool, since: datetime | None, until: datetime | None,
+                  full: bool, engine: str, log_format: str, progress: bool) -> tuple[list[dict[str, Any]], bool]:
+    loaded = load_config(config)
+    configure_logging(fmt=log_format, level="INFO", secrets=loaded.secret_values)
+    selected = select_pipelines(loaded, names, run_all)
+    results: list[dict[str, Any]] = []
+    failed = False
+    if engine == "prefect":
+        from flows.prefect_env import configure_prefect_env
+
+        configure_prefect_env(state_dir(loaded))
+        from flows.sync import sync_pipeline
+
+        for name in selected:
+            state = sync_pipeline(pipeline=name, config_path=str(loaded.path), trigger="manual", since=since,
+                                  until=until, full=full, return_state=True)
+            if state.is_completed():
+                results.append(state.result())
+            else:
+                failed = True
+                results.append(_failed_result(loaded, name, state))
+        return results, failed
+    with Hub(loaded) as hub:
+        for name in selected:
+            with progress_reporter(progress, name) as on_progress:
+                try:
+                    results.append(run_pipeline(hub.pipeline(name), hub.store, since=since, until=until, full=full,
+                                                on_progress=on_progress).as_dict())
+                except RunFailed:
+                    failed = True
+                    results.append(hub.store.recent_runs(name, 1)[0].as_dict())
+    return results, failed
+
+
+def _failed_result(loaded: LoadedConfig, name: str, state: Any) -> dict[str, Any]:
+    """The failed run as the store recorded it (the flow's exception text may carry less)."""
+    with Hub(loaded) as hub:
+        runs = hub.store.recent_runs(name, 1)
+    if runs:
+        return runs[0].as_dict()
+    return {"pipeline": name, "status": "failed", "counts": {}, "error": str(state.message)}

@@ -1,0 +1,147 @@
+"""Turn a loaded config into running parts: connectors, compiled plans, pipelines, the store.
+
+`Hub` is what the CLI, the flows and `erphub serve` hold: it builds each connector once, compiles
+each mapping once, and closes everything on exit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from croniter import croniter
+from pydantic import ValidationError
+
+from config.loader import LoadedConfig
+from connectors.base import Connector, SystemContext
+from connectors.registry import connector_class
+from erphub.engine import Pipeline
+from erphub.records import Direction, EntitySpec
+from erphub.store import Store
+from mappings.compiler import compile_mapping
+from monitoring.redaction import add_secrets, redact_text
+
+
+def schedule_interval_seconds(cron: str) -> float:
+    """Seconds between two consecutive fire times (the smallest gap over a day of fires)."""
+    iterator = croniter(cron, 0)
+    fires = [iterator.get_next(float) for _ in range(50)]
+    return min(b - a for a, b in zip(fires, fires[1:], strict=False))
+
+
+class Hub:
+    def __init__(self, config: LoadedConfig, *, transports: dict[str, Any] | None = None,
+                 store: Store | None = None) -> None:
+        self.config = config
+        self.transports = transports or {}
+        self._store = store
+        self._connectors: dict[str, Connector] = {}
+        self._pipelines: dict[str, Pipeline] = {}
+        add_secrets(config.secret_values)
+
+    # -- pieces ------------------------------------------------------------------------------
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = Store(self.config.store_url())
+            self._store.schedule_interval_by_pipeline.update(self.schedule_intervals())
+        return self._store
+
+    def schedule_intervals(self) -> dict[str, float]:
+        return {name: schedule_interval_seconds(p.schedule)
+                for name, p in self.config.hub.pipelines.items() if p.schedule and p.enabled}
+
+    def redactor(self) -> Callable[[str], str]:
+        secrets = list(self.config.secret_values)
+        return lambda text: redact_text(text, secrets)
+
+    def connector(self, system: str) -> Connector:
+        if system in self._connectors:
+            return self._connectors[system]
+        spec = self.config.hub.systems[system]
+        cls = connector_class(spec.connector)
+        merged: dict[str, Any] = {**spec.settings, **{k: v.get_secret_value() for k, v in spec.secrets.items()}}
+        try:
+            settings = cls.settings_model.model_validate(merged)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            loc = tuple(first["loc"])
+            section = "secrets" if loc and loc[0] in spec.secrets else "settings"
+            message = "unknown setting (check the spelling)" if first["type"] == "extra_forbidden" else first["msg"]
+            raise self.config.error(f"{spec.connector}: {message}", "systems", system, section, *loc) from None
+        context = SystemContext(
+            name=system,
+            rate_limit_per_second=spec.rate_limit.per_second,
+            burst=spec.rate_limit.burst,
+            max_concurrency=spec.rate_limit.max_concurrency,
+            connect_timeout_s=spec.timeouts.connect_s,
+            read_timeout_s=spec.timeouts.read_s,
+            max_attempts=spec.retry.max_attempts,
+            max_retry_seconds=spec.retry.max_seconds,
+            secrets=tuple(v.get_secret_value() for v in spec.secrets.values()),
+            transport=self.transports.get(system),
+        )
+        connector: Connector = cls(settings, context)
+        self._connectors[system] = connector
+        return connector
+
+    def entity_spec(self, pipeline: str, side: str, direction: Direction) -> EntitySpec:
+        endpoint = getattr(self.config.hub.pipelines[pipeline], side)
+        connector = self.connector(endpoint.system)
+        specs = connector.entities()
+        if endpoint.entity not in specs:
+            offered = ", ".join(sorted(specs)) or "none"
+            raise self.config.error(
+                f"connector {connector.kind!r} has no entity {endpoint.entity!r} (it offers: {offered})",
+                "pipelines", pipeline, side, "entity")
+        spec = specs[endpoint.entity]
+        if not spec.can(direction):
+            raise self.config.error(
+                f"connector {connector.kind!r} cannot {direction.value} {endpoint.entity!r}",
+                "pipelines", pipeline, side, "entity")
+        return spec
+
+    def pipeline(self, name: str) -> Pipeline:
+        if name in self._pipelines:
+            return self._pipelines[name]
+        cfg = self.config.pipeline(name)
+        source_spec = self.entity_spec(name, "source", Direction.READ)
+        target_spec = self.entity_spec(name, "target", Direction.WRITE)
+        plan = compile_mapping(self.config.mapping_path(name), source=source_spec, target=target_spec)
+        if plan.source_entity != cfg.source.entity or plan.target_entity != cfg.target.entity:
+            raise self.config.error(
+                f"mapping {Path(plan.source_file).name} maps {plan.source_entity} -> {plan.target_entity}, "
+                f"but the pipeline moves {cfg.source.entity} -> {cfg.target.entity}", "pipelines", name, "mapping")
+        pipeline = Pipeline(
+            name=name, source_system=cfg.source.system, source_entity=cfg.source.entity,
+            source=self.connector(cfg.source.system), target_system=cfg.target.system,
+            target_entity=cfg.target.entity, target=self.connector(cfg.target.system), plan=plan,
+            batch_size=cfg.batch_size, page_size=cfg.page_size, redact=self.redactor())
+        self._pipelines[name] = pipeline
+        return pipeline
+
+    def validate(self) -> list[str]:
+        """Build every pipeline (connectors, entities, directions, mappings); the names checked."""
+        for name in self.config.hub.pipelines:
+            self.pipeline(name)
+        return list(self.config.hub.pipelines)
+
+    def enabled_pipelines(self) -> list[str]:
+        return [name for name, p in self.config.hub.pipelines.items() if p.enabled]
+
+    def close(self) -> None:
+        for connector in self._connectors.values():
+            try:
+                connector.close()
+            except Exception:  # closing must never mask the error that made us close
+                pass
+        self._connectors.clear()
+        if self._store is not None:
+            self._store.close()
+
+    def __enter__(self) -> Hub:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,341 @@
+"""The store: the only place erphub remembers anything (cursors, links, dead letters, runs).
+
+One `Store` per process; every public method opens and closes its own short transaction, and
+`commit_batch` writes a whole batch's links, dead letters and cursor atomically.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from erphub.errors import StoreError
+from erphub.records import Cursor, utcnow
+from erphub.store.db import as_utc, make_engine, migrate
+from erphub.store.models import BatchCommit, DeadLetter, Link, LinkUpdate, NewDeadLetter, RunInfo
+from erphub.store.tables import CursorRow, DeadLetterRow, LinkRow, RunRow
+
+__all__ = ["BatchCommit", "DeadLetter", "Link", "LinkUpdate", "NewDeadLetter", "RunInfo", "Store"]
+
+_CHUNK = 500  # stay under SQLite's bound-parameter limit in IN (...) queries
+
+
+def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start:start + _CHUNK]
+
+
+def _dead_letter(row: DeadLetterRow) -> DeadLetter:
+    return DeadLetter(
+        id=row.id, pipeline=row.pipeline, run_id=row.run_id, source_id=row.source_id,
+        source_payload=row.source_payload, mapped_payload=row.mapped_payload, stage=row.stage,
+        error_class=row.error_class, error_code=row.error_code, field=row.field, message=row.message,
+        attempts=row.attempts, status=row.status, created_at=as_utc(row.created_at) or utcnow(),
+        updated_at=as_utc(row.updated_at) or utcnow(), resolution=row.resolution,
+    )
+
+
+def _run(row: RunRow) -> RunInfo:
+    return RunInfo(
+        id=row.id, pipeline=row.pipeline, trigger=row.trigger, status=row.status,
+        started_at=as_utc(row.started_at) or utcnow(), finished_at=as_utc(row.finished_at),
+        counts=dict(row.counts or {}), error=row.error, cursor_after=row.cursor_after,
+    )
+
+
+def format_cursor(cursor: Cursor | None) -> str | None:
+    return None if cursor is None else f"{cursor.updated_at.isoformat()}|{cursor.id}"
+
+
+class Store:
+    def __init__(self, url: str, *, auto_migrate: bool = True) -> None:
+        self.url = url
+        try:
+            self.engine = make_engine(url)
+            if auto_migrate:
+                migrate(self.engine)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot open the store: {exc.__class__.__name__}: {exc.orig if hasattr(exc, 'orig') else exc}") from None
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.schedule_interval_by_pipeline: dict[str, float] = {}
+
+    def session(self) -> Session:
+        return self._sessions()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- cursors ---------------------------------------------------------------------------
+    def get_cursor(self, pipeline: str) -> Cursor | None:
+        with self.session() as session:
+            row = session.get(CursorRow, pipeline)
+            if row is None:
+                return None
+            return Cursor(as_utc(row.updated_at) or utcnow(), row.record_id)
+
+    def reset_cursor(self, pipeline: str) -> None:
+        with self.session() as session, session.begin():
+            row = session.get(CursorRow, pipeline)
+            if row is not None:
+                session.delete(row)
+
+    @staticmethod
+    def _advance_cursor(session: Session, pipeline: str, cursor: Cursor) -> None:
+        row = session.get(CursorRow, pipeline)
+        now = utcnow()
+        if row is None:
+            session.add(CursorRow(pipeline=pipeline, updated_at=cursor.updated_at, record_id=cursor.id, saved_at=now))
+            return
+        current = Cursor(as_utc(row.updated_at) or now, row.record_id)
+        if cursor.key() > current.key():  # a cursor never moves backwards (backfills re-read old windows)
+            row.updated_at = cursor.updated_at
+            row.record_id = cursor.id
+            row.saved_at = now
+
+    # -- links -----------------------------------------------------------------------------
+    def links_for(self, pipeline: str, source_ids: Sequence[str]) -> dict[str, Link]:
+        found: dict[str, Link] = {}
+        with self.session() as session:
+            for chunk in _chunks(list(source_ids)):
+                rows = session.scalars(
+                    select(LinkRow).where(LinkRow.pipeline == pipeline, LinkRow.source_id.in_(chunk))
+                )
+                for row in rows:
+                    found[row.source_id] = Link(row.source_id, row.target_id, row.match_key, row.payload_hash,
+                                                row.state, row.written_payload)
+        return found
+
+    def links_by_target(self, target_system: str, target_entity: str, target_ids: Sequence[str]) -> dict[str, Link]:
+        """Links whose target is one of these records (used to recognise our own writes read back)."""
+        found: dict[str, Link] = {}
+        with self.session() as session:
+            for chunk in _chunks(list(target_ids)):
+                rows = session.scalars(select(LinkRow).where(
+                    LinkRow.target_system == target_system, LinkRow.target_entity == target_entity,
+                    LinkRow.target_id.in_(chunk)))
+                for row in rows:
+                    if row.target_id is not None:
+                        found[row.target_id] = Link(row.source_id, row.target_id, row.match_key, row.payload_hash,
+                                                    row.state, row.written_payload)
+        return found
+
+    def mark_pending(self, pipeline: str, endpoints: tuple[str, str, str, str],
+                     pending: Sequence[tuple[str, str | None]]) -> None:
+        """Record, before a create is sent, that these source ids may soon exist in the target."""
+        if not pending:
+            return
+        with self.session() as session, session.begin():
+            existing = {
+                row.source_id: row
+                for chunk in _chunks([source_id for source_id, _ in pending])
+                for row in session.scalars(
+                    select(LinkRow).where(LinkRow.pipeline == pipeline, LinkRow.source_id.in_(chunk)))
+            }
+            now = utcnow()
+            for source_id, key in pending:
+                row = existing.get(source_id)
+                if row is None:
+                    session.add(LinkRow(
+                        pipeline=pipeline, source_system=endpoints[0], source_entity=endpoints[1],
+                        source_id=source_id, target_system=endpoints[2], target_entity=endpoints[3],
+                        target_id=None, match_key=key, payload_hash=None, state="pending", updated_at=now))
+                elif row.target_id is None:
+                    row.state = "pending"
+                    row.match_key = key
+                    row.updated_at = now
+
+    # -- batches ---------------------------------------------------------------------------
+    def commit_batch(self, batch: BatchCommit, endpoints: tuple[str, str, str, str]) -> None:
+        """Links, dead letters, resolved dead letters and the cursor of one batch, atomically."""
+        now = utcnow()
+        try:
+            with self.session() as session, session.begin():
+                self._write_links(session, batch.pipeline, endpoints, batch.links, now)
+                self._write_dead_letters(session, batch.pipeline, batch.run_id, batch.dead_letters, now)
+                self._resolve_dead_letters(session, batch.pipeline, batch.resolved_source_ids, now, batch.resolution)
+                if batch.cursor is not None:
+                    self._advance_cursor(session, batch.pipeline, batch.cursor)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot commit batch: {exc.__class__.__name__}") from exc
+
+    @staticmethod
+    def _write_links(session: Session, pipeline: str, endpoints: tuple[str, str, str, str],
+                     links: Sequence[LinkUpdate], now: datetime) -> None:
+        if not links:
+            return
+        existing = {
+            row.source_id: row
+            for chunk in _chunks([link.source_id for link in links])
+            for row in session.scalars(select(LinkRow).where(LinkRow.pipeline == pipeline,
+                                                             LinkRow.source_id.in_(chunk)))
+        }
+        for link in links:
+            row = existing.get(link.source_id)
+            if row is None:
+                row = LinkRow(pipeline=pipeline, source_system=endpoints[0], source_entity=endpoints[1],
+                              source_id=link.source_id, target_system=endpoints[2], target_entity=endpoints[3])
+                session.add(row)
+                existing[link.source_id] = row
+            row.target_id = link.target_id
+            row.match_key = link.match_key
+            row.payload_hash = link.payload_hash
+            row.written_payload = link.written_payload
+            row.state = link.state
+            row.updated_at = now
+
+    @staticmethod
+    def _write_dead_letters(session: Session, pipeline: str, run_id: str,
+                            letters: Sequence[NewDeadLetter], now: datetime) -> None:
+        if not letters:
+            return
+        open_rows = {
+            row.source_id: row
+            for chunk in _chunks([letter.source_id for letter in letters])
+            for row in session.scalars(select(DeadLetterRow).where(
+                DeadLetterRow.pipeline == pipeline, DeadLetterRow.status == "open",
+                DeadLetterRow.source_id.in_(chunk)))
+        }
+        for letter in letters:
+            row = open_rows.get(letter.source_id)
+            if row is None:  # one open dead letter per source record: a repeat failure bumps attempts
+                row = DeadLetterRow(pipeline=pipeline, source_id=letter.source_id, attempts=0, status="open",
+                                    created_at=now)
+                session.add(row)
+                open_rows[letter.source_id] = row
+            row.run_id = run_id
+            row.source_payload = letter.source_payload
+            row.mapped_payload = letter.mapped_payload
+            row.stage = letter.stage
+            row.error_class = letter.error_class
+            row.error_code = letter.error_code
+            row.field = letter.field
+            row.message = letter.message
+            row.attempts = (row.attempts or 0) + 1
+            row.updated_at = now
+
+    @staticmethod
+    def _resolve_dead_letters(session: Session, pipeline: str, source_ids: Sequence[str], now: datetime,
+                              resolution: str) -> None:
+        for chunk in _chunks(list(source_ids)):
+            for row in session.scalars(select(DeadLetterRow).where(
+                    DeadLetterRow.pipeline == pipeline, DeadLetterRow.status == "open",
+                    DeadLetterRow.source_id.in_(chunk))):
+                row.status = "replayed" if resolution == "replayed" else "resolved"
+                row.resolution = resolution
+                row.resolved_at = now
+                row.updated_at = now
+
+    # -- dead letters ----------------------------------------------------------------------
+    def list_dead_letters(self, *, pipeline: str | None = None, status: str | None = "open",
+                          limit: int = 100, ids: Sequence[int] | None = None) -> list[DeadLetter]:
+        with self.session() as session:
+            query = select(DeadLetterRow).order_by(DeadLetterRow.id)
+            if pipeline is not None:
+                query = query.where(DeadLetterRow.pipeline == pipeline)
+            if status is not None:
+                query = query.where(DeadLetterRow.status == status)
+            if ids is not None:
+                query = query.where(DeadLetterRow.id.in_(list(ids)))
+            return [_dead_letter(row) for row in session.scalars(query.limit(limit))]
+
+    def get_dead_letter(self, letter_id: int) -> DeadLetter | None:
+        with self.session() as session:
+            row = session.get(DeadLetterRow, letter_id)
+            return None if row is None else _dead_letter(row)
+
+    def discard_dead_letters(self, ids: Sequence[int]) -> list[int]:
+        """Mark open dead letters discarded by a person; returns the ids that were open."""
+        now = utcnow()
+        done: list[int] = []
+        with self.session() as session, session.begin():
+            for row in session.scalars(select(DeadLetterRow).where(DeadLetterRow.id.in_(list(ids)),
+                                                                   DeadLetterRow.status == "open")):
+                row.status = "discarded"
+                row.resolution = "discarded"
+                row.resolved_at = now
+                row.updated_at = now
+                done.append(row.id)
+        return sorted(done)
+
+    def mark_replayed(self, pipeline: str, source_ids: Sequence[str]) -> None:
+        with self.session() as session, session.begin():
+            self._resolve_dead_letters(session, pipeline, source_ids, utcnow(), "replayed")
+
+    def open_dead_letters_by_pipeline(self) -> dict[str, int]:
+        with self.session() as session:
+            rows = session.execute(select(DeadLetterRow.pipeline, func.count()).where(
+                DeadLetterRow.status == "open").group_by(DeadLetterRow.pipeline))
+            return {pipeline: int(count) for pipeline, count in rows}
+
+    def oldest_open_dead_letter_age_by_pipeline(self) -> dict[str, float]:
+        now = utcnow()
+        with self.session() as session:
+            rows = session.execute(select(DeadLetterRow.pipeline, func.min(DeadLetterRow.created_at)).where(
+                DeadLetterRow.status == "open").group_by(DeadLetterRow.pipeline))
+            return {pipeline: (now - (as_utc(oldest) or now)).total_seconds() for pipeline, oldest in rows}
+
+    # -- runs ------------------------------------------------------------------------------
+    def start_run(self, pipeline: str, trigger: str, cursor_before: Cursor | None) -> str:
+        run_id = uuid.uuid4().hex[:16]
+        with self.session() as session, session.begin():
+            session.add(RunRow(id=run_id, pipeline=pipeline, trigger=trigger, started_at=utcnow(), status="running",
+                               counts={}, cursor_before=format_cursor(cursor_before)))
+        return run_id
+
+    def finish_run(self, run_id: str, *, status: str, counts: dict[str, int], error: str | None,
+                   cursor_after: Cursor | None) -> RunInfo:
+        with self.session() as session, session.begin():
+            row = session.get(RunRow, run_id)
+            if row is None:
+                raise StoreError(f"unknown run {run_id}")
+            row.finished_at = utcnow()
+            row.status = status
+            row.counts = dict(counts)
+            row.error = error
+            row.cursor_after = format_cursor(cursor_after)
+            return _run(row)
+
+    def recent_runs(self, pipeline: str, limit: int = 10) -> list[RunInfo]:
+        with self.session() as session:
+            rows = session.scalars(select(RunRow).where(RunRow.pipeline == pipeline)
+                                   .order_by(RunRow.started_at.desc()).limit(limit))
+            return [_run(row) for row in rows]
+
+    def last_run_times(self) -> dict[str, tuple[float | None, float | None]]:
+        """Per pipeline: (last successful finish, last finish) as unix seconds."""
+        result: dict[str, tuple[float | None, float | None]] = {}
+        with self.session() as session:
+            last = dict(session.execute(select(RunRow.pipeline, func.max(RunRow.finished_at))
+                                        .where(RunRow.finished_at.is_not(None)).group_by(RunRow.pipeline)).all())
+            ok = dict(session.execute(select(RunRow.pipeline, func.max(RunRow.finished_at))
+                                      .where(RunRow.status == "success").group_by(RunRow.pipeline)).all())
+        for pipeline, finished in last.items():
+            success = as_utc(ok.get(pipeline))
+            result[pipeline] = (success.timestamp() if success else None,
+                                (as_utc(finished) or datetime.now(UTC)).timestamp())
+        return result
+
+    def schedule_intervals(self) -> dict[str, float]:
+        return dict(self.schedule_interval_by_pipeline)
+
+    def link_count(self, pipeline: str) -> int:
+        with self.session() as session:
+            return int(session.scalar(select(func.count()).select_from(LinkRow).where(
+                LinkRow.pipeline == pipeline, LinkRow.state == "synced")) or 0)
+
+    def status(self, pipeline: str) -> dict[str, Any]:
+        runs = self.recent_runs(pipeline, limit=1)
+        cursor = self.get_cursor(pipeline)
+        return {
+            "pipeline": pipeline,
+            "last_run": runs[0].as_dict() if runs else None,
+            "cursor": None if cursor is None else {"updated_at": cursor.updated_at.isoformat(), "id": cursor.id},
+            "open_dead_letters": self.open_dead_letters_by_pipeline().get(pipeline, 0),
+            "linked_records": self.link_count(pipeline),
+        }

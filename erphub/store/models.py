@@ -1,0 +1,125 @@
+"""Plain values the store hands out, so callers never hold an ORM row outside a session."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from erphub.records import Cursor, JsonDict
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    source_id: str
+    target_id: str | None
+    match_key: str | None
+    payload_hash: str | None
+    state: str  # "pending" (create sent, outcome unknown) or "synced"
+    written_payload: JsonDict | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LinkUpdate:
+    source_id: str
+    target_id: str | None
+    match_key: str | None
+    payload_hash: str | None
+    written_payload: JsonDict | None
+    state: str = "synced"
+
+
+@dataclass(frozen=True, slots=True)
+class NewDeadLetter:
+    source_id: str
+    source_payload: JsonDict
+    mapped_payload: JsonDict | None
+    stage: str  # read | map | write
+    error_class: str
+    error_code: str
+    message: str
+    field: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    id: int
+    pipeline: str
+    run_id: str
+    source_id: str
+    source_payload: JsonDict
+    mapped_payload: JsonDict | None
+    stage: str
+    error_class: str
+    error_code: str
+    field: str | None
+    message: str
+    attempts: int
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    resolution: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "pipeline": self.pipeline,
+            "source_id": self.source_id,
+            "stage": self.stage,
+            "error_class": self.error_class,
+            "error_code": self.error_code,
+            "field": self.field,
+            "message": self.message,
+            "attempts": self.attempts,
+            "status": self.status,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **self.summary(),
+            "run_id": self.run_id,
+            "source_payload": self.source_payload,
+            "mapped_payload": self.mapped_payload,
+            "resolution": self.resolution,
+        }
+
+
+@dataclass
+class BatchCommit:
+    """Everything one batch changes in the store, written in one transaction."""
+
+    pipeline: str
+    run_id: str
+    links: list[LinkUpdate] = field(default_factory=list)
+    dead_letters: list[NewDeadLetter] = field(default_factory=list)
+    resolved_source_ids: list[str] = field(default_factory=list)  # delivered: close their open dead letters
+    cursor: Cursor | None = None
+    resolution: str = "delivered"  # or "replayed" when a person asked for the redelivery
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    id: str
+    pipeline: str
+    trigger: str
+    status: str
+    started_at: datetime
+    finished_at: datetime | None
+    counts: dict[str, int]
+    error: str | None
+    cursor_after: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.id,
+            "pipeline": self.pipeline,
+            "trigger": self.trigger,
+            "status": self.status,
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "seconds": round((self.finished_at - self.started_at).total_seconds(), 3) if self.finished_at else None,
+            "counts": self.counts,
+            "error": self.error,
+        }

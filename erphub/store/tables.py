@@ -1,0 +1,103 @@
+"""The store's tables. Alembic migrations in `erphub/store/migrations/` create exactly these."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class CursorRow(Base):
+    """Where a pipeline's incremental read stands: records after (updated_at, record_id) are new."""
+
+    __tablename__ = "erphub_cursors"
+
+    pipeline: Mapped[str] = mapped_column(String(128), primary_key=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    record_id: Mapped[str] = mapped_column(String(255), default="")
+    saved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class LinkRow(Base):
+    """One source record ↔ its target record, with the hash of what was last written.
+
+    state `pending` is written (and committed) before a create is sent, so a crash between the
+    target accepting the write and our commit is recovered by looking the key up in the target.
+    """
+
+    __tablename__ = "erphub_links"
+    __table_args__ = (
+        UniqueConstraint("pipeline", "source_id", name="uq_links_pipeline_source"),
+        Index("ix_links_target", "target_system", "target_entity", "target_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    pipeline: Mapped[str] = mapped_column(String(128))
+    source_system: Mapped[str] = mapped_column(String(128))
+    source_entity: Mapped[str] = mapped_column(String(128))
+    source_id: Mapped[str] = mapped_column(String(255))
+    target_system: Mapped[str] = mapped_column(String(128))
+    target_entity: Mapped[str] = mapped_column(String(128))
+    target_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    match_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    payload_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    written_payload: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    state: Mapped[str] = mapped_column(String(16), default="synced")
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DeadLetterRow(Base):
+    """A record that could not be delivered, kept whole with why, until replayed or discarded."""
+
+    __tablename__ = "erphub_dead_letters"
+    __table_args__ = (Index("ix_dead_letters_pipeline_status", "pipeline", "status"),
+                      Index("ix_dead_letters_source", "pipeline", "source_id"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    pipeline: Mapped[str] = mapped_column(String(128))
+    run_id: Mapped[str] = mapped_column(String(64))
+    source_id: Mapped[str] = mapped_column(String(255))
+    source_payload: Mapped[dict] = mapped_column(JSON)
+    mapped_payload: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    stage: Mapped[str] = mapped_column(String(16))
+    error_class: Mapped[str] = mapped_column(String(128))
+    error_code: Mapped[str] = mapped_column(String(128), default="")
+    field: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    message: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    resolution: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+class RunRow(Base):
+    """One execution of a pipeline, with its counts and outcome."""
+
+    __tablename__ = "erphub_runs"
+    __table_args__ = (Index("ix_runs_pipeline_started", "pipeline", "started_at"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    pipeline: Mapped[str] = mapped_column(String(128))
+    trigger: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    status: Mapped[str] = mapped_column(String(16))
+    counts: Mapped[dict] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    cursor_before: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    cursor_after: Mapped[str | None] = mapped_column(String(300), nullable=True)
