@@ -267,3 +267,16 @@ def replay_dead_letters(pipeline: Pipeline, store: Store, ids: Sequence[int] | N
         info = run.finish(exc)
         raise RunFailed(info.error or str(exc), pipeline=pipeline.name, run_id=run.run_id, cause=exc) from None
     return run.finish()
+
+
+def deliver_records(pipeline: Pipeline, store: Store, records: Sequence[Record], *, trigger: str = "webhook") -> RunInfo:
+    """Map and deliver records that arrived by push (webhook events), without touching the cursor."""
+    run = PipelineRun(pipeline, store, trigger=trigger)
+    run.begin()
+    try:
+        for start in range(0, len(records), pipeline.batch_size):
+            run.process_batch(records[start:start + pipeline.batch_size], None)
+    except (ErphubError, OSError) as exc:
+        info = run.finish(exc)
+        raise RunFailed(info.error or str(exc), pipeline=pipeline.name, run_id=run.run_id, cause=exc) from None
+    return run.finish()

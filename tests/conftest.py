@@ -1,0 +1,87 @@
+"""Shared fixtures: stores on SQLite and on the local PostgreSQL server."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from erphub.store import Store
+
+IN_CI = os.environ.get("CI") == "true"
+DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+def postgres_admin_url() -> str:
+    return os.environ.get("ERPHUB_TEST_POSTGRES_URL", DEFAULT_PG)
+
+
+def _postgres_reachable(url: str) -> str | None:
+    import sqlalchemy
+
+    try:
+        engine = sqlalchemy.create_engine(url, connect_args={"connect_timeout": 3})
+        with engine.connect():
+            pass
+        engine.dispose()
+        return None
+    except Exception as exc:
+        return f"{exc.__class__.__name__}: {str(exc).splitlines()[0]}"
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session; required under CI=true."""
+    import sqlalchemy
+
+    admin_url = postgres_admin_url()
+    problem = _postgres_reachable(admin_url)
+    if problem:
+        if IN_CI:
+            pytest.fail(f"PostgreSQL is required under CI=true but unreachable at {admin_url}: {problem}")
+        pytest.skip(f"PostgreSQL unreachable: {problem}")
+    name = f"erphub_test_{uuid.uuid4().hex[:8]}"
+    admin = sqlalchemy.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = admin_url.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    """The store on SQLite and on PostgreSQL: every store-touching test runs on both."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('store')}/erphub.db"
+        s = Store(url)
+        yield s
+        s.close()
+        return
+    base = request.getfixturevalue("postgres_database")
+    import sqlalchemy
+
+    schema_db = f"s{uuid.uuid4().hex[:8]}"
+    admin = sqlalchemy.create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema_db}"')
+    url = f"{base}?options=-csearch_path%3D{schema_db}"
+    s = Store(url)
+    yield s
+    s.close()
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP SCHEMA "{schema_db}" CASCADE')
+    admin.dispose()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path) -> Iterator[Store]:
+    s = Store(f"sqlite:///{tmp_path}/erphub.db")
+    yield s
+    s.close()
