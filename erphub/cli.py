@@ -285,6 +285,33 @@ def systems_check(system: Annotated[str | None, typer.Argument(help="Only this s
         raise typer.Exit(1)
 
 
+# -- sandbox and demo ------------------------------------------------------------------------
+@app.command()
+def sandbox(
+    system: Annotated[str, typer.Argument(help="jiandaoyun, kingdee, yonyou or salesforce.")],
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0 = a free one).")] = 0,
+) -> None:
+    """Run one sandbox in the foreground and print its base URL and demo credentials."""
+    import sandbox as sandboxes
+    from sandbox.serve import run_foreground
+
+    if system not in sandboxes.SANDBOXES:
+        raise fail(f"error: unknown sandbox {system!r}; valid sandboxes: {', '.join(sandboxes.available())}", 2)
+    run_foreground(sandboxes.create(system), port, echo=out.print)
+
+
+@app.command()
+def demo(
+    config: ConfigOption = DEFAULT_CONFIG,
+    engine: Annotated[str, typer.Option(help="prefect (default) or plain.")] = "prefect",
+) -> None:
+    """Start the sandboxes, sync CRM customers and orders into the ERP, run again, change a few, run again."""
+    from erphub.demo import run_demo
+
+    with user_errors():
+        run_demo(config, engine=engine, console=out)
+
+
 from erphub.cli_mapping import mapping_app  # noqa: E402  (sub-app defined in its own module)
 
 app.add_typer(mapping_app, name="mapping", help="Check, test and list mapping transforms.")
