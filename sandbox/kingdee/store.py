@@ -1,0 +1,767 @@
+"""The Kingdee sandbox's in-memory account set: documents per form, Save/Query/View/Submit/Audit rules.
+
+Documents are kept the way K/3 Cloud keeps them in its tables: references hold the referenced
+record's internal id (so `FCustId` alone queries as an id and `FCustId.FNumber` as its code),
+numbers are Decimals, dates are naive datetimes in the account's local time (Asia/Shanghai),
+entries are lists of rows with their own `FEntryID`, sub-heads are objects.
+
+All public methods take the store lock: the HTTP app and a test harness may call at once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sandbox.kingdee.filter import FilterSyntaxError, evaluate, fields_of, parse_datetime, parse_filter
+from sandbox.kingdee.forms import FORMS, FieldDef, FormDef, find_form
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+MAX_LIMIT = 2000
+
+
+def shanghai_now() -> datetime:
+    """Kingdee stamps FModifyDate in the server's local time, without a zone, to the millisecond."""
+    now = datetime.now(SHANGHAI).replace(tzinfo=None)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def format_kd_datetime(value: datetime) -> str:
+    """.NET style: `2025-01-02T14:49:44.537`, trailing zeros of the fraction dropped."""
+    text = value.strftime("%Y-%m-%dT%H:%M:%S")
+    millis = value.microsecond // 1000
+    if millis:
+        text += f".{millis:03d}".rstrip("0")
+    return text
+
+
+class KdRequestError(Exception):
+    """A whole-request failure, answered as a ResponseStatus error with this MsgCode."""
+
+    def __init__(self, message: str, msg_code: int = 4, field_name: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.msg_code = msg_code
+        self.field_name = field_name
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    field_name: str | None
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class SaveOutcome:
+    id: int | None
+    number: str | None
+    errors: tuple[FieldError, ...] = ()
+    return_data: dict[str, Any] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+@dataclass(frozen=True, slots=True)
+class OpOutcome:
+    id: int | None
+    number: str | None
+    error: str | None = None
+    msg_code: int = 0
+
+
+def _ci_get(data: dict[str, Any], key: str) -> tuple[bool, Any]:
+    """Case-insensitive key lookup (Model keys are matched like Kingdee's field keys)."""
+    if key in data:
+        return True, data[key]
+    lowered = key.lower()
+    for k, v in data.items():
+        if k.lower() == lowered:
+            return True, v
+    return False, None
+
+
+def _ci_has(keys: Iterable[str], key: str) -> bool:
+    lowered = key.lower()
+    return any(k.lower() == lowered for k in keys)
+
+
+class KingdeeStore:
+    """One account set (数据中心). Thread-safe."""
+
+    def __init__(self, clock: Callable[[], datetime] | None = None, max_limit: int = MAX_LIMIT) -> None:
+        self.lock = threading.RLock()
+        self.clock = clock or shanghai_now
+        self.max_limit = max_limit
+        self.docs: dict[str, dict[int, dict[str, Any]]] = {f: {} for f in FORMS}
+        self._numbers: dict[str, dict[str, int]] = {f: {} for f in FORMS}
+        self._next_id: dict[str, int] = dict.fromkeys(FORMS, 100001)
+        self._next_entry_id = 100001
+        self._number_seq: dict[str, int] = dict.fromkeys(FORMS, 0)
+        self._last_stamp = datetime.min
+        # Numbers whose next save must fail validation (fault injection: per-record failures).
+        self.reject_numbers: dict[str, str] = {}
+
+    # ---- helpers ------------------------------------------------------------------------------
+
+    def _form(self, form_id: str) -> FormDef:
+        form = find_form(form_id)
+        if form is None:
+            raise KdRequestError("业务对象不存在", msg_code=5)
+        return form
+
+    def _stamp(self) -> datetime:
+        now = self.clock()
+        if now <= self._last_stamp:
+            now = self._last_stamp + timedelta(milliseconds=1)
+        self._last_stamp = now
+        return now
+
+    def by_number(self, form_id: str, number: str) -> dict[str, Any] | None:
+        with self.lock:
+            form = self._form(form_id)
+            doc_id = self._numbers[form.form_id].get(str(number).lower())
+            return None if doc_id is None else self.docs[form.form_id][doc_id]
+
+    def count_number(self, form_id: str, number: str) -> int:
+        with self.lock:
+            form = self._form(form_id)
+            want = str(number).lower()
+            return sum(
+                1
+                for d in self.docs[form.form_id].values()
+                if str(d.get(form.number_key) or "").lower() == want
+            )
+
+    def _ref_form_id(self, fdef: FieldDef, doc: dict[str, Any]) -> str:
+        assert fdef.ref is not None
+        if fdef.ref.startswith("@"):
+            return str(doc.get(fdef.ref[1:]) or "BD_Customer")
+        return fdef.ref
+
+    # ---- conversion of Model values -------------------------------------------------------------
+
+    def _convert(self, fdef: FieldDef, value: Any, doc: dict[str, Any]) -> tuple[Any, FieldError | None]:
+        if value is None or value == "":
+            return None, None
+        if fdef.kind == "ref":
+            if isinstance(value, dict):
+                found, number = _ci_get(value, "FNumber")
+                if not found:
+                    found, number = _ci_get(value, "FNUMBER")
+                if not found or number in (None, ""):
+                    return None, None
+            else:
+                return None, FieldError(
+                    fdef.key, f'字段[{fdef.caption}]的值格式不正确，应为{{"FNumber":...}}'
+                )
+            ref_form = find_form(self._ref_form_id(fdef, doc))
+            if ref_form is None:
+                return None, FieldError(fdef.key, f"字段[{fdef.caption}]的往来单位类型不存在")
+            ref_id = self._numbers[ref_form.form_id].get(str(number).lower())
+            if ref_id is None:
+                return None, FieldError(fdef.key, f"字段[{fdef.caption}]的值“{number}”在系统中不存在")
+            return ref_id, None
+        if fdef.kind in ("number", "int"):
+            try:
+                return Decimal(str(value)), None
+            except InvalidOperation:
+                return None, FieldError(fdef.key, f"字段[{fdef.caption}]的值“{value}”不是有效的数值")
+        if fdef.kind in ("date", "datetime"):
+            try:
+                parsed = parse_datetime(str(value))
+            except FilterSyntaxError:
+                return None, FieldError(fdef.key, f"字段[{fdef.caption}]的值“{value}”不是有效的日期")
+            return (
+                parsed.replace(hour=0, minute=0, second=0, microsecond=0) if fdef.kind == "date" else parsed
+            ), None
+        return str(value), None
+
+    def _apply_fields(
+        self,
+        fields: Sequence[FieldDef],
+        target: dict[str, Any],
+        model: dict[str, Any],
+        allowed: Callable[[str], bool],
+        replace: bool,
+        errors: list[FieldError],
+        context: dict[str, Any],
+    ) -> None:
+        # Type fields (polymorphic reference targets) first, so refs resolve against them.
+        ordered = sorted(fields, key=lambda f: f.kind == "ref")
+        for fdef in ordered:
+            if fdef.readonly or not allowed(fdef.key):
+                continue
+            found, raw = _ci_get(model, fdef.key)
+            if not found:
+                if replace:
+                    target[fdef.key] = None
+                continue
+            value, err = self._convert(fdef, raw, context)
+            if err is not None:
+                errors.append(err)
+            else:
+                target[fdef.key] = value
+
+    # ---- Save -------------------------------------------------------------------------------------
+
+    def save(
+        self,
+        form_id: str,
+        model: Any,
+        need_update_fields: Sequence[str] | None = None,
+        is_delete_entry: bool = True,
+        need_return_fields: Sequence[str] | None = None,
+    ) -> SaveOutcome:
+        with self.lock:
+            return self._save(
+                self._form(form_id), model, need_update_fields, is_delete_entry, need_return_fields
+            )
+
+    def _save(
+        self,
+        form: FormDef,
+        model: Any,
+        need_update_fields: Sequence[str] | None,
+        is_delete_entry: bool,
+        need_return_fields: Sequence[str] | None,
+    ) -> SaveOutcome:
+        if not isinstance(model, dict):
+            return SaveOutcome(None, None, (FieldError(None, "Model必须是一个JSON对象"),))
+        table = self.docs[form.form_id]
+        _, pk_raw = _ci_get(model, form.pk)
+        try:
+            pk = int(pk_raw or 0)
+        except (TypeError, ValueError):
+            return SaveOutcome(
+                None, None, (FieldError(form.pk, f"字段[{form.pk}]的值“{pk_raw}”不是有效的内码"),)
+            )
+        existing = table.get(pk) if pk else None
+        if pk and existing is None:
+            return SaveOutcome(
+                None, None, (FieldError(form.pk, f"内码为{pk}的{form.caption}数据不存在或已被删除"),)
+            )
+        if existing is not None and form.status_key:
+            status = existing.get(form.status_key)
+            if status == "C":
+                return SaveOutcome(
+                    pk, existing.get(form.number_key), (FieldError(None, "单据已审核，不允许修改"),)
+                )
+            if status == "B":
+                return SaveOutcome(
+                    pk, existing.get(form.number_key), (FieldError(None, "单据正在审核中，不允许修改"),)
+                )
+
+        updating = existing is not None
+        partial = updating and bool(need_update_fields)
+        nuf = list(need_update_fields or [])
+
+        def allowed(key: str) -> bool:
+            return not partial or _ci_has(nuf, key)
+
+        errors: list[FieldError] = []
+        doc: dict[str, Any] = _deep_copy(existing) if existing is not None else {}
+        self._apply_fields(
+            form.fields,
+            doc,
+            model,
+            allowed,
+            replace=updating and not partial,
+            errors=errors,
+            context=model_context(model),
+        )
+        for sub in form.subheads:
+            found, sub_model = _ci_get(model, sub.key)
+            sub_doc = doc.setdefault(sub.key, {})
+            sub_allowed = lambda k, s=sub.key: allowed(k) or allowed(s)  # noqa: E731
+            if found and isinstance(sub_model, dict):
+                self._apply_fields(
+                    sub.fields,
+                    sub_doc,
+                    sub_model,
+                    sub_allowed,
+                    replace=updating and not partial,
+                    errors=errors,
+                    context=model_context(model),
+                )
+            elif updating and not partial:
+                for f in sub.fields:
+                    sub_doc[f.key] = None
+        for entry in form.entries:
+            found, rows = _ci_get(model, entry.key)
+            if partial and not _ci_has(nuf, entry.key):
+                continue
+            if not found:
+                if updating and not partial and is_delete_entry:
+                    doc[entry.key] = []
+                doc.setdefault(entry.key, [])
+                continue
+            if not isinstance(rows, list):
+                errors.append(FieldError(entry.key, f"单据体[{entry.caption}]必须是数组"))
+                continue
+            old_rows = {r[entry.pk]: r for r in doc.get(entry.key, [])}
+            new_rows: list[dict[str, Any]] = []
+            seen: set[int] = set()
+            for line_no, row_model in enumerate(rows, start=1):
+                if not isinstance(row_model, dict):
+                    errors.append(FieldError(entry.key, f"单据体[{entry.caption}]第{line_no}行格式不正确"))
+                    continue
+                _, entry_id_raw = _ci_get(row_model, entry.pk)
+                try:
+                    entry_id = int(entry_id_raw or 0)
+                except (TypeError, ValueError):
+                    entry_id = 0
+                row_errors: list[FieldError] = []
+                if entry_id and entry_id in old_rows:
+                    row = dict(old_rows[entry_id])
+                    seen.add(entry_id)
+                    self._apply_fields(
+                        entry.fields,
+                        row,
+                        row_model,
+                        allowed if partial else (lambda k: True),
+                        replace=False,
+                        errors=row_errors,
+                        context=model_context(model),
+                    )
+                else:
+                    row = {entry.pk: 0}
+                    self._apply_fields(
+                        entry.fields,
+                        row,
+                        row_model,
+                        lambda k: True,
+                        replace=True,
+                        errors=row_errors,
+                        context=model_context(model),
+                    )
+                for err in row_errors:
+                    errors.append(FieldError(err.field_name, f"{entry.caption}第{line_no}行：{err.message}"))
+                new_rows.append(row)
+            if updating and not is_delete_entry:
+                kept = [r for eid, r in old_rows.items() if eid not in seen]
+                new_rows = kept + new_rows
+            doc[entry.key] = new_rows
+
+        errors.extend(self._required_errors(form, doc))
+        number = doc.get(form.number_key)
+        if number:
+            other = self._numbers[form.form_id].get(str(number).lower())
+            if other is not None and other != pk:
+                kind = "单据编号" if form.is_bill else "编码"
+                errors.append(
+                    FieldError(form.number_key, f"{form.caption}{kind}“{number}”已存在，不允许重复")
+                )
+            reason = self.reject_numbers.pop(str(number), None)
+            if reason is not None:
+                errors.append(FieldError(None, reason))
+        if errors:
+            return SaveOutcome(pk or None, number, tuple(errors))
+
+        # Valid: assign ids, derive amounts, stamp, index.
+        now = self._stamp()
+        if not updating:
+            pk = self._next_id[form.form_id]
+            self._next_id[form.form_id] += 1
+            doc[form.pk] = pk
+            doc["FCreateDate"] = now
+            if form.status_key:
+                doc[form.status_key] = "A"
+            if form.locate("FForbidStatus"):
+                doc["FForbidStatus"] = "A"
+        if not number:
+            self._number_seq[form.form_id] += 1
+            number = f"{form.number_prefix}{self._number_seq[form.form_id]:06d}"
+            doc[form.number_key] = number
+        for entry in form.entries:
+            for row in doc.get(entry.key, []):
+                if not row.get(entry.pk):
+                    row[entry.pk] = self._next_entry_id
+                    self._next_entry_id += 1
+                if "FAllAmount" in {f.key for f in entry.fields} and row.get("FAllAmount") is None:
+                    qty, price = row.get("FQty"), row.get("FTaxPrice")
+                    if qty is not None and price is not None:
+                        row["FAllAmount"] = (qty * price).quantize(Decimal("0.01"))
+        if form.modify_key:
+            doc[form.modify_key] = now
+        if existing is not None:
+            old_number = existing.get(form.number_key)
+            if old_number:
+                self._numbers[form.form_id].pop(str(old_number).lower(), None)
+        self.docs[form.form_id][pk] = doc
+        self._numbers[form.form_id][str(number).lower()] = pk
+        return_data = None
+        if need_return_fields:
+            model_out = self.to_model(form.form_id, doc)
+            return_data = {k: v for k, v in model_out.items() if _ci_has(need_return_fields, k)}
+        return SaveOutcome(pk, str(number), (), return_data)
+
+    def _required_errors(self, form: FormDef, doc: dict[str, Any]) -> list[FieldError]:
+        errors = []
+        for f in form.fields:
+            if f.required and doc.get(f.key) in (None, ""):
+                errors.append(FieldError(f.key, f"字段[{f.caption}]是必录字段"))
+        for sub in form.subheads:
+            sub_doc = doc.get(sub.key) or {}
+            for f in sub.fields:
+                if f.required and sub_doc.get(f.key) in (None, ""):
+                    errors.append(FieldError(f.key, f"字段[{f.caption}]是必录字段"))
+        for entry in form.entries:
+            for line_no, row in enumerate(doc.get(entry.key, []), start=1):
+                for f in entry.fields:
+                    if f.required and row.get(f.key) in (None, ""):
+                        errors.append(
+                            FieldError(f.key, f"{entry.caption}第{line_no}行：字段[{f.caption}]是必录字段")
+                        )
+        return errors
+
+    def insert(
+        self,
+        form_id: str,
+        model: dict[str, Any],
+        *,
+        modify_date: datetime | None = None,
+        status: str | None = None,
+    ) -> int:
+        """Create a record directly (seeding and test harnesses); raises when the Model is invalid."""
+        with self.lock:
+            form = self._form(form_id)
+            outcome = self._save(form, model, None, True, None)
+            if not outcome.ok or outcome.id is None:
+                raise ValueError("; ".join(e.message for e in outcome.errors))
+            doc = self.docs[form.form_id][outcome.id]
+            if modify_date is not None and form.modify_key:
+                doc[form.modify_key] = modify_date
+                doc["FCreateDate"] = modify_date
+            if status is not None and form.status_key:
+                doc[form.status_key] = status
+            return outcome.id
+
+    # ---- Submit / Audit / UnAudit ------------------------------------------------------------------
+
+    def _targets(
+        self, form: FormDef, numbers: Sequence[str] | None, ids: Any
+    ) -> list[tuple[int | None, str]]:
+        out: list[tuple[int | None, str]] = []
+        if ids:
+            parts = ids if isinstance(ids, list) else str(ids).split(",")
+            for part in parts:
+                text = str(part).strip()
+                if text:
+                    try:
+                        out.append((int(text), text))
+                    except ValueError:
+                        out.append((None, text))
+        for number in numbers or []:
+            doc_id = self._numbers[form.form_id].get(str(number).lower())
+            out.append((doc_id, str(number)))
+        return out
+
+    def change_status(
+        self, form_id: str, op: str, numbers: Sequence[str] | None, ids: Any
+    ) -> list[OpOutcome]:
+        """Submit (A/D -> B), Audit (B -> C), UnAudit (C -> D): one outcome per target, in order."""
+        with self.lock:
+            form = self._form(form_id)
+            if form.status_key is None:
+                raise KdRequestError("该业务对象不支持此操作", msg_code=12)
+            targets = self._targets(form, numbers, ids)
+            if not targets:
+                raise KdRequestError("请至少传入一个单据编码或内码", msg_code=8)
+            results = []
+            for doc_id, label in targets:
+                doc = self.docs[form.form_id].get(doc_id) if doc_id is not None else None
+                if doc is None:
+                    results.append(OpOutcome(None, label, f"编码或内码为“{label}”的数据不存在", 10))
+                    continue
+                number = str(doc.get(form.number_key))
+                status = doc.get(form.status_key)
+                new_status, error = _transition(op, status, number)
+                if error:
+                    results.append(OpOutcome(doc_id, number, error, 11))
+                    continue
+                doc[form.status_key] = new_status
+                results.append(OpOutcome(doc_id, number))
+            return results
+
+    # ---- Query ------------------------------------------------------------------------------------------
+
+    def query(
+        self,
+        form_id: str,
+        field_keys: Sequence[str],
+        filter_string: str | None = None,
+        order_string: str | None = None,
+        start_row: int = 0,
+        limit: int = 0,
+        top_row_count: int = 0,
+    ) -> list[list[Any]]:
+        with self.lock:
+            form = self._form(form_id)
+            if not field_keys:
+                raise KdRequestError("FieldKeys不能为空", msg_code=8)
+            try:
+                node = parse_filter(filter_string)
+            except FilterSyntaxError as exc:
+                raise KdRequestError(f"过滤条件语法错误：{exc}", msg_code=4) from None
+            order = _parse_order(order_string)
+            mentioned = list(field_keys) + sorted(fields_of(node)) + [k for k, _ in order]
+            resolvers = {key: self._resolver(form, key) for key in mentioned}
+            entries = {
+                loc[6:] for key in mentioned for loc in [resolvers[key].location] if loc.startswith("entry:")
+            }
+            if len(entries) > 1:
+                raise KdRequestError("不支持在一次查询中同时查询多个单据体", msg_code=8)
+            entry_key = next(iter(entries), None)
+            rows: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
+            for doc_id in sorted(self.docs[form.form_id]):
+                doc = self.docs[form.form_id][doc_id]
+                if entry_key is None:
+                    rows.append((doc, None))
+                else:
+                    lines = doc.get(entry_key) or []
+                    # A header without lines still yields one row (a LEFT JOIN), its entry columns null.
+                    rows.extend((doc, line) for line in lines or [None])
+
+            def passes(row: tuple[dict[str, Any], dict[str, Any] | None]) -> bool:
+                return evaluate(node, lambda k: (resolvers[k].value(*row), resolvers[k].kind))
+
+            try:
+                rows = [r for r in rows if passes(r)]
+            except FilterSyntaxError as exc:
+                raise KdRequestError(f"过滤条件错误：{exc}", msg_code=4) from None
+            for key, desc in reversed(order):
+                column = resolvers[key]
+
+                def sort_key(row: tuple[dict[str, Any], dict[str, Any] | None], c: _Column = column) -> Any:
+                    return _sort_key(c.value(*row))
+
+                rows.sort(key=sort_key, reverse=desc)
+            if top_row_count and top_row_count > 0:
+                rows = rows[:top_row_count]
+            start = max(0, int(start_row or 0))
+            if limit and limit > 0:
+                rows = rows[start : start + min(int(limit), self.max_limit)]
+            else:
+                rows = rows[start:]
+            return [[_json_value(resolvers[k].value(*r)) for k in field_keys] for r in rows]
+
+    def _resolver(self, form: FormDef, key: str) -> _Column:
+        head, _, sub = key.strip().partition(".")
+        located = form.locate(head)
+        if located is None:
+            raise KdRequestError(f"元数据中标识为{head}的字段不存在", msg_code=9)
+        location, fdef = located
+        sub_def: FieldDef | None = None
+        if sub:
+            if fdef.kind != "ref":
+                raise KdRequestError(f"元数据中标识为{key}的字段不存在", msg_code=9)
+            probe = (
+                find_form(fdef.ref or "")
+                if fdef.ref and not fdef.ref.startswith("@")
+                else FORMS["BD_Customer"]
+            )
+            sub_located = probe.locate(sub) if probe is not None else None
+            if sub_located is None:
+                raise KdRequestError(f"元数据中标识为{key}的字段不存在", msg_code=9)
+            sub_def = sub_located[1]
+        return _Column(self, location, fdef, sub_def)
+
+    # ---- View / Model ------------------------------------------------------------------------------------
+
+    def get(self, form_id: str, *, number: str | None = None, doc_id: Any = None) -> dict[str, Any] | None:
+        with self.lock:
+            form = self._form(form_id)
+            if doc_id not in (None, "", 0, "0"):
+                try:
+                    return self.docs[form.form_id].get(int(doc_id))
+                except (TypeError, ValueError):
+                    return None
+            if number:
+                return self.by_number(form.form_id, number)
+            return None
+
+    def ref_number(self, fdef: FieldDef, ref_id: Any, context: dict[str, Any]) -> str | None:
+        ref_doc = self._ref_doc(fdef, ref_id, context)
+        return None if ref_doc is None else ref_doc.get("FNumber")
+
+    def _ref_doc(self, fdef: FieldDef, ref_id: Any, context: dict[str, Any]) -> dict[str, Any] | None:
+        if ref_id is None:
+            return None
+        ref_form = find_form(self._ref_form_id(fdef, context))
+        if ref_form is None:
+            return None
+        return self.docs[ref_form.form_id].get(int(ref_id))
+
+    def to_model(self, form_id: str, doc: dict[str, Any]) -> dict[str, Any]:
+        """A stored record in Save-Model shape: refs as {"FNumber": ...}, entries as lists."""
+        with self.lock:
+            form = self._form(form_id)
+            out: dict[str, Any] = {form.pk: doc.get(form.pk)}
+            for f in form.fields:
+                out[f.key] = self._model_value(f, doc.get(f.key), doc)
+            for sub in form.subheads:
+                sub_doc = doc.get(sub.key) or {}
+                out[sub.key] = {f.key: self._model_value(f, sub_doc.get(f.key), doc) for f in sub.fields}
+            for entry in form.entries:
+                out[entry.key] = [
+                    {
+                        entry.pk: row.get(entry.pk),
+                        **{f.key: self._model_value(f, row.get(f.key), doc) for f in entry.fields},
+                    }
+                    for row in doc.get(entry.key, [])
+                ]
+            return out
+
+    def _model_value(self, fdef: FieldDef, value: Any, doc: dict[str, Any]) -> Any:
+        if fdef.kind == "ref":
+            number = self.ref_number(fdef, value, doc)
+            return None if number is None else {"FNumber": number}
+        return _json_value(value)
+
+    def view(self, form_id: str, doc: dict[str, Any], lcid: int = 2052) -> dict[str, Any]:
+        """View's answer: ORM property names (the key without its leading F), references as
+        {Id, Number, Name:[{Key: lcid, Value}]}, text names as localised arrays, entries as arrays."""
+        with self.lock:
+            form = self._form(form_id)
+
+            def prop(key: str) -> str:
+                return key[1:] if key[:1] in ("F", "f") and len(key) > 1 else key
+
+            def value(f: FieldDef, raw: Any) -> Any:
+                if f.kind == "ref":
+                    ref_doc = self._ref_doc(f, raw, doc)
+                    if ref_doc is None:
+                        return None
+                    return {
+                        "Id": raw,
+                        "Number": ref_doc.get("FNumber"),
+                        "Name": [{"Key": lcid, "Value": ref_doc.get("FName")}],
+                    }
+                if f.key.lower() == "fname":
+                    return [{"Key": lcid, "Value": raw}]
+                return _json_value(raw)
+
+            out: dict[str, Any] = {"Id": doc.get(form.pk)}
+            for f in form.fields:
+                out[prop(f.key)] = value(f, doc.get(f.key))
+            if form.number_key.lower() == "fbillno":
+                out["BillNo"] = doc.get(form.number_key)
+            for sub in form.subheads:
+                sub_doc = doc.get(sub.key) or {}
+                out[prop(sub.key)] = [
+                    {
+                        "Id": doc.get(form.pk),
+                        **{prop(f.key): value(f, sub_doc.get(f.key)) for f in sub.fields},
+                    }
+                ]
+            for entry in form.entries:
+                out[prop(entry.key)] = [
+                    {
+                        "Id": row.get(entry.pk),
+                        "Seq": seq,
+                        **{prop(f.key): value(f, row.get(f.key)) for f in entry.fields},
+                    }
+                    for seq, row in enumerate(doc.get(entry.key, []), start=1)
+                ]
+            return out
+
+
+class _Column:
+    """How to read one FieldKeys column out of a (document, entry row) pair."""
+
+    def __init__(self, store: KingdeeStore, location: str, fdef: FieldDef, sub: FieldDef | None) -> None:
+        self.store = store
+        self.location = location
+        self.fdef = fdef
+        self.sub = sub
+        if sub is not None:
+            self.kind = "number" if sub.kind == "int" else ("int" if sub.kind == "ref" else sub.kind)
+        else:
+            self.kind = "int" if fdef.kind == "ref" else fdef.kind
+
+    def value(self, doc: dict[str, Any], line: dict[str, Any] | None) -> Any:
+        if self.location == "header":
+            raw = doc.get(self.fdef.key)
+        elif self.location.startswith("sub:"):
+            raw = (doc.get(self.location[4:]) or {}).get(self.fdef.key)
+        else:
+            raw = None if line is None else line.get(self.fdef.key)
+        if self.sub is None:
+            return raw
+        ref_doc = self.store._ref_doc(self.fdef, raw, doc)
+        return None if ref_doc is None else ref_doc.get(self.sub.key)
+
+
+def model_context(model: dict[str, Any]) -> dict[str, Any]:
+    """Type fields a polymorphic reference needs (FCONTACTUNITTYPE...), taken from the Model."""
+    return {k.upper(): v for k, v in model.items() if isinstance(v, str)} | {
+        k: v for k, v in model.items() if isinstance(v, str)
+    }
+
+
+def _transition(op: str, status: Any, number: str) -> tuple[str | None, str | None]:
+    if op == "Submit":
+        if status in ("A", "D", "Z"):
+            return "B", None
+        if status == "B":
+            return None, f"编号为“{number}”的单据已提交，不能重复提交"
+        return None, f"编号为“{number}”的单据已经审核！"
+    if op == "Audit":
+        if status == "B":
+            return "C", None
+        if status == "C":
+            return None, f"编号为“{number}”的单据已经审核！"
+        return None, f"编号为“{number}”的单据未提交，不允许审核"
+    if op == "UnAudit":
+        if status == "C":
+            return "D", None
+        return None, f"编号为“{number}”的单据未审核，不允许反审核"
+    return None, f"不支持的操作{op}"
+
+
+def _parse_order(order_string: str | None) -> list[tuple[str, bool]]:
+    out: list[tuple[str, bool]] = []
+    for part in (order_string or "").split(","):
+        words = part.split()
+        if not words:
+            continue
+        if len(words) > 2 or (len(words) == 2 and words[1].lower() not in ("asc", "desc")):
+            raise KdRequestError(f"排序条件格式不正确：{part.strip()}", msg_code=8)
+        out.append((words[0], len(words) == 2 and words[1].lower() == "desc"))
+    return out
+
+
+def _sort_key(value: Any) -> tuple[int, Any]:
+    # SQL Server sorts NULL first in ascending order.
+    if value is None:
+        return (0, 0)
+    if isinstance(value, str):
+        return (1, value.casefold())
+    return (1, value)
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return format_kd_datetime(value)
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
+
+
+def _deep_copy(doc: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in doc.items():
+        if isinstance(v, dict):
+            out[k] = dict(v)
+        elif isinstance(v, list):
+            out[k] = [dict(r) for r in v]
+        else:
+            out[k] = v
+    return out
