@@ -1,0 +1,624 @@
+"""Mapping YAML -> Plan: every name resolved, every argument checked, every path parsed, once.
+
+Anything wrong is a MappingError naming the file, the line, the column and the YAML path of the
+offending key, so `erphub mapping check` can print `customer.yaml:14:7: fields.FTEL.transforms[0]:
+unknown transform 'phon'; did you mean 'phone'?` and exit 2.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path as FsPath
+from string import Formatter
+from typing import Any
+
+from pydantic import ValidationError
+
+from config.yamlsource import Locator, dotted, load_yaml, parse_yaml
+from erphub.errors import MappingError
+from erphub.records import EntitySpec
+from mappings.conditions import (
+    COMPARISONS,
+    ConditionError,
+    Predicate,
+    compile_condition,
+    describe,
+)
+from mappings.lookups import LookupTable, LookupTables
+from mappings.paths import Getter, Path, PathSyntaxError, compile_getter, parse_path
+from mappings.plan import Filter, Plan, Reject, Step
+from mappings.spec import ALLOWED_KEYS, FieldSpec, MappingSpec
+from mappings.transforms import TRANSFORMS, ArgError, Fn, TransformError
+from mappings.validation import Check, Invalid, compile_checks
+
+YamlPath = tuple[str | int, ...]
+_NO_ARGS = object()
+
+
+def compile_mapping(
+    path: str | FsPath,
+    *,
+    source: EntitySpec | None = None,
+    target: EntitySpec | None = None,
+    lookups_dir: str | FsPath | None = None,
+    tables: LookupTables | None = None,
+) -> Plan:
+    """Compile a mapping file. `source`/`target` (a connector's EntitySpecs) enable schema checks."""
+    data, locator = load_yaml(path, MappingError)
+    return _Compiler(data, locator, str(path), source, target, tables or LookupTables(lookups_dir)).compile()
+
+
+def compile_text(
+    text: str,
+    *,
+    file: str = "<text>",
+    source: EntitySpec | None = None,
+    target: EntitySpec | None = None,
+    lookups_dir: str | FsPath | None = None,
+    tables: LookupTables | None = None,
+) -> Plan:
+    data, locator = parse_yaml(text, file, MappingError)
+    return _Compiler(data, locator, file, source, target, tables or LookupTables(lookups_dir)).compile()
+
+
+def _suggest(name: str, options: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(options), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _listing(options: Iterable[str], limit: int = 25) -> str:
+    items = sorted(options)
+    shown = ", ".join(items[:limit])
+    return shown + (f", ... ({len(items)} in all)" if len(items) > limit else "")
+
+
+def _clone(value: Any) -> Any:
+    """Fresh copy of a YAML constant, so no two output records share a dict or list."""
+    if isinstance(value, dict):
+        return {k: _clone(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clone(v) for v in value]
+    return value
+
+
+def _set_nested(out: dict[str, Any], parts: tuple[str, ...], value: Any) -> None:
+    node = out
+    for part in parts[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        node = child
+    node[parts[-1]] = value
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+class _Compiler:
+    def __init__(self, data: Any, locator: Locator, file: str, source: EntitySpec | None,
+                 target: EntitySpec | None, tables: LookupTables) -> None:
+        self.data = data
+        self.locator = locator
+        self.file = file
+        self.source = source
+        self.target = target
+        self.tables = tables
+
+    # --- errors ------------------------------------------------------------------------------------
+
+    def error(self, message: str, where: YamlPath) -> MappingError:
+        line, column = self.locator.find(where)
+        return MappingError(message, file=self.file, line=line, column=column, field=dotted(where) or None)
+
+    def _data_path(self, loc: Sequence[Any]) -> YamlPath:
+        """The part of a pydantic error location that exists in the YAML (drops union tags)."""
+        node, out = self.data, []
+        for part in loc:
+            in_map = isinstance(node, dict) and isinstance(part, str) and part in node
+            in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+            if in_map or in_list:
+                node = node[part]
+            else:
+                break
+            out.append(part)
+        return tuple(out)
+
+    def _pydantic_error(self, exc: ValidationError, base: YamlPath = ()) -> MappingError:
+        err = exc.errors()[0]
+        loc = tuple(err["loc"])
+        where = self._data_path((*base, *loc))
+        kind, msg = err["type"], err["msg"].removeprefix("Value error, ")
+        if kind == "missing":
+            msg = f"missing required key {loc[-1]!r}" if loc else msg
+        elif kind == "extra_forbidden":
+            parent = where[:-1]
+            context = self._context_of(parent)
+            allowed = ALLOWED_KEYS.get(context, ())
+            bad = str(where[-1]) if where else str(loc[-1])
+            msg = f"unknown key {bad!r}" + _suggest(bad, allowed)
+            if allowed:
+                msg += f" (allowed here: {', '.join(allowed)})"
+        return self.error(msg, where)
+
+    @staticmethod
+    def _context_of(parent: YamlPath) -> str:
+        if not parent:
+            return "mapping"
+        if len(parent) >= 2 and parent[-2] == "fields":
+            return "field"
+        return str(parent[-1]) if parent[-1] in ALLOWED_KEYS else ""
+
+    # --- schema checks -------------------------------------------------------------------------------
+
+    def _check_entity(self, declared: str, spec: EntitySpec | None, role: str) -> None:
+        if spec is not None and declared not in (spec.name, spec.native_name):
+            raise self.error(
+                f"this mapping's {role} is {declared!r}, but the connector's entity is {spec.name!r} "
+                f"({spec.native_name})", (role,)
+            )
+
+    def _check_source(self, path: Path, where: YamlPath, scope_list: str | None) -> None:
+        if self.source is None or self.source.fields is None or path.head is None:
+            return
+        if path.from_root or scope_list is None:
+            allowed, what = self.source.fields, f"source entity {self.source.name!r}"
+        else:
+            child = self.source.child_fields.get(scope_list)
+            if child is None:
+                return
+            allowed, what = child, f"lines of {scope_list!r} in source entity {self.source.name!r}"
+        if path.head not in allowed:
+            raise self.error(
+                f"source field {path.head!r} is not in the schema of {what}{_suggest(path.head, allowed)} "
+                f"(fields: {_listing(allowed)})", where
+            )
+
+    def _check_target(self, name: str, where: YamlPath, child_target: str | None) -> None:
+        if self.target is None or self.target.fields is None:
+            return
+        if child_target is None:
+            allowed, what = self.target.fields, f"target entity {self.target.name!r}"
+        else:
+            child = self.target.child_fields.get(child_target)
+            if child is None:
+                return
+            allowed, what = child, f"{child_target!r} lines of target entity {self.target.name!r}"
+        if name not in allowed:
+            raise self.error(
+                f"target field {name!r} is not accepted by {what}{_suggest(name, allowed)} "
+                f"(fields: {_listing(allowed)})", where
+            )
+
+    def _path(self, text: Any, where: YamlPath, scope_list: str | None) -> Path:
+        try:
+            path = parse_path(text)
+        except PathSyntaxError as exc:
+            raise self.error(str(exc), where) from None
+        self._check_source(path, where, scope_list)
+        return path
+
+    # --- whole mapping ---------------------------------------------------------------------------------
+
+    def compile(self) -> Plan:
+        if not isinstance(self.data, dict):
+            raise self.error("a mapping file is a YAML object with source, target and fields", ())
+        try:
+            spec = MappingSpec.model_validate(self.data)
+        except ValidationError as exc:
+            raise self._pydantic_error(exc) from None
+        self._check_entity(spec.source, self.source, "source")
+        self._check_entity(spec.target, self.target, "target")
+        filters = self._filters(spec.filter, ("filter",), None)
+        steps = self._fields(spec.fields, ("fields",), None, None)
+        produced = frozenset(name.split(".")[0] for name in spec.fields)
+        if spec.key is not None:
+            if spec.key not in spec.fields:
+                raise self.error(f"key field {spec.key!r} is not one of this mapping's fields"
+                                 f"{_suggest(spec.key, spec.fields)}", ("key",))
+            if spec.fields[spec.key].each is not None:
+                raise self.error("a child collection cannot be the key", ("key",))
+            if self.target is not None and self.target.key_field and self.target.key_field != spec.key:
+                raise self.error(f"target entity {self.target.name!r} matches records by "
+                                 f"{self.target.key_field!r}, not {spec.key!r}", ("key",))
+        owned: frozenset[str] | None = None
+        if spec.owns is not None:
+            for i, name in enumerate(spec.owns):
+                if name not in produced:
+                    raise self.error(f"owned field {name!r} is not produced by this mapping"
+                                     f"{_suggest(name, produced)}", ("owns", i))
+            owned = frozenset(spec.owns)
+        return Plan(
+            source_entity=spec.source,
+            target_entity=spec.target,
+            key_field=spec.key,
+            owned_fields=owned,
+            produced_fields=produced,
+            source_file=self.file,
+            description=spec.description,
+            filters=filters,
+            steps=steps,
+        )
+
+    # --- filters and conditions ------------------------------------------------------------------------
+
+    def _condition(self, node: Any, where: YamlPath, scope_list: str | None) -> Predicate:
+        try:
+            return compile_condition(node, where, lambda p, w: self._check_source(p, w, scope_list))
+        except ConditionError as exc:
+            raise self.error(str(exc), exc.where) from None
+
+    def _filters(self, node: Any, where: YamlPath, scope_list: str | None) -> list[Filter]:
+        if node is None:
+            return []
+        items = list(enumerate(node)) if isinstance(node, list) else [(None, node)]
+        if not items:
+            raise self.error("filter is an empty list", where)
+        out: list[Filter] = []
+        for i, item in items:
+            here = where if i is None else (*where, i)
+            reason: str | None = None
+            cond, cond_where = item, here
+            if isinstance(item, dict) and "when" in item:
+                extra = set(item) - {"when", "reason"}
+                if extra:
+                    bad = sorted(extra)[0]
+                    raise self.error(f"unknown key {bad!r} in a filter (allowed: when, reason)", (*here, bad))
+                reason = item.get("reason")
+                if reason is not None and not isinstance(reason, str):
+                    raise self.error("reason is a text", (*here, "reason"))
+                cond, cond_where = item["when"], (*here, "when")
+            pred = self._condition(cond, cond_where, scope_list)
+            out.append((pred, self._skip_reason(cond, reason)))
+        return out
+
+    @staticmethod
+    def _skip_reason(cond: Any, reason: str | None) -> Callable[[Any], str]:
+        if reason:
+            return lambda record: reason
+        text = describe(cond)
+        simple = isinstance(cond, dict) and "path" in cond and any(k in COMPARISONS for k in cond)
+        if simple:
+            get = compile_getter(parse_path(cond["path"]))
+            return lambda record: f"filter not met: {text} (got {get(record, record)!r})"
+        return lambda record: f"filter not met: {text}"
+
+    # --- fields ------------------------------------------------------------------------------------------
+
+    def _fields(self, fields: dict[str, FieldSpec], where: YamlPath, scope_list: str | None,
+                child_target: str | None) -> list[Step]:
+        names = list(fields)
+        for name in names:
+            parts = name.split(".")
+            if any(not p.strip() for p in parts):
+                raise self.error(f"target field path {name!r} has an empty segment", (*where, name))
+            self._check_target(parts[0], (*where, name), child_target)
+        for a in names:  # `FGroup` and `FGroup.FNumber` would overwrite each other
+            for b in names:
+                if a != b and b.startswith(a + "."):
+                    raise self.error(f"target field {b!r} is inside {a!r}, which is also set", (*where, b))
+        steps: list[Step] = []
+        copies: list[tuple[str, str]] = []
+        for name, fs in fields.items():
+            here = (*where, name)
+            plain = self._plain_copy(name, fs, here, scope_list)
+            if plain is not None:
+                copies.append(plain)
+                continue
+            if copies:
+                steps.append(_copy_step(copies))
+                copies = []
+            if fs.each is not None:
+                steps.append(self._child(name, fs, here, scope_list))
+            else:
+                steps.append(self._value_field(name, fs, here, scope_list))
+        if copies:
+            steps.append(_copy_step(copies))
+        return steps
+
+    def _plain_copy(self, name: str, fs: FieldSpec, where: YamlPath,
+                    scope_list: str | None) -> tuple[str, str] | None:
+        """`FName: customer_name` with nothing else: batched into one tight loop."""
+        if "." in name or fs.source_kind != "from" or fs.each is not None:
+            return None
+        if scope_list is None and self._is_key(name):
+            return None  # the match key is always required
+        if fs.transforms or fs.map is not None or fs.lookup is not None or fs.when is not None \
+                or fs.validate_ is not None or fs.has("default") or fs.omit_if_null:
+            return None
+        at = (*where, "from") if isinstance(self._raw(where), dict) else where
+        path = self._path(fs.from_, at, scope_list)
+        if path.from_root or len(path.steps) != 1 or not isinstance(path.steps[0], str):
+            return None
+        return (name, path.steps[0])
+
+    def _raw(self, where: YamlPath) -> Any:
+        node = self.data
+        for part in where:
+            node = node[part]
+        return node
+
+    def _source(self, fs: FieldSpec, where: YamlPath, scope_list: str | None) -> tuple[Getter, str]:
+        """The getter of a field's raw value and a label for messages."""
+        kind = fs.source_kind
+        raw_is_map = isinstance(self._raw(where), dict)
+        if kind == "from":
+            path = self._path(fs.from_, (*where, "from") if raw_is_map else where, scope_list)
+            return compile_getter(path), str(fs.from_)
+        if kind == "const":
+            value = fs.const
+            if isinstance(value, dict | list):
+                return (lambda scope, root: _clone(value)), "const"
+            return (lambda scope, root: value), "const"
+        if kind == "coalesce":
+            assert fs.coalesce is not None
+            getters = tuple(self._path(p, (*where, "coalesce", i), scope_list)
+                            for i, p in enumerate(fs.coalesce))
+            compiled = tuple(compile_getter(p) for p in getters)
+
+            def coalesce(scope: Any, root: Any) -> Any:
+                for get in compiled:
+                    v = get(scope, root)
+                    if v is not None and v != "" and v != [] and not (isinstance(v, str) and not v.strip()):
+                        return v
+                return None
+
+            return coalesce, "coalesce(" + ", ".join(fs.coalesce) + ")"
+        assert fs.template is not None
+        return self._template(fs.template, (*where, "template"), scope_list), "template"
+
+    def _template(self, text: str, where: YamlPath, scope_list: str | None) -> Getter:
+        try:
+            parsed = list(Formatter().parse(text))
+        except ValueError as exc:
+            raise self.error(f"bad template: {exc} (write {{{{ and }}}} for literal braces)", where) from None
+        pieces: list[tuple[str, Getter | None, str]] = []
+        for literal, field, spec, conv in parsed:
+            if field is None:
+                pieces.append((literal, None, ""))
+                continue
+            if conv:
+                raise self.error(f"template placeholder {{{field}!{conv}}}: conversions are not supported",
+                                 where)
+            if not field.strip():
+                raise self.error("template has an empty placeholder {}; name a source path inside", where)
+            getter = compile_getter(self._path(field, where, scope_list))
+            if spec:
+                try:
+                    format(0, spec)
+                except ValueError:
+                    try:
+                        format("", spec)
+                    except ValueError as exc:
+                        raise self.error(f"bad format {spec!r} in placeholder {{{field}}}: {exc}",
+                                         where) from None
+            pieces.append((literal, getter, spec or ""))
+        frozen = tuple(pieces)
+
+        def render(scope: Any, root: Any) -> Any:
+            out: list[str] = []
+            filled = False
+            for literal, get, spec in frozen:
+                out.append(literal)
+                if get is None:
+                    continue
+                v = get(scope, root)
+                if v is None or v == "":
+                    continue
+                if isinstance(v, dict | list):
+                    raise TransformError("a template placeholder holds an object or list, not text")
+                if isinstance(v, bool):
+                    v = "true" if v else "false"
+                filled = True
+                if spec:
+                    try:
+                        out.append(format(v, spec))
+                    except (ValueError, TypeError) as exc:
+                        raise TransformError(f"cannot format {v!r} with {spec!r}: {exc}") from None
+                else:
+                    out.append(v if isinstance(v, str) else str(v))
+            return "".join(out) if filled else None
+
+        return render
+
+    def lookup_table(self, name: str) -> LookupTable:
+        return self.tables.get(name)
+
+    def _transform(self, item: Any, where: YamlPath) -> Fn:
+        """One chain step: `trim`, `truncate: 40`, `round: {places: 2, mode: half_up}`."""
+        if isinstance(item, str):
+            name, raw = item, _NO_ARGS
+        elif isinstance(item, dict) and len(item) == 1:
+            name, raw = next(iter(item.items()))
+        else:
+            raise self.error("a transform is a name (trim) or a one-key object "
+                             "(round: {places: 2, mode: half_up})", where)
+        tdef = TRANSFORMS.get(name)
+        named = (*where, name) if isinstance(item, dict) else where
+        if tdef is None:
+            raise self.error(f"unknown transform {name!r}{_suggest(name, TRANSFORMS)} "
+                             f"(see `erphub mapping transforms`)", named)
+        args: Any = None
+        if tdef.args is None:
+            if raw is not _NO_ARGS and raw is not None:
+                raise self.error(f"transform {name!r} takes no arguments", named)
+        else:
+            positional = False
+            if raw is _NO_ARGS or raw is None:
+                raw = {}
+            if not isinstance(raw, dict):
+                if tdef.positional is None:
+                    raise self.error(f"transform {name!r} takes its arguments as an object: "
+                                     f"{name}: {{{tdef.signature()}}}", named)
+                raw, positional = {tdef.positional: raw}, True
+            try:
+                args = tdef.args.model_validate(raw)
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                arg = str(err["loc"][0]) if err["loc"] else ""
+                msg = err["msg"].removeprefix("Value error, ")
+                if err["type"] == "missing":
+                    msg = f"missing argument {arg!r} ({name}: {{{tdef.signature()}}})"
+                elif err["type"] == "extra_forbidden":
+                    allowed = [f.alias or n for n, f in tdef.args.model_fields.items()]
+                    msg = (f"unknown argument {arg!r}{_suggest(arg, allowed)} "
+                           f"(arguments: {', '.join(allowed)})")
+                else:
+                    msg = f"bad argument {arg!r} for {name}: {msg}"
+                at = named if positional or err["type"] == "missing" else self._data_path((*named, arg))
+                raise self.error(msg, at or named) from None
+        try:
+            return tdef.build(args, self)
+        except ArgError as exc:
+            at = named if exc.arg is None or not isinstance(raw, dict) else self._data_path((*named, exc.arg))
+            raise self.error(str(exc), at or named) from None
+
+    def _chain(self, fs: FieldSpec, where: YamlPath) -> list[Fn]:
+        fns = [self._transform(item, (*where, "transforms", i)) for i, item in enumerate(fs.transforms)]
+        if fs.map is not None:
+            fns.append(self._transform({"map": fs.map}, where))
+        if fs.lookup is not None:
+            fns.append(self._transform({"lookup": fs.lookup}, where))
+        return fns
+
+    def _checks(self, fs: FieldSpec, where: YamlPath, required: bool = False) -> list[tuple[str, Check]]:
+        try:
+            return compile_checks(fs.validate_, required=required)
+        except ArgError as exc:
+            raise self.error(str(exc), self._data_path((*where, "validate", exc.arg or ""))) from None
+
+    def _value_field(self, name: str, fs: FieldSpec, where: YamlPath, scope_list: str | None) -> Step:
+        getter, label = self._source(fs, where, scope_list)
+        if fs.has("default"):
+            fallback, base = fs.default, getter
+
+            def with_default(scope: Any, root: Any) -> Any:
+                v = base(scope, root)
+                return fallback if _blank(v) else v
+
+            getter = with_default
+        chain = tuple(self._chain(fs, where))
+        value = _compose(getter, chain)
+        when = self._condition(fs.when, (*where, "when"), scope_list) if fs.when is not None else None
+        is_key = scope_list is None and self._is_key(name)
+        checks = tuple(check for _, check in self._checks(fs, where, required=is_key))
+        return _field_step(name, tuple(name.split(".")), value, when, checks, fs.omit_if_null, label)
+
+    def _is_key(self, name: str) -> bool:
+        return isinstance(self.data, dict) and self.data.get("key") == name
+
+    def _child(self, name: str, fs: FieldSpec, where: YamlPath, scope_list: str | None) -> Step:
+        assert fs.each is not None and fs.from_ is not None
+        if fs.transforms or fs.map is not None or fs.lookup is not None or fs.has("default"):
+            raise self.error("a child collection (each) takes no transforms, map, lookup or default; "
+                             "put them on the line fields", where)
+        path = self._path(fs.from_, (*where, "from"), scope_list)
+        get = compile_getter(path)
+        line_scope = path.head or ""
+        child_target = name
+        each_where = (*where, "each")
+        line_filters = self._filters(fs.each.filter, (*each_where, "filter"), line_scope)
+        line_steps = tuple(self._fields(fs.each.fields, (*each_where, "fields"), line_scope, child_target))
+        keep = tuple(pred for pred, _ in line_filters)
+        when = self._condition(fs.when, (*where, "when"), scope_list) if fs.when is not None else None
+        checks = tuple(check for _, check in self._checks(fs, where))
+        parts = tuple(name.split("."))
+        src = fs.from_
+
+        def child_step(scope: dict[str, Any], root: dict[str, Any], out: dict[str, Any]) -> None:
+            if when is not None and not when(scope, root):
+                return
+            items = get(scope, root)
+            result: list[dict[str, Any]] | None
+            if items is None:
+                result = None
+            elif not isinstance(items, list):
+                raise Reject(name, f"expected a list of lines at {src}, got {type(items).__name__}", "type")
+            else:
+                result = []
+                for i, line in enumerate(items):
+                    if not isinstance(line, dict):
+                        raise Reject(f"{name}[{i}]", f"line {i} of {src} is not an object", "type")
+                    if keep and not all(k(line, root) for k in keep):
+                        continue
+                    row: dict[str, Any] = {}
+                    try:
+                        for step in line_steps:
+                            step(line, root, row)
+                    except Reject as rej:
+                        field = f"{name}[{i}].{rej.field}" if rej.field else f"{name}[{i}]"
+                        raise Reject(field, rej.reason, rej.code) from None
+                    result.append(row)
+            for check in checks:
+                try:
+                    check(result)
+                except Invalid as bad:
+                    raise Reject(name, bad.reason, bad.code) from None
+            if len(parts) == 1:
+                out[name] = result
+            else:
+                _set_nested(out, parts, result)
+
+        return child_step
+
+
+def _compose(getter: Getter, chain: tuple[Fn, ...]) -> Getter:
+    if not chain:
+        return getter
+    if len(chain) == 1:
+        only = chain[0]
+        return lambda scope, root: only(getter(scope, root))
+    if len(chain) == 2:
+        f1, f2 = chain
+        return lambda scope, root: f2(f1(getter(scope, root)))
+
+    def chained(scope: Any, root: Any) -> Any:
+        v = getter(scope, root)
+        for fn in chain:
+            v = fn(v)
+        return v
+
+    return chained
+
+
+def _copy_step(pairs: list[tuple[str, str]]) -> Step:
+    frozen = tuple(pairs)
+
+    def copy(scope: dict[str, Any], root: dict[str, Any], out: dict[str, Any]) -> None:
+        get = scope.get
+        for target, key in frozen:
+            out[target] = get(key)
+
+    return copy
+
+
+def _field_step(name: str, parts: tuple[str, ...], value: Getter, when: Predicate | None,
+                checks: tuple[Check, ...], omit_if_null: bool, label: str) -> Step:
+    nested = len(parts) > 1
+
+    def step(scope: dict[str, Any], root: dict[str, Any], out: dict[str, Any]) -> None:
+        if when is not None and not when(scope, root):
+            return
+        try:
+            v = value(scope, root)
+        except TransformError as exc:
+            raise Reject(name, str(exc), exc.code) from None
+        except Reject:
+            raise
+        except Exception as exc:  # a defect in a transform costs this record only
+            raise Reject(name, f"internal error: {type(exc).__name__}: {exc}", "internal") from None
+        for check in checks:
+            try:
+                check(v)
+            except Invalid as bad:
+                reason = f"{bad.reason} (source: {label})" if bad.code == "required" else bad.reason
+                raise Reject(name, reason, bad.code) from None
+        if v is None and omit_if_null:
+            return
+        if nested:
+            _set_nested(out, parts, v)
+        else:
+            out[name] = v
+
+    return step

@@ -1,0 +1,137 @@
+"""Validation of a produced value: required, type, regex, length, range, one_of.
+
+Each rule compiles to a check `value -> None` that raises Invalid(code, reason). Rules other than
+`required` let null through: "optional but, when given, 18 characters" is the common case.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from mappings.conditions import is_present, values_equal
+from mappings.spec import LengthSpec, ValidateSpec
+from mappings.transforms import ArgError
+
+Check = Callable[[Any], None]
+
+
+class Invalid(Exception):
+    __slots__ = ("code", "reason")
+
+    def __init__(self, code: str, reason: str) -> None:
+        self.code = code
+        self.reason = reason
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+_TYPES: dict[str, Callable[[Any], bool]] = {
+    "string": lambda v: isinstance(v, str),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, int | float | Decimal) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "object": lambda v: isinstance(v, dict),
+    "list": lambda v: isinstance(v, list),
+}
+
+
+def _as_number(v: Any) -> Decimal | None:
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, Decimal):
+        return v if v.is_finite() else None
+    if isinstance(v, int):
+        return Decimal(v)
+    if isinstance(v, float):
+        return Decimal(repr(v)) if v == v and abs(v) != float("inf") else None
+    if isinstance(v, str):
+        try:
+            d = Decimal(v.strip())
+        except ArithmeticError:
+            return None
+        return d if d.is_finite() else None
+    return None
+
+
+def compile_checks(spec: ValidateSpec | None, *, required: bool = False) -> list[tuple[str, Check]]:
+    """[(rule name, check)], in the order they run. `required` forces the required rule (match keys)."""
+    checks: list[tuple[str, Check]] = []
+    if required or (spec is not None and spec.required):
+        def check_required(v: Any) -> None:
+            if not is_present(v):
+                raise Invalid("required", "required value is missing")
+        checks.append(("required", check_required))
+    if spec is None:
+        return checks
+    if spec.type is not None:
+        test, name = _TYPES[spec.type], spec.type
+
+        def check_type(v: Any) -> None:
+            if v is not None and not test(v):
+                raise Invalid("type", f"expected {name}, got {type(v).__name__} {_shown(v)}")
+        checks.append(("type", check_type))
+    if spec.regex is not None:
+        try:
+            rx = re.compile(spec.regex)
+        except re.error as exc:
+            raise ArgError(f"invalid regular expression {spec.regex!r}: {exc}", "regex") from None
+        pattern = spec.regex
+
+        def check_regex(v: Any) -> None:
+            if v is None:
+                return
+            text = v if isinstance(v, str) else (str(v) if isinstance(v, int | Decimal) else None)
+            if text is None or rx.fullmatch(text) is None:
+                raise Invalid("regex", f"{_shown(v)} does not match {pattern}")
+        checks.append(("regex", check_regex))
+    if spec.length is not None:
+        length = spec.length
+        lo, hi = (length, length) if isinstance(length, int) else (length.min, length.max)
+        if isinstance(length, LengthSpec) and lo is not None and hi is not None and lo > hi:
+            raise ArgError(f"length min {lo} is greater than max {hi}", "length")
+
+        def check_length(v: Any) -> None:
+            if v is None:
+                return
+            if not isinstance(v, str | list | dict):
+                raise Invalid("type", f"length applies to text or lists, got {type(v).__name__}")
+            n = len(v)
+            if (lo is not None and n < lo) or (hi is not None and n > hi):
+                if lo == hi:
+                    want = f"exactly {lo}"
+                else:
+                    want = f"between {lo or 0} and {hi if hi is not None else 'any'}"
+                raise Invalid("length", f"length {n} is not {want}")
+        checks.append(("length", check_length))
+    if spec.range is not None:
+        r = spec.range
+        bounds = {k: (Decimal(repr(x)) if isinstance(x, float) else Decimal(x))
+                  for k, x in (("min", r.min), ("max", r.max), ("gt", r.gt), ("lt", r.lt)) if x is not None}
+        if not bounds:
+            raise ArgError("range needs at least one of min, max, gt, lt", "range")
+
+        def check_range(v: Any) -> None:
+            if v is None:
+                return
+            n = _as_number(v)
+            if n is None:
+                raise Invalid("type", f"range applies to numbers, got {_shown(v)}")
+            if ("min" in bounds and n < bounds["min"]) or ("max" in bounds and n > bounds["max"]) \
+                    or ("gt" in bounds and n <= bounds["gt"]) or ("lt" in bounds and n >= bounds["lt"]):
+                limits = ", ".join(f"{k} {b}" for k, b in bounds.items())
+                raise Invalid("range", f"{n} is out of range ({limits})")
+        checks.append(("range", check_range))
+    if spec.one_of is not None:
+        options = tuple(spec.one_of)
+
+        def check_one_of(v: Any) -> None:
+            if v is not None and not any(values_equal(v, o) for o in options):
+                raise Invalid("one_of", f"{_shown(v)} is not one of {list(options)!r}")
+        checks.append(("one_of", check_one_of))
+    return checks
