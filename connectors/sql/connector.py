@@ -1,0 +1,417 @@
+"""SQL staging tables (中间表) through SQLAlchemy 2 (sync engines).
+
+Each entity is one table named in the settings; its columns are found by reflection, so the
+entity's fields are exactly the table's columns and a record's `data` is the row as a dict.
+
+Reading: rows changed strictly after the cursor, in (cursor column, id column) order, paged by
+keyset: `WHERE (c > :t OR (c = :t AND id > :i)) ORDER BY c, id LIMIT n`, the next page starting
+after the last row of the previous one, so rows sharing a timestamp across a page boundary are
+neither lost nor repeated. Naive timestamps are taken as UTC. Rows whose cursor column is NULL
+are never read: declare it NOT NULL with a default. As with any timestamp cursor, a producer
+whose transaction commits with an older timestamp than rows already read is missed; give the
+pipeline a lag window if the producer has long transactions.
+
+Writing: upsert by the key column (unique index required): PostgreSQL and SQLite
+`ON CONFLICT DO UPDATE`, MariaDB `ON DUPLICATE KEY UPDATE`. Each record runs in its own
+SAVEPOINT inside one transaction, so a bad row (constraint, type, length) fails alone and the
+rest of the batch commits; a retried write lands on the same row. The cursor column is set to
+now (UTC) unless the data gives it, and the status column (if any) to `status_new`.
+
+Child lines: a sales order's lines go in a JSON column (e.g. `lines`): JSON-typed columns are
+found by reflection, text columns holding JSON are listed in `json_columns`. Values are decoded
+on read and encoded on write (Decimals as strings), so the record shape matches the CRM's
+sub-form lists without a second table.
+
+Handshake: with `status_column`, reads return only rows in `status_new`; after the engine has
+committed a batch it calls `acknowledge(entity, ids, ok=..., error=...)` to mark them
+`status_done` / `status_error` (with the reason in `error_column`). Acknowledging never touches
+the cursor column, so it cannot make a row look changed again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    ColumnElement,
+    Engine,
+    MetaData,
+    Table,
+    and_,
+    create_engine,
+    event,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, NoSuchTableError, SQLAlchemyError
+
+from connectors.base import ConnectorSettings, SystemContext
+from connectors.registry import register
+from connectors.sql.settings import SqlEntitySettings, SqlSettings
+from connectors.sql.upsert import upsert
+from erphub.errors import ConfigError, PermanentError, TransientError
+from erphub.records import (
+    Cursor,
+    EntitySpec,
+    Page,
+    Record,
+    RecordError,
+    WriteAction,
+    WriteRequest,
+    WriteResult,
+)
+
+# The engine bounds `until` with this id to mean "every id at that timestamp".
+_ID_MAX = "\uffff"
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+class _Table:
+    """A reflected table plus what the settings say about it."""
+
+    def __init__(self, name: str, cfg: SqlEntitySettings, table: Table) -> None:
+        self.name = name
+        self.cfg = cfg
+        self.table = table
+        missing = [c for c in (cfg.key_column, cfg.id_column, cfg.cursor_column, cfg.status_column,
+                               cfg.error_column) if c and c not in table.c]
+        if missing:
+            raise ConfigError(f"table {table.fullname} has no column {', '.join(missing)}",
+                              field=f"entities.{name}")
+        self.json_columns = frozenset(cfg.json_columns) | {
+            c.name for c in table.c if isinstance(c.type, JSON)}
+        self.text_json = frozenset(c for c in self.json_columns if not isinstance(table.c[c].type, JSON))
+        self.id_type = _python_type(table.c[cfg.id_column])
+        self.cursor_tz = bool(getattr(table.c[cfg.cursor_column].type, "timezone", False))
+
+    @property
+    def c(self) -> Any:
+        return self.table.c
+
+    def spec(self) -> EntitySpec:
+        return EntitySpec(
+            name=self.name, native_name=self.cfg.native_name or self.table.fullname,
+            directions=frozenset(self.cfg.directions), fields=frozenset(c.name for c in self.table.c),
+            key_field=self.cfg.key_column,
+            description=f"staging table {self.table.fullname} (fields by reflection)",
+        )
+
+    # -- value conversion ------------------------------------------------------------------
+    def db_time(self, value: dt.datetime) -> dt.datetime:
+        value = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+        return value if self.cursor_tz else value.astimezone(dt.UTC).replace(tzinfo=None)
+
+    def db_id(self, value: str) -> Any:
+        return int(value) if self.id_type is int else value
+
+    def record(self, row: Mapping[str, Any]) -> Record:
+        data: dict[str, Any] = {}
+        for name, value in row.items():
+            if name in self.json_columns and isinstance(value, str | bytes):
+                value = json.loads(value)
+            data[name] = value
+        return Record(id=str(row[self.cfg.id_column]), updated_at=_as_utc(row[self.cfg.cursor_column]),
+                      data=data)
+
+    def row(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, value in values.items():
+            if name in self.text_json and value is not None and not isinstance(value, str):
+                value = json.dumps(value, default=_json_default, ensure_ascii=False)
+            elif name in self.json_columns and value is not None:
+                value = json.loads(json.dumps(value, default=_json_default))  # Decimals -> strings
+            out[name] = value
+        return out
+
+
+def _python_type(column: Column[Any]) -> type:
+    try:
+        return column.type.python_type
+    except NotImplementedError:
+        return str
+
+
+def _as_utc(value: Any) -> dt.datetime:
+    if isinstance(value, str):  # SQLite without a declared DATETIME type
+        value = dt.datetime.fromisoformat(value)
+    if not isinstance(value, dt.datetime):
+        raise PermanentError(f"cursor column value {value!r} is not a timestamp")
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+@register("sql")
+class SqlConnector:
+    kind: ClassVar[str] = "sql"
+    settings_model: ClassVar[type[ConnectorSettings]] = SqlSettings
+
+    def __init__(self, settings: SqlSettings, context: SystemContext) -> None:
+        self.settings = settings
+        self.context = context
+        self._secrets = [s for s in (*context.secrets,
+                                     settings.password.get_secret_value() if settings.password else "") if s]
+        self._engine = self._make_engine()
+        self._tables: dict[str, _Table] = {}
+
+    # -- setup -----------------------------------------------------------------------------
+    def _make_engine(self) -> Engine:
+        url = make_url(self.settings.url)
+        if self.settings.password is not None:
+            url = url.set(password=self.settings.password.get_secret_value())
+        backend = url.get_backend_name()
+        connect_args: dict[str, Any] = {}
+        timeout = int(max(1, self.context.connect_timeout_s))
+        if backend == "postgresql":
+            connect_args["connect_timeout"] = timeout
+        elif backend in ("mysql", "mariadb"):
+            connect_args.update(connect_timeout=timeout,
+                                read_timeout=int(max(1, self.context.read_timeout_s)))
+        connect_args.update(self.settings.connect_args)
+        kwargs: dict[str, Any] = {"pool_pre_ping": True, "connect_args": connect_args}
+        if backend != "sqlite":
+            kwargs["pool_size"] = self.settings.pool_size
+        engine = create_engine(url, **kwargs)
+        if backend == "sqlite":
+            _sqlite_real_savepoints(engine)
+        return engine
+
+    def _table(self, entity: str) -> _Table:
+        if entity in self._tables:
+            return self._tables[entity]
+        try:
+            cfg = self.settings.entities[entity]
+        except KeyError:
+            raise ConfigError(f"unknown entity {entity!r}; this system has: "
+                              f"{', '.join(sorted(self.settings.entities))}") from None
+        try:
+            table = Table(cfg.table, MetaData(), schema=cfg.db_schema, autoload_with=self._engine)
+        except NoSuchTableError:
+            raise PermanentError(f"table {cfg.table!r} does not exist", system=self.context.name) from None
+        except SQLAlchemyError as exc:
+            raise self._error(exc) from None
+        self._tables[entity] = _Table(entity, cfg, table)
+        return self._tables[entity]
+
+    def _error(self, exc: BaseException) -> TransientError | PermanentError:
+        """A whole-call failure with a message free of SQL parameters and secrets."""
+        orig = getattr(exc, "orig", None) or exc
+        message = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+        for secret in self._secrets:
+            message = message.replace(secret, "***")
+        if isinstance(exc, DBAPIError) and not exc.connection_invalidated and not _is_connection_error(exc):
+            return PermanentError(message, system=self.context.name)
+        return TransientError(message, system=self.context.name)
+
+    # -- protocol --------------------------------------------------------------------------
+    def entities(self) -> Mapping[str, EntitySpec]:
+        return {name: self._table(name).spec() for name in self.settings.entities}
+
+    def read_changes(self, entity: str, since: Cursor | None, *, page_size: int = 100,
+                     until: Cursor | None = None) -> Iterator[Page]:
+        t = self._table(entity)
+        after = since
+        yielded = False
+        while True:
+            query = select(t.table).where(*self._window(t, after, until))
+            query = query.order_by(t.c[t.cfg.cursor_column], t.c[t.cfg.id_column]).limit(page_size)
+            try:
+                with self._engine.connect() as conn:
+                    rows = [dict(r._mapping) for r in conn.execute(query)]
+            except SQLAlchemyError as exc:
+                raise self._error(exc) from None
+            records = [t.record(r) for r in rows]
+            if records:
+                yielded = True
+                yield Page(records, records[-1].cursor())
+                after = records[-1].cursor()
+            if len(records) < page_size:
+                break
+        if not yielded:
+            yield Page([], None)
+
+    def _window(self, t: _Table, since: Cursor | None, until: Cursor | None) -> list[ColumnElement[bool]]:
+        c, i = t.c[t.cfg.cursor_column], t.c[t.cfg.id_column]
+        where: list[ColumnElement[bool]] = []
+        if since is not None:
+            ts = t.db_time(since.updated_at)
+            low = _typed_id(t, since.id)
+            where.append(c >= ts if low is None else or_(c > ts, and_(c == ts, i > low)))
+        if until is not None:
+            ts = t.db_time(until.updated_at)
+            high = None if until.id == _ID_MAX else _typed_id(t, until.id)
+            where.append(c <= ts if high is None else or_(c < ts, and_(c == ts, i <= high)))
+        if t.cfg.status_column:
+            where.append(t.c[t.cfg.status_column] == t.cfg.status_new)
+        return where
+
+    def write(self, entity: str, batch: Sequence[WriteRequest]) -> list[WriteResult]:
+        t = self._table(entity)
+        key_col = t.cfg.key_column
+        results: dict[int, WriteResult] = {}
+        rows: list[tuple[int, WriteRequest, dict[str, Any]]] = []
+        for n, req in enumerate(batch):
+            row, problem = self._prepare(t, req)
+            if problem is not None:
+                results[n] = WriteResult(req.source_id, error=problem)
+            else:
+                rows.append((n, req, row))
+        try:
+            with self._engine.begin() as conn:
+                keys = [row[key_col] for _, _, row in rows]
+                before = self._ids_by_key(conn, t, keys)
+                written: list[tuple[int, WriteRequest, Any]] = []
+                for n, req, row in rows:
+                    try:
+                        with conn.begin_nested():
+                            upsert(conn, t.table, key_col, row)
+                    except DBAPIError as exc:
+                        if exc.connection_invalidated or _is_connection_error(exc):
+                            raise
+                        results[n] = WriteResult(req.source_id, error=self._record_error(exc))
+                        continue
+                    written.append((n, req, row[key_col]))
+                after = self._ids_by_key(conn, t, [k for _, _, k in written])
+        except SQLAlchemyError as exc:
+            raise self._error(exc) from None
+        for n, req, key in written:
+            action = WriteAction.UPDATED if key in before else WriteAction.CREATED
+            results[n] = WriteResult(req.source_id, target_id=after.get(key), action=action)
+        return [results[n] for n in range(len(batch))]
+
+    def _prepare(self, t: _Table, req: WriteRequest) -> tuple[dict[str, Any], RecordError | None]:
+        data = dict(req.data)
+        key_col = t.cfg.key_column
+        if data.get(key_col) in (None, "") and req.key:
+            data[key_col] = req.key
+        if data.get(key_col) in (None, ""):
+            return {}, RecordError("missing_key", f"no value for key column {key_col}", field=key_col)
+        unknown = sorted(set(data) - set(t.c.keys()))
+        if unknown:
+            return {}, RecordError("unknown_field", f"table {t.table.fullname} has no column "
+                                   f"{', '.join(unknown)}", field=unknown[0])
+        data.setdefault(t.cfg.cursor_column, t.db_time(dt.datetime.now(dt.UTC)))
+        if t.cfg.status_column:
+            data.setdefault(t.cfg.status_column, t.cfg.status_new)
+        try:
+            return t.row(data), None
+        except (TypeError, ValueError) as exc:
+            return {}, RecordError("invalid_json", str(exc))
+
+    def _record_error(self, exc: DBAPIError) -> RecordError:
+        orig = exc.orig
+        message = str(orig).strip().splitlines()[0] if orig is not None else str(exc)
+        for secret in self._secrets:
+            message = message.replace(secret, "***")
+        return RecordError(code=type(orig).__name__ if orig is not None else "db_error", message=message)
+
+    def _ids_by_key(self, conn: Any, t: _Table, keys: Sequence[Any]) -> dict[Any, str]:
+        found: dict[Any, str] = {}
+        key_col, id_col = t.c[t.cfg.key_column], t.c[t.cfg.id_column]
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start:start + 500]
+            for key, row_id in conn.execute(select(key_col, id_col).where(key_col.in_(chunk))):
+                found[key] = str(row_id)
+        return found
+
+    def lookup(self, entity: str, keys: Sequence[str]) -> dict[str, str]:
+        t = self._table(entity)
+        key_type = _python_type(t.c[t.cfg.key_column])
+        typed = [int(k) if key_type is int else k for k in keys]
+        try:
+            with self._engine.connect() as conn:
+                found = self._ids_by_key(conn, t, typed)
+        except SQLAlchemyError as exc:
+            raise self._error(exc) from None
+        return {str(k): v for k, v in found.items()}
+
+    def acknowledge(self, entity: str, ids: Sequence[str], *, ok: bool, error: str | None = None) -> int:
+        """Mark handshake rows handled: `status_done` when ok, else `status_error` (+ reason).
+
+        Only rows still in `status_new` change, so acknowledging twice is harmless. Returns how
+        many rows changed.
+        """
+        t = self._table(entity)
+        if not t.cfg.status_column:
+            raise ConfigError(f"entity {entity!r} has no status_column to acknowledge",
+                              field=f"entities.{entity}.status_column")
+        values: dict[str, Any] = {t.cfg.status_column: t.cfg.status_done if ok else t.cfg.status_error}
+        if t.cfg.error_column:
+            values[t.cfg.error_column] = None if ok else (error or "")[:2000]
+        typed = [t.db_id(i) for i in ids]
+        changed = 0
+        try:
+            with self._engine.begin() as conn:
+                for start in range(0, len(typed), 500):
+                    stmt = (update(t.table).where(t.c[t.cfg.id_column].in_(typed[start:start + 500]),
+                                                  t.c[t.cfg.status_column] == t.cfg.status_new)
+                            .values(values))
+                    changed += conn.execute(stmt).rowcount
+        except SQLAlchemyError as exc:
+            raise self._error(exc) from None
+        return changed
+
+    def check(self) -> None:
+        try:
+            with self._engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            raise self._error(exc) from None
+        for entity in self.settings.entities:
+            t = self._table(entity)
+            try:
+                with self._engine.connect() as conn:
+                    conn.execute(select(t.table).limit(1)).all()
+            except SQLAlchemyError as exc:
+                raise self._error(exc) from None
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+
+def _typed_id(t: _Table, value: str) -> Any:
+    """The cursor id in the id column's type; None means "before every id" (the empty id)."""
+    if value == "":
+        return None
+    try:
+        return t.db_id(value)
+    except ValueError:
+        raise PermanentError(f"cursor id {value!r} does not fit id column {t.cfg.id_column}") from None
+
+
+def _is_connection_error(exc: DBAPIError) -> bool:
+    """Errors of the connection itself (server gone, timeout), as opposed to one bad row."""
+    name = type(exc.orig).__name__ if exc.orig is not None else ""
+    if name in ("OperationalError", "InterfaceError"):
+        code = getattr(exc.orig, "args", (None,))[0]
+        # MariaDB reports bad values (1366, 1292, 1265...) as OperationalError too: those are per row.
+        return not (isinstance(code, int) and 1000 <= code < 2000)
+    return False
+
+
+def _sqlite_real_savepoints(engine: Engine) -> None:
+    """pysqlite's own transaction handling breaks SAVEPOINT; let SQLAlchemy emit BEGIN itself."""
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN")
+
