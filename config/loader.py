@@ -141,7 +141,7 @@ class _Resolver:
 
 def _validation_error(exc: ValidationError, path: Path, locator: Locator) -> ConfigError:
     first = exc.errors()[0]
-    loc = tuple(first["loc"])
+    loc = tuple(part for part in first["loc"] if part != "[key]")  # pydantic's marker for a bad dict key
     line, column = locator.find(loc)
     message = first["msg"]
     if first["type"] == "extra_forbidden":
