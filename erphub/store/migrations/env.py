@@ -6,6 +6,7 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 
 from erphub.store.tables import Base
+import erphub.store.inbox  # noqa: F401,E402  (registers the inbox table on Base.metadata)
 
 config = context.config
 target_metadata = Base.metadata
