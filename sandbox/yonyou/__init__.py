@@ -37,7 +37,14 @@ from typing import Any
 from sandbox.common import SandboxApp
 from sandbox.fakedata import Fake
 from sandbox.faults import Faults, RequestLog
-from sandbox.yonyou.app import AUTH_PREFIX, GATEWAY_PREFIX, TokenBook, YonyouOptions, build_app, expected_signature
+from sandbox.yonyou.app import (
+    AUTH_PREFIX,
+    GATEWAY_PREFIX,
+    TokenBook,
+    YonyouOptions,
+    build_app,
+    expected_signature,
+)
 from sandbox.yonyou.store import YonyouError, YonyouStore
 
 __all__ = [
@@ -70,14 +77,26 @@ def create_sandbox(*, seed_customers: int = 0, seed: int = 2026, **options: Any)
     for n in range(1, seed_customers + 1):
         company = fake.company()
         store.seed_customer(
-            f"CUS-{n:06d}", company.name, shortname=company.short_name, creditCode=company.credit_code,
-            contactName=company.contact_name, contactTel=company.phone, email=company.email,
-            address="".join(company.address.values()), customerClass="KA" if n % 3 == 0 else "SMB")
+            f"CUS-{n:06d}",
+            company.name,
+            shortname=company.short_name,
+            creditCode=company.credit_code,
+            contactName=company.contact_name,
+            contactTel=company.phone,
+            email=company.email,
+            address="".join(company.address.values()),
+            customerClass="KA" if n % 3 == 0 else "SMB",
+        )
     app = build_app(store, opts, faults, tokens)
     sandbox = SandboxApp.build(
-        "yonyou", app,
+        "yonyou",
+        app,
         credentials={"tenant_id": opts.tenant_id, "app_key": opts.app_key, "app_secret": opts.app_secret},
         description="Yonyou YonBIP open API (auth chain, customers, sales orders, receipts [assumed])",
-        error_body=_error_body, state=store, faults=faults, log=log)
+        error_body=_error_body,
+        state=store,
+        faults=faults,
+        log=log,
+    )
     sandbox.extra.update({"options": opts, "tokens": tokens})
     return sandbox

@@ -33,12 +33,12 @@ class YonyouOptions:
     app_key: str = "yonyou_demo_app_key"
     app_secret: str = "yonyou_demo_app_secret"
     tenant_id: str = "demo_tenant"
-    token_ttl_s: int = 7200                 # `expire` of getAccessToken [reference]
-    timestamp_skew_s: float = 300.0         # [assumed] how old a signed timestamp may be
-    calls_per_second: int | None = None     # [assumed] vendor limit not published; None: unlimited
-    max_customer_page: int = 5000           # [reference]
-    max_order_page: int = 500               # [assumed]
-    receipt_path: str = "/yonbip/fi/receivebill"   # [assumed] no receipt API confirmed
+    token_ttl_s: int = 7200  # `expire` of getAccessToken [reference]
+    timestamp_skew_s: float = 300.0  # [assumed] how old a signed timestamp may be
+    calls_per_second: int | None = None  # [assumed] vendor limit not published; None: unlimited
+    max_customer_page: int = 5000  # [reference]
+    max_order_page: int = 500  # [assumed]
+    receipt_path: str = "/yonbip/fi/receivebill"  # [assumed] no receipt API confirmed
     empty_customer_code: str | None = None  # "118001" mimics data centres that answer an empty search so
 
 
@@ -78,6 +78,10 @@ class TokenBook:
                 return False
             return True
 
+    def revoke(self, token: str) -> None:
+        with self._lock:
+            self._tokens.pop(token, None)
+
     def expire_all(self) -> None:
         with self._lock:
             self._tokens.clear()
@@ -100,8 +104,13 @@ def build_app(store: YonyouStore, options: YonyouOptions, faults: Faults, tokens
             # [assumed] code/message for an unknown tenant
             return fail("999", f"租户[{tenant}]不存在")
         base = str(request.base_url).rstrip("/")
-        return JSONResponse({"code": "00000", "message": "成功！", "data": {
-            "gatewayUrl": base + GATEWAY_PREFIX, "tokenUrl": base + AUTH_PREFIX}})
+        return JSONResponse(
+            {
+                "code": "00000",
+                "message": "成功！",
+                "data": {"gatewayUrl": base + GATEWAY_PREFIX, "tokenUrl": base + AUTH_PREFIX},
+            }
+        )
 
     async def access_token(request: Request) -> Response:
         token_requests[0] += 1
@@ -120,8 +129,13 @@ def build_app(store: YonyouStore, options: YonyouOptions, faults: Faults, tokens
         if not hmac.compare_digest(signature.encode(), expected.encode()):
             return fail("10020", "签名校验失败")  # [assumed code]
         token = tokens.issue(options.token_ttl_s)
-        return JSONResponse({"code": "00000", "message": "成功！",
-                             "data": {"access_token": token, "expire": options.token_ttl_s}})
+        return JSONResponse(
+            {
+                "code": "00000",
+                "message": "成功！",
+                "data": {"access_token": token, "expire": options.token_ttl_s},
+            }
+        )
 
     async def read_json(request: Request) -> dict[str, Any]:
         raw = await request.body()
@@ -189,7 +203,9 @@ def build_app(store: YonyouStore, options: YonyouOptions, faults: Faults, tokens
         token = request.query_params.get("access_token", "")
         if not token:
             return fail("310001", "access_token为空")
-        if faults.take_session_expiry(request.url.path) or not tokens.valid(token):
+        if faults.take_session_expiry(request.url.path):
+            tokens.revoke(token)  # an expired token stays expired
+        if not tokens.valid(token):
             return fail("310036", "非法token")
         handler = handlers.get((request.method, path))
         if handler is None:
@@ -198,8 +214,12 @@ def build_app(store: YonyouStore, options: YonyouOptions, faults: Faults, tokens
             wait = limiter.hit(options.app_key)
             if wait is not None:
                 # [assumed] the vendor's throttle answer is not documented
-                return fail("429", "API调用频率超限", status=429,
-                            headers={"Retry-After": str(max(1, round(wait + 0.5)))})
+                return fail(
+                    "429",
+                    "API调用频率超限",
+                    status=429,
+                    headers={"Retry-After": str(max(1, round(wait + 0.5)))},
+                )
         try:
             return await handler(request, request.url.path)
         except YonyouError as exc:

@@ -77,14 +77,19 @@ def _num(value: Decimal) -> float | int:
 
 
 def multilang(value: Any, what: str) -> dict[str, str]:
-    """Accept `{"zh_CN": ..}`, `{"simplifiedName": ..}` or a bare string; store simplified/english/traditional."""
+    """Accept `{"zh_CN": ..}`, `{"simplifiedName": ..}` or a bare string; keep the three languages."""
     if isinstance(value, str):
         return {"simplifiedName": value}
     if isinstance(value, dict):
         out: dict[str, str] = {}
-        for src, dst in (("zh_CN", "simplifiedName"), ("simplifiedName", "simplifiedName"),
-                         ("en_US", "englishName"), ("englishName", "englishName"),
-                         ("zh_TW", "traditionalName"), ("traditionalName", "traditionalName")):
+        for src, dst in (
+            ("zh_CN", "simplifiedName"),
+            ("simplifiedName", "simplifiedName"),
+            ("en_US", "englishName"),
+            ("englishName", "englishName"),
+            ("zh_TW", "traditionalName"),
+            ("traditionalName", "traditionalName"),
+        ):
             if value.get(src):
                 out[dst] = str(value[src])
         if out.get("simplifiedName"):
@@ -141,8 +146,11 @@ class SaveOutcome:
 class YonyouStore:
     """One tenant's data. Every public method takes the lock: the server thread and tests share it."""
 
-    def __init__(self, now: Callable[[], datetime] | None = None,
-                 record_failure: Callable[[str, str | None], str | None] | None = None) -> None:
+    def __init__(
+        self,
+        now: Callable[[], datetime] | None = None,
+        record_failure: Callable[[str, str | None], str | None] | None = None,
+    ) -> None:
         self._lock = threading.RLock()
         self._now = now or (lambda: datetime.now(UTC))
         self._record_failure = record_failure or (lambda path, key: None)
@@ -203,8 +211,9 @@ class YonyouStore:
             raise YonyouError(BUSINESS_ERROR, message)
 
     @staticmethod
-    def _page(items: list[dict[str, Any]], page_index: Any, page_size: Any, max_size: int
-              ) -> tuple[list[dict[str, Any]], int, int]:
+    def _page(
+        items: list[dict[str, Any]], page_index: Any, page_size: Any, max_size: int
+    ) -> tuple[list[dict[str, Any]], int, int]:
         try:
             index = int(page_index or 1)
             size = int(page_size or 10)
@@ -215,7 +224,7 @@ class YonyouStore:
         if size > max_size:
             raise YonyouError(BUSINESS_ERROR, f"pageSize不能超过{max_size}")
         start = (index - 1) * size
-        return items[start:start + size], index, size
+        return items[start : start + size], index, size
 
     @staticmethod
     def _pubts_filter(body: dict[str, Any]) -> datetime | None:
@@ -300,8 +309,7 @@ class YonyouStore:
             raise YonyouError(BUSINESS_ERROR, "客户编码不能为空")
         if len(code) > 50:
             raise YonyouError(BUSINESS_ERROR, f"客户编码[{code}]长度不能超过50")
-        clash = next((c for c in self.customers.values() if c["code"] == code and c["id"] != existing_id), None)
-        if clash is not None:
+        if any(c["code"] == code and c["id"] != existing_id for c in self.customers.values()):
             raise YonyouError(BUSINESS_ERROR, f"客户编码[{code}]已存在")
         name = multilang(data.get("name"), "客户名称")
         if len(name["simplifiedName"]) > 200:
@@ -338,13 +346,15 @@ class YonyouStore:
             "pubts": now,
         }
 
-    def seed_customer(self, code: str, name: str, *, pubts: datetime | None = None,
-                      **fields: Any) -> dict[str, Any]:
+    def seed_customer(
+        self, code: str, name: str, *, pubts: datetime | None = None, **fields: Any
+    ) -> dict[str, Any]:
         """Insert a customer directly (tests, demo), optionally with a given change time."""
         with self._lock:
             record = self._customer_validate(
                 {"code": code, "name": name, "createOrg": fields.pop("createOrg", "100"), **fields},
-                existing_id=None)
+                existing_id=None,
+            )
             if pubts is not None:
                 local = to_local(pubts)
                 record["pubts"] = record["modifyTime"] = record["createTime"] = local
@@ -391,8 +401,14 @@ class YonyouStore:
         code = str(merged.get("code") or "").strip()
         if not code:
             code = f"SO{self.now_local():%Y%m%d}{len(self.orders) + 1:06d}"
-        clash = next((o for o in self.orders.values()
-                      if o["code"] == code and (current is None or o["id"] != current["id"])), None)
+        clash = next(
+            (
+                o
+                for o in self.orders.values()
+                if o["code"] == code and (current is None or o["id"] != current["id"])
+            ),
+            None,
+        )
         if clash is not None:
             raise YonyouError(BUSINESS_ERROR, f"单据编号[{code}]已存在")
         org = self.orgs.resolve(merged.get("salesOrgId"))
@@ -423,12 +439,17 @@ class YonyouStore:
             "id": current["id"] if current else self.new_id(),
             "code": code,
             "vouchdate": vouchdate,
-            "salesOrgId": org.id, "salesOrgId_code": org.code,
-            "settlementOrgId": settle_org.id, "settlementOrgId_code": settle_org.code,
-            "transactionTypeId": ttype.id, "transactionTypeId_code": ttype.code,
-            "agentId": customer["id"], "agentId_code": customer["code"],
+            "salesOrgId": org.id,
+            "salesOrgId_code": org.code,
+            "settlementOrgId": settle_org.id,
+            "settlementOrgId_code": settle_org.code,
+            "transactionTypeId": ttype.id,
+            "transactionTypeId_code": ttype.code,
+            "agentId": customer["id"],
+            "agentId_code": customer["code"],
             "agentId_name": customer["name"]["simplifiedName"],
-            "corpContact": staff.id if staff else None, "corpContact_code": staff.code if staff else None,
+            "corpContact": staff.id if staff else None,
+            "corpContact_code": staff.code if staff else None,
             "orderPrices": {
                 "currency": currency.code,
                 "natCurrency": nat_currency.code,
@@ -453,7 +474,9 @@ class YonyouStore:
                 return c
         raise YonyouError(BUSINESS_ERROR, f"客户[{text}]不存在")
 
-    def _order_lines(self, given: Any, current: list[dict[str, Any]], inserting: bool) -> list[dict[str, Any]]:
+    def _order_lines(
+        self, given: Any, current: list[dict[str, Any]], inserting: bool
+    ) -> list[dict[str, Any]]:
         if given is None and not inserting:
             return current
         if not isinstance(given, list) or (inserting and not given):
@@ -492,8 +515,11 @@ class YonyouStore:
 
     def _line_validate(self, row: dict[str, Any], n: int, line_id: int) -> dict[str, Any]:
         product = self.products.resolve(row.get("productId") or row.get("productCode") or row.get("skuId"))
-        unit = self.units.resolve(row.get("masterUnitId") or row.get("iProductUnitId")
-                                  or (product.extra.get("unit") if product else None))
+        unit = self.units.resolve(
+            row.get("masterUnitId")
+            or row.get("iProductUnitId")
+            or (product.extra.get("unit") if product else None)
+        )
         tax = self.taxes.resolve(row.get("taxId") or "VAT13")
         assert product and unit and tax
         qty = _decimal(row.get("qty"), f"第{n}行数量")
@@ -516,14 +542,19 @@ class YonyouStore:
             parse_ts(consign, f"第{n}行发货日期")
         return {
             "id": line_id,
-            "productId": product.id, "productId_code": product.code, "productId_name": product.name,
-            "masterUnitId": unit.id, "masterUnitId_code": unit.code,
+            "productId": product.id,
+            "productId_code": product.code,
+            "productId_name": product.name,
+            "masterUnitId": unit.id,
+            "masterUnitId_code": unit.code,
             "iProductUnitId": unit.id,
             "qty": _num(qty),
             "oriTaxUnitPrice": _num(price),
             "oriUnitPrice": _num(_decimal(unit_price, f"第{n}行无税单价")),
             "oriSum": _num(ori_sum),
-            "taxId": tax.id, "taxId_code": tax.code, "taxRate": _num(rate),
+            "taxId": tax.id,
+            "taxId_code": tax.code,
+            "taxRate": _num(rate),
             "stockOrgId": stock_org.id,
             "consignTime": consign,
             "sendQty": _num(_decimal(row.get("sendQty", 0), f"第{n}行已发货数量")),
@@ -609,8 +640,10 @@ class YonyouStore:
         code = str(data.get("code") or "").strip()
         if not code:
             raise YonyouError(BUSINESS_ERROR, "单据编号不能为空")
-        if any(r["code"] == code and (current is None or r["id"] != current["id"])
-               for r in self.receipts.values()):
+        if any(
+            r["code"] == code and (current is None or r["id"] != current["id"])
+            for r in self.receipts.values()
+        ):
             raise YonyouError(BUSINESS_ERROR, f"单据编号[{code}]已存在")
         org = self.orgs.resolve(data.get("financeOrg") or data.get("orgId") or "100")
         customer = self._customer_ref(data.get("customer") or data.get("customerId"))
@@ -627,12 +660,15 @@ class YonyouStore:
             "id": current["id"] if current else self.new_id(),
             "code": code,
             "vouchdate": vouchdate,
-            "financeOrg": org.id, "financeOrg_code": org.code,
-            "customer": customer["id"], "customer_code": customer["code"],
+            "financeOrg": org.id,
+            "financeOrg_code": org.code,
+            "customer": customer["id"],
+            "customer_code": customer["code"],
             "customer_name": customer["name"]["simplifiedName"],
             "currency": currency.code,
             "oriSum": _num(amount),
-            "settleMode": settle.id, "settleMode_code": settle.code,
+            "settleMode": settle.id,
+            "settleMode_code": settle.code,
             "srcBillNo": data.get("srcBillNo"),
             "memo": data.get("memo"),
             "pubts": self.now_local(),
@@ -654,7 +690,9 @@ class YonyouStore:
                 rows = [r for r in rows if r["code"] == str(body["code"])]
             page, index, size = self._page(rows, body.get("pageIndex"), body.get("pageSize", 10), max_page)
             return {
-                "pageIndex": index, "pageSize": size, "recordCount": len(rows),
+                "pageIndex": index,
+                "pageSize": size,
+                "recordCount": len(rows),
                 "pageCount": (len(rows) + size - 1) // size,
                 "recordList": [self._receipt_out(r) for r in page],
             }
@@ -679,6 +717,3 @@ class YonyouStore:
     def count_customers_with_code(self, code: str) -> int:
         with self._lock:
             return sum(1 for c in self.customers.values() if c["code"] == code)
-
-
-
