@@ -53,7 +53,7 @@ def _handler(settings: PushgatewaySettings) -> Handler:
 
 
 def push_run_metrics(
-    settings: PushgatewaySettings,
+    settings: PushgatewaySettings | str,
     pipeline: str,
     *,
     state_reader: StoreStateReader | None = None,
@@ -61,6 +61,8 @@ def push_run_metrics(
 ) -> bool:
     """Push this process's metrics for *pipeline*; store-backed gauges come from *state_reader* if
     given, else from the in-process gauges the run set. Returns whether the push succeeded."""
+    if isinstance(settings, str):  # the hub config's `metrics.pushgateway_url`
+        settings = PushgatewaySettings(url=settings)
     kwargs: dict[str, Any] = {"only_pipeline": pipeline}
     if registry is not None:
         kwargs["registry"] = registry
