@@ -40,6 +40,7 @@ class MemorySystem:
     records: dict[str, dict[str, Record]] = field(default_factory=dict)
     validators: dict[str, Callable[[JsonDict], str | None]] = field(default_factory=dict)
     down: bool = False
+    fail_next_writes: int = 0  # a short outage: this many write calls fail as if the system were down
     write_calls: int = 0
     clock: datetime = field(default_factory=lambda: datetime(2026, 1, 1, tzinfo=UTC))
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
@@ -110,6 +111,9 @@ class MemoryConnector:
 
     def write(self, entity: str, batch: Sequence[WriteRequest]) -> list[WriteResult]:
         self.system.write_calls += 1
+        if self.system.fail_next_writes > 0:
+            self.system.fail_next_writes -= 1
+            raise TransientError("system is temporarily unavailable", system=self.context.name)
         if self.system.down:
             raise TransientError("system is down", system=self.context.name)
         validator = self.system.validators.get(entity)
