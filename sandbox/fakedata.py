@@ -64,60 +64,190 @@ DISTRICTS: tuple[tuple[str, str, str, str], ...] = (
     ("湖北省", "武汉市", "洪山区", "420111"),
     ("山东省", "青岛市", "黄岛区", "370211"),
 )
-_CITY_SHORT = {"上海市": "上海", "北京市": "北京", "天津市": "天津", "深圳市": "深圳", "广州市": "广州",
-               "苏州市": "苏州", "南京市": "南京", "杭州市": "杭州", "宁波市": "宁波", "成都市": "成都",
-               "武汉市": "武汉", "青岛市": "青岛"}
-_ROADS = ("张江路", "科苑路", "中山路", "人民路", "建设路", "解放路", "长江路", "学院路", "创新大道",
-          "金桥路", "文一西路", "滨江大道", "天府大道", "光谷大道", "深南大道", "虹桥路")
+_CITY_SHORT = {
+    "上海市": "上海",
+    "北京市": "北京",
+    "天津市": "天津",
+    "深圳市": "深圳",
+    "广州市": "广州",
+    "苏州市": "苏州",
+    "南京市": "南京",
+    "杭州市": "杭州",
+    "宁波市": "宁波",
+    "成都市": "成都",
+    "武汉市": "武汉",
+    "青岛市": "青岛",
+}
+_ROADS = (
+    "张江路",
+    "科苑路",
+    "中山路",
+    "人民路",
+    "建设路",
+    "解放路",
+    "长江路",
+    "学院路",
+    "创新大道",
+    "金桥路",
+    "文一西路",
+    "滨江大道",
+    "天府大道",
+    "光谷大道",
+    "深南大道",
+    "虹桥路",
+)
 # 字号 with a romanisation for e-mail domains.
-_BRANDS = (("星辰", "xingchen"), ("华信", "huaxin"), ("恒通", "hengtong"), ("瑞丰", "ruifeng"),
-           ("博远", "boyuan"), ("天合", "tianhe"), ("金桥", "jinqiao"), ("宏达", "hongda"),
-           ("鑫源", "xinyuan"), ("锦程", "jincheng"), ("朗润", "langrun"), ("汇智", "huizhi"),
-           ("启明", "qiming"), ("海纳", "haina"), ("永安", "yongan"), ("德润", "derun"),
-           ("凯达", "kaida"), ("联创", "lianchuang"), ("新锐", "xinrui"), ("卓越", "zhuoyue"),
-           ("嘉禾", "jiahe"), ("远航", "yuanhang"), ("盛泰", "shengtai"), ("万象", "wanxiang"))
-_INDUSTRIES = (("精密机械", "jx"), ("电子科技", "tech"), ("信息技术", "it"), ("贸易", "trade"),
-               ("新材料", "nm"), ("自动化设备", "auto"), ("医疗器械", "med"), ("食品", "food"),
-               ("物流", "log"), ("建材", "bm"), ("环保科技", "eco"), ("化工", "chem"))
+_BRANDS = (
+    ("星辰", "xingchen"),
+    ("华信", "huaxin"),
+    ("恒通", "hengtong"),
+    ("瑞丰", "ruifeng"),
+    ("博远", "boyuan"),
+    ("天合", "tianhe"),
+    ("金桥", "jinqiao"),
+    ("宏达", "hongda"),
+    ("鑫源", "xinyuan"),
+    ("锦程", "jincheng"),
+    ("朗润", "langrun"),
+    ("汇智", "huizhi"),
+    ("启明", "qiming"),
+    ("海纳", "haina"),
+    ("永安", "yongan"),
+    ("德润", "derun"),
+    ("凯达", "kaida"),
+    ("联创", "lianchuang"),
+    ("新锐", "xinrui"),
+    ("卓越", "zhuoyue"),
+    ("嘉禾", "jiahe"),
+    ("远航", "yuanhang"),
+    ("盛泰", "shengtai"),
+    ("万象", "wanxiang"),
+)
+_INDUSTRIES = (
+    ("精密机械", "jx"),
+    ("电子科技", "tech"),
+    ("信息技术", "it"),
+    ("贸易", "trade"),
+    ("新材料", "nm"),
+    ("自动化设备", "auto"),
+    ("医疗器械", "med"),
+    ("食品", "food"),
+    ("物流", "log"),
+    ("建材", "bm"),
+    ("环保科技", "eco"),
+    ("化工", "chem"),
+)
 _SUFFIXES = ("有限公司", "有限公司", "有限公司", "股份有限公司")
-_SURNAMES = (("王", "wang"), ("李", "li"), ("张", "zhang"), ("刘", "liu"), ("陈", "chen"), ("杨", "yang"),
-             ("赵", "zhao"), ("黄", "huang"), ("周", "zhou"), ("吴", "wu"), ("徐", "xu"), ("孙", "sun"),
-             ("胡", "hu"), ("朱", "zhu"), ("高", "gao"), ("林", "lin"))
-_GIVEN = (("伟", "wei"), ("芳", "fang"), ("娜", "na"), ("敏", "min"), ("静", "jing"), ("强", "qiang"),
-          ("磊", "lei"), ("洋", "yang"), ("艳", "yan"), ("勇", "yong"), ("军", "jun"), ("杰", "jie"),
-          ("婷", "ting"), ("晨", "chen"), ("浩然", "haoran"), ("思远", "siyuan"), ("雨桐", "yutong"),
-          ("子涵", "zihan"), ("建华", "jianhua"), ("丽娟", "lijuan"))
-_MOBILE_PREFIXES = ("130", "131", "132", "135", "136", "137", "138", "139", "150", "151", "152", "155",
-                    "157", "158", "159", "177", "180", "181", "186", "187", "188", "189", "199")
+_SURNAMES = (
+    ("王", "wang"),
+    ("李", "li"),
+    ("张", "zhang"),
+    ("刘", "liu"),
+    ("陈", "chen"),
+    ("杨", "yang"),
+    ("赵", "zhao"),
+    ("黄", "huang"),
+    ("周", "zhou"),
+    ("吴", "wu"),
+    ("徐", "xu"),
+    ("孙", "sun"),
+    ("胡", "hu"),
+    ("朱", "zhu"),
+    ("高", "gao"),
+    ("林", "lin"),
+)
+_GIVEN = (
+    ("伟", "wei"),
+    ("芳", "fang"),
+    ("娜", "na"),
+    ("敏", "min"),
+    ("静", "jing"),
+    ("强", "qiang"),
+    ("磊", "lei"),
+    ("洋", "yang"),
+    ("艳", "yan"),
+    ("勇", "yong"),
+    ("军", "jun"),
+    ("杰", "jie"),
+    ("婷", "ting"),
+    ("晨", "chen"),
+    ("浩然", "haoran"),
+    ("思远", "siyuan"),
+    ("雨桐", "yutong"),
+    ("子涵", "zihan"),
+    ("建华", "jianhua"),
+    ("丽娟", "lijuan"),
+)
+_MOBILE_PREFIXES = (
+    "130",
+    "131",
+    "132",
+    "135",
+    "136",
+    "137",
+    "138",
+    "139",
+    "150",
+    "151",
+    "152",
+    "155",
+    "157",
+    "158",
+    "159",
+    "177",
+    "180",
+    "181",
+    "186",
+    "187",
+    "188",
+    "189",
+    "199",
+)
 
 # Salespeople known to the ERP (staff codes S001..S005).
 STAFF: tuple[tuple[str, str], ...] = (
-    ("S001", "王建国"), ("S002", "李秀英"), ("S003", "张伟"), ("S004", "刘洋"), ("S005", "陈静"),
+    ("S001", "王建国"),
+    ("S002", "李秀英"),
+    ("S003", "张伟"),
+    ("S004", "刘洋"),
+    ("S005", "陈静"),
 )
 
 
 @dataclass(frozen=True)
 class Product:
-    sku: str          # CRM product code
+    sku: str  # CRM product code
     name: str
-    unit: str         # 个 / 台 / 箱
-    price: Decimal    # tax-included unit price
+    unit: str  # 个 / 台 / 箱
+    price: Decimal  # tax-included unit price
 
 
 PRODUCTS: tuple[Product, ...] = tuple(
     Product(f"P-{1001 + i}", name, unit, Decimal(price))
-    for i, (name, unit, price) in enumerate((
-        ("深沟球轴承 6205", "个", "18.50"), ("直线导轨 HGR20", "个", "265.00"),
-        ("伺服电机 750W", "台", "1980.00"), ("减速机 PF60", "台", "1350.00"),
-        ("PLC 控制器 S7-1200", "台", "3200.00"), ("触摸屏 7寸", "台", "1480.00"),
-        ("光电传感器 E3Z", "个", "96.00"), ("接近开关 M12", "个", "45.00"),
-        ("气缸 SC50x100", "个", "210.00"), ("电磁阀 4V210", "个", "88.00"),
-        ("同步带轮 5M", "个", "36.00"), ("联轴器 D25", "个", "52.00"),
-        ("变频器 2.2kW", "台", "1650.00"), ("工业相机 500万像素", "台", "4200.00"),
-        ("不锈钢螺栓 M8 (100只)", "箱", "75.00"), ("润滑脂 2kg", "箱", "120.00"),
-        ("电缆 RVV 3x1.5 (100m)", "箱", "380.00"), ("开关电源 24V 10A", "个", "158.00"),
-        ("继电器 MY2N", "个", "22.00"), ("铝型材 4040 (6m)", "箱", "310.00"),
-    ))
+    for i, (name, unit, price) in enumerate(
+        (
+            ("深沟球轴承 6205", "个", "18.50"),
+            ("直线导轨 HGR20", "个", "265.00"),
+            ("伺服电机 750W", "台", "1980.00"),
+            ("减速机 PF60", "台", "1350.00"),
+            ("PLC 控制器 S7-1200", "台", "3200.00"),
+            ("触摸屏 7寸", "台", "1480.00"),
+            ("光电传感器 E3Z", "个", "96.00"),
+            ("接近开关 M12", "个", "45.00"),
+            ("气缸 SC50x100", "个", "210.00"),
+            ("电磁阀 4V210", "个", "88.00"),
+            ("同步带轮 5M", "个", "36.00"),
+            ("联轴器 D25", "个", "52.00"),
+            ("变频器 2.2kW", "台", "1650.00"),
+            ("工业相机 500万像素", "台", "4200.00"),
+            ("不锈钢螺栓 M8 (100只)", "箱", "75.00"),
+            ("润滑脂 2kg", "箱", "120.00"),
+            ("电缆 RVV 3x1.5 (100m)", "箱", "380.00"),
+            ("开关电源 24V 10A", "个", "158.00"),
+            ("继电器 MY2N", "个", "22.00"),
+            ("铝型材 4040 (6m)", "箱", "310.00"),
+        )
+    )
 )
 PRODUCT_BY_SKU = {p.sku: p for p in PRODUCTS}
 
@@ -134,7 +264,7 @@ class Company:
     phone: str
     contact_name: str
     email: str
-    address: dict[str, str]   # province, city, district, detail
+    address: dict[str, str]  # province, city, district, detail
     division_code: str
 
 
@@ -207,14 +337,16 @@ class Fake:
                 qty = self.rng.randrange(1, 6)
             else:
                 qty = self.rng.choice((1, 2, 3, 5, 10, 20, 50, 100))
-            lines.append({
-                "sku": product.sku,
-                "product_name": product.name,
-                "qty": qty,
-                "unit": product.unit,
-                "price": float(product.price),
-                "tax_rate": 13,
-                "amount": float(money(product.price * qty)),
-                "shipped_qty": 0,
-            })
+            lines.append(
+                {
+                    "sku": product.sku,
+                    "product_name": product.name,
+                    "qty": qty,
+                    "unit": product.unit,
+                    "price": float(product.price),
+                    "tax_rate": 13,
+                    "amount": float(money(product.price * qty)),
+                    "shipped_qty": 0,
+                }
+            )
         return lines

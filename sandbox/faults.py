@@ -71,21 +71,21 @@ def install_log_filter() -> None:
 class FaultPlan:
     """What to do to requests of one endpoint. Counts are consumed one request at a time."""
 
-    error_rate: float = 0.0          # probability of answering `error_status`
+    error_rate: float = 0.0  # probability of answering `error_status`
     error_status: int = 503
-    latency_s: float = 0.0           # added to every matching request
-    burst_429: int = 0               # next N requests answer 429
+    latency_s: float = 0.0  # added to every matching request
+    burst_429: int = 0  # next N requests answer 429
     retry_after: float | None = 1.0  # Retry-After header of injected 429s (None: no header)
-    burst_5xx: int = 0               # next N requests answer `status_5xx`
+    burst_5xx: int = 0  # next N requests answer `status_5xx`
     status_5xx: int = 503
-    timeouts: int = 0                # next N requests sleep `timeout_s` before answering 504
+    timeouts: int = 0  # next N requests sleep `timeout_s` before answering 504
     timeout_s: float = 5.0
-    drops: int = 0                   # next N requests: connection closed, request NOT applied
-    malformed: int = 0               # next N answers: status 200 with a truncated JSON body
-    lose_response: int = 0           # next N requests: applied, then connection dropped
-    expire_session: int = 0          # next N session checks fail as "session expired"
+    drops: int = 0  # next N requests: connection closed, request NOT applied
+    malformed: int = 0  # next N answers: status 200 with a truncated JSON body
+    lose_response: int = 0  # next N requests: applied, then connection dropped
+    expire_session: int = 0  # next N session checks fail as "session expired"
     fail_keys: dict[str, str] = field(default_factory=dict)  # record key -> validation message
-    fail_rate: float = 0.0           # probability that any one record fails validation
+    fail_rate: float = 0.0  # probability that any one record fails validation
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -108,9 +108,9 @@ class Decision:
     """What the middleware does with one request."""
 
     latency_s: float = 0.0
-    status: int | None = None        # answer this status instead of calling the app
+    status: int | None = None  # answer this status instead of calling the app
     retry_after: float | None = None
-    timeout_s: float | None = None   # sleep this long, then answer 504
+    timeout_s: float | None = None  # sleep this long, then answer 504
     drop: bool = False
     lose_response: bool = False
     malformed: bool = False
@@ -245,7 +245,7 @@ class Faults:
 
 @dataclass(frozen=True)
 class LoggedRequest:
-    at: float          # time.monotonic() on arrival
+    at: float  # time.monotonic() on arrival
     path: str
     status: int | None  # None: no answer (dropped, lost)
 
@@ -316,11 +316,13 @@ async def send_json(send: Send, status: int, payload: Any, headers: dict[str, st
 
 async def drop_connection(send: Send) -> None:
     """Start an answer and break it off, so the client gets no usable response."""
-    await send({
-        "type": "http.response.start",
-        "status": 200,
-        "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")],
-    })
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")],
+        }
+    )
     raise DroppedConnection()
 
 
@@ -376,6 +378,7 @@ class FaultMiddleware:
             await send_json(send, decision.status, self.error_body(decision.status, reason), headers)
             return
         if not (decision.lose_response or decision.malformed):
+
             async def logged_send(message: Message) -> None:
                 if message["type"] == "http.response.start":
                     status[0] = message["status"]
@@ -393,20 +396,22 @@ class FaultMiddleware:
         if decision.lose_response:
             await drop_connection(send)
         body = b"".join(m.get("body", b"") for m in buffered if m["type"] == "http.response.body")
-        broken = body[: max(1, len(body) // 2)] if body else b"{\"data\": ["
+        broken = body[: max(1, len(body) // 2)] if body else b'{"data": ['
         status[0] = 200
-        await send({
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(broken)).encode()),
-            ],
-        })
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(broken)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": broken})
 
     async def _control(self, scope: Scope, receive: Receive, send: Send) -> bool:
-        path: str = scope["path"][len(CONTROL_PREFIX):]
+        path: str = scope["path"][len(CONTROL_PREFIX) :]
         method: str = scope["method"]
         if path == "/faults":
             if method == "POST":

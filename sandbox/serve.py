@@ -27,8 +27,8 @@ def _bind_free_socket(port: int = 0) -> socket.socket:
 class SandboxServer:
     """Serves an ASGI app with uvicorn on 127.0.0.1 and a free port, in a daemon thread.
 
-        with SandboxServer(app) as server:
-            httpx.get(server.base_url + "/...")
+    with SandboxServer(app) as server:
+        httpx.get(server.base_url + "/...")
     """
 
     def __init__(self, app: Any, *, port: int = 0, startup_timeout_s: float = 10.0) -> None:
