@@ -554,7 +554,8 @@ class _Compiler:
                 try:
                     check(result)
                 except Invalid as bad:
-                    raise Reject(name, bad.reason, bad.code) from None
+                    reason = f"{bad.reason} (source: {src})" if bad.code == "required" else bad.reason
+                    raise Reject(name, reason, bad.code) from None
             if len(parts) == 1:
                 out[name] = result
             else:

@@ -1,0 +1,187 @@
+"""`erphub mapping ...`: check mapping files, try them on sample records, list the transforms.
+
+A mistake in a mapping (or a config) prints one `file:line:col: field: message` line to stderr
+and exits 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from erphub.errors import MappingError, UserInputError
+from erphub.records import Direction, EntitySpec
+from mappings.compiler import compile_mapping
+from mappings.lookups import LookupTables
+from mappings.plan import Mapped, Rejected
+from mappings.report import dumps, outcome_dict, outcome_text, unwrap_record
+from mappings.transforms import TRANSFORMS
+
+MAPPINGS_DIR = Path(__file__).resolve().parent.parent / "mappings"
+
+mapping_app = typer.Typer(
+    help="Check, test and list mapping transforms.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+LookupsOpt = Annotated[
+    Path | None, typer.Option("--lookups", help="folder of lookup CSVs (default: mappings/lookups)")
+]
+
+
+def _fail(exc: UserInputError) -> typer.Exit:
+    typer.echo(exc.render(), err=True)
+    return typer.Exit(2)
+
+
+def _all_mapping_files() -> list[Path]:
+    return sorted(p for p in MAPPINGS_DIR.rglob("*.yaml") if "samples" not in p.parts)
+
+
+PipelineSpecs = tuple[str, Path, EntitySpec | None, EntitySpec | None, str]
+
+
+def _pipeline_specs(config_path: Path) -> Iterator[PipelineSpecs]:
+    """(pipeline, mapping file, source spec, target spec, note) for each pipeline of a config.
+
+    Schemas come from the connectors themselves (built, not connected). A connector that is not
+    available yet leaves that side unchecked, and the note says so.
+    """
+    from config.loader import load_config
+
+    config = load_config(config_path)
+    hub: Any = None
+    try:
+        from erphub.runtime import Hub
+
+        hub = Hub(config)
+    except ImportError:
+        hub = None
+    for name in config.hub.pipelines:
+        specs: list[EntitySpec | None] = []
+        notes: list[str] = []
+        for side, direction in (("source", Direction.READ), ("target", Direction.WRITE)):
+            if hub is None:
+                specs.append(None)
+                notes.append(f"{side} schema not checked (runtime unavailable)")
+                continue
+            try:
+                specs.append(hub.entity_spec(name, side, direction))
+            except UserInputError as exc:
+                if "not installed" in exc.message:
+                    specs.append(None)
+                    notes.append(f"{side} schema not checked ({exc.message})")
+                else:
+                    raise
+        yield name, config.mapping_path(name), specs[0], specs[1], "; ".join(notes)
+
+
+@mapping_app.command("check")
+def check(
+    files: Annotated[list[Path] | None,
+                     typer.Argument(help="mapping files (default: all under mappings/)")] = None,
+    config: Annotated[Path | None,
+                      typer.Option("--config", "-c",
+                                   help="config whose pipelines name the mappings and connectors")] = None,
+    lookups: LookupsOpt = None,
+) -> None:
+    """Compile mappings; with --config, against the schemas the pipelines' connectors declare."""
+    tables = LookupTables(lookups)
+    checked = 0
+    try:
+        if config is not None:
+            wanted = {p.resolve() for p in files} if files else None
+            for name, path, source, target, note in _pipeline_specs(config):
+                if wanted is not None and path.resolve() not in wanted:
+                    continue
+                plan = compile_mapping(path, source=source, target=target, tables=tables)
+                suffix = f"  [{note}]" if note else ""
+                typer.echo(f"ok  {path}  ({name}: {plan.source_entity} -> {plan.target_entity}){suffix}")
+                checked += 1
+        else:
+            for path in files or _all_mapping_files():
+                plan = compile_mapping(path, tables=tables)
+                typer.echo(f"ok  {path}  ({plan.source_entity} -> {plan.target_entity})")
+                checked += 1
+    except UserInputError as exc:
+        raise _fail(exc) from None
+    if checked == 0:
+        typer.echo("no mapping files found", err=True)
+        raise typer.Exit(2)
+    typer.echo(f"{checked} mapping(s) compiled")
+
+
+def _read_records(path: Path) -> list[Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MappingError("input file not found", file=path) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MappingError(f"cannot read input: {exc}", file=path) from None
+    except json.JSONDecodeError as exc:
+        raise MappingError(f"invalid JSON: {exc.msg}", file=path, line=exc.lineno, column=exc.colno) from None
+    if isinstance(data, dict) and isinstance(data.get("records"), list):
+        return list(data["records"])
+    if isinstance(data, list):
+        return data
+    return [data]
+
+
+@mapping_app.command("test")
+def test(
+    file: Annotated[Path, typer.Argument(help="the mapping file")],
+    input: Annotated[Path, typer.Option("--input", "-i", help="JSON file: a list of source records")],
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON document instead of text")] = False,
+    lookups: LookupsOpt = None,
+) -> None:
+    """Apply a mapping to sample records: each mapped record, each rejection and skip with its reason."""
+    try:
+        plan = compile_mapping(file, lookups_dir=lookups)
+        records = _read_records(input)
+    except UserInputError as exc:
+        raise _fail(exc) from None
+    counts = {"mapped": 0, "rejected": 0, "skipped": 0}
+    results = []
+    for index, item in enumerate(records):
+        label, data = unwrap_record(item)
+        outcome = plan.apply(data)
+        if isinstance(outcome, Mapped):
+            kind = "mapped"
+        else:
+            kind = "rejected" if isinstance(outcome, Rejected) else "skipped"
+        counts[kind] += 1
+        if as_json:
+            results.append({"index": index, "id": label or None, **outcome_dict(outcome)})
+        else:
+            typer.echo(outcome_text(index, label, outcome))
+    if as_json:
+        typer.echo(dumps({"mapping": str(file), "source": plan.source_entity, "target": plan.target_entity,
+                          "counts": counts, "results": results}))
+    else:
+        typer.echo(f"{len(records)} record(s): {counts['mapped']} mapped, {counts['rejected']} rejected, "
+                   f"{counts['skipped']} skipped")
+
+
+@mapping_app.command("transforms")
+def transforms() -> None:
+    """List every transform with its arguments and a one-line example."""
+    for name in sorted(TRANSFORMS):
+        tdef = TRANSFORMS[name]
+        sig = tdef.signature()
+        typer.echo(f"{name}({sig})" if sig else name)
+        typer.echo(f"    {tdef.summary}")
+        typer.echo(f"    e.g. {tdef.example}")
+
+
+def main() -> None:  # `python -m erphub.cli_mapping`
+    mapping_app()
+
+
+if __name__ == "__main__":
+    main()
