@@ -36,9 +36,9 @@ MIN_SECRET_LENGTH = 4
 # Key names whose value is a credential, wherever they appear (dict keys, query strings, JSON text).
 _SENSITIVE_KEY = (
     r"(?:[a-z0-9]*[_.-])*"
-    r"(?:password|passwd|pwd|secret|app_?secret|client_?secret|token|access_?token|refresh_?token"
-    r"|api_?key|apikey|app_?key|authorization|auth|cookie|set_?cookie|session|session_?id|sessionid"
-    r"|signature|private_?key|credentials?)"
+    r"(?:password|passwd|pwd|secret|app[_-]?secret|client[_-]?secret|token|access[_-]?token|refresh[_-]?token"
+    r"|api[_-]?key|apikey|app[_-]?key|authorization|auth|cookie|set[_-]?cookie|session|session[_-]?id|sessionid"
+    r"|signature|private[_-]?key|credentials?)"
     r"(?:[_.-][a-z0-9]*)*"
 )
 _SENSITIVE_KEY_RE = re.compile(rf"^{_SENSITIVE_KEY}$", re.IGNORECASE)
@@ -193,6 +193,10 @@ def redact_obj(obj: Any, secrets: Iterable[str] | None = None) -> Any:
 
 
 def _redact(obj: Any, secrets: frozenset[str], depth: int) -> Any:
+    if isinstance(obj, int | float | Decimal) and not isinstance(obj, bool):
+        # A numeric secret (a PIN, an account-set id used as a password) logged as a number.
+        pattern = _secret_pattern(secrets)
+        return REDACTED if pattern is not None and pattern.search(str(obj)) else obj
     if isinstance(obj, _PLAIN_SCALARS):
         return obj
     if isinstance(obj, str):
@@ -202,10 +206,11 @@ def _redact(obj: Any, secrets: frozenset[str], depth: int) -> Any:
     if isinstance(obj, Mapping):
         out: dict[Any, Any] = {}
         for key, value in obj.items():
+            clean_key = redact_text(key, secrets) if isinstance(key, str) else key
             if isinstance(key, str) and is_sensitive_key(key) and value is not None:
-                out[key] = REDACTED
+                out[clean_key] = REDACTED
             else:
-                out[key] = _redact(value, secrets, depth + 1)
+                out[clean_key] = _redact(value, secrets, depth + 1)
         return out
     if isinstance(obj, list | tuple | set | frozenset):
         items = [_redact(v, secrets, depth + 1) for v in obj]
@@ -243,5 +248,5 @@ class RedactProcessor:
             elif key != "event" and is_sensitive_key(key) and value is not None:
                 out[key] = REDACTED
             else:
-                out[key] = _redact(value, secrets, 0)
+                out[redact_text(key, secrets)] = _redact(value, secrets, 0)
         return out
