@@ -1,0 +1,1 @@
+"""Real-time input: signed push events (Jiandaoyun and generic HMAC sources), the inbox, its worker."""

@@ -1,0 +1,124 @@
+"""`POST /webhooks/{source}`: verify, deduplicate, commit to the inbox, then answer.
+
+    unknown source           404
+    bad / missing signature  401  bad_signature
+    timestamp out of window  401  stale
+    nonce reused             401  replayed
+    not JSON, no op/data/_id 400  malformed      (checked after the signature: strangers learn nothing)
+    delivery id seen before  200  duplicate      (nothing done)
+    new event                200  accepted       (committed to the inbox before this answer)
+
+Logs name only the source, the delivery id and the outcome; never a payload value. The payload
+lives in the inbox row, nowhere else.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import structlog
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from config.models import PipelineConfig, WebhookSource
+from erphub.errors import StoreError
+from erphub.records import utcnow
+from erphub.store import Store
+from erphub.webhooks import inbox
+from erphub.webhooks.envelope import Malformed, parse_event
+from erphub.webhooks.verify import Checked, Verdict, check_hmac, check_jiandaoyun
+from monitoring.metrics import count_webhook
+
+log = structlog.get_logger("erphub.webhooks")
+
+MAX_BODY_BYTES = 5 * 1024 * 1024
+Router = Callable[[str, str], list[str]]
+
+
+def router_from_config(pipelines: Mapping[str, PipelineConfig]) -> Router:
+    """Which enabled pipelines take an event of `op` from webhook source `source`."""
+
+    def route(source: str, op: str) -> list[str]:
+        return sorted(name for name, p in pipelines.items()
+                      if p.enabled and p.webhook is not None and p.webhook.source == source
+                      and op in p.webhook.events)
+
+    return route
+
+
+@dataclass
+class WebhookReceiver:
+    sources: Mapping[str, WebhookSource]
+    store: Store
+    route: Router
+    on_accepted: Callable[[], None] = lambda: None
+    clock: Callable[[], float] = time.time
+
+    def routes(self) -> list[Route]:
+        return [Route("/webhooks/{source}", self.handle, methods=["POST"])]
+
+    async def handle(self, request: Request) -> JSONResponse:
+        name = request.path_params["source"]
+        source = self.sources.get(name)
+        if source is None:
+            log.warning("webhook refused", source=name[:64], outcome="unknown_source")
+            return self._answer(404, "unknown webhook source")
+        body = await request.body()
+        if len(body) > MAX_BODY_BYTES:
+            return self._refuse(name, "", "malformed", 413, "body too large")
+        checked = self._verify(source, body, request)
+        if checked.verdict == Verdict.BAD_SIGNATURE:
+            return self._refuse(name, request.headers.get("x-jdy-deliverid", ""), "bad_signature", 401,
+                                "bad signature")
+        if checked.verdict == Verdict.STALE:
+            return self._refuse(name, request.headers.get("x-jdy-deliverid", ""), "stale", 401,
+                                "timestamp outside the accepted window")
+        try:
+            event = parse_event(body)
+            record_id = event.record_id()
+            received = utcnow()
+            updated_at = event.updated_at(received)
+        except Malformed as exc:
+            return self._refuse(name, checked.deliver_id, "malformed", 400, str(exc))
+        incoming = inbox.IncomingEvent(
+            source=name, deliver_id=checked.deliver_id[:255], nonce=checked.nonce[:255], op=event.op,
+            record_id=record_id[:255], record_updated_at=updated_at, payload=event.data,
+            pipelines=tuple(self.route(name, event.op)))
+        try:
+            # Twice the age window: a request stays fresh for max_age on either side of its timestamp.
+            outcome = await run_in_threadpool(inbox.accept, self.store, incoming,
+                                              nonce_window_s=2 * source.max_age_s, now=received)
+        except StoreError:
+            # Not committed, so not accepted: a 503 makes the sender try again later.
+            log.error("webhook not stored", source=name, deliver_id=checked.deliver_id, outcome="store_error")
+            return self._answer(503, "inbox unavailable, retry later")
+        if outcome == "replayed":
+            return self._refuse(name, checked.deliver_id, "replayed", 401, "nonce already used")
+        count_webhook(name, outcome)
+        log.info("webhook received", source=name, deliver_id=checked.deliver_id, outcome=outcome)
+        if outcome == "accepted" and incoming.pipelines:
+            self.on_accepted()
+        return self._answer(200, outcome)
+
+    def _verify(self, source: WebhookSource, body: bytes, request: Request) -> Checked:
+        secret = source.secret.get_secret_value()
+        now = self.clock()
+        if source.kind == "jiandaoyun":
+            return check_jiandaoyun(body, request.query_params, request.headers, secret, now=now,
+                                    max_age_s=source.max_age_s)
+        return check_hmac(body, request.headers, secret, signature_header=source.header, now=now,
+                          max_age_s=source.max_age_s)
+
+    def _refuse(self, source: str, deliver_id: str, outcome: str, status: int, reason: str) -> JSONResponse:
+        count_webhook(source, outcome)
+        log.warning("webhook refused", source=source, deliver_id=deliver_id[:255], outcome=outcome)
+        return self._answer(status, reason)
+
+    @staticmethod
+    def _answer(status: int, message: str) -> JSONResponse:
+        body = {"status": "ok" if status == 200 else "error", "message": message}
+        return JSONResponse(body, status_code=status)
