@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Protocol, runtime_checkable
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import generate_latest
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from starlette.applications import Starlette
@@ -181,7 +182,9 @@ def make_metrics_app(state_reader: StoreStateReader | None) -> Starlette:
         from starlette.concurrency import run_in_threadpool
 
         body = await run_in_threadpool(generate_latest, view)
-        return Response(body, media_type=CONTENT_TYPE_LATEST)
+        # 0.0.4: the text format every Prometheus 2.x parses (also what prometheus-client serves
+        # when the scraper states no preference).
+        return Response(body, media_type=CONTENT_TYPE_PLAIN_0_0_4)
 
     async def healthz(request: Request) -> Response:
         return Response("ok\n", media_type="text/plain")
