@@ -1,0 +1,56 @@
+"""Kingdee K/3 Cloud (金蝶云星空) WebAPI connector, registered as "kingdee".
+
+Entities (SCHEMAS.md): customer `BD_Customer` (pk FCUSTID), sales_order `SAL_SaleOrder` (pk FID,
+entries FSaleOrderEntry, sub-head FSaleOrderFinance), receipt `AR_RECEIVEBILL` (pk FID, entries
+FRECEIVEBILLENTRY), material `BD_MATERIAL` (pk FMATERIALID). Records read have the nested shape of
+a Save `Model`; writes take the same shape.
+
+How it works
+- Auth: a session login (`password` → AuthService.ValidateUser, `app_secret` → LoginByAppSecret,
+  `sign` → LoginBySign) whose `kdservice-sessionid` rides as cookie and header; an answer with
+  MsgCode 1 makes the shared client log in again and retry once. MsgCode 14 is "rate limited".
+- Reads: ExecuteBillQuery with FilterString on (FModifyDate, pk) and OrderString
+  `FModifyDate ASC, <pk> ASC[, <entry>_FEntryID ASC]`, `Limit` = page size (≤ 2000). Paging is by
+  keyset (each query re-anchored after the last whole document), not by StartRow offsets, which skip
+  rows when a record is saved during the read; StartRow pages only through a single document
+  whose lines exceed a page. Rows (one per entry line) are regrouped into documents and a page never
+  ends in half a document; checkpoint = the last record's (FModifyDate, pk).
+- Writes: BatchSave, one WriteResult per record by DIndex. Before creating, keys (FNumber/FBillNo)
+  are looked up with `in (...)`; an existing record is updated instead (pk + NeedUpDateFields,
+  limited to `WriteRequest.owned_fields` when set). A create refused because its number now exists
+  (a retry after a lost answer, a crash) is resolved to an update of that record. With
+  `auto_submit_audit`, saved documents are Submitted and Audited, and an update refused because
+  the document is audited is UnAudited, saved and audited again.
+
+Confirmed from the reference (`shared/reference/api-contracts.md` §1; SDK 8.2.0 source):
+endpoint and service names; login parameter orders and LoginBySign's SHA256 sign; the LoginResult
+fields (LoginResultType 1, KDSVCSessionId); the `kdservice-sessionid` cookie/header; HTTP 200 for
+business errors; ResponseStatus with Errors/SuccessEntitys/DIndex and the MsgCode table (1 context
+lost, 14 call limit); `{formid, data}` vs `{data:{FormId..}}` envelopes; ExecuteBillQuery fields
+(FieldKeys comma string, FilterString, OrderString, StartRow, Limit ≤ 2000) and its bare 2-D array
+answer / `[[{Result}]]` errors; one row per entry line; dotted reference keys; entry pk key
+`<Entry>_FEntryID`; Save's Model/NeedUpDateFields/IsDeleteEntry and pk 0 = create; Submit/Audit/
+UnAudit with `Ids` as a comma string; FDocumentStatus A/B/C/D; IsSuccess compared case-insensitively;
+FModifyDate filterable, datetimes returned like `2025-01-02T14:49:44.537` (local time).
+
+Assumed (not in the reference; the sandbox follows the same assumptions):
+- FModifyDate is Asia/Shanghai local time (the server's zone); it changes on Save, not on Audit;
+- BatchSave saves the valid records of a batch and reports the others (not all-or-nothing), and
+  a duplicate FNumber/FBillNo fails that record (detected by looking the key up, not by the text);
+- session-lost / throttle answers use the plain envelope on every service; MsgCode 6/13 are
+  transient; a BatchSave with no successes, all errors at DIndex 0 and a MsgCode outside
+  {0, 11, 12, 13} is a whole-request failure;
+- no rate limit is published: 20 requests/s and 4 in flight by default (configurable per system);
+  BatchSave chunk of 100 records (`batch_size`);
+- FilterString datetime literals `yyyy-MM-dd HH:mm:ss.fff`; text compares case-insensitively
+  (lookups fold case);
+- record ids are Kingdee's integer ids as text; cursors compare (FModifyDate, numeric pk) on the
+  server, so the engine's string order of ids agrees only while ids have the same number of
+  digits (Kingdee's are 6-digit from 100001 for a long time).
+"""
+
+from connectors.kingdee.connector import KingdeeConnector
+from connectors.kingdee.schema import SHAPES
+from connectors.kingdee.settings import KingdeeSettings
+
+__all__ = ["SHAPES", "KingdeeConnector", "KingdeeSettings"]

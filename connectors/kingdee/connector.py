@@ -1,0 +1,504 @@
+"""The Kingdee K/3 Cloud connector: keyset-paged ExecuteBillQuery reads, BatchSave writes by DIndex."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from connectors.base import ConnectorSettings, SystemContext
+from connectors.http import HttpClient
+from connectors.kingdee.auth import KingdeeLogin, classify_body
+from connectors.kingdee.query import (
+    MAX_IN_LIST,
+    MAX_LIMIT,
+    SHANGHAI,
+    build_record,
+    complete_groups,
+    cursor_filter,
+    find_status,
+    group_rows,
+    in_filter,
+    is_success,
+    status_message,
+)
+from connectors.kingdee.schema import SHAPES, Shape
+from connectors.kingdee.settings import KingdeeSettings
+from connectors.registry import register
+from erphub.errors import AuthError, PermanentError, ProtocolError, TransientError
+from erphub.records import (
+    Cursor,
+    EntitySpec,
+    Page,
+    RecordError,
+    WriteAction,
+    WriteRequest,
+    WriteResult,
+)
+
+FORM_STUB = "Kingdee.BOS.WebApi.ServicesStub.DynamicFormService."
+# Kingdee publishes no rate limit; these defaults keep a shared ERP comfortable [assumed].
+DEFAULT_RATE_PER_SECOND = 20.0
+DEFAULT_CONCURRENCY = 4
+# MsgCodes whose Errors belong to individual records (validation, not allowed, network control).
+PER_RECORD_CODES = {0, 11, 12, 13}
+TRANSIENT_CODES = {6, 13}  # database failure, network-control (lock) conflict
+
+
+def _jsonable(value: Any) -> Any:
+    """Mapping output -> JSON Kingdee accepts (Decimals as numbers, datetimes as local text)."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, datetime):
+        local = value.astimezone(SHANGHAI) if value.tzinfo else value
+        return local.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _error_code(shape: Shape, field_name: str | None, message: str) -> str:
+    if (field_name or "").lower() == shape.number_key.lower() or "已存在" in message or "重复" in message:
+        return "duplicate_number"
+    if "已审核" in message or "审核中" in message:
+        return "audited"
+    return "validation"
+
+
+class _Outcome:
+    """What one BatchSave said about one record."""
+
+    def __init__(
+        self,
+        target_id: str | None = None,
+        errors: list[dict[str, Any]] | None = None,
+        transient: bool = False,
+    ) -> None:
+        self.target_id = target_id
+        self.errors = errors or []
+        self.transient = transient
+
+
+@register("kingdee")
+class KingdeeConnector:
+    kind: ClassVar[str] = "kingdee"
+    settings_model: ClassVar[type[ConnectorSettings]] = KingdeeSettings
+
+    def __init__(self, settings: KingdeeSettings, context: SystemContext) -> None:
+        self.settings = settings
+        self.context = context
+        self.auth = KingdeeLogin(
+            mode=settings.auth_mode,
+            acct_id=settings.acct_id,
+            username=settings.username,
+            lcid=settings.lcid,
+            password=settings.password,
+            app_id=settings.app_id,
+            app_secret=settings.app_secret,
+            max_age_s=settings.session_max_age_s,
+        )
+        self.http = HttpClient(
+            context,
+            base_url=settings.server_url,
+            auth=self.auth,
+            default_rate_per_second=DEFAULT_RATE_PER_SECOND,
+            default_concurrency=DEFAULT_CONCURRENCY,
+            classify_body=classify_body,
+        )
+
+    # ---- protocol ------------------------------------------------------------------------------
+
+    def entities(self) -> Mapping[str, EntitySpec]:
+        return {name: shape.spec() for name, shape in SHAPES.items()}
+
+    def read_changes(
+        self, entity: str, since: Cursor | None, *, page_size: int = 100, until: Cursor | None = None
+    ) -> Iterator[Page]:
+        """Keyset paging: each query starts strictly after the last whole document read.
+
+        StartRow offsets would skip a row whenever a record already read is saved again during the
+        read (it moves to the end and every later row shifts one place up); re-anchoring the
+        FilterString on (FModifyDate, pk) cannot skip. StartRow is still used to read a single
+        document whose entry lines alone fill more than one page.
+        """
+        shape = self._shape(entity)
+        keys = shape.field_keys()
+        limit = max(1, min(page_size, MAX_LIMIT))
+        cursor = since
+        yielded = False
+        while True:
+            rows = self._query(
+                shape.form_id, keys, cursor_filter(shape, cursor, until), shape.order_string(), limit=limit
+            )
+            groups, full = complete_groups(shape, rows, limit)
+            if full and not groups:
+                first_pk = group_rows(rows)[0][0]
+                groups = [(first_pk, self._document_rows(shape, keys, first_pk, limit))]
+            records = [build_record(shape, keys, doc_rows) for _, doc_rows in groups]
+            if records:
+                cursor = records[-1].cursor()
+                yielded = True
+                yield Page(records, cursor)
+            if not full:
+                break
+        if not yielded:
+            yield Page([], None)
+
+    def write(self, entity: str, batch: Sequence[WriteRequest]) -> list[WriteResult]:
+        shape = self._shape(entity)
+        if not batch:
+            return []
+        keys = [self._key_of(shape, request) for request in batch]
+        targets: list[str | None] = [request.target_id or None for request in batch]
+        # A create retried after a lost answer or a crash must not duplicate: find keys that exist.
+        unresolved = [k for k, t in zip(keys, targets, strict=True) if t is None and k]
+        if unresolved:
+            found = self._lookup_folded(shape, unresolved)
+            targets = [
+                t or (found.get(k.casefold()) if k else None) for k, t in zip(keys, targets, strict=True)
+            ]
+
+        results: list[WriteResult | None] = [None] * len(batch)
+        pending = list(range(len(batch)))
+        converted: set[int] = set()
+        unaudited: set[int] = set()
+        for _round in range(3):
+            outcomes = self._save_round(shape, batch, keys, targets, pending)
+            retry: list[int] = []
+            failed_creates = [i for i in pending if targets[i] is None and outcomes[i].target_id is None]
+            now_found = (
+                self._lookup_folded(shape, [k for i in failed_creates if (k := keys[i])])
+                if failed_creates
+                else {}
+            )
+            to_unaudit: list[int] = []
+            for i in pending:
+                outcome = outcomes[i]
+                creating = targets[i] is None
+                if outcome.target_id is not None:
+                    action = WriteAction.CREATED if creating and i not in converted else WriteAction.UPDATED
+                    results[i] = WriteResult(batch[i].source_id, outcome.target_id, action)
+                    continue
+                key = keys[i]
+                if creating and key and key.casefold() in now_found and i not in converted:
+                    # "Number already exists": it landed before (lost answer, crash) -> update it.
+                    targets[i] = now_found[key.casefold()]
+                    converted.add(i)
+                    retry.append(i)
+                    continue
+                codes = {
+                    _error_code(shape, e.get("FieldName"), str(e.get("Message", ""))) for e in outcome.errors
+                }
+                if (
+                    not creating
+                    and "audited" in codes
+                    and self.settings.audits(entity)
+                    and i not in unaudited
+                    and shape.status_key
+                ):
+                    unaudited.add(i)
+                    to_unaudit.append(i)
+                    continue
+                results[i] = self._failure(shape, batch[i], outcome, targets[i])
+            if to_unaudit:
+                ops = self._status_op(shape, "UnAudit", [str(targets[i]) for i in to_unaudit])
+                for i, problem in zip(to_unaudit, ops, strict=True):
+                    if problem is None:
+                        retry.append(i)
+                    else:
+                        results[i] = WriteResult(
+                            batch[i].source_id, targets[i], None, RecordError("audited", problem)
+                        )
+            pending = retry
+            if not pending:
+                break
+        for i in pending:  # still unresolved after the last round
+            results[i] = WriteResult(
+                batch[i].source_id,
+                targets[i],
+                None,
+                RecordError("unresolved", "record could not be saved after retries", transient=True),
+            )
+        if self.settings.audits(entity) and shape.status_key:
+            results = self._submit_and_audit(shape, results)
+        return [
+            r
+            if r is not None
+            else WriteResult(
+                batch[i].source_id, None, None, RecordError("no_result", "no result", transient=True)
+            )
+            for i, r in enumerate(results)
+        ]
+
+    def lookup(self, entity: str, keys: Sequence[str]) -> dict[str, str]:
+        shape = self._shape(entity)
+        found = self._lookup_folded(shape, [k for k in keys if k])
+        return {k: found[k.casefold()] for k in keys if k and k.casefold() in found}
+
+    def check(self) -> None:
+        """Log in and read one customer row; raises the ConnectorError that says why not."""
+        shape = SHAPES["customer"]
+        self._query(shape.form_id, [shape.pk, shape.number_key], "", f"{shape.pk} ASC", limit=1)
+
+    def close(self) -> None:
+        self.http.close()
+
+    # ---- calls -----------------------------------------------------------------------------------
+
+    def _shape(self, entity: str) -> Shape:
+        try:
+            return SHAPES[entity]
+        except KeyError:
+            raise PermanentError(
+                f"kingdee has no entity {entity!r}; valid: {', '.join(sorted(SHAPES))}",
+                system=self.context.name,
+            ) from None
+
+    def _post(self, method: str, payload: dict[str, Any], *, idempotent: bool = True) -> Any:
+        return self.http.post_json(
+            f"{FORM_STUB}{method}.common.kdsvc", payload, endpoint=method, idempotent=idempotent
+        )
+
+    def _raise_status(self, method: str, status: dict[str, Any]) -> None:
+        code = status.get("MsgCode")
+        message = f"{method} failed (MsgCode {code}): {status_message(status)}"
+        if code in TRANSIENT_CODES:
+            raise TransientError(message, system=self.context.name)
+        if code == 2:
+            raise AuthError(message, system=self.context.name)
+        raise PermanentError(message, system=self.context.name)
+
+    def _query(
+        self,
+        form_id: str,
+        keys: Sequence[str],
+        filter_string: str,
+        order: str,
+        *,
+        limit: int,
+        start_row: int = 0,
+    ) -> list[list[Any]]:
+        data = {
+            "FormId": form_id,
+            "FieldKeys": ",".join(keys),
+            "FilterString": filter_string,
+            "OrderString": order,
+            "TopRowCount": 0,
+            "StartRow": start_row,
+            "Limit": limit,
+        }
+        body = self._post("ExecuteBillQuery", {"data": data})
+        status = find_status(body)
+        if status is not None:
+            self._raise_status("ExecuteBillQuery", status)
+        if not isinstance(body, list) or any(
+            not isinstance(row, list) or len(row) != len(keys) for row in body
+        ):
+            raise ProtocolError(
+                "ExecuteBillQuery did not answer a 2-D array in FieldKeys order", system=self.context.name
+            )
+        return body
+
+    def _document_rows(self, shape: Shape, keys: Sequence[str], pk: Any, limit: int) -> list[Sequence[Any]]:
+        """Every entry row of one document, paged with StartRow (a document larger than a page)."""
+        assert shape.entry is not None
+        rows: list[Sequence[Any]] = []
+        while True:
+            page = self._query(
+                shape.form_id,
+                keys,
+                f"{shape.pk} = {int(pk)}",
+                f"{shape.entry.pk_query_key()} ASC",
+                limit=limit,
+                start_row=len(rows),
+            )
+            rows += page
+            if len(page) < limit:
+                return rows
+
+    def _lookup_folded(self, shape: Shape, keys: Sequence[str]) -> dict[str, str]:
+        """casefolded number -> id (Kingdee compares codes case-insensitively)."""
+        unique = sorted({k for k in keys if k})
+        found: dict[str, str] = {}
+        for start in range(0, len(unique), MAX_IN_LIST):
+            chunk = unique[start : start + MAX_IN_LIST]
+            rows = self._query(
+                shape.form_id,
+                [shape.pk, shape.number_key],
+                in_filter(shape.number_key, chunk),
+                f"{shape.pk} ASC",
+                limit=MAX_LIMIT,
+            )
+            for pk, number in rows:
+                if number is not None:
+                    found.setdefault(str(number).casefold(), str(pk))
+        return found
+
+    # ---- writing ---------------------------------------------------------------------------------
+
+    def _key_of(self, shape: Shape, request: WriteRequest) -> str | None:
+        if request.key:
+            return str(request.key)
+        value = request.data.get(shape.number_key)
+        return str(value) if value not in (None, "") else None
+
+    def _model(
+        self, shape: Shape, request: WriteRequest, key: str | None, target_id: str | None
+    ) -> dict[str, Any]:
+        data = copy.deepcopy(dict(request.data))
+        drop = {k.lower() for k in shape.readonly()} | {shape.pk.lower()}
+        data = {k: v for k, v in data.items() if k.lower() not in drop}
+        if target_id is not None and request.owned_fields is not None:
+            owned = {f.lower() for f in request.owned_fields}
+            data = {k: v for k, v in data.items() if k.lower() in owned}
+        if (
+            key
+            and shape.number_key not in data
+            and (
+                target_id is None or request.owned_fields is None or shape.number_key in request.owned_fields
+            )
+        ):
+            data[shape.number_key] = key
+        if target_id is None:
+            for org_field in shape.org_fields:
+                data.setdefault(org_field, {"FNumber": self.settings.org_number})
+        return {shape.pk: int(target_id) if target_id else 0, **_jsonable(data)}
+
+    def _need_update_fields(self, shape: Shape, model: dict[str, Any]) -> list[str]:
+        fields: set[str] = set()
+        for key, value in model.items():
+            if key == shape.pk:
+                continue
+            fields.add(key)
+            if isinstance(value, list):  # entry: list the entry key and its row fields
+                for row in value:
+                    if isinstance(row, dict):
+                        fields.update(k for k in row if shape.entry is None or k != shape.entry.pk)
+            elif isinstance(value, dict) and any(s.key == key for s in shape.subheads):
+                fields.update(value)
+        return sorted(fields)
+
+    def _save_round(
+        self,
+        shape: Shape,
+        batch: Sequence[WriteRequest],
+        keys: list[str | None],
+        targets: list[str | None],
+        indices: list[int],
+    ) -> dict[int, _Outcome]:
+        # NeedUpDateFields is per call, so creates and each distinct field set go in separate calls.
+        groups: dict[tuple[str, ...] | None, list[tuple[int, dict[str, Any]]]] = {}
+        for i in indices:
+            model = self._model(shape, batch[i], keys[i], targets[i])
+            group = None if targets[i] is None else tuple(self._need_update_fields(shape, model))
+            groups.setdefault(group, []).append((i, model))
+        outcomes: dict[int, _Outcome] = {}
+        for nuf, items in groups.items():
+            for start in range(0, len(items), self.settings.batch_size):
+                chunk = items[start : start + self.settings.batch_size]
+                outcomes.update(self._batch_save(shape, chunk, list(nuf) if nuf is not None else None))
+        return outcomes
+
+    def _batch_save(
+        self, shape: Shape, items: list[tuple[int, dict[str, Any]]], need_update_fields: list[str] | None
+    ) -> dict[int, _Outcome]:
+        data: dict[str, Any] = {"Model": [model for _, model in items], "IsDeleteEntry": True}
+        if need_update_fields is not None:
+            data["NeedUpDateFields"] = need_update_fields
+        # Creates are safe to resend only when every record carries its number (uniqueness makes a
+        # resent create fail as "already exists", which write() turns into an update).
+        idempotent = need_update_fields is not None or all(model.get(shape.number_key) for _, model in items)
+        body = self._post("BatchSave", {"formid": shape.form_id, "data": data}, idempotent=idempotent)
+        status = find_status(body)
+        if status is None:
+            raise ProtocolError("BatchSave answered without a ResponseStatus", system=self.context.name)
+        successes = {
+            int(e.get("DIndex", 0)): e for e in status.get("SuccessEntitys") or [] if isinstance(e, dict)
+        }
+        errors: dict[int, list[dict[str, Any]]] = {}
+        for err in status.get("Errors") or []:
+            if isinstance(err, dict):
+                errors.setdefault(int(err.get("DIndex") or 0), []).append(err)
+        code = status.get("MsgCode")
+        per_record = (
+            bool(successes) or len(items) == 1 or any(d > 0 for d in errors) or code in PER_RECORD_CODES
+        )
+        if not is_success(status) and not per_record:
+            self._raise_status("BatchSave", status)
+        out: dict[int, _Outcome] = {}
+        for d_index, (i, _model) in enumerate(items):
+            if d_index in successes and successes[d_index].get("Id") not in (None, 0, ""):
+                out[i] = _Outcome(str(successes[d_index]["Id"]))
+            elif d_index in errors:
+                out[i] = _Outcome(errors=errors[d_index], transient=code in TRANSIENT_CODES)
+            else:
+                out[i] = _Outcome(
+                    errors=[{"FieldName": None, "Message": "BatchSave reported nothing for this record"}],
+                    transient=True,
+                )
+        return out
+
+    def _failure(
+        self, shape: Shape, request: WriteRequest, outcome: _Outcome, target_id: str | None
+    ) -> WriteResult:
+        first = outcome.errors[0] if outcome.errors else {}
+        message = "; ".join(str(e.get("Message")) for e in outcome.errors if e.get("Message")) or "refused"
+        field = first.get("FieldName") or None
+        code = _error_code(shape, field, message)
+        return WriteResult(
+            request.source_id,
+            target_id,
+            None,
+            RecordError(code, message[:1000], field, transient=outcome.transient),
+        )
+
+    # ---- Submit / Audit --------------------------------------------------------------------------
+
+    def _status_op(self, shape: Shape, op: str, ids: list[str]) -> list[str | None]:
+        """Run Submit/Audit/UnAudit on ids; per id None (done or already there) or the reason."""
+        body = self._post(op, {"formid": shape.form_id, "data": {"Ids": ",".join(ids)}})
+        status = find_status(body)
+        if status is None:
+            raise ProtocolError(f"{op} answered without a ResponseStatus", system=self.context.name)
+        problems: list[str | None] = [None] * len(ids)
+        for err in status.get("Errors") or []:
+            if not isinstance(err, dict):
+                continue
+            d_index = int(err.get("DIndex") or 0)
+            message = str(err.get("Message") or "")
+            benign = (op == "Submit" and ("已提交" in message or "已经审核" in message)) or (
+                op == "Audit" and "已经审核" in message
+            )
+            if 0 <= d_index < len(ids) and not benign:
+                problems[d_index] = message or f"{op} failed"
+        return problems
+
+    def _submit_and_audit(self, shape: Shape, results: list[WriteResult | None]) -> list[WriteResult | None]:
+        saved = [(i, r) for i, r in enumerate(results) if r is not None and r.ok and r.target_id]
+        if not saved:
+            return results
+        out = list(results)
+        for op in ("Submit", "Audit"):
+            ids = [str(r.target_id) for _, r in saved]
+            problems = self._status_op(shape, op, ids)
+            still: list[tuple[int, WriteResult]] = []
+            for (i, r), problem in zip(saved, problems, strict=True):
+                if problem is None:
+                    still.append((i, r))
+                else:
+                    out[i] = WriteResult(
+                        r.source_id,
+                        r.target_id,
+                        r.action,
+                        RecordError(f"{op.lower()}_failed", f"saved but {op} failed: {problem}"),
+                    )
+            saved = still
+            if not saved:
+                break
+        return out

@@ -1,0 +1,47 @@
+"""Settings of a Kingdee K/3 Cloud system (validated by the connector, not by config/)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from connectors.base import ConnectorSettings
+
+
+class KingdeeSettings(ConnectorSettings):
+    server_url: str = Field(description="WebAPI root, e.g. http://erp.example.com/k3cloud/")
+    acct_id: str = Field(description="account set (数据中心) id")
+    username: str
+    auth_mode: Literal["password", "app_secret", "sign"] = "password"
+    password: SecretStr | None = None
+    app_id: str | None = None
+    app_secret: SecretStr | None = None
+    lcid: int = 2052
+    org_number: str = Field(
+        "100", description="organisation filled into create/use/sale org fields on create"
+    )
+    # Submit then Audit what is written: True for every entity, or a list of entity names.
+    auto_submit_audit: bool | list[str] = False
+    batch_size: int = Field(100, ge=1, le=1000, description="records per BatchSave call [assumed cap]")
+    session_max_age_s: float | None = Field(None, description="log in again proactively after this long")
+
+    @field_validator("server_url")
+    @classmethod
+    def _trailing_slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("server_url must start with http:// or https://")
+        return value if value.endswith("/") else value + "/"
+
+    @model_validator(mode="after")
+    def _credentials(self) -> KingdeeSettings:
+        if self.auth_mode == "password" and self.password is None:
+            raise ValueError("auth_mode 'password' needs password")
+        if self.auth_mode in ("app_secret", "sign") and (not self.app_id or self.app_secret is None):
+            raise ValueError(f"auth_mode {self.auth_mode!r} needs app_id and app_secret")
+        return self
+
+    def audits(self, entity: str) -> bool:
+        if isinstance(self.auto_submit_audit, bool):
+            return self.auto_submit_audit
+        return entity in self.auto_submit_audit
