@@ -64,6 +64,7 @@ __all__ = [
     "KingdeeStore",
     "api_signature",
     "create_sandbox",
+    "endpoint",
     "error_envelope",
     "format_kd_datetime",
     "login_sign",
@@ -73,6 +74,11 @@ __all__ = [
 ]
 
 _OPTION_NAMES = {f.name for f in fields(KingdeeOptions)}
+
+
+def endpoint(method: str, service: str = "DynamicFormService") -> str:
+    """The fault-plan pattern of one service method (the last path segment), e.g. endpoint("BatchSave")."""
+    return f"Kingdee.BOS.WebApi.ServicesStub.{service}.{method}.common.kdsvc"
 
 
 def create_sandbox(

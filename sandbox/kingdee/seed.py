@@ -56,11 +56,15 @@ def seed(
             modify_date=base + timedelta(minutes=i),
             status="C",
         )
+    # The same generator sequence as the CRM sandbox's customers, so CUS-000001.. are the same
+    # companies in both systems (as if synced before): same name, credit code, phone, group, seller.
     fake = Fake(seed_value)
     groups = ("KA", "SMB", "SMB", "GOV")
     numbers = []
     for n in range(1, customers + 1):
         company = fake.company()
+        group = fake.rng.choice(groups)
+        seller = fake.staff_code()
         number = f"CUS-{n:06d}"
         numbers.append(number)
         address = "".join(company.address[k] for k in ("province", "city", "district", "detail"))
@@ -72,12 +76,12 @@ def seed(
                 "FShortName": company.short_name,
                 "FCreateOrgId": {"FNumber": "100"},
                 "FUseOrgId": {"FNumber": "100"},
-                "FTRADINGCURRID": {"FNumber": "PRE001"},
+                "FTRADINGCURRID": {"FNumber": "PRE007" if n % 10 == 0 else "PRE001"},
                 "FTEL": company.phone,
                 "FTAXREGISTERCODE": company.credit_code,
                 "FADDRESS": address,
-                "FGroup": {"FNumber": groups[n % len(groups)]},
-                "FSELLER": {"FNumber": fake.staff_code()},
+                "FGroup": {"FNumber": group},
+                "FSELLER": {"FNumber": seller},
             },
             modify_date=base + timedelta(hours=1, minutes=n),
             status="C",
