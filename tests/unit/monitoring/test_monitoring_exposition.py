@@ -56,7 +56,8 @@ def test_store_gauges_come_from_the_reader_and_hide_the_registry_copies() -> Non
     assert _v(samples, "erphub_dead_letters_oldest_age_seconds", pipeline="expo_ghost") is None
     assert _v(samples, "erphub_last_success_timestamp_seconds", pipeline="expo_orders") == 1_700_000_000
     assert _v(samples, "erphub_last_run_timestamp_seconds", pipeline="expo_orders") == 1_700_003_600
-    assert _v(samples, "erphub_last_success_timestamp_seconds", pipeline="expo_new") is None  # never succeeded
+    # never succeeded: no last-success series at all
+    assert _v(samples, "erphub_last_success_timestamp_seconds", pipeline="expo_new") is None
     assert _v(samples, "erphub_last_run_timestamp_seconds", pipeline="expo_new") == 1_700_000_100
     assert _v(samples, "erphub_pipeline_schedule_interval_seconds", pipeline="expo_new") == 900
     # registry metrics still there

@@ -7,6 +7,7 @@ import io
 import json
 import logging
 from collections import namedtuple
+from typing import Any
 from urllib.parse import quote, quote_plus
 
 import pytest
@@ -90,7 +91,7 @@ def test_credential_named_values_in_text() -> None:
 def test_redact_obj_walks_nested_structures_and_keeps_shapes() -> None:
     add_secrets(CANARY)
     Pair = namedtuple("Pair", "a b")
-    obj = {
+    obj: dict[str, Any] = {
         "customer": {"name": "上海华通", "remark": f"see {CANARY}", "credit": 5000, "active": True},
         "headers": {"Authorization": "Basic Zm9vOmJhcg==", "X-Trace": "t-1"},
         "systems": [{"name": "kingdee", "app_secret": "x", "password": None, "auth_failures": 2}],
@@ -102,9 +103,13 @@ def test_redact_obj_walks_nested_structures_and_keeps_shapes() -> None:
     }
     out = redact_obj(obj)
     _assert_clean(repr(out))
-    assert out["customer"] == {"name": "上海华通", "remark": f"see {REDACTED}", "credit": 5000, "active": True}
+    assert out["customer"] == {
+        "name": "上海华通", "remark": f"see {REDACTED}", "credit": 5000, "active": True,
+    }
     assert out["headers"] == {"Authorization": REDACTED, "X-Trace": "t-1"}
-    assert out["systems"] == [{"name": "kingdee", "app_secret": REDACTED, "password": None, "auth_failures": 2}]
+    assert out["systems"] == [
+        {"name": "kingdee", "app_secret": REDACTED, "password": None, "auth_failures": 2},
+    ]
     assert out["tags"] == ("a", REDACTED) and isinstance(out["tags"], tuple)
     assert out["pair"] == Pair(1, REDACTED)
     assert out["err"] == f"ValueError: login failed: {REDACTED}"
