@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import structlog
 from starlette.concurrency import run_in_threadpool
@@ -26,7 +27,6 @@ from starlette.routing import Route
 
 from config.models import PipelineConfig, WebhookSource
 from erphub.errors import StoreError
-from erphub.records import utcnow
 from erphub.store import Store
 from erphub.webhooks import inbox
 from erphub.webhooks.envelope import Malformed, parse_event
@@ -70,7 +70,8 @@ class WebhookReceiver:
         body = await request.body()
         if len(body) > MAX_BODY_BYTES:
             return self._refuse(name, "", "malformed", 413, "body too large")
-        checked = self._verify(source, body, request)
+        now = self.clock()
+        checked = self._verify(source, body, request, now)
         if checked.verdict == Verdict.BAD_SIGNATURE:
             return self._refuse(name, request.headers.get("x-jdy-deliverid", ""), "bad_signature", 401,
                                 "bad signature")
@@ -80,7 +81,7 @@ class WebhookReceiver:
         try:
             event = parse_event(body)
             record_id = event.record_id()
-            received = utcnow()
+            received = datetime.fromtimestamp(now, UTC)
             updated_at = event.updated_at(received)
         except Malformed as exc:
             return self._refuse(name, checked.deliver_id, "malformed", 400, str(exc))
@@ -104,9 +105,8 @@ class WebhookReceiver:
             self.on_accepted()
         return self._answer(200, outcome)
 
-    def _verify(self, source: WebhookSource, body: bytes, request: Request) -> Checked:
+    def _verify(self, source: WebhookSource, body: bytes, request: Request, now: float) -> Checked:
         secret = source.secret.get_secret_value()
-        now = self.clock()
         if source.kind == "jiandaoyun":
             return check_jiandaoyun(body, request.query_params, request.headers, secret, now=now,
                                     max_age_s=source.max_age_s)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
@@ -55,11 +56,13 @@ def event_record(event: InboxEvent) -> Record:
 
 class InboxWorker:
     def __init__(self, store: Store, pipeline_for: Callable[[str], Pipeline],
-                 settings: InboxSettings | None = None, *, redact: Callable[[str], str] = str) -> None:
+                 settings: InboxSettings | None = None, *, redact: Callable[[str], str] = str,
+                 clock: Callable[[], datetime] = utcnow) -> None:
         self.store = store
         self.pipeline_for = pipeline_for
         self.settings = settings or InboxSettings()
         self.redact = redact
+        self.clock = clock
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -69,7 +72,8 @@ class InboxWorker:
     def run_once(self) -> PassResult:
         """Deliver what is due now; never raises for a delivery problem (it is recorded instead)."""
         result = PassResult()
-        events = inbox.claim_due(self.store, limit=self.settings.batch_size)
+        now = self.clock()
+        events = inbox.claim_due(self.store, limit=self.settings.batch_size, now=now)
         result.claimed = len(events)
         if not events:
             return result
@@ -81,7 +85,7 @@ class InboxWorker:
         for name in sorted(groups):
             self._deliver_group(name, groups[name], outcome, result)
         inbox.settle(self.store, outcome, base_delay_s=self.settings.base_delay_s,
-                     max_delay_s=self.settings.max_delay_s)
+                     max_delay_s=self.settings.max_delay_s, now=now)
         self.passes += 1
         return result
 
@@ -152,7 +156,7 @@ class InboxWorker:
 
     def _dead_letter(self, name: str, pipeline: Pipeline | None, events: Sequence[InboxEvent], message: str,
                      run_id: str) -> None:
-        batch = BatchCommit(name, run_id or f"inbox-{utcnow():%Y%m%dT%H%M%S}")
+        batch = BatchCommit(name, run_id or f"inbox-{self.clock():%Y%m%dT%H%M%S}")
         for ev in events:
             batch.dead_letters.append(NewDeadLetter(
                 source_id=ev.record_id, source_payload=ev.payload, mapped_payload=None, stage="inbox",
@@ -195,9 +199,9 @@ class InboxWorker:
                     done = self.run_once()
                     if done.claimed < self.settings.batch_size or done.delivered == 0:
                         break
-                now = utcnow().timestamp()
-                if now - last_purge > 3600:
-                    last_purge = now
-                    inbox.purge_finished(self.store, older_than_s=self.settings.retention_s)
+                now = self.clock()
+                if now.timestamp() - last_purge > 3600:
+                    last_purge = now.timestamp()
+                    inbox.purge_finished(self.store, older_than_s=self.settings.retention_s, now=now)
             except Exception as exc:  # the store blinked: keep the thread, try again on the next tick
                 log.error("inbox worker pass failed", error=self.redact(f"{exc.__class__.__name__}: {exc}"))
