@@ -53,10 +53,12 @@ from sandbox.kingdee.app import (
 )
 from sandbox.kingdee.auth import SESSION_LOST, Credentials, SessionBook, api_signature, login_sign, sdk_hmac
 from sandbox.kingdee.seed import seed
+from sandbox.kingdee.store import SHANGHAI as SHANGHAI_ZONE
 from sandbox.kingdee.store import KdRequestError, KingdeeStore, format_kd_datetime, shanghai_now
 
 __all__ = [
     "SESSION_LOST",
+    "SHANGHAI_ZONE",
     "Credentials",
     "KdRequestError",
     "KingdeeOptions",
