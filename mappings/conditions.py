@@ -4,8 +4,8 @@
     {path: phone, present: true}            present: not null, not blank, not an empty list/object
     {all: [c1, c2]}  {any: [c1, c2]}  {not: c}
 
-A predicate never raises: a value that cannot be compared (text against a number) is simply not
-greater, not equal, not in.
+A predicate never raises: a value that cannot be compared is simply not greater, not equal, not in.
+`eq`/`in` compare by type (13 equals 13.0, not "13"); gt/gte/lt/lte also read numeric text ("5").
 """
 
 from __future__ import annotations
@@ -39,6 +39,14 @@ def _number(value: Any) -> Decimal | None:
     if isinstance(value, float) and value == value and value not in (float("inf"), float("-inf")):
         return Decimal(repr(value))
     return None
+
+
+_NUMBER_TEXT = re.compile(r"\s*[+-]?(\d+(\.\d*)?|\.\d+)\s*")
+
+
+def _number_text(text: str) -> Decimal | None:
+    """Ordered comparisons read numeric text (ERP APIs often send amounts as strings)."""
+    return Decimal(text.strip()) if len(text) < 100 and _NUMBER_TEXT.fullmatch(text) else None
 
 
 def values_equal(value: Any, operand: Any) -> bool:
@@ -159,7 +167,8 @@ def _comparison(get: Callable[[Any, Any], Any], op: str, operand: Any, where: Ya
     }[op]
 
     def ordered(scope: Any, root: Any) -> bool:
-        v = _number(get(scope, root))
+        raw = get(scope, root)
+        v = _number_text(raw) if isinstance(raw, str) else _number(raw)
         return v is not None and compare(v)
 
     return ordered

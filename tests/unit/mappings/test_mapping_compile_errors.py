@@ -13,28 +13,75 @@ from mappings.compiler import compile_mapping, compile_text
 
 BOTH = frozenset({Direction.READ, Direction.WRITE})
 JDY_ORDER = EntitySpec(
-    name="sales_order", native_name="sales_order_form", directions=BOTH, key_field="order_no",
-    fields=frozenset({"_id", "order_no", "customer_code", "order_date", "currency", "salesperson", "remark",
-                      "status", "shipped_date", "lines"}),
-    child_fields={"lines": frozenset({"sku", "product_name", "qty", "unit", "price", "tax_rate", "amount",
-                                      "shipped_qty"})},
+    name="sales_order",
+    native_name="sales_order_form",
+    directions=BOTH,
+    key_field="order_no",
+    fields=frozenset(
+        {
+            "_id",
+            "order_no",
+            "customer_code",
+            "order_date",
+            "currency",
+            "salesperson",
+            "remark",
+            "status",
+            "shipped_date",
+            "lines",
+        }
+    ),
+    child_fields={
+        "lines": frozenset(
+            {"sku", "product_name", "qty", "unit", "price", "tax_rate", "amount", "shipped_qty"}
+        )
+    },
 )
 KD_ORDER = EntitySpec(
-    name="sales_order", native_name="SAL_SaleOrder", directions=BOTH, key_field="FBillNo",
-    fields=frozenset({"FID", "FBillNo", "FBillTypeID", "FDate", "FSaleOrgId", "FCustId", "FSalerId", "FNote",
-                      "FDocumentStatus", "FModifyDate", "FSaleOrderFinance", "FSaleOrderEntry"}),
-    child_fields={"FSaleOrderEntry": frozenset({"FEntryID", "FMaterialId", "FUnitID", "FQty", "FTaxPrice",
-                                                "FEntryTaxRate", "FAllAmount", "FDeliveryDate", "FStockOutQty"})},
+    name="sales_order",
+    native_name="SAL_SaleOrder",
+    directions=BOTH,
+    key_field="FBillNo",
+    fields=frozenset(
+        {
+            "FID",
+            "FBillNo",
+            "FBillTypeID",
+            "FDate",
+            "FSaleOrgId",
+            "FCustId",
+            "FSalerId",
+            "FNote",
+            "FDocumentStatus",
+            "FModifyDate",
+            "FSaleOrderFinance",
+            "FSaleOrderEntry",
+        }
+    ),
+    child_fields={
+        "FSaleOrderEntry": frozenset(
+            {
+                "FEntryID",
+                "FMaterialId",
+                "FUnitID",
+                "FQty",
+                "FTaxPrice",
+                "FEntryTaxRate",
+                "FAllAmount",
+                "FDeliveryDate",
+                "FStockOutQty",
+            }
+        )
+    },
 )
 
 HEAD = "source: sales_order\ntarget: sales_order\n"
 
 
 def fail(body: str, *, schemas: bool = False, lookups: Path | None = None) -> MappingError:
-    text = body
-    kwargs = {"source": JDY_ORDER, "target": KD_ORDER} if schemas else {}
+    source, target = (JDY_ORDER, KD_ORDER) if schemas else (None, None)
     with pytest.raises(MappingError) as info:
-        compile_text(text, file="m.yaml", lookups_dir=lookups, **kwargs)
+        compile_text(body, file="m.yaml", lookups_dir=lookups, source=source, target=target)
     err = info.value
     assert err.file == "m.yaml"
     return err
@@ -111,8 +158,10 @@ def test_unknown_transform_in_object_form() -> None:
 
 
 def test_bad_argument_value_points_at_the_argument() -> None:
-    err = fail(HEAD + "fields:\n  FNote:\n    from: remark\n    transforms:\n"
-               "      - round: {places: 2, mode: half_sideways}\n")
+    err = fail(
+        HEAD + "fields:\n  FNote:\n    from: remark\n    transforms:\n"
+        "      - round: {places: 2, mode: half_sideways}\n"
+    )
     at(err, 7, 28)
     assert "bad argument 'mode' for round" in err.message
     assert "'half_up'" in err.message and "'half_even'" in err.message
@@ -125,7 +174,11 @@ def test_missing_argument() -> None:
 
 
 def test_unknown_argument() -> None:
-    err = fail(HEAD + "fields:\n  FNote:\n    from: remark\n    transforms:\n      - truncate: {length: 3, ellipsis: yes}\n")
+    err = fail(
+        HEAD
+        + "fields:\n  FNote:\n    from: remark\n    transforms:\n"
+        "      - truncate: {length: 3, ellipsis: yes}\n"
+    )
     at(err, 7, 31)
     assert "unknown argument 'ellipsis' (arguments: length)" in err.message
 
@@ -148,18 +201,25 @@ def test_transform_item_shape() -> None:
 
 
 def test_bad_regex_argument() -> None:
-    err = fail(HEAD + "fields:\n  FNote:\n    from: remark\n    transforms:\n      - regex_extract: {pattern: '(('}\n")
+    err = fail(
+        HEAD
+        + "fields:\n  FNote:\n    from: remark\n    transforms:\n      - regex_extract: {pattern: '(('}\n"
+    )
     at(err, 7, 25)
     assert "invalid regular expression '(('" in err.message
 
 
 def test_unknown_date_format_and_zone() -> None:
-    err = fail(HEAD + "fields:\n  FDate:\n    from: order_date\n    transforms:\n"
-               "      - datetime: {from: iso8601, to: kingdee, to_tz: Asia/Beijing}\n")
+    err = fail(
+        HEAD + "fields:\n  FDate:\n    from: order_date\n    transforms:\n"
+        "      - datetime: {from: iso8601, to: kingdee, to_tz: Asia/Beijing}\n"
+    )
     at(err, 7, 48)
     assert "unknown time zone 'Asia/Beijing'" in err.message
-    err = fail(HEAD + "fields:\n  FDate:\n    from: order_date\n    transforms:\n"
-               "      - datetime: {from: rfc822, to: kingdee}\n")
+    err = fail(
+        HEAD + "fields:\n  FDate:\n    from: order_date\n    transforms:\n"
+        "      - datetime: {from: rfc822, to: kingdee}\n"
+    )
     assert "unknown date format 'rfc822'" in err.message
 
 
@@ -173,8 +233,10 @@ def test_unknown_lookup_table() -> None:
 def test_unknown_lookup_column() -> None:
     err = fail(HEAD + "fields:\n  FNote:\n    from: remark\n    lookup: {table: material_codes, key: sku}\n")
     at(err, 6, 37)
-    assert "lookup table 'material_codes' has no column 'sku'; columns: crm_sku, kingdee_number, name" \
+    assert (
+        "lookup table 'material_codes' has no column 'sku'; columns: crm_sku, kingdee_number, name"
         in err.message
+    )
 
 
 def test_lookup_table_with_a_duplicate_code(tmp_path: Path) -> None:
@@ -218,8 +280,10 @@ def test_bad_source_path_syntax() -> None:
 def test_source_field_not_in_connector_schema() -> None:
     err = fail(HEAD + "fields:\n  FBillNo: order_no\n  FNote: {from: remarks}\n", schemas=True)
     at(err, 5, 11)
-    assert "source field 'remarks' is not in the schema of source entity 'sales_order'; did you mean 'remark'?" \
+    assert (
+        "source field 'remarks' is not in the schema of source entity 'sales_order'; did you mean 'remark'?"
         in err.message
+    )
 
 
 def test_target_field_not_accepted() -> None:
@@ -248,8 +312,11 @@ def test_child_fields_are_checked_against_the_child_schemas() -> None:
 
 
 def test_root_path_inside_a_line_is_checked_against_the_record() -> None:
-    err = fail(HEAD + "fields:\n  FBillNo: order_no\n  FSaleOrderEntry:\n    from: lines\n    each:\n"
-               "      fields:\n        FQty: {from: $.remarks}\n", schemas=True)
+    err = fail(
+        HEAD + "fields:\n  FBillNo: order_no\n  FSaleOrderEntry:\n    from: lines\n    each:\n"
+        "      fields:\n        FQty: {from: $.remarks}\n",
+        schemas=True,
+    )
     assert "source field 'remarks' is not in the schema of source entity" in err.message
 
 
@@ -295,7 +362,9 @@ def test_bad_conditions() -> None:
     assert "'all' takes a non-empty list" in err.message
     err = fail(HEAD + "fields:\n  FNote: {from: remark, when: {path: qty, gt: many}}\n")
     assert "'gt' takes a number, got 'many'" in err.message
-    err = fail(HEAD + "filter:\n  - when: {path: status, eq: x}\n    because: y\nfields:\n  FBillNo: order_no\n")
+    err = fail(
+        HEAD + "filter:\n  - when: {path: status, eq: x}\n    because: y\nfields:\n  FBillNo: order_no\n"
+    )
     at(err, 5, 5)
     assert "unknown key 'because' in a filter (allowed: when, reason)" in err.message
 
@@ -311,16 +380,22 @@ def test_bad_templates() -> None:
 
 
 def test_child_collection_rules() -> None:
-    err = fail(HEAD + "fields:\n  FSaleOrderEntry:\n    from: lines\n    transforms: [first]\n"
-               "    each:\n      fields:\n        FQty: qty\n")
+    err = fail(
+        HEAD + "fields:\n  FSaleOrderEntry:\n    from: lines\n    transforms: [first]\n"
+        "    each:\n      fields:\n        FQty: qty\n"
+    )
     at(err, 4, 3)
     assert "takes no transforms" in err.message
-    err = fail(HEAD + "fields:\n  FSaleOrderEntry:\n    const: []\n    each:\n      fields:\n        FQty: qty\n")
+    err = fail(
+        HEAD + "fields:\n  FSaleOrderEntry:\n    const: []\n    each:\n      fields:\n        FQty: qty\n"
+    )
     assert "takes its lines `from` a list path" in err.message
 
 
 def test_render_is_one_line_without_traceback_material() -> None:
     err = fail(HEAD + "fields:\n  FNote:\n    from: remark\n    transforms: [trim, phon]\n")
-    assert err.render() == ("m.yaml:6:24: fields.FNote.transforms[1]: unknown transform 'phon'; "
-                            "did you mean 'phone'? (see `erphub mapping transforms`)")
+    assert err.render() == (
+        "m.yaml:6:24: fields.FNote.transforms[1]: unknown transform 'phon'; "
+        "did you mean 'phone'? (see `erphub mapping transforms`)"
+    )
     assert "\n" not in err.render()

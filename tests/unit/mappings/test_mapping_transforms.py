@@ -51,9 +51,28 @@ def test_every_transform_documents_itself() -> None:
 
 # --- text ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["trim", "upper", "lower", "halfwidth", "collapse_spaces", "to_str",
-                                  "to_int", "to_decimal", "to_float", "to_bool", "sum", "first", "last",
-                                  "join", "split", "blank_to_null"])
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "trim",
+        "upper",
+        "lower",
+        "halfwidth",
+        "collapse_spaces",
+        "to_str",
+        "to_int",
+        "to_decimal",
+        "to_float",
+        "to_bool",
+        "sum",
+        "first",
+        "last",
+        "join",
+        "split",
+        "blank_to_null",
+    ],
+)
 def test_none_passes_through(name: str) -> None:
     assert make(name)(None) is None
 
@@ -145,6 +164,7 @@ def test_split_and_join() -> None:
 
 # --- conversions ----------------------------------------------------------------------------------
 
+
 def test_to_str() -> None:
     s = make("to_str")
     assert s(Decimal("12.50")) == "12.50"
@@ -201,16 +221,20 @@ def test_to_bool() -> None:
 
 # --- numbers --------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("value", "half_up", "half_even"), [
-    ("2.345", "2.35", "2.34"),
-    ("2.355", "2.36", "2.36"),
-    ("2.5", "2.50", "2.50"),
-    ("-2.345", "-2.35", "-2.34"),
-    ("0.005", "0.01", "0.00"),
-    ("0.015", "0.02", "0.02"),
-    (2.675, "2.68", "2.68"),  # the float 2.675 is read as its text, so .5 rounds as written
-    (1, "1.00", "1.00"),
-])
+
+@pytest.mark.parametrize(
+    ("value", "half_up", "half_even"),
+    [
+        ("2.345", "2.35", "2.34"),
+        ("2.355", "2.36", "2.36"),
+        ("2.5", "2.50", "2.50"),
+        ("-2.345", "-2.35", "-2.34"),
+        ("0.005", "0.01", "0.00"),
+        ("0.015", "0.02", "0.02"),
+        (2.675, "2.68", "2.68"),  # the float 2.675 is read as its text, so .5 rounds as written
+        (1, "1.00", "1.00"),
+    ],
+)
 def test_round_modes_at_half(value: Any, half_up: str, half_even: str) -> None:
     assert make("round", {"places": 2, "mode": "half_up"})(value) == Decimal(half_up)
     assert make("round", {"places": 2, "mode": "half_even"})(value) == Decimal(half_even)
@@ -275,6 +299,7 @@ def test_sum_first_last_count() -> None:
 
 # --- dates ----------------------------------------------------------------------------------------
 
+
 def dt(frm: str, to: str, **kw: str) -> Fn:
     return make("datetime", {"from": frm, "to": to, **kw})
 
@@ -309,7 +334,13 @@ def test_leap_days() -> None:
 
 def test_malformed_dates() -> None:
     iso = dt("iso8601", "kingdee")
-    for bad in ("2026-13-01T00:00:00Z", "2026-02-30 10:00", "yesterday", "2026/03/01", "2026-03-01T25:00:00Z"):
+    for bad in (
+        "2026-13-01T00:00:00Z",
+        "2026-02-30 10:00",
+        "yesterday",
+        "2026/03/01",
+        "2026-03-01T25:00:00Z",
+    ):
         rejects(iso, bad)
     rejects(iso, 20260301, "expected a date/time text")
     rejects(dt("kingdee", "iso8601"), "2026-03-01 24:00:00", "not a valid date")
@@ -330,7 +361,10 @@ def test_epoch_milliseconds() -> None:
 def test_patterns_and_zones() -> None:
     assert dt("%Y/%m/%d", "date")("2026/03/01") == "2026-03-01"
     assert dt("iso8601", "%Y年%m月%d日", to_tz="Asia/Shanghai")("2026-03-01T18:00:00Z") == "2026年03月02日"
-    assert dt("iso8601", "iso8601", to_tz="Asia/Shanghai")("2026-03-01T02:30:00Z") == "2026-03-01T10:30:00.000+08:00"
+    assert (
+        dt("iso8601", "iso8601", to_tz="Asia/Shanghai")("2026-03-01T02:30:00Z")
+        == "2026-03-01T10:30:00.000+08:00"
+    )
     assert dt("kingdee", "iso8601", from_tz="UTC")("2026-03-01 02:30:00") == "2026-03-01T02:30:00.000Z"
     # America/New_York switches to summer time on 2026-03-08: the same wall time is a different UTC hour.
     ny = dt("kingdee", "iso8601", from_tz="America/New_York")
@@ -343,6 +377,7 @@ def test_patterns_and_zones() -> None:
 
 
 # --- identifiers ----------------------------------------------------------------------------------
+
 
 def test_phone_transform_policies() -> None:
     phone = make("phone")
@@ -367,6 +402,7 @@ def test_uscc_transform() -> None:
 
 
 # --- maps, lookups, default -----------------------------------------------------------------------
+
 
 def test_value_map_policies() -> None:
     values = {"正式": "A", "潜在": "B", "13": "thirteen", "true": "yes"}
