@@ -1,0 +1,137 @@
+"""Conformance: Kingdee's own Python SDK (kingdee-cdp-webapi-sdk 8.2.0) as a client of the sandbox.
+
+The SDK makes no login call: every request carries its signed headers (X-Api-Signature, X-Kd-
+Signature, ...) and, once the server has set it, the `kdservice-sessionid` cookie. It is set up
+both ways it offers: `InitConfig(...)` with parameters and `Init(config_path, node)` with an ini.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from k3cloud_webapi_sdk.main import K3CloudApiSdk
+
+from sandbox.common import SandboxApp, SandboxServer
+from sandbox.kingdee import create_sandbox
+
+
+@pytest.fixture()
+def served() -> Iterator[tuple[SandboxApp, SandboxServer]]:
+    sandbox = create_sandbox()
+    with sandbox.serve() as server:
+        yield sandbox, server
+
+
+def sdk_for(sandbox: SandboxApp, server: SandboxServer, **overrides: Any) -> K3CloudApiSdk:
+    creds = {**sandbox.credentials, **overrides}
+    url = f"{server.base_url}/k3cloud/"
+    sdk = K3CloudApiSdk(url, timeout=10)
+    sdk.InitConfig(creds["acct_id"], creds["username"], creds["app_id"], creds["app_secret"], url,
+                   2052, int(creds["org_number"]), connect_timeout=5, request_timeout=10)
+    return sdk
+
+
+def test_sdk_query_save_view(served: tuple[SandboxApp, SandboxServer]) -> None:
+    sandbox, server = served
+    sdk = sdk_for(sandbox, server)
+
+    rows = json.loads(sdk.ExecuteBillQuery({
+        "FormId": "BD_MATERIAL", "FieldKeys": "FNumber,FName,FBaseUnitId.FNumber",
+        "FilterString": "FNumber like '1.01.00%'", "OrderString": "FNumber ASC", "Limit": 3,
+    }))
+    assert rows == [["1.01.001", "深沟球轴承", "Pcs"], ["1.01.002", "直线导轨", "Pcs"], ["1.01.003", "伺服电机", "Set"]]
+
+    saved = json.loads(sdk.Save("BD_Customer", {"Model": {
+        "FCUSTID": 0, "FNumber": "SDK-0001", "FName": "金蝶SDK测试客户有限公司",
+        "FCreateOrgId": {"FNumber": 100}, "FUseOrgId": {"FNumber": 100},
+        "FTRADINGCURRID": {"FNumber": "PRE001"}, "FGroup": {"FNumber": "KA"},
+    }}))
+    status = saved["Result"]["ResponseStatus"]
+    assert status["IsSuccess"] is True
+    new_id = saved["Result"]["Id"]
+    assert status["SuccessEntitys"] == [{"Id": new_id, "Number": "SDK-0001", "DIndex": 0}]
+
+    viewed = json.loads(sdk.View("BD_Customer", {"Number": "SDK-0001"}))
+    record = viewed["Result"]["Result"]
+    assert record["Id"] == new_id
+    assert record["Number"] == "SDK-0001"
+    assert record["Group"]["Number"] == "KA"
+    assert record["Name"] == [{"Key": 2052, "Value": "金蝶SDK测试客户有限公司"}]
+
+    # The SDK kept and re-sent the session the first signed call opened: one session for all three.
+    assert sdk.cookiesStore.SID
+    assert sandbox.state.sessions.logins == 1
+
+
+def test_sdk_batch_save_reports_per_record_errors(served: tuple[SandboxApp, SandboxServer]) -> None:
+    sandbox, server = served
+    sdk = sdk_for(sandbox, server)
+    answer = json.loads(sdk.BatchSave("SAL_SaleOrder", {"Model": [
+        {"FBillNo": "SDK-SO-1", "FBillTypeID": {"FNUMBER": "XSDD01_SYS"}, "FDate": "2026-03-01",
+         "FSaleOrgId": {"FNumber": "100"}, "FCustId": {"FNumber": "CUS-000001"}, "FSalerId": {"FNumber": "S001"},
+         "FSaleOrderFinance": {"FSettleCurrId": {"FNumber": "PRE001"}},
+         "FSaleOrderEntry": [{"FMaterialId": {"FNumber": "1.01.003"}, "FUnitID": {"FNumber": "Set"}, "FQty": 2,
+                              "FTaxPrice": 1980}]},
+        {"FBillNo": "SDK-SO-2", "FBillTypeID": {"FNUMBER": "XSDD01_SYS"}, "FDate": "2026-03-01",
+         "FSaleOrgId": {"FNumber": "100"}, "FCustId": {"FNumber": "CUS-404404"}, "FSalerId": {"FNumber": "S001"},
+         "FSaleOrderFinance": {"FSettleCurrId": {"FNumber": "PRE001"}},
+         "FSaleOrderEntry": [{"FMaterialId": {"FNumber": "1.01.003"}, "FUnitID": {"FNumber": "Set"}, "FQty": 1}]},
+    ]}))
+    status = answer["Result"]["ResponseStatus"]
+    assert status["IsSuccess"] is False
+    assert [e["DIndex"] for e in status["SuccessEntitys"]] == [0]
+    assert {(e["DIndex"], e["FieldName"]) for e in status["Errors"]} == {(1, "FCustId")}
+    # The SDK's polling mode: the sandbox completes at once and the SDK unwraps Result.
+    polled = json.loads(sdk.BatchSaveQuery("BD_Customer", {"Model": [
+        {"FNumber": "SDK-Q-1", "FName": "轮询客户", "FCreateOrgId": {"FNumber": "100"},
+         "FTRADINGCURRID": {"FNumber": "PRE001"}}]}))
+    assert polled["Result"]["ResponseStatus"]["SuccessEntitys"][0]["Number"] == "SDK-Q-1"
+
+
+def test_sdk_from_ini_file_and_renewal_after_session_loss(served: tuple[SandboxApp, SandboxServer],
+                                                          tmp_path: Path) -> None:
+    sandbox, server = served
+    creds = sandbox.credentials
+    url = f"{server.base_url}/k3cloud/"
+    ini = tmp_path / "conf.ini"
+    ini.write_text(
+        "[config]\n"
+        f"x-kdapi-serverurl = {url}\n"
+        f"x-kdapi-acctid = {creds['acct_id']}\n"
+        f"x-kdapi-username = {creds['username']}\n"
+        f"x-kdapi-appid = {creds['app_id']}\n"
+        f"x-kdapi-appsec = {creds['app_secret']}\n"
+        "x-kdapi-lcid = 2052\n"
+        f"x-kdapi-orgnum = {creds['org_number']}\n",
+        encoding="utf-8",
+    )
+    sdk = K3CloudApiSdk(url, timeout=10)
+    sdk.Init(config_path=str(ini), config_node="config")
+    query = {"FormId": "BD_Customer", "FieldKeys": "FNumber", "FilterString": "FNumber = 'CUS-000002'"}
+    assert json.loads(sdk.ExecuteBillQuery(query)) == [["CUS-000002"]]
+    # The server forgets every session: the SDK's signed headers alone open a new one.
+    sandbox.state.sessions.expire_all()
+    assert json.loads(sdk.ExecuteBillQuery(query)) == [["CUS-000002"]]
+    assert sandbox.state.sessions.logins == 2
+
+
+def test_sdk_with_a_wrong_app_secret_is_refused(served: tuple[SandboxApp, SandboxServer]) -> None:
+    sandbox, server = served
+    sdk = sdk_for(sandbox, server, app_secret="0" * 32)
+    answer = json.loads(sdk.ExecuteBillQuery({"FormId": "BD_Customer", "FieldKeys": "FNumber"}))
+    status = answer["Result"]["ResponseStatus"]
+    assert status["MsgCode"] == 1 and "X-Kd-Signature" in status["Errors"][0]["Message"]
+    assert sandbox.state.sessions.logins == 0
+
+
+def test_sdk_with_a_wrong_account_gets_the_passport_error(served: tuple[SandboxApp, SandboxServer]) -> None:
+    sandbox, server = served
+    # The account id is inside the signed X-Kd-Appdata, so this is a correctly signed request
+    # for an account set the server does not have.
+    sdk = sdk_for(sandbox, server, acct_id="000000000000aa")
+    with pytest.raises(RuntimeError, match="Fail to verify thirty passport"):
+        sdk.ExecuteBillQuery({"FormId": "BD_Customer", "FieldKeys": "FNumber"})
