@@ -262,13 +262,13 @@ class YonyouConnector:
         pubts = format_pubts(since.updated_at) if since is not None else None
         index = 1
         carry: list[dict[str, Any]] = []
+        pending: list[Record] = []   # delivered in pages of `size`: refetched overlaps make pages ragged
         yielded = False
         while True:
             rows = fetch(pubts, index, size)
             full = len(rows) >= size
             groups = _group(carry + rows) if grouped else [[row] for row in rows]
             held = groups.pop() if grouped and full and groups else []
-            records: list[Record] = []
             beyond_until = False
             for group in groups:
                 record = self._record(group, convert)
@@ -276,11 +276,12 @@ class YonyouConnector:
                     beyond_until = True
                     break
                 if after is None or after.is_before(record.updated_at, record.id):
-                    records.append(record)
+                    pending.append(record)
                     after = record.cursor()
-            if records:
+            while len(pending) >= size:
+                chunk, pending = pending[:size], pending[size:]
                 yielded = True
-                yield Page(records, after)
+                yield Page(chunk, chunk[-1].cursor())
             if not full or beyond_until:
                 break
             last = str(rows[-1]["pubts"])
@@ -289,8 +290,8 @@ class YonyouConnector:
                 carry = held
             else:
                 pubts, index, carry = last, 1, []
-        if not yielded:
-            yield Page([], None)
+        if pending or not yielded:
+            yield Page(pending, pending[-1].cursor() if pending else None)
 
     def _record(self, rows: list[dict[str, Any]], convert: Convert) -> Record:
         head = rows[0]
