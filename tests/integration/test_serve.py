@@ -23,6 +23,8 @@ import sqlalchemy
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "serve-test-secret-51ab"
 CANARY = "SERVE-CANARY-93d1"
+LINK_SQL = sqlalchemy.text("select target_id, state from erphub_links where pipeline='customers' and source_id='r-1'")
+INBOX_SQL = sqlalchemy.text("select status from erphub_inbox where deliver_id='d-1'")
 
 
 def free_port() -> int:
@@ -121,9 +123,8 @@ def test_serve_accepts_delivers_exposes_metrics_and_stops_on_sigterm(served) -> 
     link = None
     while time.monotonic() < deadline:
         with engine.connect() as conn:
-            link = conn.execute(sqlalchemy.text(
-                "select target_id, state from erphub_links where pipeline='customers' and source_id='r-1'")).first()
-            status = conn.execute(sqlalchemy.text("select status from erphub_inbox where deliver_id='d-1'")).scalar()
+            link = conn.execute(LINK_SQL).first()
+            status = conn.execute(INBOX_SQL).scalar()
         if link is not None and status == "done":
             break
         time.sleep(0.1)
