@@ -162,8 +162,19 @@ def _check_references(config: LoadedConfig) -> None:
             if system not in hub.systems:
                 known = ", ".join(sorted(hub.systems)) or "none"
                 raise config.error(f"unknown system {system!r} (known: {known})", "pipelines", name, side, "system")
-        if pipeline.reverse_of is not None and pipeline.reverse_of not in hub.pipelines:
-            raise config.error(f"unknown pipeline {pipeline.reverse_of!r}", "pipelines", name, "reverse_of")
+        if pipeline.two_way is not None:
+            reverse = hub.pipelines.get(pipeline.two_way.reverse)
+            if reverse is None or reverse.two_way is None or reverse.two_way.reverse != name:
+                raise config.error(
+                    f"the reverse pipeline {pipeline.two_way.reverse!r} must exist and name {name!r} as its reverse",
+                    "pipelines", name, "two_way", "reverse")
+            if pipeline.two_way.conflict_rule == "owner_wins" and pipeline.two_way.owner not in (
+                    pipeline.source.system, pipeline.target.system):
+                raise config.error("owner_wins needs `owner:` set to one of the two systems",
+                                   "pipelines", name, "two_way", "owner")
+            if (reverse.source, reverse.target) != (pipeline.target, pipeline.source):
+                raise config.error("a reverse pipeline must move the same entities the other way",
+                                   "pipelines", name, "two_way", "reverse")
         if pipeline.webhook is not None and pipeline.webhook.source not in hub.serve.webhooks:
             known = ", ".join(sorted(hub.serve.webhooks)) or "none"
             raise config.error(

@@ -70,6 +70,21 @@ class WebhookTrigger(Strict):
 ConflictRule = Literal["owner_wins", "newest_wins", "hold"]
 
 
+class TwoWay(Strict):
+    """The same records also move the other way, through the `reverse` pipeline.
+
+    `fields` names the fields both sides may change: this pipeline's target field -> the reverse
+    pipeline's target field (e.g. `FTEL: phone`). Every other field has one owner: the mapping that
+    lists it under `owns`. A conflict (both sides changed a two-way field since they last agreed)
+    is settled by `conflict_rule`; under `owner_wins` the system named by `owner` wins.
+    """
+
+    reverse: str
+    fields: dict[str, str] = Field(default_factory=dict)
+    conflict_rule: ConflictRule = "newest_wins"
+    owner: str | None = Field(default=None, description="system whose value wins under owner_wins")
+
+
 class PipelineConfig(Strict):
     description: str = ""
     source: Endpoint
@@ -81,9 +96,7 @@ class PipelineConfig(Strict):
     page_size: Annotated[int, Field(ge=1, le=5000)] = 100
     enabled: bool = True
     lag_seconds: Annotated[float, Field(ge=0)] = 0.0
-    # Two-way sync: the opposite pipeline of the same record pair, for echo suppression.
-    reverse_of: str | None = None
-    conflict_rule: ConflictRule = "owner_wins"
+    two_way: TwoWay | None = None
     flow_retries: Annotated[int, Field(ge=0, le=5)] = 1
     flow_retry_delay_s: Annotated[float, Field(ge=0)] = 30.0
 

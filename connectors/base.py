@@ -34,6 +34,7 @@ __all__ = [
     "Page",
     "Record",
     "RecordError",
+    "SupportsFetch",
     "SystemContext",
     "WriteAction",
     "WriteRequest",
@@ -92,3 +93,10 @@ class Connector(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class SupportsFetch(Protocol):
+    """Optional: current records by id. Two-way pipelines need it to see what the target has now."""
+
+    def fetch(self, entity: str, ids: Sequence[str]) -> dict[str, Record]: ...

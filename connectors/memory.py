@@ -139,6 +139,11 @@ class MemoryConnector:
         return {str(r.data.get(key_field)): r.id for r in self.system.all(entity)
                 if key_field and str(r.data.get(key_field)) in wanted}
 
+    def fetch(self, entity: str, ids: Sequence[str]) -> dict[str, Record]:
+        """Current records by id (two-way sync compares against what the target has now)."""
+        records = self.system.records.get(entity, {})
+        return {record_id: records[record_id] for record_id in ids if record_id in records}
+
     def check(self) -> None:
         if self.system.down:
             raise TransientError("system is down", system=self.context.name)

@@ -21,8 +21,18 @@ import structlog
 
 from connectors.base import Connector
 from erphub.errors import ConnectorError, ErphubError, ProtocolError, RunFailed, StoreError
-from erphub.records import Cursor, Page, Record, RecordError, WriteAction, WriteRequest, WriteResult, payload_hash
-from erphub.store import BatchCommit, Link, LinkUpdate, NewDeadLetter, RunInfo, Store
+from erphub.records import (
+    Cursor,
+    Page,
+    Record,
+    RecordError,
+    WriteAction,
+    WriteRequest,
+    WriteResult,
+    payload_hash,
+)
+from erphub.store import BatchCommit, Conflict, Link, LinkUpdate, NewDeadLetter, RunInfo, Store
+from erphub.twoway import MISSING, TwoWaySpec, agreed_values, reconcile
 from mappings.plan import Mapped, Rejected, Skipped
 from monitoring import metrics
 
@@ -53,6 +63,7 @@ class Pipeline:
     batch_size: int = 100
     page_size: int = 100
     redact: Callable[[str], str] = str
+    two_way: TwoWaySpec | None = None
 
     @property
     def endpoints(self) -> tuple[str, str, str, str]:
@@ -82,6 +93,7 @@ class PipelineRun:
     run_id: str = ""
     started: float = 0.0
     cursor_after: Cursor | None = None
+    _held: set[tuple[str, str, str]] = field(default_factory=set)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def begin(self) -> str:
@@ -180,26 +192,107 @@ class PipelineRun:
     def _deliver(self, items: Sequence[_Classified], batch: BatchCommit) -> None:
         p = self.pipeline
         found = self._recover_pending(items)
+        targets = {item.record.id: self._known_target(item, found) for item in items}
+        if p.two_way is not None:
+            targets.update(self._paired_targets(items, targets))
+        current, reverse_links = self._two_way_context(targets)
         requests: list[WriteRequest] = []
+        writing: list[_Classified] = []
         pending: list[tuple[str, str | None]] = []
         for item in items:
-            target_id = item.link.target_id if item.link and item.link.target_id else None
-            if target_id is None and item.mapped.key is not None:
-                target_id = found.get(item.mapped.key)
+            target_id = targets[item.record.id]
+            data = item.mapped.data if target_id is None else self._owned_part(item.mapped.data)
+            if p.two_way is not None and target_id is not None:
+                data = self._reconcile(item, target_id, data, current, reverse_links, batch)
+                if data is None:
+                    continue
             if target_id is None:
                 pending.append((item.record.id, item.mapped.key))
+            writing.append(item)
             requests.append(WriteRequest(
-                source_id=item.record.id, key=item.mapped.key, target_id=target_id, data=item.mapped.data,
+                source_id=item.record.id, key=item.mapped.key, target_id=target_id, data=data,
                 idempotency_key=f"{p.name}:{item.record.id}:{item.digest[:16]}",
                 owned_fields=p.plan.owned_fields))
+        if not requests:
+            return
         # Recorded before the write so a crash after the target accepted it is recovered by key lookup.
         self.store.mark_pending(p.name, p.endpoints, pending)
         results = p.target.write(p.target_entity, requests)
         if len(results) != len(requests):
             raise ProtocolError(f"write returned {len(results)} results for {len(requests)} records",
                                 system=p.target_system)
-        for item, request, result in zip(items, requests, results, strict=True):
+        for item, request, result in zip(writing, requests, results, strict=True):
             self._settle(item, request, result, batch)
+
+    @staticmethod
+    def _known_target(item: _Classified, found: Mapping[str, str]) -> str | None:
+        if item.link is not None and item.link.target_id:
+            return item.link.target_id
+        return found.get(item.mapped.key) if item.mapped.key is not None else None
+
+    def _owned_part(self, data: dict[str, Any]) -> dict[str, Any]:
+        """An update writes only the fields this pipeline owns (and the match key): never the other side's."""
+        owned = self.pipeline.plan.owned_fields
+        if owned is None:
+            return data
+        key_top = (self.pipeline.plan.key_field or "").split(".")[0]
+        return {name: value for name, value in data.items() if name in owned or name == key_top}
+
+    def _paired_targets(self, items: Sequence[_Classified], known: Mapping[str, str | None]) -> dict[str, str]:
+        """Records the reverse pipeline created on our source side are linked through its links."""
+        assert self.pipeline.two_way is not None
+        unknown = [item.record.id for item in items if known.get(item.record.id) is None]
+        if not unknown:
+            return {}
+        reverse = self.store.reverse_link_targets(self.pipeline.two_way.reverse, unknown)
+        return {source_id: link.source_id for source_id, link in reverse.items()}
+
+    def _two_way_context(self, targets: Mapping[str, str | None]) -> tuple[dict[str, Record], dict[str, Link]]:
+        spec = self.pipeline.two_way
+        ids = [t for t in targets.values() if t is not None]
+        if spec is None or not ids:
+            return {}, {}
+        fetch = getattr(self.pipeline.target, "fetch", None)
+        current = fetch(self.pipeline.target_entity, ids) if fetch is not None else {}
+        self._held = self.store.held_conflict_keys([self.pipeline.name, spec.reverse])
+        return current, self.store.links_for(spec.reverse, ids)
+
+    def _reconcile(self, item: _Classified, target_id: str, data: dict[str, Any], current: Mapping[str, Record],
+                   reverse_links: Mapping[str, Link], batch: BatchCommit) -> dict[str, Any] | None:
+        """Drop echoes and settle conflicts on two-way fields; None when nothing is left to write."""
+        spec = self.pipeline.two_way
+        assert spec is not None
+        ours, theirs = item.link, reverse_links.get(target_id)
+        agreed = agreed_values(spec, ours=ours.written_payload if ours else None,
+                               ours_at=ours.updated_at if ours else None,
+                               theirs=theirs.written_payload if theirs else None,
+                               theirs_at=theirs.updated_at if theirs else None)
+        now = current.get(target_id)
+        payload, conflicts = reconcile(spec, data, current=now.data if now else None, agreed=agreed,
+                                       source_is_newer=now is None or item.record.updated_at >= now.updated_at)
+        for conflict in conflicts:
+            mirror = (spec.reverse, target_id, spec.fields[conflict.field])
+            if conflict.winner is None and ((self.pipeline.name, item.record.id, conflict.field) in self._held
+                                            or mirror in self._held):
+                continue  # already waiting for a person; record it once
+            self._held.add((self.pipeline.name, item.record.id, conflict.field))
+            batch.conflicts.append(Conflict(self.pipeline.name, item.record.id, target_id, conflict.field,
+                                            conflict.source_value, conflict.target_value, conflict.base_value,
+                                            spec.rule, conflict.winner))
+            metrics.count_conflict(self.pipeline.name, "held" if conflict.winner is None else spec.rule)
+        key_top = (self.pipeline.plan.key_field or "").split(".")[0]
+        last_written = ours.written_payload or {} if ours else {}
+        # Only what changed since our last write travels: an unchanged owned field is not news either.
+        payload = {name: value for name, value in payload.items()
+                   if name == key_top or name in spec.fields or last_written.get(name, MISSING) != value}
+        if any(name != key_top for name in payload):
+            return payload
+        # Nothing carries news: our own write read back, or values both sides already share.
+        written = dict(ours.written_payload or {}) if ours else {}
+        batch.links.append(LinkUpdate(item.record.id, target_id, item.mapped.key, item.digest, written))
+        batch.resolved_source_ids.append(item.record.id)
+        self._count("unchanged")
+        return None
 
     def _recover_pending(self, items: Sequence[_Classified]) -> dict[str, str]:
         """Target ids for records whose create may have landed before a crash (pending links)."""
@@ -215,8 +308,9 @@ class PipelineRun:
 
     def _settle(self, item: _Classified, request: WriteRequest, result: WriteResult, batch: BatchCommit) -> None:
         if result.ok:
+            previous = item.link.written_payload if item.link and item.link.written_payload else {}
             batch.links.append(LinkUpdate(item.record.id, result.target_id, item.mapped.key, item.digest,
-                                          item.mapped.data))
+                                          {**previous, **request.data}))
             batch.resolved_source_ids.append(item.record.id)
             self._count("updated" if result.action == WriteAction.UPDATED else "created")
             return

@@ -19,6 +19,7 @@ from connectors.registry import connector_class
 from erphub.engine import Pipeline
 from erphub.records import Direction, EntitySpec
 from erphub.store import Store
+from erphub.twoway import TwoWaySpec
 from mappings.compiler import compile_mapping
 from monitoring.redaction import add_secrets, redact_text
 
@@ -113,11 +114,20 @@ class Hub:
             raise self.config.error(
                 f"mapping {Path(plan.source_file).name} maps {plan.source_entity} -> {plan.target_entity}, "
                 f"but the pipeline moves {cfg.source.entity} -> {cfg.target.entity}", "pipelines", name, "mapping")
+        two_way = None
+        if cfg.two_way is not None:
+            if not callable(getattr(self.connector(cfg.target.system), "fetch", None)):
+                raise self.config.error(
+                    f"two-way sync needs a target that can fetch records by id; {cfg.target.system!r} cannot",
+                    "pipelines", name, "two_way")
+            two_way = TwoWaySpec(reverse=cfg.two_way.reverse, fields=dict(cfg.two_way.fields),
+                                 rule=cfg.two_way.conflict_rule,
+                                 owner="source" if cfg.two_way.owner == cfg.source.system else "target")
         pipeline = Pipeline(
             name=name, source_system=cfg.source.system, source_entity=cfg.source.entity,
             source=self.connector(cfg.source.system), target_system=cfg.target.system,
             target_entity=cfg.target.entity, target=self.connector(cfg.target.system), plan=plan,
-            batch_size=cfg.batch_size, page_size=cfg.page_size, redact=self.redactor())
+            batch_size=cfg.batch_size, page_size=cfg.page_size, redact=self.redactor(), two_way=two_way)
         self._pipelines[name] = pipeline
         return pipeline
 

@@ -18,10 +18,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from erphub.errors import StoreError
 from erphub.records import Cursor, utcnow
 from erphub.store.db import as_utc, make_engine, migrate
-from erphub.store.models import BatchCommit, DeadLetter, Link, LinkUpdate, NewDeadLetter, RunInfo
-from erphub.store.tables import CursorRow, DeadLetterRow, LinkRow, RunRow
+from erphub.store.models import BatchCommit, Conflict, DeadLetter, Link, LinkUpdate, NewDeadLetter, RunInfo
+from erphub.store.tables import ConflictRow, CursorRow, DeadLetterRow, LinkRow, RunRow
 
-__all__ = ["BatchCommit", "DeadLetter", "Link", "LinkUpdate", "NewDeadLetter", "RunInfo", "Store"]
+__all__ = ["BatchCommit", "Conflict", "DeadLetter", "Link", "LinkUpdate", "NewDeadLetter", "RunInfo", "Store"]
 
 _CHUNK = 500  # stay under SQLite's bound-parameter limit in IN (...) queries
 
@@ -108,7 +108,7 @@ class Store:
                 )
                 for row in rows:
                     found[row.source_id] = Link(row.source_id, row.target_id, row.match_key, row.payload_hash,
-                                                row.state, row.written_payload)
+                                                row.state, row.written_payload, as_utc(row.updated_at))
         return found
 
     def links_by_target(self, target_system: str, target_entity: str, target_ids: Sequence[str]) -> dict[str, Link]:
@@ -159,6 +159,13 @@ class Store:
                 self._write_links(session, batch.pipeline, endpoints, batch.links, now)
                 self._write_dead_letters(session, batch.pipeline, batch.run_id, batch.dead_letters, now)
                 self._resolve_dead_letters(session, batch.pipeline, batch.resolved_source_ids, now, batch.resolution)
+                for conflict in batch.conflicts:
+                    session.add(ConflictRow(
+                        pipeline=batch.pipeline, run_id=batch.run_id, source_id=conflict.source_id,
+                        target_id=conflict.target_id, field=conflict.field, source_value=conflict.source_value,
+                        target_value=conflict.target_value, base_value=conflict.base_value, rule=conflict.rule,
+                        winner=conflict.winner, status="held" if conflict.winner is None else "resolved",
+                        created_at=now, resolved_at=None if conflict.winner is None else now))
                 if batch.cursor is not None:
                     self._advance_cursor(session, batch.pipeline, batch.cursor)
         except SQLAlchemyError as exc:
@@ -230,6 +237,70 @@ class Store:
                 row.resolution = resolution
                 row.resolved_at = now
                 row.updated_at = now
+
+    def reverse_link_targets(self, reverse_pipeline: str, target_ids: Sequence[str]) -> dict[str, Link]:
+        """The reverse pipeline's links whose target is one of these ids (two-way pairs), by target id."""
+        found: dict[str, Link] = {}
+        with self.session() as session:
+            for chunk in _chunks(list(target_ids)):
+                for row in session.scalars(select(LinkRow).where(LinkRow.pipeline == reverse_pipeline,
+                                                                 LinkRow.target_id.in_(chunk))):
+                    found[str(row.target_id)] = Link(row.source_id, row.target_id, row.match_key,
+                                                     row.payload_hash, row.state, row.written_payload,
+                                                     as_utc(row.updated_at))
+        return found
+
+    def link_updated_at(self, pipeline: str, source_ids: Sequence[str]) -> dict[str, datetime]:
+        with self.session() as session:
+            return {row.source_id: as_utc(row.updated_at) or utcnow()
+                    for chunk in _chunks(list(source_ids))
+                    for row in session.scalars(select(LinkRow).where(LinkRow.pipeline == pipeline,
+                                                                     LinkRow.source_id.in_(chunk)))}
+
+    def set_written_field(self, pipeline: str, source_id: str, field_name: str, value: Any) -> None:
+        """Record that `value` is now the agreed value of a two-way field (after a person resolved it)."""
+        with self.session() as session, session.begin():
+            row = session.scalar(select(LinkRow).where(LinkRow.pipeline == pipeline, LinkRow.source_id == source_id))
+            if row is not None:
+                row.written_payload = {**(row.written_payload or {}), field_name: value}
+                row.updated_at = utcnow()
+
+    # -- conflicts -------------------------------------------------------------------------
+    def list_conflicts(self, *, status: str | None = "held", limit: int = 100) -> list[Conflict]:
+        with self.session() as session:
+            query = select(ConflictRow).order_by(ConflictRow.id).limit(limit)
+            if status is not None:
+                query = query.where(ConflictRow.status == status)
+            return [Conflict(row.pipeline, row.source_id, row.target_id, row.field, row.source_value,
+                             row.target_value, row.base_value, row.rule, row.winner, row.id, row.status, row.run_id)
+                    for row in session.scalars(query)]
+
+    def held_conflict_keys(self, pipelines: Sequence[str]) -> set[tuple[str, str, str]]:
+        """(pipeline, source id, field) of conflicts still held for review, so they are recorded once."""
+        with self.session() as session:
+            rows = session.execute(select(ConflictRow.pipeline, ConflictRow.source_id, ConflictRow.field).where(
+                ConflictRow.status == "held", ConflictRow.pipeline.in_(list(pipelines))))
+            return {(pipeline, source_id, field_name) for pipeline, source_id, field_name in rows}
+
+    def close_mirror_conflicts(self, pipeline: str, source_id: str, field_name: str, winner: str) -> None:
+        with self.session() as session, session.begin():
+            for row in session.scalars(select(ConflictRow).where(
+                    ConflictRow.status == "held", ConflictRow.pipeline == pipeline,
+                    ConflictRow.source_id == source_id, ConflictRow.field == field_name)):
+                row.status = "resolved"
+                row.winner = winner
+                row.resolved_at = utcnow()
+
+    def close_conflict(self, conflict_id: int, winner: str) -> Conflict | None:
+        with self.session() as session, session.begin():
+            row = session.get(ConflictRow, conflict_id)
+            if row is None or row.status != "held":
+                return None
+            row.status = "resolved"
+            row.winner = winner
+            row.resolved_at = utcnow()
+            return Conflict(row.pipeline, row.source_id, row.target_id, row.field, row.source_value,
+                            row.target_value, row.base_value, row.rule, row.winner, row.id, row.status, row.run_id)
 
     # -- dead letters ----------------------------------------------------------------------
     def list_dead_letters(self, *, pipeline: str | None = None, status: str | None = "open",

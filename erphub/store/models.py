@@ -17,6 +17,7 @@ class Link:
     payload_hash: str | None
     state: str  # "pending" (create sent, outcome unknown) or "synced"
     written_payload: JsonDict | None = None
+    updated_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +87,30 @@ class DeadLetter:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """A two-way field both sides changed; `winner` is None while it is held for review."""
+
+    pipeline: str
+    source_id: str
+    target_id: str
+    field: str
+    source_value: Any
+    target_value: Any
+    base_value: Any
+    rule: str
+    winner: str | None
+    id: int = 0
+    status: str = ""
+    run_id: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "pipeline": self.pipeline, "source_id": self.source_id, "target_id": self.target_id,
+                "field": self.field, "source_value": self.source_value, "target_value": self.target_value,
+                "base_value": self.base_value, "rule": self.rule, "winner": self.winner, "status": self.status,
+                "run_id": self.run_id}
+
+
 @dataclass
 class BatchCommit:
     """Everything one batch changes in the store, written in one transaction."""
@@ -97,6 +122,7 @@ class BatchCommit:
     resolved_source_ids: list[str] = field(default_factory=list)  # delivered: close their open dead letters
     cursor: Cursor | None = None
     resolution: str = "delivered"  # or "replayed" when a person asked for the redelivery
+    conflicts: list[Conflict] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

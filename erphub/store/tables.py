@@ -101,3 +101,25 @@ class RunRow(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     cursor_before: Mapped[str | None] = mapped_column(String(300), nullable=True)
     cursor_after: Mapped[str | None] = mapped_column(String(300), nullable=True)
+
+
+class ConflictRow(Base):
+    """Both sides of a two-way pair changed one field since they last agreed: both values, and the outcome."""
+
+    __tablename__ = "erphub_conflicts"
+    __table_args__ = (Index("ix_conflicts_status", "status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    pipeline: Mapped[str] = mapped_column(String(128))
+    run_id: Mapped[str] = mapped_column(String(64))
+    source_id: Mapped[str] = mapped_column(String(255))
+    target_id: Mapped[str] = mapped_column(String(255))
+    field: Mapped[str] = mapped_column(String(255))
+    source_value: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    target_value: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    base_value: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    rule: Mapped[str] = mapped_column(String(32))
+    winner: Mapped[str | None] = mapped_column(String(16), nullable=True)  # source | target | None while held
+    status: Mapped[str] = mapped_column(String(16))  # resolved | held
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

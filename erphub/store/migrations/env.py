@@ -5,8 +5,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
+import erphub.store.inbox  # noqa: F401  (registers the inbox table on Base.metadata)
 from erphub.store.tables import Base
-import erphub.store.inbox  # noqa: F401,E402  (registers the inbox table on Base.metadata)
 
 config = context.config
 target_metadata = Base.metadata

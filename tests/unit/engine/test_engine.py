@@ -14,7 +14,7 @@ import pytest
 
 from connectors.base import SystemContext
 from connectors.memory import MemoryConnector, MemorySettings, MemorySystem, memory_system
-from erphub.engine import Pipeline, run_pipeline, replay_dead_letters
+from erphub.engine import Pipeline, replay_dead_letters, run_pipeline
 from erphub.errors import RunFailed
 from erphub.store import Store
 from mappings.plan import Mapped, Rejected, Skipped

@@ -1,0 +1,175 @@
+"""Two-way customers between two systems: ownership, echo suppression, conflicts, settling to zero writes."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from config.loader import load_config
+from connectors.memory import MemorySystem, memory_system
+from erphub.engine import run_pipeline
+from erphub.runtime import Hub
+
+CRM_TO_ERP = """\
+source: customer
+target: customer
+key: number
+owns: [number, name, phone]
+fields:
+  number: {from: code}
+  name: {from: name}
+  phone: {from: phone}
+"""
+ERP_TO_CRM = """\
+source: customer
+target: customer
+key: code
+owns: [code, credit_limit, phone]
+fields:
+  code: {from: number}
+  credit_limit: {from: credit_limit}
+  phone: {from: phone}
+"""
+
+
+def make_hub(tmp_path: Path, tag: str, rule: str, owner: str = "crm") -> Hub:
+    (tmp_path / "crm_to_erp.yaml").write_text(CRM_TO_ERP, encoding="utf-8")
+    (tmp_path / "erp_to_crm.yaml").write_text(ERP_TO_CRM, encoding="utf-8")
+    (tmp_path / "hub.yaml").write_text(f"""\
+store: {{url: "sqlite:///state.db"}}
+systems:
+  crm: {{connector: memory, settings: {{system: crm-{tag}, entities: {{customer: code}}}}}}
+  erp: {{connector: memory, settings: {{system: erp-{tag}, entities: {{customer: number}}}}}}
+pipelines:
+  crm_to_erp:
+    source: {{system: crm, entity: customer}}
+    target: {{system: erp, entity: customer}}
+    mapping: crm_to_erp.yaml
+    two_way: {{reverse: erp_to_crm, fields: {{phone: phone}}, conflict_rule: {rule}, owner: {owner}}}
+  erp_to_crm:
+    source: {{system: erp, entity: customer}}
+    target: {{system: crm, entity: customer}}
+    mapping: erp_to_crm.yaml
+    two_way: {{reverse: crm_to_erp, fields: {{phone: phone}}, conflict_rule: {rule}, owner: {owner}}}
+""", encoding="utf-8")
+    return Hub(load_config(tmp_path / "hub.yaml"))
+
+
+def writes(hub: Hub) -> int:
+    total = 0
+    for name in ("crm_to_erp", "erp_to_crm"):
+        counts = run_pipeline(hub.pipeline(name), hub.store).counts
+        total += counts["created"] + counts["updated"]
+    return total
+
+
+def by_code(system: MemorySystem, key: str) -> dict[str, dict]:
+    return {str(r.data[key]): r.data for r in system.all("customer")}
+
+
+def test_ten_rounds_with_changes_on_both_sides_settle_to_zero_writes(tmp_path: Path) -> None:
+    crm, erp = memory_system("crm-ten"), memory_system("erp-ten")
+    for i in range(12):
+        crm.put("customer", {"code": f"C{i:02d}", "name": f"客户{i}", "phone": f"1380000{i:04d}"})
+    hub = make_hub(tmp_path, "ten", "newest_wins")
+    rng = random.Random(7)
+    expected_phone: dict[str, str] = {}
+    try:
+        assert writes(hub) >= 12  # first round: created in the ERP, credit/phone round-trip settles
+        for round_no in range(10):
+            crm_records = crm.all("customer")
+            erp_records = {r.data["number"]: r for r in erp.all("customer")}
+            for record in rng.sample(crm_records, 3):   # the CRM owns names
+                crm.put("customer", {**record.data, "name": f"{record.data['code']} 第{round_no}轮"},
+                        record_id=record.id)
+            for number in rng.sample(sorted(erp_records), 3):  # the ERP owns credit limits
+                record = erp.records["customer"][erp_records[number].id]
+                erp.put("customer", {**record.data, "credit_limit": 1000 * (round_no + 1)}, record_id=record.id)
+            code = f"C{rng.randrange(12):02d}"              # phone is two-way: newest change wins
+            if round_no % 2:
+                record = next(r for r in crm.all("customer") if r.data["code"] == code)
+                crm.put("customer", {**record.data, "phone": f"1390000{round_no:04d}"}, record_id=record.id)
+            else:
+                record = next(r for r in erp.all("customer") if r.data["number"] == code)
+                erp.put("customer", {**record.data, "phone": f"1370000{round_no:04d}"}, record_id=record.id)
+            expected_phone[code] = f"1390000{round_no:04d}" if round_no % 2 else f"1370000{round_no:04d}"
+            assert writes(hub) > 0
+        assert writes(hub) == 0, "a quiet round must write nothing"
+        assert writes(hub) == 0
+
+        crm_by, erp_by = by_code(crm, "code"), by_code(erp, "number")
+        assert len(crm_by) == len(erp_by) == 12, "no record was duplicated on either side"
+        for code, crm_row in crm_by.items():
+            erp_row = erp_by[code]
+            assert erp_row["name"] == crm_row["name"]                        # owner: CRM
+            assert crm_row.get("credit_limit") == erp_row.get("credit_limit")  # owner: ERP
+            assert crm_row["phone"] == erp_row["phone"]
+        for code, phone in expected_phone.items():
+            assert crm_by[code]["phone"] == phone
+    finally:
+        hub.close()
+
+
+def test_a_field_changed_on_both_sides_is_held_for_review_with_both_values(tmp_path: Path) -> None:
+    crm, erp = memory_system("crm-hold"), memory_system("erp-hold")
+    crm.put("customer", {"code": "C01", "name": "甲", "phone": "13800000001"})
+    hub = make_hub(tmp_path, "hold", "hold")
+    try:
+        writes(hub)
+        crm_rec = crm.all("customer")[0]
+        erp_rec = erp.all("customer")[0]
+        crm.put("customer", {**crm_rec.data, "phone": "13911111111"}, record_id=crm_rec.id)
+        erp.put("customer", {**erp_rec.data, "phone": "13722222222"}, record_id=erp_rec.id)
+        writes(hub)
+        writes(hub)
+        held = hub.store.list_conflicts(status="held")
+        assert [(c.field, c.source_value, c.target_value) for c in held] == [("phone", "13911111111", "13722222222")]
+        assert crm.all("customer")[0].data["phone"] == "13911111111"   # neither side overwritten
+        assert erp.all("customer")[0].data["phone"] == "13722222222"
+    finally:
+        hub.close()
+
+
+@pytest.mark.parametrize(("owner", "winner_phone"), [("crm", "13911111111"), ("erp", "13722222222")])
+def test_owner_wins_keeps_the_owner_systems_value(tmp_path: Path, owner: str, winner_phone: str) -> None:
+    crm, erp = memory_system(f"crm-owner-{owner}"), memory_system(f"erp-owner-{owner}")
+    crm.put("customer", {"code": "C01", "name": "甲", "phone": "13800000001"})
+    hub = make_hub(tmp_path, f"owner-{owner}", "owner_wins", owner)
+    try:
+        writes(hub)
+        crm_rec, erp_rec = crm.all("customer")[0], erp.all("customer")[0]
+        crm.put("customer", {**crm_rec.data, "phone": "13911111111"}, record_id=crm_rec.id)
+        erp.put("customer", {**erp_rec.data, "phone": "13722222222"}, record_id=erp_rec.id)
+        writes(hub)
+        writes(hub)
+        assert writes(hub) == 0
+        assert crm.all("customer")[0].data["phone"] == winner_phone
+        assert erp.all("customer")[0].data["phone"] == winner_phone
+        resolved = hub.store.list_conflicts(status="resolved")
+        assert resolved and resolved[0].field == "phone"
+    finally:
+        hub.close()
+
+
+def test_a_held_conflict_is_resolved_by_a_person_and_both_sides_then_agree(tmp_path: Path) -> None:
+    from erphub.conflicts import resolve_conflict
+
+    crm, erp = memory_system("crm-resolve"), memory_system("erp-resolve")
+    crm.put("customer", {"code": "C01", "name": "甲", "phone": "13800000001"})
+    hub = make_hub(tmp_path, "resolve", "hold")
+    try:
+        writes(hub)
+        crm_rec, erp_rec = crm.all("customer")[0], erp.all("customer")[0]
+        crm.put("customer", {**crm_rec.data, "phone": "13911111111"}, record_id=crm_rec.id)
+        erp.put("customer", {**erp_rec.data, "phone": "13722222222"}, record_id=erp_rec.id)
+        writes(hub)
+        held = hub.store.list_conflicts(status="held")
+        resolve_conflict(hub, held[0].id, "target")
+        writes(hub)
+        assert crm.all("customer")[0].data["phone"] == erp.all("customer")[0].data["phone"] == "13722222222"
+        assert hub.store.list_conflicts(status="held") == []
+        assert writes(hub) == 0
+    finally:
+        hub.close()
