@@ -23,7 +23,8 @@ import sqlalchemy
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "serve-test-secret-51ab"
 CANARY = "SERVE-CANARY-93d1"
-LINK_SQL = sqlalchemy.text("select target_id, state from erphub_links where pipeline='customers' and source_id='r-1'")
+LINK_SQL = sqlalchemy.text("select target_id, state from erphub_links"
+                           " where pipeline='customers' and source_id='r-1'")
 INBOX_SQL = sqlalchemy.text("select status from erphub_inbox where deliver_id='d-1'")
 
 
