@@ -28,7 +28,7 @@ from decimal import (
 )
 from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator, model_validator
 
 from mappings import textnorm, timefmt
 from mappings.lookups import LookupTable, LookupTableError
@@ -58,6 +58,14 @@ class BuildContext(Protocol):
 
 class Args(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_null_policy(cls, data: Any) -> Any:
+        # `on_missing: null` is YAML's null, not the text "null"; both mean the null policy.
+        if isinstance(data, dict):
+            return {k: ("null" if v is None and k.startswith("on_") else v) for k, v in data.items()}
+        return data
 
 
 @dataclass(frozen=True, slots=True)

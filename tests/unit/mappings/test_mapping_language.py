@@ -306,7 +306,7 @@ def test_apply_never_raises_on_hostile_input() -> None:
         {"order_date": {"x": 1}},
         {"order_no": ["a"], "lines": [{"qty": float("nan")}]},
     ):
-        outcome = p.apply(record)  # type: ignore[arg-type]
+        outcome = p.apply(record)
         assert isinstance(outcome, Rejected | Skipped | Mapped)
     rejected(p.apply(None), "", "input", "expected a record object, got NoneType")  # type: ignore[arg-type]
 

@@ -430,6 +430,7 @@ def test_lookup_policies() -> None:
     reverse = make("lookup", {"table": "currencies", "key": "kingdee_currency", "value": "crm_currency"})
     assert reverse("PRE007") == "USD"
     assert make("lookup", {"table": "units", "on_missing": "null"})("套") is None
+    assert make("lookup", {"table": "units", "on_missing": None})("套") is None  # YAML `null`
     assert make("lookup", {"table": "units", "on_missing": "pass"})("套") == "套"
     assert make("lookup", {"table": "units", "on_missing": "default", "default": "Pcs"})("套") == "Pcs"
     assert make("lookup", {"table": "tax_rates"})(13) == "13"
