@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from connectors.base import SystemContext
 from connectors.yonyou import YonyouConnector, YonyouSettings
@@ -31,47 +32,85 @@ def sandbox() -> Iterator[tuple[SandboxApp, SandboxServer]]:
         yield sb, server
 
 
-def connect(server: SandboxServer, *, secret: str = "yonyou_demo_app_secret", rate: float | None = 500.0,
-            **overrides: Any) -> YonyouConnector:
-    settings = YonyouSettings(tenant_id="demo_tenant", app_key="yonyou_demo_app_key", app_secret=secret,
-                              discovery_url=server.base_url, **overrides)
+def connect(
+    server: SandboxServer,
+    *,
+    secret: str = "yonyou_demo_app_secret",
+    rate: float | None = 500.0,
+    **overrides: Any,
+) -> YonyouConnector:
+    settings = YonyouSettings(
+        tenant_id="demo_tenant",
+        app_key="yonyou_demo_app_key",
+        app_secret=SecretStr(secret),
+        discovery_url=server.base_url,
+        **overrides,
+    )
     # A unique system name per connector: rate limiters are shared per system name.
-    context = SystemContext(name=f"yonyou-it-{next(_names)}", rate_limit_per_second=rate, max_attempts=4,
-                            max_retry_seconds=5, read_timeout_s=5)
+    context = SystemContext(
+        name=f"yonyou-it-{next(_names)}",
+        rate_limit_per_second=rate,
+        max_attempts=4,
+        max_retry_seconds=5,
+        read_timeout_s=5,
+    )
     return YonyouConnector(settings, context)
 
 
-def read_all(conn: YonyouConnector, entity: str, since: Cursor | None = None, page_size: int = 4
-             ) -> tuple[list[Record], list[Page]]:
+def read_all(
+    conn: YonyouConnector, entity: str, since: Cursor | None = None, page_size: int = 4
+) -> tuple[list[Record], list[Page]]:
     pages = list(conn.read_changes(entity, since, page_size=page_size))
     return [r for p in pages for r in p.records], pages
 
 
 def seed_customers(store: YonyouStore, stamps: list[datetime]) -> list[str]:
-    return [str(store.seed_customer(f"C-{i:04d}-{uuid.uuid4().hex[:6]}", f"客户{i}", pubts=stamp)["id"])
-            for i, stamp in enumerate(stamps)]
+    return [
+        str(store.seed_customer(f"C-{i:04d}-{uuid.uuid4().hex[:6]}", f"客户{i}", pubts=stamp)["id"])
+        for i, stamp in enumerate(stamps)
+    ]
 
 
 def order(code: str, customer: str, lines: int = 3, **extra: Any) -> dict[str, Any]:
     return {
-        "code": code, "vouchdate": "2026-03-01 00:00:00", "salesOrgId": "100", "transactionTypeId": "SO01",
-        "agentId": customer, "orderPrices!currency": "CNY",
-        "orderDetails": [{"productId": f"1.01.{n + 1:03d}", "qty": n + 1, "oriTaxUnitPrice": 10.5,
-                          "masterUnitId": "Pcs", "taxId": "VAT13"} for n in range(lines)],
+        "code": code,
+        "vouchdate": "2026-03-01 00:00:00",
+        "salesOrgId": "100",
+        "transactionTypeId": "SO01",
+        "agentId": customer,
+        "orderPrices!currency": "CNY",
+        "orderDetails": [
+            {
+                "productId": f"1.01.{n + 1:03d}",
+                "qty": n + 1,
+                "oriTaxUnitPrice": 10.5,
+                "masterUnitId": "Pcs",
+                "taxId": "VAT13",
+            }
+            for n in range(lines)
+        ],
         **extra,
     }
 
 
 def req(n: int, key: str, data: dict[str, Any], idem: str | None = None) -> WriteRequest:
-    return WriteRequest(source_id=f"src-{n}", key=key, target_id=None, data=data,
-                        idempotency_key=idem or f"it:{key}:{uuid.uuid4().hex}")
+    return WriteRequest(
+        source_id=f"src-{n}",
+        key=key,
+        target_id=None,
+        data=data,
+        idempotency_key=idem or f"it:{key}:{uuid.uuid4().hex}",
+    )
 
 
 def test_customer_reads_are_exactly_once_across_pages_and_shared_seconds(sandbox: Any) -> None:
     sb, server = sandbox
     # 3 singles, then 9 customers in one second (more than two pages of 4), then 2 more.
-    stamps = [T0, T0 + timedelta(seconds=1), T0 + timedelta(seconds=2)] + [T0 + timedelta(seconds=3)] * 9 + [
-        T0 + timedelta(seconds=4), T0 + timedelta(seconds=5)]
+    stamps = (
+        [T0, T0 + timedelta(seconds=1), T0 + timedelta(seconds=2)]
+        + [T0 + timedelta(seconds=3)] * 9
+        + [T0 + timedelta(seconds=4), T0 + timedelta(seconds=5)]
+    )
     ids = seed_customers(sb.state, stamps)
     with closing(connect(server)) as conn:
         records, pages = read_all(conn, "customer")
@@ -113,7 +152,9 @@ def test_orders_are_regrouped_from_line_rows_even_across_page_boundaries(sandbox
             assert [r.data["code"] for r in records] == [f"SO-{n}" for n in range(7)], page_size
             for n, record in enumerate(records):
                 lines = record.data["orderDetails"]
-                assert [line["productId"] for line in lines] == [f"1.01.{i + 1:03d}" for i in range(n % 4 + 1)]
+                assert [line["productId"] for line in lines] == [
+                    f"1.01.{i + 1:03d}" for i in range(n % 4 + 1)
+                ]
                 assert record.data["agentId"] == "CUS-1" and record.data["orderPrices!currency"] == "CNY"
                 assert record.data["payMoney"] == sum(line["oriSum"] for line in lines)
 
@@ -130,7 +171,9 @@ def test_order_write_is_idempotent_by_resubmit_key_and_code(sandbox: Any) -> Non
         assert sb.log.count("voucherorder/singleSave") == 2  # the lost one and its retry
         assert sb.state.order_count_with_code("SO-IDEM") == 1
         # A crashed run writes it again (no target id known): found by code, updated in place.
-        [again] = conn.write("sales_order", [req(1, "SO-IDEM", order("SO-IDEM", "CUS-1", lines=2, memo="v2"))])
+        [again] = conn.write(
+            "sales_order", [req(1, "SO-IDEM", order("SO-IDEM", "CUS-1", lines=2, memo="v2"))]
+        )
         assert again.target_id == result.target_id and again.action is WriteAction.UPDATED
         assert sb.state.order_count_with_code("SO-IDEM") == 1
         detail = sb.state.order_detail(result.target_id)
@@ -142,9 +185,11 @@ def test_customer_lost_answer_does_not_duplicate_and_bad_record_fails_alone(sand
     with closing(connect(server)) as conn:
         sb.faults.lose_next_response("merchant/save")
         good = {"name": "好客户", "createOrg": "100", "customerClass": "KA"}
-        batch = [req(1, "CUS-A", {"code": "CUS-A", **good}),
-                 req(2, "CUS-B", {"code": "CUS-B", **good, "customerClass": "NOPE"}),
-                 req(3, "CUS-C", {"code": "CUS-C", **good, "name": {"zh_CN": "多语客户", "en_US": "Multi"}})]
+        batch = [
+            req(1, "CUS-A", {"code": "CUS-A", **good}),
+            req(2, "CUS-B", {"code": "CUS-B", **good, "customerClass": "NOPE"}),
+            req(3, "CUS-C", {"code": "CUS-C", **good, "name": {"zh_CN": "多语客户", "en_US": "Multi"}}),
+        ]
         results = conn.write("customer", batch)
         assert results[0].ok and results[0].action is WriteAction.CREATED
         assert [e.status for e in sb.log.entries("merchant/save")][:2] == [None, 200]  # lost, then re-saved
@@ -153,7 +198,9 @@ def test_customer_lost_answer_does_not_duplicate_and_bad_record_fails_alone(sand
         assert sb.state.count_customers_with_code("CUS-A") == 1
         assert sb.state.count_customers_with_code("CUS-B") == 0
         assert conn.lookup("customer", ["CUS-A", "CUS-B", "CUS-C"]) == {
-            "CUS-A": results[0].target_id, "CUS-C": results[2].target_id}
+            "CUS-A": results[0].target_id,
+            "CUS-C": results[2].target_id,
+        }
         stored = sb.state.customer_detail(results[2].target_id)
         assert stored["name"] == {"zh_CN": "多语客户", "en_US": "Multi"}
 
@@ -206,14 +253,22 @@ def test_receipts_write_and_read(sandbox: Any) -> None:
     sb, server = sandbox
     sb.state.seed_customer("CUS-1", "收款客户")
     with closing(connect(server)) as conn:
-        data = {"code": "RC-1", "vouchdate": "2026-03-02 10:00:00", "customer": "CUS-1", "currency": "CNY",
-                "oriSum": 1200.5, "settleMode": "02", "srcBillNo": "SO-1"}
+        data = {
+            "code": "RC-1",
+            "vouchdate": "2026-03-02 10:00:00",
+            "customer": "CUS-1",
+            "currency": "CNY",
+            "oriSum": 1200.5,
+            "settleMode": "02",
+            "srcBillNo": "SO-1",
+        }
         [created] = conn.write("receipt", [req(1, "RC-1", data, idem="p:r1:1")])
         [same] = conn.write("receipt", [req(1, "RC-1", data, idem="p:r1:1")])
         assert created.ok and same.target_id == created.target_id
         records, _ = read_all(conn, "receipt")
         assert [(r.data["code"], r.data["customer"], r.data["oriSum"]) for r in records] == [
-            ("RC-1", "CUS-1", 1200.5)]
+            ("RC-1", "CUS-1", 1200.5)
+        ]
 
 
 def test_unknown_path_is_permanent_and_entities_are_declared(sandbox: Any) -> None:

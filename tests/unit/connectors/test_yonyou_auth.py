@@ -14,7 +14,8 @@ from pydantic import SecretStr
 from connectors.yonyou import YonyouTokenAuth, resubmit_check_key, signature, token_query
 from erphub.errors import AuthError
 
-# Computed with: echo -n "appKeyk-123timestamp1700000000000" | openssl dgst -sha256 -hmac 's3cr3t/+=' -binary | base64
+# Computed with:
+#   echo -n "appKeyk-123timestamp1700000000000" | openssl dgst -sha256 -hmac 's3cr3t/+=' -binary | base64
 OPENSSL_VECTOR = "n/7/sbnACc3Z/yF+lFt9vqbde8Pxa3A/ps5KKIggUZE="
 
 
@@ -22,11 +23,14 @@ def test_signature_matches_openssl_vector() -> None:
     assert signature("k-123", "s3cr3t/+=", 1700000000000) == OPENSSL_VECTOR
 
 
-@pytest.mark.parametrize("app_key,secret,ts", [("abc", "def", 1), ("应用", "秘钥", 1734567890123),
-                                               ("k" * 64, "x/+=" * 8, 9999999999999)])
+@pytest.mark.parametrize(
+    "app_key,secret,ts",
+    [("abc", "def", 1), ("应用", "秘钥", 1734567890123), ("k" * 64, "x/+=" * 8, 9999999999999)],
+)
 def test_signature_is_hmac_sha256_of_sorted_pairs(app_key: str, secret: str, ts: int) -> None:
     expected = base64.b64encode(
-        hmac.new(secret.encode(), f"appKey{app_key}timestamp{ts}".encode(), hashlib.sha256).digest()).decode()
+        hmac.new(secret.encode(), f"appKey{app_key}timestamp{ts}".encode(), hashlib.sha256).digest()
+    ).decode()
     assert signature(app_key, secret, ts) == expected
 
 
@@ -46,14 +50,29 @@ def test_token_fetch_sends_signed_query_and_puts_token_in_business_calls() -> No
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
         if request.url.path.endswith("getGatewayAddress"):
-            return httpx.Response(200, json={"code": "00000", "data": {
-                "gatewayUrl": "http://gw.test/iuap-api-gateway", "tokenUrl": "http://auth.test/iuap-api-auth"}})
+            return httpx.Response(
+                200,
+                json={
+                    "code": "00000",
+                    "data": {
+                        "gatewayUrl": "http://gw.test/iuap-api-gateway",
+                        "tokenUrl": "http://auth.test/iuap-api-auth",
+                    },
+                },
+            )
         if request.url.path.endswith("getAccessToken"):
-            return httpx.Response(200, json={"code": "00000", "data": {"access_token": "tok/1+", "expire": 7200}})
+            return httpx.Response(
+                200, json={"code": "00000", "data": {"access_token": "tok/1+", "expire": 7200}}
+            )
         return httpx.Response(200, json={"code": "200", "data": []})
 
-    auth = YonyouTokenAuth(tenant_id="t1", app_key="k-123", app_secret=SecretStr("s3cr3t/+="),
-                           discovery_url="http://discovery.test", wall_clock_ms=lambda: 1700000000000)
+    auth = YonyouTokenAuth(
+        tenant_id="t1",
+        app_key="k-123",
+        app_secret=SecretStr("s3cr3t/+="),
+        discovery_url="http://discovery.test",
+        wall_clock_ms=lambda: 1700000000000,
+    )
     with httpx.Client(base_url="http://discovery.test", transport=httpx.MockTransport(handler)) as client:
         auth.ensure(client)
         request = client.build_request("POST", "/yonbip/digitalModel/merchant/newlist", json={})
@@ -63,7 +82,9 @@ def test_token_fetch_sends_signed_query_and_puts_token_in_business_calls() -> No
     assert token.url.host == "auth.test"
     assert token.url.path == "/iuap-api-auth/open-auth/selfAppAuth/base/v1/getAccessToken"
     assert f"signature={quote(OPENSSL_VECTOR, safe='')}" in token.url.query.decode()
-    assert str(request.url).startswith("http://gw.test/iuap-api-gateway/yonbip/digitalModel/merchant/newlist?")
+    assert str(request.url).startswith(
+        "http://gw.test/iuap-api-gateway/yonbip/digitalModel/merchant/newlist?"
+    )
     assert request.url.params["access_token"] == "tok/1+"
     assert request.headers["Host"] == "gw.test"
     assert auth.leeway_s == 60.0
@@ -73,8 +94,14 @@ def test_refused_signature_is_an_auth_error_without_the_secret() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, json={"code": "10020", "message": "签名校验失败"})
 
-    auth = YonyouTokenAuth(tenant_id="t1", app_key="k", app_secret=SecretStr("topsecret"),
-                           discovery_url="http://d.test", gateway_url="http://gw.test", token_url="http://a.test")
+    auth = YonyouTokenAuth(
+        tenant_id="t1",
+        app_key="k",
+        app_secret=SecretStr("topsecret"),
+        discovery_url="http://d.test",
+        gateway_url="http://gw.test",
+        token_url="http://a.test",
+    )
     with httpx.Client(transport=httpx.MockTransport(handler)) as client, pytest.raises(AuthError) as err:
         auth.ensure(client)
     assert "topsecret" not in str(err.value)
