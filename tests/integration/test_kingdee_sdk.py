@@ -22,7 +22,7 @@ from sandbox.kingdee import create_sandbox
 @pytest.fixture()
 def served() -> Iterator[tuple[SandboxApp, SandboxServer]]:
     sandbox = create_sandbox()
-    with sandbox.serve() as server:
+    with SandboxServer(sandbox) as server:  # the SandboxApp: serve() unwraps the fault middleware
         yield sandbox, server
 
 

@@ -46,15 +46,24 @@ class KingdeeHarness:
         return self.sandbox.state.store
 
     def settings(self) -> KingdeeSettings:
-        return KingdeeSettings.model_validate({
-            "server_url": f"{self.server.base_url}/k3cloud/", "acct_id": self.creds["acct_id"],
-            "username": self.creds["username"], "auth_mode": "password", "password": self.creds["password"],
-        })
+        return KingdeeSettings.model_validate(
+            {
+                "server_url": f"{self.server.base_url}/k3cloud/",
+                "acct_id": self.creds["acct_id"],
+                "username": self.creds["username"],
+                "auth_mode": "password",
+                "password": self.creds["password"],
+            }
+        )
 
     def connector(self, *, rate_limit_per_second: float | None = None) -> Connector:
         context = SystemContext(
-            name=f"kingdee-contract-{id(self)}", rate_limit_per_second=rate_limit_per_second,
-            read_timeout_s=5.0, max_attempts=5, max_retry_seconds=20.0, secrets=tuple(self.secret_values),
+            name=f"kingdee-contract-{id(self)}",
+            rate_limit_per_second=rate_limit_per_second,
+            read_timeout_s=5.0,
+            max_attempts=5,
+            max_retry_seconds=20.0,
+            secrets=tuple(self.secret_values),
         )
         return KingdeeConnector(self.settings(), context)
 
@@ -64,26 +73,42 @@ class KingdeeHarness:
         for _ in range(count):
             self._seeded += 1
             n = self._seeded
-            ids.append(str(self.store.insert("BD_Customer", {
-                "FNumber": f"SEED-{n:06d}", "FName": f"种子客户{n:06d}有限公司",
-                "FCreateOrgId": {"FNumber": "100"}, "FTRADINGCURRID": {"FNumber": "PRE001"},
-            }, modify_date=stamp)))
+            ids.append(
+                str(
+                    self.store.insert(
+                        "BD_Customer",
+                        {
+                            "FNumber": f"SEED-{n:06d}",
+                            "FName": f"种子客户{n:06d}有限公司",
+                            "FCreateOrgId": {"FNumber": "100"},
+                            "FTRADINGCURRID": {"FNumber": "PRE001"},
+                        },
+                        modify_date=stamp,
+                    )
+                )
+            )
         return ids
 
     def write_request(self, n: int, *, key: str, target_id: str | None = None) -> WriteRequest:
         data = {
-            "FNumber": key, "FName": f"契约测试客户{n}有限公司", "FShortName": f"契约{n}",
-            "FTRADINGCURRID": {"FNumber": "PRE001"}, "FTEL": f"1380000{n:04d}",
-            "FGroup": {"FNumber": "SMB"}, "FSELLER": {"FNumber": "S001"},
+            "FNumber": key,
+            "FName": f"契约测试客户{n}有限公司",
+            "FShortName": f"契约{n}",
+            "FTRADINGCURRID": {"FNumber": "PRE001"},
+            "FTEL": f"1380000{n:04d}",
+            "FGroup": {"FNumber": "SMB"},
+            "FSELLER": {"FNumber": "S001"},
         }
-        return WriteRequest(source_id=f"src-{n}", key=key, target_id=target_id, data=data,
-                            idempotency_key=f"contract:{n}:{key}")
+        return WriteRequest(
+            source_id=f"src-{n}", key=key, target_id=target_id, data=data, idempotency_key=f"contract:{n}:{key}"
+        )
 
     def bad_write_request(self, n: int, *, key: str) -> WriteRequest:
         request = self.write_request(n, key=key)
         data = {**request.data, "FTRADINGCURRID": {"FNumber": "NO-SUCH-CURRENCY"}}
-        return WriteRequest(source_id=request.source_id, key=key, target_id=None, data=data,
-                            idempotency_key=request.idempotency_key)
+        return WriteRequest(
+            source_id=request.source_id, key=key, target_id=None, data=data, idempotency_key=request.idempotency_key
+        )
 
     def count_with_key(self, key: str) -> int:
         return int(self.store.count_number("BD_Customer", key))
@@ -107,5 +132,5 @@ class KingdeeHarness:
 @contextmanager
 def make_harness() -> Iterator[KingdeeHarness]:
     sandbox = create_sandbox(seed_customers=0, seed_receipts=0)
-    with sandbox.serve() as server:
+    with SandboxServer(sandbox) as server:  # the SandboxApp: serve() unwraps the fault middleware
         yield KingdeeHarness(sandbox, server)
