@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import Iterator
 
@@ -11,19 +10,12 @@ import structlog
 
 from monitoring import redaction
 
-CANARY = "canary-Sekr3t/+=?&ü-9f8e7d"
-
 
 @pytest.fixture(autouse=True)
 def _clean_secrets() -> Iterator[None]:
     redaction.clear_secrets()
     yield
     redaction.clear_secrets()
-
-
-class TTYStream(io.StringIO):
-    def isatty(self) -> bool:
-        return True
 
 
 @pytest.fixture

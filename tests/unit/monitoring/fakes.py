@@ -1,8 +1,19 @@
-"""A store stand-in for the exposition tests (the real store implements the same protocol)."""
+"""Test doubles for the monitoring tests: a store stand-in (same protocol as the real store), a canary."""
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
+
+# A secret that must never show up anywhere; characters chosen to differ in every encoding.
+CANARY = "canary-Sekr3t/+=?&ü-9f8e7d"
+
+
+class TTYStream(io.StringIO):
+    """A stream that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
 
 
 @dataclass

@@ -9,7 +9,7 @@ import logging
 import pytest
 
 from monitoring.logging import choose_format, configure_logging, get_logger, run_context, system_context
-from tests.unit.monitoring.conftest import TTYStream
+from tests.unit.monitoring.fakes import TTYStream
 
 
 def test_auto_picks_console_on_a_terminal_and_json_elsewhere() -> None:

@@ -19,8 +19,7 @@ from starlette.routing import Route
 from monitoring import metrics
 from monitoring.pushgateway import PushgatewaySettings, push_run_metrics
 from sandbox.serve import SandboxServer
-from tests.unit.monitoring.conftest import CANARY
-from tests.unit.monitoring.fakes import FakeStoreState
+from tests.unit.monitoring.fakes import CANARY, FakeStoreState
 
 
 @dataclass

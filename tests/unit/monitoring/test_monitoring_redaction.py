@@ -21,7 +21,7 @@ from monitoring.redaction import (
     redact_text,
     registered_secrets,
 )
-from tests.unit.monitoring.conftest import CANARY
+from tests.unit.monitoring.fakes import CANARY
 
 ENCODED_FORMS = {
     "raw": CANARY,
