@@ -17,7 +17,6 @@ from erphub.errors import MappingError, UserInputError
 from erphub.records import Direction, EntitySpec
 from mappings.compiler import compile_mapping
 from mappings.lookups import LookupTables
-from mappings.plan import Mapped, Rejected
 from mappings.report import dumps, outcome_dict, outcome_text, unwrap_record
 from mappings.transforms import TRANSFORMS
 
@@ -151,10 +150,7 @@ def test(
     for index, item in enumerate(records):
         label, data = unwrap_record(item)
         outcome = plan.apply(data)
-        if isinstance(outcome, Mapped):
-            kind = "mapped"
-        else:
-            kind = "rejected" if isinstance(outcome, Rejected) else "skipped"
+        kind = outcome_dict(outcome)["outcome"]
         counts[kind] += 1
         if as_json:
             results.append({"index": index, "id": label or None, **outcome_dict(outcome)})

@@ -174,10 +174,25 @@ class _Compiler:
                 f"source field {path.head!r} is not in the schema of {what}{_suggest(path.head, allowed)} "
                 f"(fields: {_listing(allowed)})", where
             )
+        # `FRECEIVEBILLENTRY[*].FRECTOTALAMOUNTFOR`: the field inside a declared child is checked too.
+        inner = self.source.child_fields.get(path.head) if (path.from_root or scope_list is None) else None
+        sub = next((s for s in path.steps[1:] if isinstance(s, str)), None)
+        if inner is not None and sub is not None and sub not in inner:
+            raise self.error(
+                f"source field {sub!r} is not in the schema of {path.head!r} in source entity "
+                f"{self.source.name!r}{_suggest(sub, inner)} (fields: {_listing(inner)})", where
+            )
 
-    def _check_target(self, name: str, where: YamlPath, child_target: str | None) -> None:
+    def _check_target(self, name: str, where: YamlPath, child_target: str | None, sub: str | None = None) -> None:
         if self.target is None or self.target.fields is None:
             return
+        if child_target is None and sub is not None:
+            inner = self.target.child_fields.get(name)
+            if inner is not None and sub not in inner:
+                raise self.error(
+                    f"target field {sub!r} is not accepted inside {name!r} of target entity "
+                    f"{self.target.name!r}{_suggest(sub, inner)} (fields: {_listing(inner)})", where
+                )
         if child_target is None:
             allowed, what = self.target.fields, f"target entity {self.target.name!r}"
         else:
@@ -293,7 +308,7 @@ class _Compiler:
             parts = name.split(".")
             if any(not p.strip() for p in parts):
                 raise self.error(f"target field path {name!r} has an empty segment", (*where, name))
-            self._check_target(parts[0], (*where, name), child_target)
+            self._check_target(parts[0], (*where, name), child_target, parts[1] if len(parts) > 1 else None)
         for a in names:  # `FGroup` and `FGroup.FNumber` would overwrite each other
             for b in names:
                 if a != b and b.startswith(a + "."):

@@ -32,9 +32,7 @@ JDY_ORDER = EntitySpec(
         }
     ),
     child_fields={
-        "lines": frozenset(
-            {"sku", "product_name", "qty", "unit", "price", "tax_rate", "amount", "shipped_qty"}
-        )
+        "lines": frozenset({"sku", "product_name", "qty", "unit", "price", "tax_rate", "amount", "shipped_qty"})
     },
 )
 KD_ORDER = EntitySpec(
@@ -159,8 +157,7 @@ def test_unknown_transform_in_object_form() -> None:
 
 def test_bad_argument_value_points_at_the_argument() -> None:
     err = fail(
-        HEAD + "fields:\n  FNote:\n    from: remark\n    transforms:\n"
-        "      - round: {places: 2, mode: half_sideways}\n"
+        HEAD + "fields:\n  FNote:\n    from: remark\n    transforms:\n      - round: {places: 2, mode: half_sideways}\n"
     )
     at(err, 7, 28)
     assert "bad argument 'mode' for round" in err.message
@@ -175,9 +172,7 @@ def test_missing_argument() -> None:
 
 def test_unknown_argument() -> None:
     err = fail(
-        HEAD
-        + "fields:\n  FNote:\n    from: remark\n    transforms:\n"
-        "      - truncate: {length: 3, ellipsis: yes}\n"
+        HEAD + "fields:\n  FNote:\n    from: remark\n    transforms:\n      - truncate: {length: 3, ellipsis: yes}\n"
     )
     at(err, 7, 31)
     assert "unknown argument 'ellipsis' (arguments: length)" in err.message
@@ -201,10 +196,7 @@ def test_transform_item_shape() -> None:
 
 
 def test_bad_regex_argument() -> None:
-    err = fail(
-        HEAD
-        + "fields:\n  FNote:\n    from: remark\n    transforms:\n      - regex_extract: {pattern: '(('}\n"
-    )
+    err = fail(HEAD + "fields:\n  FNote:\n    from: remark\n    transforms:\n      - regex_extract: {pattern: '(('}\n")
     at(err, 7, 25)
     assert "invalid regular expression '(('" in err.message
 
@@ -233,10 +225,7 @@ def test_unknown_lookup_table() -> None:
 def test_unknown_lookup_column() -> None:
     err = fail(HEAD + "fields:\n  FNote:\n    from: remark\n    lookup: {table: material_codes, key: sku}\n")
     at(err, 6, 37)
-    assert (
-        "lookup table 'material_codes' has no column 'sku'; columns: crm_sku, kingdee_number, name"
-        in err.message
-    )
+    assert "lookup table 'material_codes' has no column 'sku'; columns: crm_sku, kingdee_number, name" in err.message
 
 
 def test_lookup_table_with_a_duplicate_code(tmp_path: Path) -> None:
@@ -311,6 +300,21 @@ def test_child_fields_are_checked_against_the_child_schemas() -> None:
     assert "target field 'FQuantity' is not accepted by 'FSaleOrderEntry' lines" in err.message
 
 
+def test_fields_inside_declared_children_are_checked() -> None:
+    err = fail(HEAD + "fields:\n  FBillNo: order_no\n  FNote: {from: 'lines[*].price_each'}\n", schemas=True)
+    at(err, 5, 11)
+    assert "source field 'price_each' is not in the schema of 'lines'" in err.message
+    target = EntitySpec(
+        name="sales_order",
+        native_name="SAL_SaleOrder",
+        directions=BOTH,
+        fields=KD_ORDER.fields,
+        child_fields={**KD_ORDER.child_fields, "FSaleOrderFinance": frozenset({"FSettleCurrId"})},
+    )
+    with pytest.raises(MappingError, match="target field 'FSettleCurrency' is not accepted inside 'FSaleOrderFinance'"):
+        compile_text(HEAD + "fields:\n  FSaleOrderFinance.FSettleCurrency.FNumber: currency\n", target=target)
+
+
 def test_root_path_inside_a_line_is_checked_against_the_record() -> None:
     err = fail(
         HEAD + "fields:\n  FBillNo: order_no\n  FSaleOrderEntry:\n    from: lines\n    each:\n"
@@ -362,9 +366,7 @@ def test_bad_conditions() -> None:
     assert "'all' takes a non-empty list" in err.message
     err = fail(HEAD + "fields:\n  FNote: {from: remark, when: {path: qty, gt: many}}\n")
     assert "'gt' takes a number, got 'many'" in err.message
-    err = fail(
-        HEAD + "filter:\n  - when: {path: status, eq: x}\n    because: y\nfields:\n  FBillNo: order_no\n"
-    )
+    err = fail(HEAD + "filter:\n  - when: {path: status, eq: x}\n    because: y\nfields:\n  FBillNo: order_no\n")
     at(err, 5, 5)
     assert "unknown key 'because' in a filter (allowed: when, reason)" in err.message
 
@@ -386,9 +388,7 @@ def test_child_collection_rules() -> None:
     )
     at(err, 4, 3)
     assert "takes no transforms" in err.message
-    err = fail(
-        HEAD + "fields:\n  FSaleOrderEntry:\n    const: []\n    each:\n      fields:\n        FQty: qty\n"
-    )
+    err = fail(HEAD + "fields:\n  FSaleOrderEntry:\n    const: []\n    each:\n      fields:\n        FQty: qty\n")
     assert "takes its lines `from` a list path" in err.message
 
 

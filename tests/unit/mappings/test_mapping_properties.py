@@ -26,7 +26,9 @@ filter: {any: [{path: a, present: true}, {path: n, gte: 0}, {not: {path: s, matc
 fields:
   t1: {from: a, transforms: [halfwidth, trim, collapse_spaces, upper, lower, {truncate: 5}, blank_to_null]}
   t2: {from: a, transforms: [{replace: {old: a, new: b}}, {regex_replace: {pattern: '\\d', repl: '#'}}]}
-  t3: {from: a, transforms: [{regex_extract: {pattern: '(\\w+)', group: 1, on_nomatch: null}}, {split: ' '}, {join: '-'}]}
+  t3:
+    from: a
+    transforms: [{regex_extract: {pattern: '(\\w+)', group: 1, on_nomatch: null}}, {split: ' '}, {join: '-'}]
   n1: {from: n, transforms: [to_decimal, {round: {places: 2, mode: half_even}}, {multiply: 3}, to_str]}
   n2: {from: n, transforms: [to_int, to_float]}
   n3: {from: n, transforms: [{money: CNY}]}
