@@ -28,8 +28,9 @@ conflicts_app = typer.Typer(help="Two-way conflicts held for review.", no_args_i
 app.add_typer(systems_app, name="systems")
 app.add_typer(conflicts_app, name="conflicts")
 
-out = Console()
-err = Console(stderr=True)
+# Off a terminal rich assumes 80 columns; tables of counts read better wider.
+out = Console() if sys.stdout.isatty() else Console(width=160)
+err = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=160)
 
 ConfigOption = Annotated[str, typer.Option("--config", "-c", help="Config file.", envvar="ERPHUB_CONFIG")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]

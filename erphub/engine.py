@@ -101,8 +101,8 @@ class PipelineRun:
         start_from = self.start_cursor()
         self.run_id = self.store.start_run(self.pipeline.name, self.trigger, start_from)
         structlog.contextvars.bind_contextvars(pipeline=self.pipeline.name, run_id=self.run_id)
-        log.info("run started", trigger=self.trigger, since=start_from.key() if start_from else None,
-                 system=self.pipeline.source_system)
+        log.info("run started", trigger=self.trigger, system=self.pipeline.source_system,
+                 since=f"{start_from.updated_at.isoformat()}|{start_from.id}" if start_from else None)
         return self.run_id
 
     def start_cursor(self) -> Cursor | None:
