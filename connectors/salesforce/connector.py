@@ -1,0 +1,364 @@
+"""The Salesforce connector: SOQL incremental reads by (SystemModstamp, Id), external-id upserts."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from typing import Any, ClassVar, Literal
+
+import httpx
+from pydantic import SecretStr, model_validator
+
+from connectors.auth import TokenAuth
+from connectors.base import ConnectorSettings, SystemContext
+from connectors.http import Action, HttpClient, Verdict
+from connectors.registry import register
+from connectors.salesforce.auth import TOKEN_PATH, ClientCredentialsAuth, PasswordAuth, RefreshTokenAuth
+from connectors.salesforce.schema import (
+    ACCOUNT_FIELDS,
+    ITEM_READ_ONLY,
+    ITEMS,
+    OPPORTUNITY_FIELDS,
+    ORDER_FIELDS,
+    ORDER_ITEM_FIELDS,
+    ORDER_READ_ONLY,
+    entity_specs,
+    parse_datetime,
+    soql_datetime,
+    soql_string,
+    strip_attributes,
+    to_wire,
+)
+from erphub.errors import ConfigError, ProtocolError
+from erphub.records import (
+    Cursor,
+    EntitySpec,
+    Page,
+    Record,
+    RecordError,
+    WriteAction,
+    WriteRequest,
+    WriteResult,
+)
+
+COLLECTION_LIMIT = 200  # [doc] records per sObject collection call
+TRANSIENT_RECORD_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "ALL_OR_NONE_OPERATION_ROLLED_BACK"})
+ALLOCATION_WAIT_S = 3600.0  # the daily allocation frees slowly: give up at once, replay later
+
+
+class SalesforceSettings(ConnectorSettings):
+    login_url: str = "https://login.salesforce.com"  # test.salesforce.com or a My Domain URL
+    api_version: str = "59.0"
+    grant: Literal["client_credentials", "password", "refresh_token"] = "client_credentials"
+    client_id: str
+    client_secret: SecretStr
+    username: str | None = None
+    password: SecretStr | None = None
+    security_token: SecretStr | None = None
+    refresh_token: SecretStr | None = None
+    session_ttl_s: float = 3600.0  # token answers carry no lifetime; renew before the org's session timeout
+    account_external_id: str = "CRM_Code__c"
+    opportunity_external_id: str = "Opp_No__c"
+    order_external_id: str = "Order_No__c"
+    order_item_external_id: str = "Line_Key__c"
+    product_external_id: str = "SKU__c"
+    query_batch_size: int = 2000
+    all_or_none: bool = False
+
+    @model_validator(mode="after")
+    def _grant_fields(self) -> SalesforceSettings:
+        if self.grant == "password" and (self.username is None or self.password is None):
+            raise ValueError("grant 'password' needs username and password (and usually security_token)")
+        if self.grant == "refresh_token" and self.refresh_token is None:
+            raise ValueError("grant 'refresh_token' needs refresh_token")
+        return self
+
+
+def classify(response: httpx.Response, body: Any) -> Verdict | None:
+    """The org's used-up daily allocation answers 403: a throttle, not a permission problem."""
+    if (
+        response.status_code == 403
+        and isinstance(body, list)
+        and body
+        and isinstance(body[0], dict)
+        and body[0].get("errorCode") == "REQUEST_LIMIT_EXCEEDED"
+    ):
+        return Verdict(
+            Action.RATE_LIMITED, "rate_limited", str(body[0].get("message", "")), retry_after=ALLOCATION_WAIT_S
+        )
+    return None
+
+
+_LIMIT_INFO = re.compile(r"api-usage=(\d+)/(\d+)")
+
+
+@register("salesforce")
+class SalesforceConnector:
+    kind: ClassVar[str]
+    settings_model: ClassVar[type[ConnectorSettings]] = SalesforceSettings
+
+    def __init__(self, settings: SalesforceSettings, context: SystemContext) -> None:
+        self.settings = settings
+        self.context = context
+        self.auth = self._auth(settings)
+        self.http = HttpClient(
+            context, base_url=settings.login_url, auth=self.auth, default_concurrency=10, classify_body=classify
+        )
+        self.base = f"/services/data/v{settings.api_version}"
+        self.api_usage: tuple[int, int] | None = None  # from Sforce-Limit-Info
+        s = settings
+        self._specs = entity_specs(
+            s.account_external_id, s.opportunity_external_id, s.order_external_id, s.order_item_external_id
+        )
+        self._objects = {"customer": "Account", "opportunity": "Opportunity", "sales_order": "Order"}
+        self._ext = {
+            "customer": s.account_external_id,
+            "opportunity": s.opportunity_external_id,
+            "sales_order": s.order_external_id,
+        }
+
+    @staticmethod
+    def _auth(s: SalesforceSettings) -> TokenAuth:
+        url = s.login_url.rstrip("/") + TOKEN_PATH
+        common: dict[str, Any] = {"default_ttl_s": s.session_ttl_s, "leeway_s": min(60.0, s.session_ttl_s / 5)}
+        if s.grant == "password":
+            assert s.username is not None and s.password is not None
+            return PasswordAuth(
+                url,
+                s.client_id,
+                s.client_secret,
+                username=s.username,
+                password=s.password,
+                security_token=s.security_token,
+                **common,
+            )
+        if s.grant == "refresh_token":
+            assert s.refresh_token is not None
+            return RefreshTokenAuth(url, s.client_id, s.client_secret, s.refresh_token, **common)
+        return ClientCredentialsAuth(url, s.client_id, s.client_secret, **common)
+
+    # ---- protocol ------------------------------------------------------------------------
+    def entities(self) -> dict[str, EntitySpec]:
+        return dict(self._specs)
+
+    def check(self) -> None:
+        self._get(f"{self.base}/query", params={"q": "SELECT Id FROM Account LIMIT 1"})
+
+    def close(self) -> None:
+        self.http.close()
+
+    def read_changes(
+        self, entity: str, since: Cursor | None, *, page_size: int = 100, until: Cursor | None = None
+    ) -> Iterator[Page]:
+        sobject = self._object(entity)
+        fields = self._select_fields(entity)
+        conditions = []
+        if since is not None:
+            ts = soql_datetime(since.updated_at)
+            conditions.append(f"(SystemModstamp > {ts} OR (SystemModstamp = {ts} AND Id > {soql_string(since.id)}))")
+        if until is not None:
+            conditions.append(f"SystemModstamp <= {soql_datetime(until.updated_at)}")
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        soql = f"SELECT {', '.join(fields)} FROM {sobject}{where} ORDER BY SystemModstamp, Id"
+        return self._pages(entity, soql, page_size, until)
+
+    def write(self, entity: str, batch: Sequence[WriteRequest]) -> list[WriteResult]:
+        sobject = self._object(entity)
+        ext = self._ext[entity]
+        results: list[WriteResult | None] = [None] * len(batch)
+        wire: list[tuple[int, dict[str, Any]]] = []
+        for i, request in enumerate(batch):
+            key = request.key or request.data.get(ext)
+            if not key:
+                results[i] = WriteResult(
+                    request.source_id,
+                    request.target_id,
+                    error=RecordError("MISSING_ARGUMENT", f"no {ext} (match key)", ext),
+                )
+                continue
+            drop = ORDER_READ_ONLY | {ITEMS} if entity == "sales_order" else frozenset()
+            wire.append((i, to_wire(sobject, request.data, ext, str(key), drop)))
+        for start in range(0, len(wire), COLLECTION_LIMIT):
+            chunk = wire[start : start + COLLECTION_LIMIT]
+            answers = self._upsert_collection(sobject, ext, [body for _, body in chunk])
+            for (i, _), answer in zip(chunk, answers, strict=True):
+                results[i] = self._result(batch[i], answer)
+        if entity == "sales_order":
+            self._write_items(batch, results)
+        return [r for r in results if r is not None]
+
+    def lookup(self, entity: str, keys: Sequence[str]) -> dict[str, str]:
+        sobject = self._object(entity)
+        ext = self._ext[entity]
+        found: dict[str, str] = {}
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), 100):
+            chunk = unique[start : start + 100]
+            values = ", ".join(soql_string(k) for k in chunk)
+            soql = f"SELECT Id, {ext} FROM {sobject} WHERE {ext} IN ({values}) ORDER BY Id"
+            for row in self._query_all(soql):
+                found.setdefault(str(row[ext]), str(row["Id"]))
+        return found
+
+    # ---- reading -------------------------------------------------------------------------
+    def _object(self, entity: str) -> str:
+        try:
+            return self._objects[entity]
+        except KeyError:
+            raise ConfigError(
+                f"salesforce has no entity {entity!r}; valid: {', '.join(sorted(self._objects))}"
+            ) from None
+
+    def _select_fields(self, entity: str) -> list[str]:
+        s = self.settings
+        if entity == "customer":
+            return ["Id", *dict.fromkeys([*ACCOUNT_FIELDS, s.account_external_id])]
+        if entity == "opportunity":
+            return [
+                "Id",
+                *dict.fromkeys([*OPPORTUNITY_FIELDS, s.opportunity_external_id]),
+                f"Account.{s.account_external_id}",
+            ]
+        return ["Id", *dict.fromkeys([*ORDER_FIELDS, s.order_external_id]), f"Account.{s.account_external_id}"]
+
+    def _get(self, path: str, params: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> Any:
+        result = self.http.request("GET", path, params=params, headers=headers, endpoint="query")
+        self._note_usage(result.response)
+        return result.body
+
+    def _note_usage(self, response: httpx.Response) -> None:
+        m = _LIMIT_INFO.search(response.headers.get("Sforce-Limit-Info", ""))
+        if m:
+            self.api_usage = (int(m.group(1)), int(m.group(2)))
+
+    def _batches(self, soql: str, batch_size: int) -> Iterator[list[dict[str, Any]]]:
+        """The query's record batches, following nextRecordsUrl until done (a server-side snapshot)."""
+        headers = {"Sforce-Query-Options": f"batchSize={batch_size}"}
+        body = self._get(f"{self.base}/query", params={"q": soql}, headers=headers)
+        while True:
+            if not isinstance(body, dict) or not isinstance(body.get("records"), list):
+                raise ProtocolError("query answer without records", system=self.context.name)
+            yield body["records"]
+            if body.get("done", True):
+                return
+            next_url = body.get("nextRecordsUrl")
+            if not next_url:
+                raise ProtocolError("query not done but no nextRecordsUrl", system=self.context.name)
+            body = self._get(str(next_url), headers=headers)
+
+    def _query_all(self, soql: str) -> list[dict[str, Any]]:
+        return [row for batch in self._batches(soql, self.settings.query_batch_size) for row in batch]
+
+    def _pages(self, entity: str, soql: str, page_size: int, until: Cursor | None) -> Iterator[Page]:
+        size = max(1, page_size)
+        batch_size = max(1, min(self.settings.query_batch_size, size))
+        pending: list[Record] = []
+        yielded = False
+        for batch in self._batches(soql, batch_size):
+            for row in batch:
+                record = Record(
+                    str(row["Id"]),
+                    parse_datetime(str(row["SystemModstamp"])),
+                    {k: v for k, v in strip_attributes(row).items() if k != "Id"},
+                )
+                if until is not None and until.is_before(record.updated_at, record.id):
+                    continue
+                pending.append(record)
+            while len(pending) >= size:
+                chunk, pending = pending[:size], pending[size:]
+                yielded = True
+                yield Page(self._with_items(entity, chunk), chunk[-1].cursor())
+        if pending or not yielded:
+            yield Page(self._with_items(entity, pending), pending[-1].cursor() if pending else None)
+
+    def _with_items(self, entity: str, records: list[Record]) -> list[Record]:
+        """Orders get their OrderItems (one query per page, ≤ 200 order ids per IN list)."""
+        if entity != "sales_order" or not records:
+            return records
+        s = self.settings
+        items: dict[str, list[dict[str, Any]]] = {r.id: [] for r in records}
+        fields = ", ".join(
+            ["Id", *dict.fromkeys([*ORDER_ITEM_FIELDS, s.order_item_external_id]), f"Product2.{s.product_external_id}"]
+        )
+        ids = list(items)
+        for start in range(0, len(ids), 200):
+            values = ", ".join(soql_string(i) for i in ids[start : start + 200])
+            soql = f"SELECT {fields} FROM OrderItem WHERE OrderId IN ({values}) ORDER BY OrderId, Id"
+            for row in self._query_all(soql):
+                item = {k: v for k, v in strip_attributes(row).items() if k not in ("Id", "OrderId")}
+                items[str(row["OrderId"])].append(item)
+        return [Record(r.id, r.updated_at, {**r.data, ITEMS: items[r.id]}) for r in records]
+
+    # ---- writing -------------------------------------------------------------------------
+    def _upsert_collection(self, sobject: str, ext: str, records: list[dict[str, Any]]) -> list[Any]:
+        path = f"{self.base}/composite/sobjects/{sobject}/{ext}"
+        # Upsert by external id is idempotent: retrying a lost answer lands on the same records.
+        result = self.http.request(
+            "PATCH",
+            path,
+            json={"allOrNone": self.settings.all_or_none, "records": records},
+            endpoint="composite",
+            idempotent=True,
+        )
+        self._note_usage(result.response)
+        answers = result.body
+        if not isinstance(answers, list) or len(answers) != len(records):
+            raise ProtocolError(
+                f"collection upsert answered {type(answers).__name__} for {len(records)} records",
+                system=self.context.name,
+            )
+        return answers
+
+    @staticmethod
+    def _result(request: WriteRequest, answer: Any) -> WriteResult:
+        if isinstance(answer, dict) and answer.get("success"):
+            action = WriteAction.CREATED if answer.get("created") else WriteAction.UPDATED
+            return WriteResult(request.source_id, str(answer["id"]), action)
+        errors = answer.get("errors") if isinstance(answer, dict) else None
+        first = errors[0] if errors and isinstance(errors[0], dict) else {}
+        code = str(first.get("statusCode", "UNKNOWN"))
+        fields = first.get("fields") or []
+        return WriteResult(
+            request.source_id,
+            request.target_id,
+            error=RecordError(
+                code,
+                str(first.get("message", "upsert failed")),
+                fields[0] if fields else None,
+                transient=code in TRANSIENT_RECORD_CODES,
+            ),
+        )
+
+    def _write_items(self, batch: Sequence[WriteRequest], results: list[WriteResult | None]) -> None:
+        """Upsert the items of every order whose header landed; an item failure fails its order."""
+        s = self.settings
+        wire: list[tuple[int, dict[str, Any]]] = []
+        for i, request in enumerate(batch):
+            result = results[i]
+            if result is None or not result.ok:
+                continue
+            key = str(request.key or request.data.get(s.order_external_id))
+            for n, item in enumerate(request.data.get(ITEMS) or [], start=1):
+                item_key = str(item.get(s.order_item_external_id) or f"{key}#{n}")
+                body = to_wire("OrderItem", item, s.order_item_external_id, item_key, ITEM_READ_ONLY)
+                body["Order"] = {s.order_external_id: key}
+                wire.append((i, body))
+        for start in range(0, len(wire), COLLECTION_LIMIT):
+            chunk = wire[start : start + COLLECTION_LIMIT]
+            answers = self._upsert_collection("OrderItem", s.order_item_external_id, [b for _, b in chunk])
+            for (i, _), answer in zip(chunk, answers, strict=True):
+                current = results[i]
+                if current is None or not current.ok:
+                    continue
+                failed = self._result(batch[i], answer)
+                if failed.error is not None:
+                    results[i] = WriteResult(
+                        current.source_id,
+                        current.target_id,
+                        error=RecordError(
+                            failed.error.code,
+                            f"order item: {failed.error.message}",
+                            failed.error.field,
+                            failed.error.transient,
+                        ),
+                    )
