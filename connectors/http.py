@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -274,8 +274,13 @@ class HttpClient:
         headers: Mapping[str, str] | None = None,
         endpoint: str | None = None,
         idempotent: bool = True,
+        return_statuses: Collection[int] = (),
     ) -> HttpResult:
-        """Send with auth, throttling and retries; return the parsed answer or raise."""
+        """Send with auth, throttling and retries; return the parsed answer or raise.
+
+        `return_statuses` are handed back as results instead of raising (after the body
+        classifier had its say), for per-record refusals a connector reports itself.
+        """
         where = f"{method} {httpx.URL(path).path}"
         reauths = [0]
         attempts = [0]
@@ -296,6 +301,7 @@ class HttpClient:
                     idempotent,
                     reauths,
                     attempts[0],
+                    return_statuses,
                 )
 
         retrying = Retrying(
@@ -329,6 +335,7 @@ class HttpClient:
         idempotent: bool,
         reauths: list[int],
         number: int,
+        return_statuses: Collection[int] = (),
     ) -> HttpResult:
         try:
             self.auth.ensure(self.client)
@@ -369,7 +376,7 @@ class HttpClient:
         vendor = redact(verdict.message or default_message(body), self.secrets())
         detail = f"{where}: HTTP {status}" + (f" {vendor}" if vendor else "")
 
-        if verdict.action is Action.OK:
+        if verdict.action is Action.OK or (verdict.action is Action.FAIL and status in return_statuses):
             return HttpResult(response, body, number)
         if verdict.action is Action.REAUTH:
             if not self.auth.can_renew or reauths[0] >= 1:

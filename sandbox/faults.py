@@ -178,9 +178,7 @@ class Faults:
     def expire_session(self, n: int = 1, endpoint: str = "*") -> None:
         self.set(endpoint, expire_session=n)
 
-    def fail_records(
-        self, endpoint: str, keys: dict[str, str] | list[str], message: str = "validation failed"
-    ) -> None:
+    def fail_records(self, endpoint: str, keys: dict[str, str] | list[str], message: str = "validation failed") -> None:
         mapping = keys if isinstance(keys, dict) else {k: message for k in keys}
         self.set(endpoint, fail_keys=mapping)
 
@@ -243,11 +241,11 @@ class Faults:
         return None
 
 
-@dataclass(frozen=True)
+@dataclass
 class LoggedRequest:
     at: float  # time.monotonic() on arrival
     path: str
-    status: int | None  # None: no answer (dropped, lost)
+    status: int | None  # None: no answer (dropped, lost) or not answered yet
 
 
 class RequestLog:
@@ -257,13 +255,16 @@ class RequestLog:
         self._lock = threading.Lock()
         self._entries: list[LoggedRequest] = []
 
-    def add(self, at: float, path: str, status: int | None) -> None:
+    def add(self, at: float, path: str, status: int | None = None) -> LoggedRequest:
+        """Record a request on arrival; the caller sets `status` once it answers."""
+        entry = LoggedRequest(at, path, status)
         with self._lock:
-            self._entries.append(LoggedRequest(at, path, status))
+            self._entries.append(entry)
+        return entry
 
     def entries(self, endpoint: str | None = None) -> list[LoggedRequest]:
         with self._lock:
-            items = list(self._entries)
+            items = [LoggedRequest(e.at, e.path, e.status) for e in self._entries]
         if endpoint is None:
             return items
         return [e for e in items if matches(endpoint, e.path)]
@@ -333,9 +334,7 @@ def default_error_body(status: int, reason: str) -> Any:
 class FaultMiddleware:
     """Wraps a sandbox app: logs requests, serves the control endpoints, applies the fault plan."""
 
-    def __init__(
-        self, app: ASGIApp, faults: Faults, log: RequestLog, error_body: ErrorBody | None = None
-    ) -> None:
+    def __init__(self, app: ASGIApp, faults: Faults, log: RequestLog, error_body: ErrorBody | None = None) -> None:
         self.app = app
         self.faults = faults
         self.log = log
@@ -350,14 +349,11 @@ class FaultMiddleware:
             if not await self._control(scope, receive, send):
                 await self.app(scope, receive, send)
             return
-        arrived = time.monotonic()
-        status: list[int | None] = [None]
-        try:
-            await self._serve(scope, receive, send, status)
-        finally:
-            self.log.add(arrived, path, status[0])
+        # Logged on arrival, so a test reading the log right after its last answer sees it.
+        entry = self.log.add(time.monotonic(), path)
+        await self._serve(scope, receive, send, entry)
 
-    async def _serve(self, scope: Scope, receive: Receive, send: Send, status: list[int | None]) -> None:
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, entry: LoggedRequest) -> None:
         path: str = scope["path"]
         decision = self.faults.decide(path)
         if decision.latency_s:
@@ -366,11 +362,11 @@ class FaultMiddleware:
             await drop_connection(send)
         if decision.timeout_s is not None:
             await asyncio.sleep(decision.timeout_s)
-            status[0] = 504
+            entry.status = 504
             await send_json(send, 504, self.error_body(504, "gateway timeout"))
             return
         if decision.status is not None:
-            status[0] = decision.status
+            entry.status = decision.status
             headers = {}
             if decision.status == 429 and decision.retry_after is not None:
                 headers["Retry-After"] = _fmt_seconds(decision.retry_after)
@@ -381,7 +377,7 @@ class FaultMiddleware:
 
             async def logged_send(message: Message) -> None:
                 if message["type"] == "http.response.start":
-                    status[0] = message["status"]
+                    entry.status = message["status"]
                 await send(message)
 
             await self.app(scope, receive, logged_send)
@@ -397,7 +393,7 @@ class FaultMiddleware:
             await drop_connection(send)
         body = b"".join(m.get("body", b"") for m in buffered if m["type"] == "http.response.body")
         broken = body[: max(1, len(body) // 2)] if body else b'{"data": ['
-        status[0] = 200
+        entry.status = 200
         await send(
             {
                 "type": "http.response.start",

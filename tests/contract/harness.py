@@ -17,17 +17,21 @@ from erphub.records import WriteRequest
 
 # Capabilities a harness may declare. The suite skips a check only when the system really cannot
 # do it (a SQL table has no auth to renew), and says why in the skip reason.
-EXPIRE_AUTH = "expire_auth"        # server can invalidate the session/token mid-run
-LOST_RESPONSE = "lost_response"    # server can apply a write but drop its response (client times out)
-RATE_LIMIT = "rate_limit"          # server records request times so the suite can measure the rate
-LOG_SECRETS = "log_secrets"        # the connector has a secret the suite can look for in logs
+EXPIRE_AUTH = "expire_auth"  # server can invalidate the session/token mid-run
+LOST_RESPONSE = "lost_response"  # server can apply a write but drop its response (client times out)
+RATE_LIMIT = "rate_limit"  # server records request times so the suite can measure the rate
+LOG_SECRETS = "log_secrets"  # the connector has a secret the suite can look for in logs
+
+
+# Optional: a harness may set `capability_reasons: dict[str, str]` (capability -> why the system
+# cannot do it); the suite puts that sentence in the skip reason.
 
 
 class ContractHarness(Protocol):
     kind: str
-    entity: str                      # an entity this connector can both read and write
+    entity: str  # an entity this connector can both read and write
     capabilities: frozenset[str]
-    secret_values: Sequence[str]     # secret values configured for the connector (for the leak check)
+    secret_values: Sequence[str]  # secret values configured for the connector (for the leak check)
 
     def connector(self, *, rate_limit_per_second: float | None = None) -> Connector:
         """A fresh connector pointed at the server. Closing it is the suite's job."""
