@@ -107,6 +107,8 @@ class KingdeeStore:
         self._last_stamp = datetime.min
         # Numbers whose next save must fail validation (fault injection: per-record failures).
         self.reject_numbers: dict[str, str] = {}
+        # Called with (FormId, Model) before each API save: tests simulate a concurrent writer here.
+        self.before_save: Callable[[str, Any], None] | None = None
 
     # ---- helpers ------------------------------------------------------------------------------
 
@@ -220,9 +222,10 @@ class KingdeeStore:
         need_return_fields: Sequence[str] | None = None,
     ) -> SaveOutcome:
         with self.lock:
-            return self._save(
-                self._form(form_id), model, need_update_fields, is_delete_entry, need_return_fields
-            )
+            form = self._form(form_id)
+            if self.before_save is not None:
+                self.before_save(form.form_id, model)
+            return self._save(form, model, need_update_fields, is_delete_entry, need_return_fields)
 
     def _save(
         self,
@@ -546,10 +549,8 @@ class KingdeeStore:
             if top_row_count and top_row_count > 0:
                 rows = rows[:top_row_count]
             start = max(0, int(start_row or 0))
-            if limit and limit > 0:
-                rows = rows[start : start + min(int(limit), self.max_limit)]
-            else:
-                rows = rows[start:]
+            end = start + min(int(limit), self.max_limit) if limit and limit > 0 else len(rows)
+            rows = rows[start:end]
             return [[_json_value(resolvers[k].value(*r)) for k in field_keys] for r in rows]
 
     def _resolver(self, form: FormDef, key: str) -> _Column:

@@ -143,7 +143,8 @@ def test_settings_require_the_credentials_of_their_mode() -> None:
         KingdeeSettings.model_validate(base)
     with pytest.raises(ValueError, match="needs app_id"):
         KingdeeSettings.model_validate({**base, "auth_mode": "sign"})
-    settings = KingdeeSettings.model_validate({**base, "password": "Pw-s3cret-42", "auto_submit_audit": ["sales_order"]})
+    settings = KingdeeSettings.model_validate(
+        {**base, "password": "Pw-s3cret-42", "auto_submit_audit": ["sales_order"]})
     assert settings.server_url.endswith("/k3cloud/")
     assert settings.audits("sales_order") and not settings.audits("customer")
     assert "Pw-s3cret-42" not in repr(settings)
