@@ -1,0 +1,100 @@
+"""Contract harness for the salesforce connector against the Salesforce sandbox on loopback.
+
+Entity `customer` (Account, upserted by `CRM_Code__c`). The sandbox answers queries in batches of
+the requested size (min_batch_size=1), so pages cross `nextRecordsUrl` boundaries. Capabilities: all
+four — the sandbox can end every session (401 INVALID_SESSION_ID), apply a collection upsert and drop
+its answer, log request arrival times, and the connector has a client secret.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from pydantic import SecretStr
+
+from connectors.base import Connector, SystemContext
+from connectors.salesforce import SalesforceConnector, SalesforceSettings
+from erphub.records import WriteRequest
+from sandbox.common import SandboxApp, SandboxServer
+from sandbox.salesforce import create_sandbox
+from tests.contract.harness import EXPIRE_AUTH, LOG_SECRETS, LOST_RESPONSE, RATE_LIMIT
+
+UPSERT_PATH = "composite/sobjects/Account/CRM_Code__c"
+
+
+class SalesforceHarness:
+    kind = "salesforce"
+    entity = "customer"
+    capabilities = frozenset({EXPIRE_AUTH, LOST_RESPONSE, RATE_LIMIT, LOG_SECRETS})
+
+    def __init__(self, sandbox: SandboxApp, server: SandboxServer) -> None:
+        self.sandbox = sandbox
+        self.server = server
+        self.creds = sandbox.credentials
+        self.secret_values: Sequence[str] = (self.creds["client_secret"],)
+        self._n = itertools.count(1)
+        self._names = itertools.count(1)
+
+    def connector(self, *, rate_limit_per_second: float | None = None) -> Connector:
+        settings = SalesforceSettings(
+            login_url=self.server.base_url,
+            client_id=self.creds["client_id"],
+            client_secret=SecretStr(self.creds["client_secret"]),
+        )
+        context = SystemContext(
+            name=f"salesforce-contract-{next(self._names)}",
+            rate_limit_per_second=rate_limit_per_second,
+            read_timeout_s=5.0,
+            max_attempts=5,
+            max_retry_seconds=20.0,
+            secrets=tuple(self.secret_values),
+        )
+        return SalesforceConnector(settings, context)
+
+    def seed(self, count: int, *, updated_at: datetime) -> list[str]:
+        org = self.sandbox.state
+        return [
+            org.seed("Account", {"Name": f"种子客户{n}", "CRM_Code__c": f"SEED-{n:05d}"}, modstamp=updated_at)
+            for n in (next(self._n) for _ in range(count))
+        ]
+
+    def write_request(self, n: int, *, key: str, target_id: str | None = None) -> WriteRequest:
+        data = {"Name": f"契约客户{n}", "Phone": "13800000000", "CurrencyIsoCode": "CNY"}
+        return WriteRequest(
+            source_id=f"src-{n}", key=key, target_id=target_id, data=data, idempotency_key=f"contract:{key}:{n}"
+        )
+
+    def bad_write_request(self, n: int, *, key: str) -> WriteRequest:
+        data = {"Name": "名" * 300}  # STRING_TOO_LONG on this record only
+        return WriteRequest(
+            source_id=f"src-{n}", key=key, target_id=None, data=data, idempotency_key=f"contract:{key}:{n}:bad"
+        )
+
+    def count_with_key(self, key: str) -> int:
+        return int(self.sandbox.state.count("Account", "CRM_Code__c", key))
+
+    def expire_auth(self) -> None:
+        self.sandbox.extra["sessions"].expire_all()
+
+    def lose_next_write_response(self) -> None:
+        self.sandbox.faults.lose_next_response(UPSERT_PATH)
+
+    def request_times(self) -> list[float]:
+        return self.sandbox.log.times()
+
+    def page_size_hint(self) -> int:
+        return 3
+
+    def extra(self) -> dict[str, Any]:
+        return {"base_url": self.server.base_url}
+
+
+@contextmanager
+def make_harness() -> Iterator[SalesforceHarness]:
+    sandbox = create_sandbox(min_batch_size=1)
+    with SandboxServer(sandbox) as server:
+        yield SalesforceHarness(sandbox, server)
