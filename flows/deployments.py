@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any
 
 import structlog
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
@@ -50,65 +49,54 @@ def build_deployments(loaded: LoadedConfig) -> list[RunnerDeployment]:
 
 
 class ScheduleRunner:
-    """Prefect's `Runner` on its own event loop in a daemon thread, so `erphub serve` keeps the main
-    thread (and its signal handlers) for itself. `stop()` asks the runner to stop polling; Prefect
-    then pauses the deployments' schedules, as `prefect.serve` does on SIGTERM."""
+    """Prefect's `Runner` serving the deployments on an event loop owned by the calling thread.
+
+    `erphub serve` calls `run()` from a background thread so the main thread keeps the signal
+    handlers; `stop()` (from any thread) asks the runner to stop polling, and Prefect then pauses the
+    deployments' schedules, as `prefect.serve` does on SIGTERM.
+    """
 
     def __init__(self, deployments: list[RunnerDeployment], *, name: str = "erphub-serve") -> None:
         self.deployments = deployments
         self.name = name
-        self.state = "idle"  # idle | starting | running | stopped | failed
-        self.error: str | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: Any = None
-        self._thread: threading.Thread | None = None
-        self._running = threading.Event()
+        self.running = threading.Event()
         self._stop_requested = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_async: asyncio.Event | None = None
 
-    def start(self) -> None:
-        self.state = "starting"
-        self._thread = threading.Thread(target=self._main, name="erphub-prefect-runner", daemon=True)
-        self._thread.start()
-
-    def wait_running(self, timeout: float) -> bool:
-        return self._running.wait(timeout)
-
-    def _main(self) -> None:
-        try:
-            asyncio.run(self._serve())
-            self.state = "stopped"
-        except Exception as exc:
-            self.state = "failed"
-            self.error = f"{exc.__class__.__name__}: {exc}"
-            log.error("schedule runner failed", error=self.error)
+    def run(self) -> None:
+        asyncio.run(self._serve())
 
     async def _serve(self) -> None:
         runner = Runner(name=self.name, pause_on_shutdown=True, limit=None)
         for deployment in self.deployments:
             await runner.aadd_deployment(deployment)
-        self._runner = runner
+        self._stop_async = asyncio.Event()
         self._loop = asyncio.get_running_loop()
         if self._stop_requested.is_set():
             return
-        self._loop.call_later(0.5, self._mark_running)
+        started = asyncio.create_task(runner.start())
+        stop = asyncio.create_task(self._stop_async.wait())
         log.info("schedules served", deployments=[d.name for d in self.deployments])
-        await runner.start()
+        self.running.set()
+        done, _ = await asyncio.wait({started, stop}, return_when=asyncio.FIRST_COMPLETED)
+        if started in done:  # the runner ended on its own: say why
+            stop.cancel()
+            started.result()
+            return
+        for _ in range(100):  # stop asked right after the start: let the runner finish starting first
+            if runner.started:
+                break
+            await asyncio.sleep(0.1)
+        if runner.started:
+            await runner.astop()
+        try:
+            await asyncio.wait_for(started, 30)
+        except (asyncio.CancelledError, TimeoutError):
+            log.warning("schedule runner did not stop in time")
 
-    def _mark_running(self) -> None:
-        if self._runner is not None and self._runner.started:
-            self.state = "running"
-            self._running.set()
-        elif self._loop is not None and not self._stop_requested.is_set():
-            self._loop.call_later(0.5, self._mark_running)
-
-    def stop(self, timeout: float = 30.0) -> None:
+    def stop(self) -> None:
         self._stop_requested.set()
-        loop, runner = self._loop, self._runner
-        if loop is not None and runner is not None and runner.started and not loop.is_closed():
-            future = asyncio.run_coroutine_threadsafe(runner.astop(), loop)
-            try:
-                future.result(timeout)
-            except Exception as exc:  # already stopping, or the loop ended meanwhile
-                log.warning("schedule runner stop", error=f"{exc.__class__.__name__}: {exc}")
-        if self._thread is not None:
-            self._thread.join(timeout)
+        loop, event = self._loop, self._stop_async
+        if loop is not None and event is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(event.set)
