@@ -19,14 +19,26 @@ def _encode(value: Any) -> Any:
     if isinstance(value, dt.datetime):
         if value.tzinfo is not None:  # Tryton stores naive UTC
             value = value.astimezone(dt.UTC).replace(tzinfo=None)
-        return {"__class__": "datetime", "year": value.year, "month": value.month, "day": value.day,
-                "hour": value.hour, "minute": value.minute, "second": value.second,
-                "microsecond": value.microsecond}
+        return {
+            "__class__": "datetime",
+            "year": value.year,
+            "month": value.month,
+            "day": value.day,
+            "hour": value.hour,
+            "minute": value.minute,
+            "second": value.second,
+            "microsecond": value.microsecond,
+        }
     if isinstance(value, dt.date):
         return {"__class__": "date", "year": value.year, "month": value.month, "day": value.day}
     if isinstance(value, dt.time):
-        return {"__class__": "time", "hour": value.hour, "minute": value.minute, "second": value.second,
-                "microsecond": value.microsecond}
+        return {
+            "__class__": "time",
+            "hour": value.hour,
+            "minute": value.minute,
+            "second": value.second,
+            "microsecond": value.microsecond,
+        }
     if isinstance(value, dt.timedelta):
         return {"__class__": "timedelta", "seconds": value.total_seconds()}
     if isinstance(value, Decimal):
@@ -43,8 +55,15 @@ def _decode(obj: dict[str, Any]) -> Any:
     if kind is None:
         return obj
     if kind == "datetime":
-        return dt.datetime(obj["year"], obj["month"], obj["day"], obj["hour"], obj["minute"],
-                           obj["second"], obj["microsecond"])
+        return dt.datetime(
+            obj["year"],
+            obj["month"],
+            obj["day"],
+            obj["hour"],
+            obj["minute"],
+            obj["second"],
+            obj["microsecond"],
+        )
     if kind == "date":
         return dt.date(obj["year"], obj["month"], obj["day"])
     if kind == "time":

@@ -10,7 +10,8 @@ What the template holds (database `hub`, SQLite, one file `hub.sqlite`):
 - company "erphub Demo Co." in CNY (USD exists too, with a rate), its chart of accounts (the
   generic English template), fiscal years for last, this and next calendar year with periods and
   invoice sequences, payment terms "Direct" and "Net 30", a cash journal payment method "Cash";
-- a 13 % VAT tax on an accounting product category, countries CN and US;
+- a 13 % VAT tax on an accounting product category, countries CN and US; party identifiers of
+  type `cn_vat` (Tryton's alias of stdnum's cn_uscc, 统一社会信用代码) allowed;
 - units: Tryton's "Unit" (symbol u) plus "Set" and "Box" in the same category;
 - 20 goods products with codes `1.01.001`..`1.01.020` (the Kingdee material numbers, so the
   same CRM sku lookup table serves both ERPs), 1,000 of each in stock so shipments can be done.
@@ -112,6 +113,12 @@ def populate() -> dict[str, object]:
     cn = Country(name="China", code="CN", code3="CHN")
     cn.save()
     Country(name="United States", code="US", code3="USA").save()
+
+    # Chinese Unified Social Credit Codes (统一社会信用代码) as party identifiers, checked by stdnum.
+    PartyConfig = Model.get("party.configuration")
+    party_config = PartyConfig(1)
+    party_config.identifier_types = sorted({*(party_config.identifier_types or ()), "cn_vat"})
+    party_config.save()
 
     company_party = Party(name="erphub Demo Co.")
     company_party.save()
