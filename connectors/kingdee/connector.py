@@ -472,8 +472,11 @@ class KingdeeConnector:
                 continue
             d_index = int(err.get("DIndex") or 0)
             message = str(err.get("Message") or "")
-            benign = (op == "Submit" and ("已提交" in message or "已经审核" in message)) or (
-                op == "Audit" and "已经审核" in message
+            # Already in the wanted state (e.g. a retry after a lost answer) is not a failure.
+            benign = (
+                (op == "Submit" and ("已提交" in message or "已经审核" in message))
+                or (op == "Audit" and "已经审核" in message)
+                or (op == "UnAudit" and "未审核" in message)
             )
             if 0 <= d_index < len(ids) and not benign:
                 problems[d_index] = message or f"{op} failed"
