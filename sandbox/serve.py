@@ -32,7 +32,9 @@ class SandboxServer:
     """
 
     def __init__(self, app: Any, *, port: int = 0, startup_timeout_s: float = 10.0) -> None:
-        self.app = getattr(app, "app", app)  # accept a SandboxApp or a bare ASGI app
+        # Accept a SandboxApp (unwrap to its fault-injecting app) or any ASGI app as it is: middlewares
+        # also carry an `.app` attribute, and unwrapping those would silently drop faults and logging.
+        self.app = app.app if hasattr(app, "credentials") and hasattr(app, "faults") else app
         self._port = port
         self._startup_timeout_s = startup_timeout_s
         self._sock: socket.socket | None = None
