@@ -287,6 +287,21 @@ def systems_check(system: Annotated[str | None, typer.Argument(help="Only this s
         raise typer.Exit(1)
 
 
+# -- serve --------------------------------------------------------------------------------
+@app.command()
+def serve(
+    config: ConfigOption = DEFAULT_CONFIG,
+    host: Annotated[str | None, typer.Option(help="Bind address (default: serve.host, 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: serve.port, 9464).")] = None,
+    no_schedules: Annotated[bool, typer.Option("--no-schedules", help="Webhooks and /metrics only.")] = False,
+    log_format: Annotated[str, typer.Option(help="auto, json or console.")] = "auto",
+) -> None:
+    """Schedules (Prefect deployments), the webhook receiver and /metrics, in one process."""
+    from erphub.cli_serve import serve_command
+
+    serve_command(config, host, port, no_schedules, log_format)
+
+
 # -- conflicts ------------------------------------------------------------------------------
 @conflicts_app.command("list")
 def conflicts_list(

@@ -50,6 +50,18 @@ def state_dir(loaded: LoadedConfig) -> Path:
     return Path.cwd() / ".erphub"
 
 
+def push_metrics(loaded: LoadedConfig, names: list[str]) -> None:
+    """A one-shot run leaves before Prometheus could scrape it: hand its metrics to the Pushgateway."""
+    url = loaded.hub.metrics.pushgateway_url
+    if not url:
+        return
+    from monitoring.pushgateway import push_run_metrics
+
+    with Hub(loaded) as hub:
+        for name in names:
+            push_run_metrics(url, name, state_reader=hub.store)
+
+
 def run_pipelines(config: str, names: list[str], *, run_all: bool, since: datetime | None, until: datetime | None,
                   full: bool, engine: str, log_format: str, progress: bool) -> tuple[list[dict[str, Any]], bool]:
     loaded = load_config(config)
@@ -63,6 +75,9 @@ def run_pipelines(config: str, names: list[str], *, run_all: bool, since: dateti
         configure_prefect_env(state_dir(loaded))
         from flows.sync import sync_pipeline
 
+        with Hub(loaded) as probe:  # mapping and connector errors exit 2 before any flow starts
+            for name in selected:
+                probe.pipeline(name)
         for name in selected:
             state = sync_pipeline(pipeline=name, config_path=str(loaded.path), trigger="manual", since=since,
                                   until=until, full=full, return_state=True)
@@ -71,6 +86,7 @@ def run_pipelines(config: str, names: list[str], *, run_all: bool, since: dateti
             else:
                 failed = True
                 results.append(_failed_result(loaded, name, state))
+        push_metrics(loaded, selected)
         return results, failed
     with Hub(loaded) as hub:
         for name in selected:
@@ -81,6 +97,7 @@ def run_pipelines(config: str, names: list[str], *, run_all: bool, since: dateti
                 except RunFailed:
                     failed = True
                     results.append(hub.store.recent_runs(name, 1)[0].as_dict())
+    push_metrics(loaded, selected)
     return results, failed
 
 
