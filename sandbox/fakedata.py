@@ -204,6 +204,8 @@ _MOBILE_PREFIXES = (
     "199",
 )
 
+_PART_QTYS = (1, 2, 3, 5, 10, 20, 50, 100)
+
 # Salespeople known to the ERP (staff codes S001..S005).
 STAFF: tuple[tuple[str, str], ...] = (
     ("S001", "王建国"),
@@ -333,10 +335,8 @@ class Fake:
         products = self.rng.sample(PRODUCTS, count)
         lines = []
         for product in products:
-            if product.unit == "台":
-                qty = self.rng.randrange(1, 6)
-            else:
-                qty = self.rng.choice((1, 2, 3, 5, 10, 20, 50, 100))
+            # Machines (台) come by ones and twos; parts by the handful or the box.
+            qty = self.rng.randrange(1, 6) if product.unit == "台" else self.rng.choice(_PART_QTYS)
             lines.append(
                 {
                     "sku": product.sku,
