@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 from erphub.records import Direction, EntitySpec
@@ -135,9 +136,24 @@ def strip_attributes(value: Any) -> Any:
     return value
 
 
+def jsonable(value: Any) -> Any:
+    """Mapping output may hold Decimals, dates and datetimes; the wire wants JSON numbers and text."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}+0000"
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value
+
+
 def to_wire(
     sobject: str, data: dict[str, Any], ext_field: str, key: str, drop: frozenset[str] = frozenset()
 ) -> dict[str, Any]:
     body = {k: v for k, v in data.items() if k not in SYSTEM_READ_ONLY and k not in drop}
     body[ext_field] = key
-    return {"attributes": {"type": sobject}, **body}
+    return {"attributes": {"type": sobject}, **jsonable(body)}

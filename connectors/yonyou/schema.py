@@ -224,6 +224,19 @@ def receipt_data(row: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---- data -> wire -----------------------------------------------------------------------
+def jsonable(value: Any) -> Any:
+    """Mapping output may hold Decimals and datetimes; the wire wants JSON numbers and text."""
+    if isinstance(value, Decimal):
+        return _json_number(value)
+    if isinstance(value, datetime):
+        return format_pubts(value)
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value
+
+
 def _multilang(value: Any) -> Any:
     return {"zh_CN": value} if isinstance(value, str) else value
 
@@ -236,7 +249,8 @@ def customer_payload(data: dict[str, Any], status: str, target_id: str | None) -
     payload["_status"] = status
     if target_id is not None:
         payload["id"] = target_id
-    return payload
+    result: dict[str, Any] = jsonable(payload)
+    return result
 
 
 def _money(value: Decimal) -> Decimal:
@@ -274,7 +288,8 @@ def order_payload(
     payload["resubmitCheckKey"] = resubmit_key
     if target_id is not None:
         payload["id"] = target_id
-    return payload
+    result: dict[str, Any] = jsonable(payload)
+    return result
 
 
 def receipt_payload(
@@ -285,4 +300,5 @@ def receipt_payload(
     payload["resubmitCheckKey"] = resubmit_key
     if target_id is not None:
         payload["id"] = target_id
-    return payload
+    result: dict[str, Any] = jsonable(payload)
+    return result
