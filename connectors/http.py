@@ -27,6 +27,7 @@ gets a `TransientError` and decides (look the record up by key, say).
 from __future__ import annotations
 
 import json
+import logging
 import random
 import time
 from collections.abc import Callable, Collection, Mapping
@@ -52,6 +53,22 @@ from erphub.errors import (
 from monitoring import metrics
 
 log = structlog.get_logger("erphub.http")
+
+
+class _NoQueryInHttpxLogs(logging.Filter):
+    """httpx logs every request's full URL at INFO; some vendors put tokens in the query string
+    (Yonyou's access_token), so strip the query from those log lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                arg.copy_with(query=None) if isinstance(arg, httpx.URL) and arg.query else arg for arg in record.args
+            )
+        return True
+
+
+if not any(isinstance(f, _NoQueryInHttpxLogs) for f in logging.getLogger("httpx").filters):
+    logging.getLogger("httpx").addFilter(_NoQueryInHttpxLogs())
 
 
 class Action(StrEnum):
@@ -133,9 +150,7 @@ def default_message(body: Any) -> str:
     if not isinstance(body, dict):
         return ""
     code = body.get("code", body.get("errorCode", body.get("error_code", body.get("errcode"))))
-    msg = body.get(
-        "msg", body.get("message", body.get("error_description", body.get("error", body.get("errmsg"))))
-    )
+    msg = body.get("msg", body.get("message", body.get("error_description", body.get("error", body.get("errmsg")))))
     parts = [str(p) for p in (code, msg) if p not in (None, "")]
     return " ".join(parts)[:300]
 
@@ -257,9 +272,7 @@ class HttpClient:
     def secrets(self) -> list[str]:
         return [*self.context.secrets, *self.auth.secret_values()]
 
-    def post_json(
-        self, path: str, payload: Any, *, endpoint: str | None = None, idempotent: bool = True
-    ) -> Any:
+    def post_json(self, path: str, payload: Any, *, endpoint: str | None = None, idempotent: bool = True) -> Any:
         return self.request("POST", path, json=payload, endpoint=endpoint, idempotent=idempotent).body
 
     def request(
@@ -358,17 +371,11 @@ class HttpClient:
             raise _Retry(error, reason) from None
         except AuthError as exc:
             metrics.count_auth_failure(self.system)
-            raise AuthError(
-                self._msg(f"{where}: login failed: {exc}"), system=self.system, status=exc.status
-            ) from None
+            raise AuthError(self._msg(f"{where}: login failed: {exc}"), system=self.system, status=exc.status) from None
         except TransientError as exc:  # login answered 5xx/429
-            raise _Retry(
-                TransientError(self._msg(f"{where}: login: {exc}"), system=self.system), "login"
-            ) from None
+            raise _Retry(TransientError(self._msg(f"{where}: login: {exc}"), system=self.system), "login") from None
         except ConnectorError as exc:
-            raise type(exc)(
-                self._msg(f"{where}: login: {exc}"), system=self.system, status=exc.status
-            ) from None
+            raise type(exc)(self._msg(f"{where}: login: {exc}"), system=self.system, status=exc.status) from None
 
         body, malformed = self._parse(response)
         verdict = self._classify(response, body, malformed)
@@ -381,9 +388,7 @@ class HttpClient:
         if verdict.action is Action.REAUTH:
             if not self.auth.can_renew or reauths[0] >= 1:
                 metrics.count_auth_failure(self.system)
-                raise AuthError(
-                    self._msg(f"{detail} (credentials rejected)"), system=self.system, status=status
-                )
+                raise AuthError(self._msg(f"{detail} (credentials rejected)"), system=self.system, status=status)
             reauths[0] += 1
             self.auth.invalidate()
             raise _Retry(
@@ -396,9 +401,7 @@ class HttpClient:
             retry_after = verdict.retry_after
             if retry_after is None:
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            error = RateLimitedError(
-                self._msg(detail), system=self.system, status=status, retry_after=retry_after
-            )
+            error = RateLimitedError(self._msg(detail), system=self.system, status=status, retry_after=retry_after)
             raise _Retry(error, "rate_limited", retry_after=retry_after)
         if verdict.action is Action.RETRY:
             reason = "malformed" if malformed else ("5xx" if status >= 500 else (verdict.reason or "retry"))

@@ -75,9 +75,7 @@ def test_ok_returns_parsed_body_and_sends_bearer_key() -> None:
 
 
 def test_5xx_is_retried_with_growing_jittered_backoff() -> None:
-    h = Harness(
-        responses(httpx.Response(503), httpx.Response(502), httpx.Response(500), httpx.Response(200, json={}))
-    )
+    h = Harness(responses(httpx.Response(503), httpx.Response(502), httpx.Response(500), httpx.Response(200, json={})))
     assert h.client(backoff_initial_s=1.0).post_json("/x", {}) == {}
     assert len(h.requests) == 4
     # equal jitter: attempt n waits within [base/2, base], base = 1, 2, 4
@@ -88,9 +86,7 @@ def test_5xx_is_retried_with_growing_jittered_backoff() -> None:
 
 
 def test_retry_after_zero_is_floored_so_it_cannot_hot_loop() -> None:
-    h = Harness(
-        responses(httpx.Response(429, headers={"Retry-After": "0"}), httpx.Response(200, json={"ok": 1}))
-    )
+    h = Harness(responses(httpx.Response(429, headers={"Retry-After": "0"}), httpx.Response(200, json={"ok": 1})))
     assert h.client(retry_after_floor_s=0.25).post_json("/x", {}) == {"ok": 1}
     assert h.sleeps == [0.25]
     assert sample("erphub_rate_limited_total", system=h.name) == 1
@@ -103,9 +99,7 @@ def test_retry_after_is_honoured() -> None:
 
 
 def test_persistent_429_raises_rate_limited_after_max_attempts() -> None:
-    h = Harness(
-        responses(httpx.Response(429, headers={"Retry-After": "1"}, json={"code": 8303, "msg": "slow"}))
-    )
+    h = Harness(responses(httpx.Response(429, headers={"Retry-After": "1"}, json={"code": 8303, "msg": "slow"})))
     with pytest.raises(RateLimitedError) as info:
         h.client().post_json("/x", {})
     assert len(h.requests) == 4
@@ -115,9 +109,7 @@ def test_persistent_429_raises_rate_limited_after_max_attempts() -> None:
 
 
 def test_retries_stop_when_total_wait_would_exceed_budget() -> None:
-    h = Harness(
-        responses(httpx.Response(429, headers={"Retry-After": "20"})), max_attempts=10, max_retry_seconds=30
-    )
+    h = Harness(responses(httpx.Response(429, headers={"Retry-After": "20"})), max_attempts=10, max_retry_seconds=30)
     with pytest.raises(RateLimitedError):
         h.client().post_json("/x", {})
     assert h.sleeps == [20.0]  # a second 20 s wait would pass the 30 s budget
@@ -232,9 +224,7 @@ def test_login_rejected_is_auth_error() -> None:
 
 
 def test_timeouts_are_retried_when_idempotent() -> None:
-    h = Harness(
-        responses(httpx.ReadTimeout("slow"), httpx.ConnectError("refused"), httpx.Response(200, json={}))
-    )
+    h = Harness(responses(httpx.ReadTimeout("slow"), httpx.ConnectError("refused"), httpx.Response(200, json={})))
     assert h.client().post_json("/x", {}) == {}
     assert len(h.requests) == 3
     assert sample("erphub_http_retries_total", system=h.name, reason="timeout") == 1
@@ -271,3 +261,11 @@ def test_context_secrets_are_redacted_from_messages() -> None:
     with pytest.raises(PermanentError) as info:
         h.client().post_json("/x", {})
     assert "hunter2-secret" not in str(info.value)
+
+
+def test_httpx_request_log_lines_carry_no_query_string(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="httpx")
+    h = Harness(responses(httpx.Response(200, json={})))
+    h.client().request("GET", "/yonbip/x", params={"access_token": "tok-in-query-123"})
+    assert "tok-in-query-123" in str(h.requests[0].url)
+    assert "/yonbip/x" in caplog.text and "tok-in-query-123" not in caplog.text
