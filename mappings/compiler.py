@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from config.yamlsource import Locator, dotted, load_yaml, parse_yaml
 from erphub.errors import MappingError
 from erphub.records import EntitySpec
+from mappings.codegen import Item, OpaqueStep, ValueField, build
 from mappings.conditions import (
     COMPARISONS,
     ConditionError,
@@ -90,10 +91,6 @@ def _set_nested(out: dict[str, Any], parts: tuple[str, ...], value: Any) -> None
             child = node[part] = {}
         node = child
     node[parts[-1]] = value
-
-
-def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
 
 
 class _Compiler:
@@ -226,7 +223,7 @@ class _Compiler:
         self._check_entity(spec.source, self.source, "source")
         self._check_entity(spec.target, self.target, "target")
         filters = self._filters(spec.filter, ("filter",), None)
-        steps = self._fields(spec.fields, ("fields",), None, None)
+        steps = [self._fields(spec.fields, ("fields",), None, None)]
         produced = frozenset(name.split(".")[0] for name in spec.fields)
         if spec.key is not None:
             if spec.key not in spec.fields:
@@ -302,7 +299,7 @@ class _Compiler:
     # --- fields ------------------------------------------------------------------------------------------
 
     def _fields(self, fields: dict[str, FieldSpec], where: YamlPath, scope_list: str | None,
-                child_target: str | None) -> list[Step]:
+                child_target: str | None) -> Step:
         names = list(fields)
         for name in names:
             parts = name.split(".")
@@ -313,40 +310,14 @@ class _Compiler:
             for b in names:
                 if a != b and b.startswith(a + "."):
                     raise self.error(f"target field {b!r} is inside {a!r}, which is also set", (*where, b))
-        steps: list[Step] = []
-        copies: list[tuple[str, str]] = []
+        items: list[Item] = []
         for name, fs in fields.items():
             here = (*where, name)
-            plain = self._plain_copy(name, fs, here, scope_list)
-            if plain is not None:
-                copies.append(plain)
-                continue
-            if copies:
-                steps.append(_copy_step(copies))
-                copies = []
             if fs.each is not None:
-                steps.append(self._child(name, fs, here, scope_list))
+                items.append(OpaqueStep(self._child(name, fs, here, scope_list)))
             else:
-                steps.append(self._value_field(name, fs, here, scope_list))
-        if copies:
-            steps.append(_copy_step(copies))
-        return steps
-
-    def _plain_copy(self, name: str, fs: FieldSpec, where: YamlPath,
-                    scope_list: str | None) -> tuple[str, str] | None:
-        """`FName: customer_name` with nothing else: batched into one tight loop."""
-        if "." in name or fs.source_kind != "from" or fs.each is not None:
-            return None
-        if scope_list is None and self._is_key(name):
-            return None  # the match key is always required
-        if fs.transforms or fs.map is not None or fs.lookup is not None or fs.when is not None \
-                or fs.validate_ is not None or fs.has("default") or fs.omit_if_null:
-            return None
-        at = (*where, "from") if isinstance(self._raw(where), dict) else where
-        path = self._path(fs.from_, at, scope_list)
-        if path.from_root or len(path.steps) != 1 or not isinstance(path.steps[0], str):
-            return None
-        return (name, path.steps[0])
+                items.append(self._value_field(name, fs, here, scope_list))
+        return build(items, f"{self.file}:{dotted(where)}")
 
     def _raw(self, where: YamlPath) -> Any:
         node = self.data
@@ -354,18 +325,22 @@ class _Compiler:
             node = node[part]
         return node
 
-    def _source(self, fs: FieldSpec, where: YamlPath, scope_list: str | None) -> tuple[Getter, str]:
-        """The getter of a field's raw value and a label for messages."""
+    def _source(self, fs: FieldSpec, where: YamlPath, scope_list: str | None) -> tuple[Getter, str, str | None]:
+        """The getter of a field's raw value, a label for messages, and the key of a one-key path."""
         kind = fs.source_kind
         raw_is_map = isinstance(self._raw(where), dict)
         if kind == "from":
             path = self._path(fs.from_, (*where, "from") if raw_is_map else where, scope_list)
-            return compile_getter(path), str(fs.from_)
+            simple = not path.from_root and len(path.steps) == 1 and isinstance(path.steps[0], str)
+            return compile_getter(path), str(fs.from_), path.steps[0] if simple else None  # type: ignore[return-value]
         if kind == "const":
             value = fs.const
+            if isinstance(value, dict) and not any(isinstance(v, dict | list) for v in value.values()):
+                flat = value  # the common `{FNumber: "100"}`: a shallow copy is a fresh copy
+                return (lambda scope, root: flat.copy()), "const", None
             if isinstance(value, dict | list):
-                return (lambda scope, root: _clone(value)), "const"
-            return (lambda scope, root: value), "const"
+                return (lambda scope, root: _clone(value)), "const", None
+            return (lambda scope, root: value), "const", None
         if kind == "coalesce":
             assert fs.coalesce is not None
             getters = tuple(self._path(p, (*where, "coalesce", i), scope_list)
@@ -379,9 +354,9 @@ class _Compiler:
                         return v
                 return None
 
-            return coalesce, "coalesce(" + ", ".join(fs.coalesce) + ")"
+            return coalesce, "coalesce(" + ", ".join(fs.coalesce) + ")", None
         assert fs.template is not None
-        return self._template(fs.template, (*where, "template"), scope_list), "template"
+        return self._template(fs.template, (*where, "template"), scope_list), "template", None
 
     def _template(self, text: str, where: YamlPath, scope_list: str | None) -> Getter:
         try:
@@ -503,22 +478,19 @@ class _Compiler:
         except ArgError as exc:
             raise self.error(str(exc), self._data_path((*where, "validate", exc.arg or ""))) from None
 
-    def _value_field(self, name: str, fs: FieldSpec, where: YamlPath, scope_list: str | None) -> Step:
-        getter, label = self._source(fs, where, scope_list)
-        if fs.has("default"):
-            fallback, base = fs.default, getter
-
-            def with_default(scope: Any, root: Any) -> Any:
-                v = base(scope, root)
-                return fallback if _blank(v) else v
-
-            getter = with_default
+    def _value_field(self, name: str, fs: FieldSpec, where: YamlPath, scope_list: str | None) -> ValueField:
+        getter, label, key = self._source(fs, where, scope_list)
         chain = tuple(self._chain(fs, where))
-        value = _compose(getter, chain)
         when = self._condition(fs.when, (*where, "when"), scope_list) if fs.when is not None else None
         is_key = scope_list is None and self._is_key(name)
-        checks = tuple(check for _, check in self._checks(fs, where, required=is_key))
-        return _field_step(name, tuple(name.split(".")), value, when, checks, fs.omit_if_null, label)
+        checks = self._checks(fs, where, required=is_key)
+        required = any(rule == "required" for rule, _ in checks)
+        return ValueField(
+            name=name, parts=tuple(name.split(".")), key=key, getter=None if key is not None else getter,
+            has_default=fs.has("default"), default=fs.default, chain=chain, when=when,
+            required=f"required value is missing (source: {label})" if required else None,
+            checks=tuple(check for rule, check in checks if rule != "required"), omit_if_null=fs.omit_if_null,
+        )
 
     def _is_key(self, name: str) -> bool:
         return isinstance(self.data, dict) and self.data.get("key") == name
@@ -534,7 +506,7 @@ class _Compiler:
         child_target = name
         each_where = (*where, "each")
         line_filters = self._filters(fs.each.filter, (*each_where, "filter"), line_scope)
-        line_steps = tuple(self._fields(fs.each.fields, (*each_where, "fields"), line_scope, child_target))
+        line_fields = self._fields(fs.each.fields, (*each_where, "fields"), line_scope, child_target)
         keep = tuple(pred for pred, _ in line_filters)
         when = self._condition(fs.when, (*where, "when"), scope_list) if fs.when is not None else None
         checks = tuple(check for _, check in self._checks(fs, where))
@@ -559,8 +531,7 @@ class _Compiler:
                         continue
                     row: dict[str, Any] = {}
                     try:
-                        for step in line_steps:
-                            step(line, root, row)
+                        line_fields(line, root, row)
                     except Reject as rej:
                         field = f"{name}[{i}].{rej.field}" if rej.field else f"{name}[{i}]"
                         raise Reject(field, rej.reason, rej.code) from None
@@ -578,63 +549,3 @@ class _Compiler:
 
         return child_step
 
-
-def _compose(getter: Getter, chain: tuple[Fn, ...]) -> Getter:
-    if not chain:
-        return getter
-    if len(chain) == 1:
-        only = chain[0]
-        return lambda scope, root: only(getter(scope, root))
-    if len(chain) == 2:
-        f1, f2 = chain
-        return lambda scope, root: f2(f1(getter(scope, root)))
-
-    def chained(scope: Any, root: Any) -> Any:
-        v = getter(scope, root)
-        for fn in chain:
-            v = fn(v)
-        return v
-
-    return chained
-
-
-def _copy_step(pairs: list[tuple[str, str]]) -> Step:
-    frozen = tuple(pairs)
-
-    def copy(scope: dict[str, Any], root: dict[str, Any], out: dict[str, Any]) -> None:
-        get = scope.get
-        for target, key in frozen:
-            out[target] = get(key)
-
-    return copy
-
-
-def _field_step(name: str, parts: tuple[str, ...], value: Getter, when: Predicate | None,
-                checks: tuple[Check, ...], omit_if_null: bool, label: str) -> Step:
-    nested = len(parts) > 1
-
-    def step(scope: dict[str, Any], root: dict[str, Any], out: dict[str, Any]) -> None:
-        if when is not None and not when(scope, root):
-            return
-        try:
-            v = value(scope, root)
-        except TransformError as exc:
-            raise Reject(name, str(exc), exc.code) from None
-        except Reject:
-            raise
-        except Exception as exc:  # a defect in a transform costs this record only
-            raise Reject(name, f"internal error: {type(exc).__name__}: {exc}", "internal") from None
-        for check in checks:
-            try:
-                check(v)
-            except Invalid as bad:
-                reason = f"{bad.reason} (source: {label})" if bad.code == "required" else bad.reason
-                raise Reject(name, reason, bad.code) from None
-        if v is None and omit_if_null:
-            return
-        if nested:
-            _set_nested(out, parts, v)
-        else:
-            out[name] = v
-
-    return step

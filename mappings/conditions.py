@@ -123,6 +123,11 @@ def compile_condition(node: Any, where: YamlPath,
 
 
 def _comparison(get: Callable[[Any, Any], Any], op: str, operand: Any, where: YamlPath) -> Predicate:
+    if op in ("eq", "ne") and isinstance(operand, str):
+        # text equals only text: one comparison, no number handling (the usual status filter)
+        if op == "eq":
+            return lambda scope, root: get(scope, root) == operand
+        return lambda scope, root: get(scope, root) != operand
     if op == "eq":
         return lambda scope, root: values_equal(get(scope, root), operand)
     if op == "ne":

@@ -115,12 +115,18 @@ class Plan:
             out: dict[str, Any] = {}
             for step in self._steps:
                 step(record, record, out)
-            if not self._key_parts:
+            parts = self._key_parts
+            if not parts:
                 return Mapped(out, None)
-            value: Any = out
-            for part in self._key_parts:
-                value = value.get(part) if isinstance(value, dict) else None
-            return Mapped(out, None if value is None else key_text(value))
+            if len(parts) == 1:
+                value: Any = out.get(parts[0])
+            else:
+                value = out
+                for part in parts:
+                    value = value.get(part) if isinstance(value, dict) else None
+            if value is None:
+                return Mapped(out, None)
+            return Mapped(out, value if value.__class__ is str else key_text(value))
         except Reject as rej:
             return Rejected(rej.field, rej.reason, rej.code)
         except Exception as exc:  # a defect must cost one record, never the run

@@ -129,10 +129,20 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "...'"
 
 
+_INF, _NINF = float("inf"), float("-inf")
 _DECIMAL_TEXT = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 
 
 def to_decimal(value: Any) -> Decimal:
+    cls = value.__class__  # exact-type fast paths first: this runs for every amount of every line
+    if cls is float:
+        if value != value or value in (_INF, _NINF):
+            raise TransformError(f"not a finite number: {value}")
+        return Decimal(repr(value))  # repr is the shortest text that round-trips: 0.1 -> Decimal("0.1")
+    if cls is int:
+        return Decimal(value)
+    if cls is Decimal and value.is_finite():
+        return value
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise TransformError(f"not a finite number: {value}")
@@ -168,6 +178,7 @@ def _text_fn(fn: Callable[[str], Any]) -> Fn:
             return fn(value)
         return fn(_text(value))
 
+    wrapped.str_fast = fn  # type: ignore[attr-defined]  # generated code calls fn directly on text
     return wrapped
 
 
@@ -713,7 +724,7 @@ def _lookup(args: LookupArgs, ctx: BuildContext) -> Fn:
     def look(value: Any) -> Any:
         if value is None:
             return None
-        code = _code(value)
+        code = value if value.__class__ is str else _code(value)
         if code is not None:
             found = index.get(code)
             if found is not None:

@@ -103,10 +103,8 @@ def compile_checks(spec: ValidateSpec | None, *, required: bool = False) -> list
                 raise Invalid("type", f"length applies to text or lists, got {type(v).__name__}")
             n = len(v)
             if (lo is not None and n < lo) or (hi is not None and n > hi):
-                if lo == hi:
-                    want = f"exactly {lo}"
-                else:
-                    want = f"between {lo or 0} and {hi if hi is not None else 'any'}"
+                upper = hi if hi is not None else "any"
+                want = f"exactly {lo}" if lo == hi else f"between {lo or 0} and {upper}"
                 raise Invalid("length", f"length {n} is not {want}")
         checks.append(("length", check_length))
     if spec.range is not None:
@@ -116,15 +114,17 @@ def compile_checks(spec: ValidateSpec | None, *, required: bool = False) -> list
         if not bounds:
             raise ArgError("range needs at least one of min, max, gt, lt", "range")
 
+        lo, hi, above, below = (bounds.get(k) for k in ("min", "max", "gt", "lt"))
+        limits = ", ".join(f"{k} {b}" for k, b in bounds.items())
+
         def check_range(v: Any) -> None:
             if v is None:
                 return
-            n = _as_number(v)
+            n = v if v.__class__ is Decimal and v.is_finite() else _as_number(v)
             if n is None:
                 raise Invalid("type", f"range applies to numbers, got {_shown(v)}")
-            if ("min" in bounds and n < bounds["min"]) or ("max" in bounds and n > bounds["max"]) \
-                    or ("gt" in bounds and n <= bounds["gt"]) or ("lt" in bounds and n >= bounds["lt"]):
-                limits = ", ".join(f"{k} {b}" for k, b in bounds.items())
+            if (lo is not None and n < lo) or (hi is not None and n > hi) \
+                    or (above is not None and n <= above) or (below is not None and n >= below):
                 raise Invalid("range", f"{n} is out of range ({limits})")
         checks.append(("range", check_range))
     if spec.one_of is not None:
