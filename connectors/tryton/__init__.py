@@ -15,7 +15,7 @@ sales_order  (sale.sale, key `reference` = the CRM order number; read and write)
      payment_term? (name), lines: [{product (product code, e.g. 1.01.001), quantity,
      unit? (uom name or symbol; default the product's sale unit), unit_price (untaxed) or
      unit_price_tax_included (the connector divides by 1 + the product's customer tax rates),
-     description?}]}
+     tax_rate? (percent; when given it must equal the product's, or the record fails), description?}]}
     Read adds: number, state, shipment_state (none/waiting/partially shipped/sent/exception),
     invoice_state, untaxed_amount, tax_amount, total_amount, shipped_date (latest done customer
     move) and per line amount, tax_rate (percent), unit_price_tax_included, shipped_quantity.

@@ -665,6 +665,15 @@ class TrytonConnector:
                         f"{where}.unit",
                     )
                 unit_id = unit["id"]
+            if line.get("tax_rate") is not None:
+                rate = _decimal(line["tax_rate"], f"{where}.tax_rate")
+                if rate != product["tax_rate"] * 100:
+                    raise _RecordFailure(
+                        "tax_mismatch",
+                        f"{where}.tax_rate {rate}% differs from product {line['product']}'s "
+                        f"{(product['tax_rate'] * 100).normalize()}% in Tryton",
+                        f"{where}.tax_rate",
+                    )
             if line.get("unit_price") is not None:
                 price = _decimal(line["unit_price"], f"{where}.unit_price")
             elif line.get("unit_price_tax_included") is not None:
