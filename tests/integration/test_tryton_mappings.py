@@ -85,7 +85,7 @@ def test_mapped_samples_land_in_tryton(specs: Any, harness: TrytonHarness) -> No
         for sample in samples(entity):
             out = plan.apply(sample["data"])
             if isinstance(out, Mapped):
-                requests.append(WriteRequest(sample["id"] if "id" in sample else out.key or "", out.key, None,
+                requests.append(WriteRequest(sample.get("id", out.key or ""), out.key, None,
                                              out.data, f"{entity}:{out.key}"))
         results = conn.write(entity, requests)
         failures = {r.source_id: r.error for r in results if not r.ok}
