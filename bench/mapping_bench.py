@@ -250,7 +250,8 @@ JSONATA_ORDER = """
   "FCustId": {"FNumber": $uc($trim($hw(customer_code)))},
   "FSalerId": {"FNumber": $need($sellers, $uc($trim(salesperson)), "salespersons")},
   "FNote": $substring($trim($replace(remark, /\\s+/, " ")), 0, 255),
-  "FSaleOrderFinance": {"FSettleCurrId": {"FNumber": $need($currencies, $uc($trim(currency ? currency : "CNY")), "currencies")}},
+  "FSaleOrderFinance": {"FSettleCurrId": {
+    "FNumber": $need($currencies, $uc($trim(currency ? currency : "CNY")), "currencies")}},
   "FSaleOrderEntry": [lines.{
     "FMaterialId": {"FNumber": $need($materials, $uc($trim($hw(sku))), "material_codes")},
     "FUnitID": {"FNumber": $need($units, $trim(unit), "units")},

@@ -114,7 +114,7 @@ def compile_checks(spec: ValidateSpec | None, *, required: bool = False) -> list
         if not bounds:
             raise ArgError("range needs at least one of min, max, gt, lt", "range")
 
-        lo, hi, above, below = (bounds.get(k) for k in ("min", "max", "gt", "lt"))
+        least, most, above, below = (bounds.get(k) for k in ("min", "max", "gt", "lt"))
         limits = ", ".join(f"{k} {b}" for k, b in bounds.items())
 
         def check_range(v: Any) -> None:
@@ -123,7 +123,7 @@ def compile_checks(spec: ValidateSpec | None, *, required: bool = False) -> list
             n = v if v.__class__ is Decimal and v.is_finite() else _as_number(v)
             if n is None:
                 raise Invalid("type", f"range applies to numbers, got {_shown(v)}")
-            if (lo is not None and n < lo) or (hi is not None and n > hi) \
+            if (least is not None and n < least) or (most is not None and n > most) \
                     or (above is not None and n <= above) or (below is not None and n >= below):
                 raise Invalid("range", f"{n} is out of range ({limits})")
         checks.append(("range", check_range))
