@@ -105,7 +105,5 @@ class YonyouHarness:
 @contextmanager
 def make_harness() -> Iterator[YonyouHarness]:
     sandbox = create_sandbox()
-    # SandboxServer(sandbox), not sandbox.serve(): SandboxServer unwraps `.app`, and serve() hands it the
-    # FaultMiddleware, whose `.app` is the bare app — faults and the request log would be bypassed.
     with SandboxServer(sandbox) as server:
         yield YonyouHarness(sandbox, server)
