@@ -14,6 +14,7 @@ Environment: `TRYTON_VENV` (default `<repo>/.venv-tryton`), `TRYTON_TEMPLATE` (d
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -43,13 +44,19 @@ def template_dir() -> Path:
 
 
 def ensure_template() -> Path:
-    """Install Tryton and build the template if needed (both steps skip themselves when done)."""
+    """Install Tryton and build the template if needed (both steps skip themselves when done).
+
+    A file lock keeps parallel test processes from building it twice at the same time.
+    """
     venv = venv_dir()
-    subprocess.run(["bash", str(ROOT / "scripts" / "tryton" / "install.sh"), str(venv)], check=True,
-                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     out = template_dir()
-    subprocess.run([str(venv / "bin" / "python"), str(ROOT / "scripts" / "tryton" / "build_template.py"),
-                    "--out", str(out)], check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.parent / ".tryton-template.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        subprocess.run(["bash", str(ROOT / "scripts" / "tryton" / "install.sh"), str(venv)], check=True,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        subprocess.run([str(venv / "bin" / "python"), str(ROOT / "scripts" / "tryton" / "build_template.py"),
+                        "--out", str(out)], check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     return out
 
 
