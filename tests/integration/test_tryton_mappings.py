@@ -75,6 +75,7 @@ def harness() -> Iterator[TrytonHarness]:
         yield h
 
 
+@pytest.mark.tryton
 def test_mapped_samples_land_in_tryton(specs: Any, harness: TrytonHarness) -> None:
     conn = harness.connector()
     assert isinstance(conn, TrytonConnector)
