@@ -64,7 +64,8 @@ def _skip_or_fail(message: str) -> None:
 def _table(name: str, metadata: MetaData, schema: str | None, *, tz: bool) -> Table:
     stamp = DateTime(timezone=tz).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
     return Table(
-        name, metadata,
+        name,
+        metadata,
         Column("id", Integer, primary_key=True, autoincrement=True),
         Column("order_no", String(64), nullable=False, unique=True),
         Column("customer_code", String(32), nullable=False),
@@ -82,18 +83,22 @@ class SqlBackend:
     """One real database with one fresh staging table named `table`."""
 
     name: str
-    url: str                   # SQLAlchemy URL for the connector (no password in it)
+    url: str  # SQLAlchemy URL for the connector (no password in it)
     password: str | None
     schema: str | None
     table: Table
-    engine: Engine             # admin connection for seeding and server-side truth
+    engine: Engine  # admin connection for seeding and server-side truth
     json_columns: tuple[str, ...] = ()
     _next: list[int] = field(default_factory=lambda: [1])
 
     def settings(self, **entity_overrides: Any) -> dict[str, Any]:
         entity: dict[str, Any] = {
-            "table": self.table.name, "schema": self.schema, "key_column": "order_no",
-            "status_column": "status", "error_column": "error", "json_columns": list(self.json_columns),
+            "table": self.table.name,
+            "schema": self.schema,
+            "key_column": "order_no",
+            "status_column": "status",
+            "error_column": "error",
+            "json_columns": list(self.json_columns),
         }
         entity.update(entity_overrides)
         if entity.get("status_column") is None:
@@ -103,15 +108,29 @@ class SqlBackend:
             out["password"] = self.password
         return out
 
-    def seed(self, stamps: Sequence[dt.datetime], *, status: str | None = None, start: int | None = None,
-             customer: str = "CUS-SEED") -> list[str]:
+    def seed(
+        self,
+        stamps: Sequence[dt.datetime],
+        *,
+        status: str | None = None,
+        start: int | None = None,
+        customer: str = "CUS-SEED",
+    ) -> list[str]:
         n = start if start is not None else self._next[0]
         rows = []
         tz = bool(getattr(self.table.c.updated_at.type, "timezone", False)) and self.name == "postgres"
         for stamp in stamps:
             value = stamp if tz else stamp.astimezone(dt.UTC).replace(tzinfo=None)
-            rows.append({"order_no": f"SEED-{uuid.uuid4().hex[:12]}-{n}", "customer_code": customer,
-                         "amount": n, "lines": [], "status": status, "updated_at": value})
+            rows.append(
+                {
+                    "order_no": f"SEED-{uuid.uuid4().hex[:12]}-{n}",
+                    "customer_code": customer,
+                    "amount": n,
+                    "lines": [],
+                    "status": status,
+                    "updated_at": value,
+                }
+            )
             n += 1
         self._next[0] = max(self._next[0], n)
         ids: list[str] = []
@@ -132,8 +151,9 @@ class SqlBackend:
 
     def status_of(self, row_id: str) -> tuple[str | None, str | None]:
         with self.engine.connect() as conn:
-            row = conn.execute(select(self.table.c.status, self.table.c.error)
-                               .where(self.table.c.id == int(row_id))).one()
+            row = conn.execute(
+                select(self.table.c.status, self.table.c.error).where(self.table.c.id == int(row_id))
+            ).one()
         return row[0], row[1]
 
 
@@ -165,8 +185,7 @@ def backend_fixture(name: str, tmp_path: Path | None = None) -> Iterator[SqlBack
         table.create(engine)
         try:
             # Trust auth ignores the password; it is still a configured secret for the leak check.
-            yield SqlBackend("postgres", PG_ADMIN_URL, f"pg-secret-{suffix}", f"erphub_{suffix}", table,
-                             engine)
+            yield SqlBackend("postgres", PG_ADMIN_URL, f"pg-secret-{suffix}", f"erphub_{suffix}", table, engine)
         finally:
             with engine.begin() as conn:
                 conn.execute(text(f'DROP SCHEMA "erphub_{suffix}" CASCADE'))
@@ -177,8 +196,7 @@ def backend_fixture(name: str, tmp_path: Path | None = None) -> Iterator[SqlBack
         password = f"mdb-secret-{suffix}"
         try:
             with engine.begin() as conn:
-                conn.execute(text(f"CREATE USER IF NOT EXISTS '{MARIADB_USER}'@'127.0.0.1' "
-                                  f"IDENTIFIED BY '{password}'"))
+                conn.execute(text(f"CREATE USER IF NOT EXISTS '{MARIADB_USER}'@'127.0.0.1' IDENTIFIED BY '{password}'"))
                 conn.execute(text(f"ALTER USER '{MARIADB_USER}'@'127.0.0.1' IDENTIFIED BY '{password}'"))
                 conn.execute(text(f"GRANT ALL ON test.* TO '{MARIADB_USER}'@'127.0.0.1'"))
         except OperationalError as exc:
@@ -189,8 +207,15 @@ def backend_fixture(name: str, tmp_path: Path | None = None) -> Iterator[SqlBack
         table.create(engine)
         try:
             # MariaDB's JSON is LONGTEXT with a check: reflection sees text, so name the column.
-            yield SqlBackend("mariadb", f"mysql+pymysql://{MARIADB_USER}@127.0.0.1:3306/test", password, None,
-                             table, engine, json_columns=("lines",))
+            yield SqlBackend(
+                "mariadb",
+                f"mysql+pymysql://{MARIADB_USER}@127.0.0.1:3306/test",
+                password,
+                None,
+                table,
+                engine,
+                json_columns=("lines",),
+            )
         finally:
             table.drop(engine)
             engine.dispose()
@@ -209,23 +234,23 @@ class SqlHarness:
 
     def connector(self, *, rate_limit_per_second: float | None = None) -> Connector:
         settings = SqlSettings.model_validate(self.backend.settings(status_column=None))
-        context = SystemContext(name=f"sql-{self.backend.name}", rate_limit_per_second=rate_limit_per_second,
-                                secrets=tuple(self.secret_values))
+        context = SystemContext(
+            name=f"sql-{self.backend.name}",
+            rate_limit_per_second=rate_limit_per_second,
+            secrets=tuple(self.secret_values),
+        )
         return SqlConnector(settings, context)
 
     def seed(self, count: int, *, updated_at: dt.datetime) -> list[str]:
         return self.backend.seed([updated_at] * count)
 
     def write_request(self, n: int, *, key: str, target_id: str | None = None) -> WriteRequest:
-        data = {"order_no": key, "customer_code": f"CUS-{n:04d}", "amount": n,
-                "lines": [{"sku": "1.01.001", "qty": n}]}
-        return WriteRequest(source_id=f"src-{n}", key=key, target_id=target_id, data=data,
-                            idempotency_key=f"{key}:{n}")
+        data = {"order_no": key, "customer_code": f"CUS-{n:04d}", "amount": n, "lines": [{"sku": "1.01.001", "qty": n}]}
+        return WriteRequest(source_id=f"src-{n}", key=key, target_id=target_id, data=data, idempotency_key=f"{key}:{n}")
 
     def bad_write_request(self, n: int, *, key: str) -> WriteRequest:
         data = {"order_no": key, "customer_code": None, "amount": n}  # NOT NULL violated
-        return WriteRequest(source_id=f"src-{n}", key=key, target_id=None, data=data,
-                            idempotency_key=f"{key}:{n}:bad")
+        return WriteRequest(source_id=f"src-{n}", key=key, target_id=None, data=data, idempotency_key=f"{key}:{n}:bad")
 
     def count_with_key(self, key: str) -> int:
         return self.backend.count(key)
