@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from config.yamlsource import Locator, dotted, load_yaml, parse_yaml
 from erphub.errors import MappingError
 from erphub.records import EntitySpec
-from mappings.codegen import Item, OpaqueStep, ValueField, build
+from mappings.codegen import ChildField, Item, ValueField, build
 from mappings.conditions import (
     COMPARISONS,
     ConditionError,
@@ -28,10 +28,10 @@ from mappings.conditions import (
 )
 from mappings.lookups import LookupTable, LookupTables
 from mappings.paths import Getter, Path, PathSyntaxError, compile_getter, parse_path
-from mappings.plan import Filter, Plan, Reject, Step
+from mappings.plan import Filter, Plan
 from mappings.spec import ALLOWED_KEYS, FieldSpec, MappingSpec
 from mappings.transforms import TRANSFORMS, ArgError, Fn, TransformError
-from mappings.validation import Check, Invalid, compile_checks
+from mappings.validation import Check, compile_checks
 
 YamlPath = tuple[str | int, ...]
 _NO_ARGS = object()
@@ -223,7 +223,7 @@ class _Compiler:
         self._check_entity(spec.source, self.source, "source")
         self._check_entity(spec.target, self.target, "target")
         filters = self._filters(spec.filter, ("filter",), None)
-        steps = [self._fields(spec.fields, ("fields",), None, None)]
+        steps = [build(self._fields(spec.fields, ("fields",), None, None), self.file)]
         produced = frozenset(name.split(".")[0] for name in spec.fields)
         if spec.key is not None:
             if spec.key not in spec.fields:
@@ -299,7 +299,7 @@ class _Compiler:
     # --- fields ------------------------------------------------------------------------------------------
 
     def _fields(self, fields: dict[str, FieldSpec], where: YamlPath, scope_list: str | None,
-                child_target: str | None) -> Step:
+                child_target: str | None) -> list[Item]:
         names = list(fields)
         for name in names:
             parts = name.split(".")
@@ -314,10 +314,10 @@ class _Compiler:
         for name, fs in fields.items():
             here = (*where, name)
             if fs.each is not None:
-                items.append(OpaqueStep(self._child(name, fs, here, scope_list)))
+                items.append(self._child(name, fs, here, scope_list))
             else:
                 items.append(self._value_field(name, fs, here, scope_list))
-        return build(items, f"{self.file}:{dotted(where)}")
+        return items
 
     def _raw(self, where: YamlPath) -> Any:
         node = self.data
@@ -495,57 +495,23 @@ class _Compiler:
     def _is_key(self, name: str) -> bool:
         return isinstance(self.data, dict) and self.data.get("key") == name
 
-    def _child(self, name: str, fs: FieldSpec, where: YamlPath, scope_list: str | None) -> Step:
+    def _child(self, name: str, fs: FieldSpec, where: YamlPath, scope_list: str | None) -> ChildField:
         assert fs.each is not None and fs.from_ is not None
         if fs.transforms or fs.map is not None or fs.lookup is not None or fs.has("default"):
             raise self.error("a child collection (each) takes no transforms, map, lookup or default; "
                              "put them on the line fields", where)
         path = self._path(fs.from_, (*where, "from"), scope_list)
-        get = compile_getter(path)
         line_scope = path.head or ""
-        child_target = name
         each_where = (*where, "each")
         line_filters = self._filters(fs.each.filter, (*each_where, "filter"), line_scope)
-        line_fields = self._fields(fs.each.fields, (*each_where, "fields"), line_scope, child_target)
-        keep = tuple(pred for pred, _ in line_filters)
-        when = self._condition(fs.when, (*where, "when"), scope_list) if fs.when is not None else None
-        checks = tuple(check for _, check in self._checks(fs, where))
-        parts = tuple(name.split("."))
-        src = fs.from_
-
-        def child_step(scope: dict[str, Any], root: dict[str, Any], out: dict[str, Any]) -> None:
-            if when is not None and not when(scope, root):
-                return
-            items = get(scope, root)
-            result: list[dict[str, Any]] | None
-            if items is None:
-                result = None
-            elif not isinstance(items, list):
-                raise Reject(name, f"expected a list of lines at {src}, got {type(items).__name__}", "type")
-            else:
-                result = []
-                for i, line in enumerate(items):
-                    if not isinstance(line, dict):
-                        raise Reject(f"{name}[{i}]", f"line {i} of {src} is not an object", "type")
-                    if keep and not all(k(line, root) for k in keep):
-                        continue
-                    row: dict[str, Any] = {}
-                    try:
-                        line_fields(line, root, row)
-                    except Reject as rej:
-                        field = f"{name}[{i}].{rej.field}" if rej.field else f"{name}[{i}]"
-                        raise Reject(field, rej.reason, rej.code) from None
-                    result.append(row)
-            for check in checks:
-                try:
-                    check(result)
-                except Invalid as bad:
-                    reason = f"{bad.reason} (source: {src})" if bad.code == "required" else bad.reason
-                    raise Reject(name, reason, bad.code) from None
-            if len(parts) == 1:
-                out[name] = result
-            else:
-                _set_nested(out, parts, result)
-
-        return child_step
+        checks = self._checks(fs, where)
+        required = any(rule == "required" for rule, _ in checks)
+        return ChildField(
+            name=name, parts=tuple(name.split(".")), getter=compile_getter(path), source=fs.from_,
+            when=self._condition(fs.when, (*where, "when"), scope_list) if fs.when is not None else None,
+            line_filters=tuple(pred for pred, _ in line_filters),
+            items=tuple(self._fields(fs.each.fields, (*each_where, "fields"), line_scope, name)),
+            required=f"required value is missing (source: {fs.from_})" if required else None,
+            checks=tuple(check for rule, check in checks if rule != "required"),
+        )
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import (
     ROUND_CEILING,
     ROUND_DOWN,
@@ -400,7 +401,15 @@ def _to_int(args: None, ctx: BuildContext) -> Fn:
 @transform("to_decimal", summary="exact decimal number from text or number (floats via their shortest text)",
            example="'１２.５' -> Decimal('12.5')")
 def _to_decimal(args: None, ctx: BuildContext) -> Fn:
-    return _none_safe(to_decimal)
+    def to_dec(value: Any) -> Any:
+        cls = value.__class__
+        if cls is int:  # the common cases without a second call
+            return Decimal(value)
+        if cls is Decimal and value.is_finite():
+            return value
+        return None if value is None else to_decimal(value)
+
+    return to_dec
 
 
 @transform("to_float", summary="binary float (for targets that want JSON numbers)", example="'12.5' -> 12.5")
@@ -461,6 +470,8 @@ def _round(args: RoundArgs, ctx: BuildContext) -> Fn:
         if value is None:
             return None
         try:
+            if value.__class__ is float and value - value == 0:  # finite float: read as its shortest text
+                return Decimal(repr(value)).quantize(exp, rounding=mode)
             return to_decimal(value).quantize(exp, rounding=mode)
         except InvalidOperation:
             raise TransformError(f"{_short(value)} is too large to round to {args.places} places") from None
@@ -600,7 +611,21 @@ def _datetime(args: DatetimeArgs, ctx: BuildContext) -> Fn:
     parse = timefmt.make_parser(args.from_, args.from_tz)
     render = timefmt.make_formatter(args.to, args.to_tz)
 
+    fast_iso = args.from_ == "iso8601"
+    naive_tz = timefmt.zone(args.from_tz or timefmt.DEFAULT_TZ["iso8601"])
+    fromiso = datetime.fromisoformat
+
     def convert(value: Any) -> Any:
+        if fast_iso and value.__class__ is str:  # the usual clean ISO text; anything odd takes the full path
+            try:
+                dt = fromiso(value)
+            except ValueError:
+                dt = None
+            if dt is not None:
+                try:
+                    return render(dt if dt.tzinfo is not None else dt.replace(tzinfo=naive_tz))
+                except (ValueError, OverflowError) as exc:
+                    raise TransformError(str(exc)) from None
         if value is None:
             return None
         if isinstance(value, str) and not value.strip():

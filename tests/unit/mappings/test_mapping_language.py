@@ -228,13 +228,9 @@ def test_child_collections() -> None:
     rejected(p.apply(bad), "entries[2].sku", "lookup_missing", "material_codes")
     rejected(p.apply({**record, "lines": []}), "entries", "required", "(source: lines)")
     rejected(p.apply({**record, "lines": None}), "entries", "required")
-    rejected(
-        p.apply({**record, "lines": [{"qty": 1}] * 4}), "entries", "length", "length 4 is not between 1 and 3"
-    )
+    rejected(p.apply({**record, "lines": [{"qty": 1}] * 4}), "entries", "length", "length 4 is not between 1 and 3")
     rejected(p.apply({**record, "lines": "P-1001"}), "entries", "type", "expected a list of lines")
-    rejected(
-        p.apply({**record, "lines": [{"sku": "P-1001", "qty": 1}, 7]}), "entries[1]", "type", "not an object"
-    )
+    rejected(p.apply({**record, "lines": [{"sku": "P-1001", "qty": 1}, 7]}), "entries[1]", "type", "not an object")
 
 
 def test_nested_child_target_path() -> None:
@@ -269,10 +265,7 @@ def test_validation_rules(rule: str, good: Any, bad: Any, code: str, fragment: s
 
 
 def test_rules_other_than_required_let_null_through() -> None:
-    p = plan(
-        "fields:\n  f: {from: v, validate: "
-        "{type: string, regex: 'x', length: 3, range: {min: 1}, one_of: [a]}}\n"
-    )
+    p = plan("fields:\n  f: {from: v, validate: {type: string, regex: 'x', length: 3, range: {min: 1}, one_of: [a]}}\n")
     assert mapped(p.apply({}))["f"] is None
 
 
@@ -292,9 +285,7 @@ def test_omit_if_null() -> None:
 
 
 def test_apply_never_raises_on_hostile_input() -> None:
-    p = compile_mapping(
-        Path(__file__).resolve().parents[3] / "mappings/jiandaoyun_to_kingdee/sales_order.yaml"
-    )
+    p = compile_mapping(Path(__file__).resolve().parents[3] / "mappings/jiandaoyun_to_kingdee/sales_order.yaml")
     record: Any
     for record in (
         None,
@@ -327,3 +318,33 @@ def test_output_is_json_serialisable_by_the_engine() -> None:
     p = plan("fields:\n  d: {from: v, transforms: [{round: {places: 2, mode: half_up}}]}\n")
     out = mapped(p.apply({"v": "1.005"}))
     assert canonical_json(out) == '{"d":"1.01"}'
+
+
+def test_tables_nested_inside_lines() -> None:
+    p = plan(
+        "fields:\n  entries:\n    from: lines\n    each:\n      fields:\n        sku: sku\n"
+        "        plans:\n          from: deliveries\n          validate: {required: true}\n          each:\n"
+        "            fields:\n              qty: {from: qty, transforms: [to_decimal], validate: {range: {gt: 0}}}\n"
+    )
+    record = {"lines": [{"sku": "A", "deliveries": [{"qty": 1}, {"qty": "2"}]}]}
+    assert mapped(p.apply(record)) == {"entries": [{"sku": "A", "plans": [{"qty": Decimal(1)}, {"qty": Decimal(2)}]}]}
+    rejected(
+        p.apply({"lines": [{"sku": "A", "deliveries": [{"qty": 1}]}, {"sku": "B", "deliveries": [{"qty": 0}]}]}),
+        "entries[1].plans[0].qty",
+        "range",
+        "0 is out of range",
+    )
+    rejected(p.apply({"lines": [{"sku": "A"}]}), "entries[0].plans", "required", "(source: deliveries)")
+    rejected(p.apply({"lines": [{"sku": "A", "deliveries": [{"qty": "x"}]}]}), "entries[0].plans[0].qty", "transform")
+
+
+def test_names_with_quotes_are_data_not_code() -> None:
+    # Target names and source keys are written into the generated function as repr() literals.
+    body = r"""fields:
+  "a'); raise SystemExit('":
+    from: '["k\''); raise SystemExit(''"]'
+"""
+    p = plan(body)
+    key = "k\\'); raise SystemExit('"
+    assert mapped(p.apply({key: 1})) == {"a'); raise SystemExit('": 1}
+    assert "def fields(scope, root, out):" in p._steps[0].source  # type: ignore[attr-defined]
