@@ -21,6 +21,7 @@ prometheus:
 
 tryton:
 	@bash scripts/tryton/install.sh
+	@.venv-tryton/bin/python scripts/tryton/build_template.py
 
 services:
 	@bash scripts/ensure_services.sh

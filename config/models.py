@@ -85,6 +85,14 @@ class TwoWay(Strict):
     owner: str | None = Field(default=None, description="system whose value wins under owner_wins")
 
 
+class WriteBack(Strict):
+    """After a record is delivered, write the target's number for it back into the source record."""
+
+    field: str = Field(description="field of the source record that receives the value")
+    value: Literal["key", "target_id"] = Field(
+        default="key", description="the match key (e.g. the ERP customer number) or the target's own record id")
+
+
 class PipelineConfig(Strict):
     description: str = ""
     source: Endpoint
@@ -97,6 +105,7 @@ class PipelineConfig(Strict):
     enabled: bool = True
     lag_seconds: Annotated[float, Field(ge=0)] = 0.0
     two_way: TwoWay | None = None
+    write_back: WriteBack | None = None
     flow_retries: Annotated[int, Field(ge=0, le=5)] = 1
     flow_retry_delay_s: Annotated[float, Field(ge=0)] = 30.0
 

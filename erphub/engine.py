@@ -64,6 +64,7 @@ class Pipeline:
     page_size: int = 100
     redact: Callable[[str], str] = str
     two_way: TwoWaySpec | None = None
+    write_back: tuple[str, str] | None = None  # (source field, "key" | "target_id")
 
     @property
     def endpoints(self) -> tuple[str, str, str, str]:
@@ -154,6 +155,8 @@ class PipelineRun:
         to_write = self._classify(mapped, batch)
         if to_write:
             self._deliver(to_write, batch)
+        if p.write_back is not None:
+            self._write_back(mapped, batch)
         self._commit(batch)
 
     def _map(self, records: Sequence[Record], batch: BatchCommit) -> list[tuple[Record, Mapped]]:
@@ -191,7 +194,7 @@ class PipelineRun:
 
     def _deliver(self, items: Sequence[_Classified], batch: BatchCommit) -> None:
         p = self.pipeline
-        found = self._recover_pending(items)
+        found = self._match_existing(items)
         targets = {item.record.id: self._known_target(item, found) for item in items}
         if p.two_way is not None:
             targets.update(self._paired_targets(items, targets))
@@ -294,16 +297,22 @@ class PipelineRun:
         self._count("unchanged")
         return None
 
-    def _recover_pending(self, items: Sequence[_Classified]) -> dict[str, str]:
-        """Target ids for records whose create may have landed before a crash (pending links)."""
+    def _match_existing(self, items: Sequence[_Classified]) -> dict[str, str]:
+        """Target ids, by match key, of records we have no link for yet.
+
+        This is what the mapping's `key` means: a record the target already has (created before the
+        hub, by another pipeline, or by our own create that landed just before a crash left its link
+        pending) is updated, never created twice.
+        """
         keys = [item.mapped.key for item in items
-                if item.mapped.key is not None and (item.link is None or item.link.target_id is None)
-                and item.link is not None and item.link.state == "pending"]
+                if item.mapped.key is not None and (item.link is None or item.link.target_id is None)]
         if not keys:
             return {}
         found = self.pipeline.target.lookup(self.pipeline.target_entity, keys)
-        if found:
-            log.info("recovered pending writes by key", recovered=len(found), checked=len(keys))
+        recovered = sum(1 for item in items if item.link is not None and item.link.state == "pending"
+                        and item.mapped.key in found)
+        if recovered:
+            log.info("recovered pending writes by key", recovered=recovered, checked=len(keys))
         return found
 
     def _settle(self, item: _Classified, request: WriteRequest, result: WriteResult, batch: BatchCommit) -> None:
@@ -321,10 +330,57 @@ class PipelineRun:
             message=self.pipeline.redact(error.message), field=error.field))
         self._count("dead_lettered")
 
+    def _write_back(self, mapped: Sequence[tuple[Record, Mapped]], batch: BatchCommit) -> None:
+        """Put the target's number for each delivered record into the source record (both sides see the link)."""
+        p = self.pipeline
+        assert p.write_back is not None
+        field_name, kind = p.write_back
+        delivered = {link.source_id: link for link in batch.links if link.target_id}
+        dead = {letter.source_id for letter in batch.dead_letters}
+        requests: list[WriteRequest] = []
+        records: list[Record] = []
+        for record, result in mapped:
+            link = delivered.get(record.id)
+            if link is None and record.id not in dead:
+                link = self.store.links_for(p.name, [record.id]).get(record.id)
+            if link is None or not link.target_id:
+                continue
+            value = link.target_id if kind == "target_id" else (result.key or link.match_key)
+            if value is None or str(record.data.get(field_name) or "") == str(value):
+                continue  # already there: no write, and so no echo either
+            records.append(record)
+            requests.append(WriteRequest(source_id=record.id, key=None, target_id=record.id,
+                                         data={field_name: value}, idempotency_key=f"{p.name}:wb:{record.id}",
+                                         owned_fields=frozenset({field_name})))
+        if not requests:
+            return
+        results = p.source.write(p.source_entity, requests)
+        for record, request, result in zip(records, requests, results, strict=True):
+            if result.error is not None:
+                batch.dead_letters.append(NewDeadLetter(
+                    source_id=record.id, source_payload=record.data, mapped_payload=request.data, stage="write_back",
+                    error_class="SourceRejected", error_code=result.error.code,
+                    message=p.redact(result.error.message), field=field_name))
+                self._count("dead_lettered")
+
     def _commit(self, batch: BatchCommit) -> None:
         self.store.commit_batch(batch, self.pipeline.endpoints)
+        self._acknowledge(batch)
         if batch.cursor is not None:
             self.cursor_after = batch.cursor
+
+    def _acknowledge(self, batch: BatchCommit) -> None:
+        """Handshake-style staging tables learn, after our commit, which rows were taken and which failed."""
+        acknowledge = getattr(self.pipeline.source, "acknowledge", None)
+        if acknowledge is None or not getattr(self.pipeline.source, "acknowledges", lambda _e: False)(
+                self.pipeline.source_entity):
+            return
+        failed = [letter.source_id for letter in batch.dead_letters]
+        done = sorted(set(batch.resolved_source_ids) - set(failed))
+        if done:
+            acknowledge(self.pipeline.source_entity, done, ok=True)
+        if failed:
+            acknowledge(self.pipeline.source_entity, failed, ok=False, error="dead-lettered: see erphub dlq")
 
     def _count(self, outcome: str, n: int = 1) -> None:
         self.counts[outcome] += n

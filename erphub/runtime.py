@@ -108,6 +108,8 @@ class Hub:
             return self._pipelines[name]
         cfg = self.config.pipeline(name)
         source_spec = self.entity_spec(name, "source", Direction.READ)
+        if cfg.write_back is not None:
+            self.entity_spec(name, "source", Direction.WRITE)  # the write-back goes to the source system
         target_spec = self.entity_spec(name, "target", Direction.WRITE)
         plan = compile_mapping(self.config.mapping_path(name), source=source_spec, target=target_spec)
         if plan.source_entity != cfg.source.entity or plan.target_entity != cfg.target.entity:
@@ -127,7 +129,8 @@ class Hub:
             name=name, source_system=cfg.source.system, source_entity=cfg.source.entity,
             source=self.connector(cfg.source.system), target_system=cfg.target.system,
             target_entity=cfg.target.entity, target=self.connector(cfg.target.system), plan=plan,
-            batch_size=cfg.batch_size, page_size=cfg.page_size, redact=self.redactor(), two_way=two_way)
+            batch_size=cfg.batch_size, page_size=cfg.page_size, redact=self.redactor(), two_way=two_way,
+            write_back=(cfg.write_back.field, cfg.write_back.value) if cfg.write_back else None)
         self._pipelines[name] = pipeline
         return pipeline
 

@@ -340,6 +340,11 @@ class SqlConnector:
             raise self._error(exc) from None
         return {str(k): v for k, v in found.items()}
 
+    def acknowledges(self, entity: str) -> bool:
+        """Whether the engine must acknowledge rows of this entity (a handshake-style staging table)."""
+        config = self.settings.entities.get(entity)
+        return bool(config and config.status_column)
+
     def acknowledge(self, entity: str, ids: Sequence[str], *, ok: bool, error: str | None = None) -> int:
         """Mark handshake rows handled: `status_done` when ok, else `status_error` (+ reason).
 

@@ -1,0 +1,92 @@
+"""Write-back of the target's number into the source, and handshake staging tables acknowledged after commit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from config.loader import load_config
+from connectors.memory import memory_system
+from erphub.engine import run_pipeline
+from erphub.runtime import Hub
+
+MAPPING = """\
+source: opportunity
+target: customer
+key: number
+filter:
+  - when: {path: stage, eq: won}
+    reason: only won opportunities become customers
+fields:
+  number: {from: code}
+  name: {from: name, validate: {required: true}}
+"""
+
+
+def test_the_erp_number_is_written_back_and_the_write_back_is_not_an_echo(tmp_path: Path) -> None:
+    crm, erp = memory_system("crm-wb"), memory_system("erp-wb")
+    for i, stage in enumerate(["won", "won", "lost", "won"]):
+        crm.put("opportunity", {"code": f"C{i}", "name": f"机会{i}", "stage": stage})
+    (tmp_path / "m.yaml").write_text(MAPPING, encoding="utf-8")
+    (tmp_path / "hub.yaml").write_text("""\
+store: {url: "sqlite:///state.db"}
+systems:
+  crm: {connector: memory, settings: {system: crm-wb, entities: {opportunity: code}}}
+  erp: {connector: memory, settings: {system: erp-wb, entities: {customer: number}}}
+pipelines:
+  won_opportunities:
+    source: {system: crm, entity: opportunity}
+    target: {system: erp, entity: customer}
+    mapping: m.yaml
+    write_back: {field: erp_customer_no, value: target_id}
+""", encoding="utf-8")
+    with Hub(load_config(tmp_path / "hub.yaml")) as hub:
+        first = run_pipeline(hub.pipeline("won_opportunities"), hub.store)
+        assert (first.counts["created"], first.counts["skipped"]) == (3, 1)
+        erp_ids = {r.data["number"]: r.id for r in erp.all("customer")}
+        for record in crm.all("opportunity"):
+            assert record.data.get("erp_customer_no") == erp_ids.get(record.data["code"])
+        writes = erp.write_calls
+        again = run_pipeline(hub.pipeline("won_opportunities"), hub.store)
+        assert again.counts["read"] == 3 and again.counts["unchanged"] == 3  # our write-back, read back
+        assert erp.write_calls == writes
+        third = run_pipeline(hub.pipeline("won_opportunities"), hub.store)
+        assert third.counts["read"] == 0
+
+
+def test_handshake_rows_are_marked_done_or_error_after_the_commit(tmp_path: Path) -> None:
+    db = tmp_path / "staging.db"
+    engine = sa.create_engine(f"sqlite:///{db}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE stg_customer (id INTEGER PRIMARY KEY, code TEXT UNIQUE, name TEXT, "
+                             "updated_at TIMESTAMP, status TEXT, error TEXT)")
+        for i, name in enumerate(["甲", "", "丙"], start=1):
+            conn.exec_driver_sql("INSERT INTO stg_customer (id, code, name, updated_at, status) VALUES "
+                                 f"({i}, 'C{i}', '{name}', '2026-11-01 08:00:0{i}', 'new')")
+    (tmp_path / "m.yaml").write_text(MAPPING.replace("opportunity", "customer").replace(
+        "filter:\n  - when: {path: stage, eq: won}\n    reason: only won opportunities become customers\n", ""),
+        encoding="utf-8")
+    (tmp_path / "hub.yaml").write_text(f"""\
+store: {{url: "sqlite:///state.db"}}
+systems:
+  staging:
+    connector: sql
+    settings:
+      url: sqlite:///{db}
+      entities:
+        customer: {{table: stg_customer, key_column: code, status_column: status, error_column: error}}
+  erp: {{connector: memory, settings: {{system: erp-hs, entities: {{customer: number}}}}}}
+pipelines:
+  staged_customers:
+    source: {{system: staging, entity: customer}}
+    target: {{system: erp, entity: customer}}
+    mapping: m.yaml
+""", encoding="utf-8")
+    with Hub(load_config(tmp_path / "hub.yaml")) as hub:
+        info = run_pipeline(hub.pipeline("staged_customers"), hub.store)
+        assert (info.counts["created"], info.counts["dead_lettered"]) == (2, 1)
+    with engine.connect() as conn:
+        rows = dict(conn.exec_driver_sql("SELECT code, status FROM stg_customer").all())
+    assert rows == {"C1": "done", "C2": "error", "C3": "done"}
+    engine.dispose()
