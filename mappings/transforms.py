@@ -144,6 +144,11 @@ def to_decimal(value: Any) -> Decimal:
         return Decimal(value)
     if cls is Decimal and value.is_finite():
         return value
+    if cls is str:
+        text = (value if value.isascii() else textnorm.halfwidth(value)).strip()
+        if len(text) <= 100 and _DECIMAL_TEXT.fullmatch(text):
+            return Decimal(text)
+        raise TransformError(f"not a number: {_short(value)}")
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise TransformError(f"not a finite number: {value}")
@@ -188,7 +193,7 @@ def _checked(fn: Callable[[str], str], on_invalid: str) -> Fn:
     def wrapped(value: Any) -> Any:
         if value is None:
             return None
-        text = _text(value)
+        text = value if value.__class__ is str else _text(value)
         if not text.strip():
             return None
         try:
@@ -669,6 +674,8 @@ def _code(value: Any) -> str | None:
     """The text a value map or lookup compares: YAML keys and CSV cells are text."""
     if isinstance(value, str):
         return value
+    if value.__class__ is int:
+        return str(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | Decimal | float):
