@@ -138,6 +138,7 @@ ENTITY_FIELDS: dict[str, tuple[str, str, frozenset[str]]] = {
                 "remark",
                 "status",
                 "shipped_date",
+                "shipped_qty",  # order total shipped (the ERP's; per-line would rewrite the sub-form)
                 "lines",
             }
         ),

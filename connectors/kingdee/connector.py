@@ -26,6 +26,7 @@ from connectors.kingdee.query import (
 )
 from connectors.kingdee.schema import SHAPES, Shape
 from connectors.kingdee.settings import KingdeeSettings
+from connectors.kingdee.views import VIEW_SPECS, KingdeeViews
 from connectors.registry import register
 from erphub.errors import AuthError, PermanentError, ProtocolError, TransientError
 from erphub.records import (
@@ -111,11 +112,15 @@ class KingdeeConnector:
             default_concurrency=DEFAULT_CONCURRENCY,
             classify_body=classify_body,
         )
+        # Read-only views computed from several forms (order shipments, customer accounts).
+        self.views = KingdeeViews(
+            self._query, self.read_changes, settings.receivable_days, lambda: datetime.now(SHANGHAI)
+        )
 
     # ---- protocol ------------------------------------------------------------------------------
 
     def entities(self) -> Mapping[str, EntitySpec]:
-        return {name: shape.spec() for name, shape in SHAPES.items()}
+        return {**{name: shape.spec() for name, shape in SHAPES.items()}, **VIEW_SPECS}
 
     def read_changes(
         self, entity: str, since: Cursor | None, *, page_size: int = 100, until: Cursor | None = None
@@ -127,6 +132,9 @@ class KingdeeConnector:
         FilterString on (FModifyDate, pk) cannot skip. StartRow is still used to read a single
         document whose entry lines alone fill more than one page.
         """
+        if entity in VIEW_SPECS:
+            yield from self.views.read(entity, since, until, page_size)
+            return
         shape = self._shape(entity)
         keys = shape.field_keys()
         limit = max(1, min(page_size, MAX_LIMIT))
@@ -252,6 +260,8 @@ class KingdeeConnector:
     # ---- calls -----------------------------------------------------------------------------------
 
     def _shape(self, entity: str) -> Shape:
+        if entity in VIEW_SPECS:
+            raise PermanentError(f"kingdee view {entity!r} is read only", system=self.context.name)
         try:
             return SHAPES[entity]
         except KeyError:

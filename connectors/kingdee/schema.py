@@ -213,4 +213,36 @@ MATERIAL = Shape(
     description="物料 BD_MATERIAL",
 )
 
-SHAPES: dict[str, Shape] = {s.entity: s for s in (CUSTOMER, SALES_ORDER, RECEIPT, MATERIAL)}
+# 销售出库单 (outbound delivery): each audited one ships goods of a sales order. Its lines name the
+# order by FSoorDerno (销售订单号, the vendor's spelling) and the material shipped.
+SHIPMENT = Shape(
+    "shipment",
+    "SAL_OUTSTOCK",
+    "FID",
+    "FBillNo",
+    "FDocumentStatus",
+    (
+        Field("FBillNo"),
+        _ref("FBillTypeID", "FNUMBER"),
+        Field("FDate", kind="date"),
+        _ref("FSaleOrgId"),
+        _ref("FStockOrgId"),
+        _ref("FCustomerID"),
+        Field("FDocumentStatus", kind="status"),
+        Field("FModifyDate", kind="datetime"),
+    ),
+    entry=Entry(
+        "FEntity",
+        "FEntryID",
+        (
+            _ref("FMaterialID"),
+            _ref("FUnitID"),
+            Field("FRealQty", kind="number"),
+            Field("FSoorDerno"),
+        ),
+    ),
+    org_fields=("FSaleOrgId", "FStockOrgId"),
+    description="销售出库单 SAL_OUTSTOCK with entries FEntity",
+)
+
+SHAPES: dict[str, Shape] = {s.entity: s for s in (CUSTOMER, SALES_ORDER, RECEIPT, MATERIAL, SHIPMENT)}

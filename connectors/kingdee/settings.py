@@ -24,6 +24,9 @@ class KingdeeSettings(ConnectorSettings):
     # Submit then Audit what is written: True for every entity, or a list of entity names.
     auto_submit_audit: bool | list[str] = False
     batch_size: int = Field(default=100, ge=1, le=1000, description="records per BatchSave call [assumed cap]")
+    receivable_days: int = Field(
+        default=30, ge=0, description="days after the order date a receivable falls due (customer_account view)"
+    )
     session_max_age_s: float | None = Field(default=None, description="log in again proactively after this long")
 
     @field_validator("server_url")

@@ -85,6 +85,7 @@ SALES_ORDER = FormDef(
         "remark": TEXT,
         "status": TEXT,
         "shipped_date": DATETIME,
+        "shipped_qty": NUMBER,
     },
     subforms={
         "lines": {

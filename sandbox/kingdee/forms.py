@@ -245,6 +245,40 @@ RECEIPT = FormDef(
     is_bill=True,
 )
 
+OUTSTOCK = FormDef(
+    "SAL_OUTSTOCK",
+    "销售出库单",
+    "FID",
+    "FBillNo",
+    (
+        FieldDef("FBillNo", "text", "单据编号"),
+        _ref("FBillTypeID", BILL_TYPE, "单据类型", required=True),
+        FieldDef("FDate", "date", "日期", required=True),
+        _ref("FSaleOrgId", ORG, "销售组织", required=True),
+        _ref("FStockOrgId", ORG, "发货组织", required=True),
+        _ref("FCustomerID", "BD_Customer", "客户", required=True),
+        _status("FDocumentStatus"),
+        _create(),
+        _modify(),
+    ),
+    entries=(
+        EntryDef(
+            "FEntity",
+            "FEntryID",
+            "明细信息",
+            (
+                _ref("FMaterialID", "BD_MATERIAL", "物料编码", required=True),
+                _ref("FUnitID", UNIT, "库存单位", required=True),
+                FieldDef("FRealQty", "number", "实发数量", required=True),
+                FieldDef("FSoorDerno", "text", "订单单号"),
+            ),
+        ),
+    ),
+    status_key="FDocumentStatus",
+    number_prefix="XSCKD",
+    is_bill=True,
+)
+
 REFERENCE_FORMS = (
     _reference_form(ORG, "组织机构", "FORGID"),
     _reference_form(CURRENCY, "币别", "FCURRENCYID"),
@@ -257,7 +291,7 @@ REFERENCE_FORMS = (
 )
 
 FORMS: dict[str, FormDef] = {
-    f.form_id: f for f in (CUSTOMER, MATERIAL, SALE_ORDER, RECEIPT, *REFERENCE_FORMS)
+    f.form_id: f for f in (CUSTOMER, MATERIAL, SALE_ORDER, RECEIPT, OUTSTOCK, *REFERENCE_FORMS)
 }
 
 

@@ -12,7 +12,8 @@ UNIT_BY_CRM = {"个": "Pcs", "台": "Set", "箱": "Box"}
 REFERENCE_DATA: dict[str, list[tuple[str, str]]] = {
     "ORG_Organizations": [("100", "总公司")],
     "BD_Currency": [("PRE001", "人民币"), ("PRE007", "美元")],
-    "BOS_BillType": [("XSDD01_SYS", "标准销售订单"), ("SKDLX01_SYS", "销售业务收款单")],
+    "BOS_BillType": [("XSDD01_SYS", "标准销售订单"), ("SKDLX01_SYS", "销售业务收款单"),
+                     ("XSCKD01_SYS", "标准销售出库单")],
     "BD_UNIT": [("Pcs", "个"), ("Set", "台"), ("Box", "箱")],
     "BD_Saler": list(STAFF),
     "BD_CustomerGroup": [("KA", "重点客户"), ("SMB", "中小企业客户"), ("GOV", "政府及事业单位")],
