@@ -205,14 +205,19 @@ def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None) -
     env.update(environ if environ is not None else os.environ)  # the real environment wins
 
     resolver = _Resolver(file, locator, env)
-    for section in ("store", "serve", "metrics"):
-        if isinstance(raw.get(section), dict):
-            raw[section] = resolver.settings(raw[section], (section,))
+    # Webhook secrets first: they must stay references until the secret resolver reads them.
+    webhook_secrets: dict[str, str] = {}
     serve = raw.get("serve")
     if isinstance(serve, dict) and isinstance(serve.get("webhooks"), dict):
         for source_name, source in serve["webhooks"].items():
             if isinstance(source, dict) and "secret" in source:
-                source["secret"] = resolver.secret(source["secret"], ("serve", "webhooks", source_name, "secret"))
+                webhook_secrets[source_name] = resolver.secret(
+                    source.pop("secret"), ("serve", "webhooks", source_name, "secret"))
+    for section in ("store", "serve", "metrics"):
+        if isinstance(raw.get(section), dict):
+            raw[section] = resolver.settings(raw[section], (section,))
+    for source_name, value in webhook_secrets.items():
+        raw["serve"]["webhooks"][source_name]["secret"] = value
     systems = raw.get("systems")
     if isinstance(systems, dict):
         for system_name, system in systems.items():

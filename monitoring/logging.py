@@ -49,6 +49,14 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+def _keep_exception_text(logger: Any, name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """A record another handler's `RedactingFilter` already cleaned carries its traceback as text only."""
+    record = event_dict.get("_record")
+    if record is not None and not record.exc_info and record.exc_text and "exception" not in event_dict:
+        event_dict["exception"] = record.exc_text
+    return event_dict
+
+
 class _RedactedJSON:
     """JSON renderer with a last pass over the rendered line for registered secret values.
 
@@ -119,7 +127,7 @@ def configure_logging(
     renderer: Processor = _RedactedJSON() if chosen == "json" else _RedactedConsole(colors=out.isatty())
 
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
+        foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder(), _keep_exception_text],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
