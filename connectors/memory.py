@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
+from pydantic import Field
+
 from connectors.base import ConnectorSettings, SystemContext
 from connectors.registry import register
 from erphub.errors import TransientError
@@ -74,7 +76,7 @@ def memory_system(name: str) -> MemorySystem:
 
 class MemorySettings(ConnectorSettings):
     system: str
-    entities: dict[str, str] = {}  # entity -> key field
+    entities: dict[str, str] = Field(default_factory=dict)  # entity -> key field
 
 
 @register("memory")

@@ -64,9 +64,10 @@ def open_hub(config: str, **kwargs: Any) -> Any:
 
 
 def setup_logging(log_format: str = "auto", secrets: list[str] | None = None) -> None:
+    from erphub.runner import as_log_format
     from monitoring.logging import configure_logging
 
-    configure_logging(fmt=log_format, level="INFO", secrets=secrets or [])
+    configure_logging(fmt=as_log_format(log_format), level="INFO", secrets=secrets or [])
 
 
 def print_json(data: Any) -> None:
@@ -342,7 +343,8 @@ def conflicts_resolve(
     if as_json:
         print_json(closed.as_dict())
     else:
-        out.print(f"conflict {closed.id} resolved: {closed.field} = {closed.source_value if take == 'source' else closed.target_value}")
+        value = closed.source_value if take == "source" else closed.target_value
+        out.print(f"conflict {closed.id} resolved: {closed.field} = {value}")
 
 
 # -- sandbox and demo ------------------------------------------------------------------------

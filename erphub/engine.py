@@ -204,11 +204,12 @@ class PipelineRun:
         pending: list[tuple[str, str | None]] = []
         for item in items:
             target_id = targets[item.record.id]
-            data = item.mapped.data if target_id is None else self._owned_part(item.mapped.data)
+            data: dict[str, Any] | None = (item.mapped.data if target_id is None
+                                           else self._owned_part(item.mapped.data))
             if p.two_way is not None and target_id is not None:
-                data = self._reconcile(item, target_id, data, current, reverse_links, batch)
-                if data is None:
-                    continue
+                data = self._reconcile(item, target_id, data or {}, current, reverse_links, batch)
+            if data is None:
+                continue
             if target_id is None:
                 pending.append((item.record.id, item.mapped.key))
             writing.append(item)
@@ -335,17 +336,19 @@ class PipelineRun:
         p = self.pipeline
         assert p.write_back is not None
         field_name, kind = p.write_back
-        delivered = {link.source_id: link for link in batch.links if link.target_id}
         dead = {letter.source_id for letter in batch.dead_letters}
+        known = {link.source_id: (link.target_id, link.match_key) for link in batch.links if link.target_id}
+        earlier = [record.id for record, _ in mapped if record.id not in known and record.id not in dead]
+        for source_id, link in self.store.links_for(p.name, earlier).items():  # unchanged: linked before
+            if link.target_id:
+                known[source_id] = (link.target_id, link.match_key)
         requests: list[WriteRequest] = []
         records: list[Record] = []
-        for record, result in mapped:
-            link = delivered.get(record.id)
-            if link is None and record.id not in dead:
-                link = self.store.links_for(p.name, [record.id]).get(record.id)
-            if link is None or not link.target_id:
+        for record, outcome in mapped:
+            if record.id not in known:
                 continue
-            value = link.target_id if kind == "target_id" else (result.key or link.match_key)
+            target_id, match_key = known[record.id]
+            value = target_id if kind == "target_id" else (outcome.key or match_key)
             if value is None or str(record.data.get(field_name) or "") == str(value):
                 continue  # already there: no write, and so no echo either
             records.append(record)
@@ -355,12 +358,12 @@ class PipelineRun:
         if not requests:
             return
         results = p.source.write(p.source_entity, requests)
-        for record, request, result in zip(records, requests, results, strict=True):
-            if result.error is not None:
+        for record, request, written in zip(records, requests, results, strict=True):
+            if written.error is not None:
                 batch.dead_letters.append(NewDeadLetter(
                     source_id=record.id, source_payload=record.data, mapped_payload=request.data, stage="write_back",
-                    error_class="SourceRejected", error_code=result.error.code,
-                    message=p.redact(result.error.message), field=field_name))
+                    error_class="SourceRejected", error_code=written.error.code,
+                    message=p.redact(written.error.message), field=field_name))
                 self._count("dead_lettered")
 
     def _commit(self, batch: BatchCommit) -> None:
@@ -419,7 +422,8 @@ def replay_dead_letters(pipeline: Pipeline, store: Store, ids: Sequence[int] | N
     return run.finish()
 
 
-def deliver_records(pipeline: Pipeline, store: Store, records: Sequence[Record], *, trigger: str = "webhook") -> RunInfo:
+def deliver_records(pipeline: Pipeline, store: Store, records: Sequence[Record], *,
+                    trigger: str = "webhook") -> RunInfo:
     """Map and deliver records that arrived by push (webhook events), without touching the cursor."""
     run = PipelineRun(pipeline, store, trigger=trigger)
     run.begin()

@@ -14,7 +14,13 @@ from config.loader import LoadedConfig, load_config
 from erphub.engine import run_pipeline
 from erphub.errors import ConfigError, RunFailed
 from erphub.runtime import Hub
-from monitoring.logging import configure_logging
+from monitoring.logging import LogFormat, configure_logging
+
+
+def as_log_format(value: str) -> LogFormat:
+    if value in ("auto", "json", "console"):
+        return value  # type: ignore[return-value]
+    raise ConfigError(f"--log-format must be auto, json or console, not {value!r}")
 
 
 def select_pipelines(loaded: LoadedConfig, names: list[str], run_all: bool) -> list[str]:
@@ -65,7 +71,7 @@ def push_metrics(loaded: LoadedConfig, names: list[str]) -> None:
 def run_pipelines(config: str, names: list[str], *, run_all: bool, since: datetime | None, until: datetime | None,
                   full: bool, engine: str, log_format: str, progress: bool) -> tuple[list[dict[str, Any]], bool]:
     loaded = load_config(config)
-    configure_logging(fmt=log_format, level="INFO", secrets=loaded.secret_values)
+    configure_logging(fmt=as_log_format(log_format), level="INFO", secrets=loaded.secret_values)
     selected = select_pipelines(loaded, names, run_all)
     results: list[dict[str, Any]] = []
     failed = False

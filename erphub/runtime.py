@@ -6,6 +6,8 @@ each mapping once, and closes everything on exit.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,7 +30,7 @@ def schedule_interval_seconds(cron: str) -> float:
     """Seconds between two consecutive fire times (the smallest gap over a day of fires)."""
     iterator = croniter(cron, 0)
     fires = [iterator.get_next(float) for _ in range(50)]
-    return min(b - a for a, b in zip(fires, fires[1:], strict=False))
+    return min(b - a for a, b in itertools.pairwise(fires))
 
 
 class Hub:
@@ -145,10 +147,8 @@ class Hub:
 
     def close(self) -> None:
         for connector in self._connectors.values():
-            try:
+            with contextlib.suppress(Exception):  # closing must never mask the error that made us close
                 connector.close()
-            except Exception:  # closing must never mask the error that made us close
-                pass
         self._connectors.clear()
         if self._store is not None:
             self._store.close()

@@ -61,7 +61,8 @@ class Store:
             if auto_migrate:
                 migrate(self.engine)
         except SQLAlchemyError as exc:
-            raise StoreError(f"cannot open the store: {exc.__class__.__name__}: {exc.orig if hasattr(exc, 'orig') else exc}") from None
+            reason = getattr(exc, "orig", None) or exc
+            raise StoreError(f"cannot open the store: {exc.__class__.__name__}: {reason}") from None
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.schedule_interval_by_pipeline: dict[str, float] = {}
 

@@ -104,7 +104,8 @@ def test_a_secret_looking_setting_is_refused(tmp_path: Path) -> None:
 
 
 def test_webhook_secrets_come_from_the_environment_too(tmp_path: Path) -> None:
-    text = VALID.replace("store:\n", "serve:\n  webhooks:\n    jdy: {kind: jiandaoyun, secret: \"${env:JDY_PUSH}\"}\nstore:\n")
+    webhooks = 'serve:\n  webhooks:\n    jdy: {kind: jiandaoyun, secret: "${env:JDY_PUSH}"}\n'
+    text = VALID.replace("store:\n", webhooks + "store:\n")
     loaded = load_config(write(tmp_path, text), environ={"CRM_KEY": "k-123", "JDY_PUSH": "push-secret"})
     assert loaded.hub.serve.webhooks["jdy"].secret.get_secret_value() == "push-secret"
     assert "push-secret" in loaded.secret_values

@@ -183,7 +183,7 @@ def test_a_create_that_landed_before_a_crash_is_recovered_not_duplicated(store: 
 
 
 def test_backfill_window_does_not_move_the_cursor_back(store: Store, systems, request) -> None:
-    crm, erp = systems
+    crm, _ = systems
     early = datetime(2026, 1, 5, tzinfo=UTC)
     seed_customers(crm, 3, at=early)
     crm.put("customer", {"code": "L1", "name": "晚", "status": "customer"}, updated_at=datetime(2026, 2, 1, tzinfo=UTC))
