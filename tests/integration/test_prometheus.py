@@ -3,17 +3,19 @@
 The rules are monitoring/alerts.yml with every `for:` shortened to 0s (a copy written for the test;
 the real file is never edited), scrape and evaluation every second, resend delay 1s.
 
-The metrics source is the `failing_pipeline_metrics` fixture: today the exposition app with a store
-stand-in and registry values of a pipeline whose runs fail; it can be swapped for `erphub serve` with
-a real failing pipeline without touching the test itself.
+The metrics source is real: `erphub run` runs two pipelines, one against an ERP that is down (it
+fails after its retries) and one into a staging table (it succeeds); then `erphub serve` exposes
+/metrics, whose run gauges come from the store at scrape time.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,10 +26,7 @@ import httpx
 import pytest
 from ruamel.yaml import YAML
 
-from monitoring import metrics
-from monitoring.exposition import make_metrics_app
 from sandbox.serve import SandboxServer
-from tests.unit.monitoring.fakes import FakeStoreState
 
 pytestmark = pytest.mark.prometheus
 
@@ -59,21 +58,91 @@ class MetricsSource:
     healthy_pipeline: str       # must not
 
 
+FAILING_CONFIG = """\
+store: {{url: "sqlite:///{tmp}/state.db"}}
+serve: {{host: 127.0.0.1, port: {port}}}
+systems:
+  crm:
+    connector: jiandaoyun
+    settings: {{base_url: "{crm_url}"}}
+    secrets: {{api_key: "${{env:IT_JDY_KEY}}"}}
+  erp:                                   # nothing listens here: every write fails after its retries
+    connector: kingdee
+    settings: {{server_url: "http://127.0.0.1:9/k3cloud/", acct_id: "x", username: "u"}}
+    secrets: {{password: "${{env:IT_KD_PASSWORD}}"}}
+    retry: {{max_attempts: 2, max_seconds: 2}}
+  staging:
+    connector: sql
+    settings:
+      url: "sqlite:///{tmp}/staging.db"
+      entities: {{customer: {{table: stg_customer, key_column: code}}}}
+pipelines:
+  it_orders:
+    source: {{system: crm, entity: sales_order}}
+    target: {{system: erp, entity: sales_order}}
+    mapping: {repo}/mappings/jiandaoyun_to_kingdee/sales_order.yaml
+    schedule: "0 * * * *"
+    flow_retries: 0
+  it_customers:
+    source: {{system: crm, entity: customer}}
+    target: {{system: staging, entity: customer}}
+    mapping: {tmp}/staging_customer.yaml
+    schedule: "0 * * * *"
+"""
+STAGING_MAPPING = """\
+source: customer
+target: customer
+key: code
+fields:
+  code: {from: customer_code}
+  name: {from: customer_name}
+"""
+
+
 @pytest.fixture
-def failing_pipeline_metrics() -> Iterator[MetricsSource]:
-    """A /metrics endpoint on loopback showing one failing and one healthy pipeline."""
-    now = time.time()
-    failing, healthy = "it_orders", "it_customers"
-    state = FakeStoreState(
-        # failing: succeeded an hour ago, the last run (a minute ago) failed
-        # healthy: its last run was a success
-        times={failing: (now - 3600, now - 60), healthy: (now - 30, now - 30)},
-        intervals={failing: 3600.0, healthy: 3600.0},
-    )
-    metrics.observe_run(failing, ok=False, duration_s=4.0, finished_at=now - 60)
-    metrics.observe_run(healthy, ok=True, duration_s=2.0, finished_at=now - 30)
-    with SandboxServer(make_metrics_app(state)) as server:
-        yield MetricsSource(f"127.0.0.1:{server.port}", failing, healthy)
+def failing_pipeline_metrics(tmp_path: Path) -> Iterator[MetricsSource]:
+    """`erphub serve` on loopback after a real run in which one pipeline failed and one succeeded."""
+    import sqlalchemy as sa
+
+    import sandbox as sandboxes
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path}/staging.db")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE stg_customer (id INTEGER PRIMARY KEY AUTOINCREMENT, code TEXT UNIQUE, "
+                             "name TEXT, updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP)")
+    engine.dispose()
+    (tmp_path / "staging_customer.yaml").write_text(STAGING_MAPPING, encoding="utf-8")
+    crm = sandboxes.create("jiandaoyun", api_key="it-jdy-key")
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "IT_JDY_KEY": "it-jdy-key", "IT_KD_PASSWORD": "pw"}
+    with SandboxServer(crm) as crm_server:
+        config = tmp_path / "hub.yaml"
+        config.write_text(FAILING_CONFIG.format(tmp=tmp_path, port=port, crm_url=crm_server.base_url, repo=REPO),
+                          encoding="utf-8")
+        run = subprocess.run([sys.executable, "-m", "erphub.cli", "run", "it_orders", "it_customers", "--engine",
+                              "plain", "--json", "--config", str(config)], env=env, capture_output=True, text=True,
+                             timeout=300)
+        assert run.returncode == 1, run.stderr[-2000:]
+        assert {r["pipeline"]: r["status"] for r in json.loads(run.stdout)} == {
+            "it_orders": "failed", "it_customers": "success"}
+        serve = subprocess.Popen([sys.executable, "-m", "erphub.cli", "serve", "--no-schedules", "--config",
+                                  str(config)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if serve.poll() is not None or time.monotonic() > deadline:
+                    errors = serve.stderr.read().decode()[-2000:] if serve.stderr else ""
+                    pytest.fail(f"erphub serve did not come up: {errors}")
+                time.sleep(0.2)
+            yield MetricsSource(f"127.0.0.1:{port}", "it_orders", "it_customers")
+        finally:
+            serve.terminate()
+            serve.wait(timeout=30)
 
 
 def _fast_rules(src: Path, dst: Path) -> None:
