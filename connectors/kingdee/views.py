@@ -140,8 +140,8 @@ class KingdeeViews:
         orders: dict[str, dict[str, Any]] = {}
         for fid, bill_no, cust, fdate, entry_id, material, qty in self._in_chunks(
                 order.form_id, keys, "FBillNo", numbers, "", "FID ASC, FSaleOrderEntry_FEntryID ASC"):
-            doc = orders.setdefault(str(bill_no), {"FID": fid, "FBillNo": bill_no, "FCustId": {"FNumber": cust},
-                                                   "FDate": fdate, "lines": []})
+            doc = orders.setdefault(str(bill_no).casefold(), {
+                "FID": fid, "FBillNo": bill_no, "FCustId": {"FNumber": cust}, "FDate": fdate, "lines": []})
             if entry_id not in (None, 0, ""):
                 doc["lines"].append((entry_id, material, _dec(qty)))
         out_keys = ["FID", "FBillNo", "FDate", "FEntity_FEntryID", "FMaterialID.FNumber", "FRealQty", "FSoorDerno"]
@@ -150,9 +150,8 @@ class KingdeeViews:
         bills: dict[str, set[str]] = {}
         for _fid, bill_no, fdate, _entry, material, qty, order_no in self._in_chunks(
                 "SAL_OUTSTOCK", out_keys, "FSoorDerno", numbers, "FDocumentStatus = 'C'", "FID ASC"):
-            # Kingdee compares text case-insensitively: fold to find the order the line names.
-            match = next((n for n in orders if n.casefold() == str(order_no).casefold()), None)
-            if match is None:
+            match = str(order_no).casefold()  # Kingdee compares text case-insensitively
+            if match not in orders:
                 continue
             shipped[(match, str(material))] = shipped.get((match, str(material)), ZERO) + _dec(qty)
             day = _day(fdate)
@@ -161,28 +160,30 @@ class KingdeeViews:
             bills.setdefault(match, set()).add(str(bill_no))
         records = []
         for number in numbers:
-            doc = orders.get(number)
-            if doc is None:
+            order_doc = orders.get(number.casefold())
+            if order_doc is None:
                 continue  # an outstock naming an order this ERP does not have: nothing to report
             lines = []
-            left = {m: q for (n, m), q in shipped.items() if n == number}
-            for index, (entry_id, material, qty) in enumerate(doc["lines"]):
-                last_of_material = all(m != material for _, m, _ in doc["lines"][index + 1:])
+            folded = number.casefold()
+            left = {m: q for (n, m), q in shipped.items() if n == folded}
+            for index, (entry_id, material, qty) in enumerate(order_doc["lines"]):
+                last_of_material = all(m != material for _, m, _ in order_doc["lines"][index + 1:])
                 available = left.get(str(material), ZERO)
                 out = available if last_of_material else min(available, qty)
                 left[str(material)] = available - out
                 lines.append({"FEntryID": entry_id, "FMaterialId": {"FNumber": material}, "FQty": qty,
                               "FStockOutQty": out, "FRemainOutQty": max(qty - out, ZERO)})
             data = {
-                "FID": doc["FID"], "FBillNo": doc["FBillNo"], "FCustId": doc["FCustId"], "FDate": doc["FDate"],
-                "FShipDate": _kd_date(dates[number]) if number in dates else None,
-                "FShipBills": ",".join(sorted(bills.get(number, ()))) or None,
+                "FID": order_doc["FID"], "FBillNo": order_doc["FBillNo"], "FCustId": order_doc["FCustId"],
+                "FDate": order_doc["FDate"],
+                "FShipDate": _kd_date(dates[folded]) if folded in dates else None,
+                "FShipBills": ",".join(sorted(bills.get(folded, ()))) or None,
                 "FQty": sum((line["FQty"] for line in lines), ZERO),
                 "FStockOutQty": sum((line["FStockOutQty"] for line in lines), ZERO),
                 "FRemainOutQty": sum((line["FRemainOutQty"] for line in lines), ZERO),
                 "FSaleOrderEntry": lines,
             }
-            records.append(Record(str(doc["FID"]), stamps[number], data))
+            records.append(Record(str(order_doc["FID"]), stamps[number], data))
         records.sort(key=lambda r: (r.updated_at, r.id))
         return records
 
@@ -204,7 +205,7 @@ class KingdeeViews:
                 touch(cust, parse_kd_datetime(modified))
         # Orders that fell due since the cursor: nothing is saved when that happens.
         last_due = now.astimezone(SHANGHAI).date() - timedelta(days=self.receivable_days + 1)
-        due_filter = [f"FDocumentStatus = 'C'", f"FDate <= {quote(_kd_date(last_due))}"]
+        due_filter = ["FDocumentStatus = 'C'", f"FDate <= {quote(_kd_date(last_due))}"]
         if since is not None:
             first = since.updated_at.astimezone(SHANGHAI).date() - timedelta(days=self.receivable_days + 1)
             due_filter.append(f"FDate >= {quote(_kd_date(first))}")

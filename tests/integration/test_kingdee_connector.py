@@ -298,7 +298,9 @@ def test_check_reports_an_unreachable_server() -> None:
 
 def test_entities_declare_the_shared_schema(kd: KingdeeConnector) -> None:
     specs = kd.entities()
-    assert set(specs) == {"customer", "sales_order", "receipt", "material"}
+    assert set(specs) == {"customer", "sales_order", "receipt", "material", "shipment",
+                          "order_shipment", "customer_account"}
+    assert {d.value for d in specs["order_shipment"].directions} == {"read"}  # computed views are read only
     order = specs["sales_order"]
     assert order.native_name == "SAL_SaleOrder" and order.key_field == "FBillNo"
     assert {"FID", "FBillNo", "FSaleOrderEntry", "FSaleOrderFinance"} <= set(order.fields or ())
