@@ -79,14 +79,20 @@ def run_pipelines(config: str, names: list[str], *, run_all: bool, since: dateti
         from flows.prefect_env import configure_prefect_env
 
         configure_prefect_env(state_dir(loaded))
+        import flows.sync
         from flows.sync import sync_pipeline
 
         with Hub(loaded) as probe:  # mapping and connector errors exit 2 before any flow starts
             for name in selected:
                 probe.pipeline(name)
         for name in selected:
-            state = sync_pipeline(pipeline=name, config_path=str(loaded.path), trigger="manual", since=since,
-                                  until=until, full=full, return_state=True)
+            with progress_reporter(progress, name) as on_progress:
+                flows.sync.progress_hook = on_progress
+                try:
+                    state = sync_pipeline(pipeline=name, config_path=str(loaded.path), trigger="manual",
+                                          since=since, until=until, full=full, return_state=True)
+                finally:
+                    flows.sync.progress_hook = None
             if state.is_completed():
                 results.append(state.result())
             else:

@@ -8,6 +8,7 @@ with the cursor left at the last committed page.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +23,10 @@ from erphub.errors import RunFailed, TransientError
 from erphub.records import Cursor, Page
 from erphub.runtime import Hub
 from erphub.store import RunInfo
+
+# Set by the CLI in the same process to draw its progress bar; a flow parameter could not carry it
+# (Prefect records parameters as JSON).
+progress_hook: Callable[[dict[str, int]], None] | None = None
 
 
 def _only_outages(task: Any, task_run: Any, state: State[Any]) -> bool:
@@ -60,7 +65,7 @@ def sync_pipeline(pipeline: str, config_path: str = "config/demo.yaml", trigger:
 
 def run_with_tasks(hub: Hub, pipeline: str, page_task: Any, *, trigger: str, since: datetime | None,
                    until: datetime | None, full: bool) -> RunInfo:
-    run = PipelineRun(hub.pipeline(pipeline), hub.store, trigger=trigger, full=full,
+    run = PipelineRun(hub.pipeline(pipeline), hub.store, trigger=trigger, full=full, on_progress=progress_hook,
                       since=Cursor(since) if since else None, until=Cursor(until, "\uffff") if until else None)
     run.begin()
     try:
