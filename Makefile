@@ -10,8 +10,8 @@ export PYTHONPATH := $(CURDIR)
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/python -m pip install -q --upgrade pip
-	@$(BIN)/python -m pip install -q -e '.[dev]'
+	@$(BIN)/python -m pip install -q --upgrade pip 2> >(grep -v 'is ignored' >&2)
+	@$(BIN)/python -m pip install -q -e '.[dev]' 2> >(grep -v 'is ignored: it is neither' >&2)
 	@touch $(STAMP)
 
 install: $(STAMP)
