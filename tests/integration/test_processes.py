@@ -23,7 +23,7 @@ from sandbox.common import SandboxApp
 from sandbox.kingdee.store import shanghai_now
 
 ROOT = Path(__file__).resolve().parents[2]
-PIPELINES = ("opportunity_to_erp_customer", "opportunity_to_crm_customer", "crm_orders_to_erp",
+PIPELINES = ("opportunity_to_erp_customer", "opportunity_to_crm_customer", "crm_customers_to_erp", "crm_orders_to_erp",
              "erp_shipments_to_crm", "erp_accounts_to_crm")
 WRITES = ("created", "updated", "dead_lettered")
 CODE = "CUS-000100"
@@ -176,12 +176,18 @@ def test_a_won_opportunity_creates_the_erp_customer_and_both_sides_see_the_numbe
     assert len(rig.crm.state.all("customer_form")) == 2
     assert len(rig.erp.state.store.docs["BD_Customer"]) == 2
 
+    # Now formal, the customers' master data flows on through the customer pipeline (the CRM owns it).
+    master = rig.run("crm_customers_to_erp")
+    assert master["read"] == 2 and master["updated"] == 2 and master["dead_lettered"] == 0
+    erp = rig.erp_doc("BD_Customer", CODE) or {}
+    assert erp["FGroup"]["FNumber"] == "KA" and erp["FShortName"] == "深圳市前"
+    assert (rig.erp_doc("BD_Customer", "CUS-000200") or {}).get("FName") == "CRM 的名字"
     rig.assert_settled()
 
 
 def test_b_shipping_in_the_erp_sets_the_crm_order_status_date_and_quantity(rig: Rig) -> None:
     rig.crm.state.insert_plain("customer_form", crm_customer(CODE, "深圳市前海云帆科技有限公司", status="正式"))
-    rig.erp_insert("BD_Customer", erp_customer(CODE, "深圳市前海云帆科技有限公司"))
+    assert rig.run("crm_customers_to_erp")["created"] == 1
     lines = [{"sku": "P-1001", "product_name": "A", "qty": 10, "unit": "个", "price": 113, "tax_rate": 13,
               "amount": 1130, "shipped_qty": None},
              {"sku": "P-1002", "product_name": "B", "qty": 5, "unit": "个", "price": 226, "tax_rate": 13,
@@ -234,7 +240,7 @@ def test_b_an_order_born_in_the_erp_is_not_copied_into_the_crm(rig: Rig) -> None
 
 def test_c_receipts_set_the_crm_account_status_and_outstanding_balance(rig: Rig) -> None:
     rig.crm.state.insert_plain("customer_form", crm_customer(CODE, "深圳市前海云帆科技有限公司", status="正式"))
-    rig.erp_insert("BD_Customer", erp_customer(CODE, "深圳市前海云帆科技有限公司"))
+    assert rig.run("crm_customers_to_erp")["created"] == 1
     today = shanghai_now().date()
     rig.erp_insert("SAL_SaleOrder", erp_order("SO-2026-00100", CODE, today, [("1.01.001", 10, 1000.0)]))
 

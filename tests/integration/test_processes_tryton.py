@@ -20,7 +20,6 @@ import sandbox as sandboxes
 from config.loader import load_config
 from connectors.tryton import TrytonConnector
 from erphub.engine import run_pipeline
-from erphub.records import WriteRequest
 from erphub.runtime import Hub
 from sandbox.common import SandboxApp
 from tests.contract.harnesses.tryton import TrytonHarness, make_harness
@@ -101,10 +100,6 @@ class TrytonRig:
             "lines": [{"sku": sku, "product_name": sku, "qty": qty, "unit": "个", "price": price, "tax_rate": 13,
                        "amount": qty * price, "shipped_qty": None} for sku, qty, price in lines]})
 
-    def erp_party(self, code: str, name: str) -> None:
-        [res] = self.erp.write("customer", [WriteRequest("t", code, None, {"code": code, "name": name}, code)])
-        assert res.ok, res.error
-
 
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrytonRig]:
@@ -146,13 +141,16 @@ def test_a_won_opportunity_creates_the_party_and_the_crm_sees_its_code(rig: Tryt
     customer = rig.crm_one("customer_form", "customer_code", code)
     assert customer["status"] == "正式" and customer["erp_customer_no"] == code
     assert customer["customer_name"] == "杭州西溪数据服务有限公司"
+    # Now formal, its master data flows on through the customer pipeline (the CRM owns it).
+    master = rig.run("crm_customers_to_erp")
+    assert master["updated"] == 1 and master["dead_lettered"] == 0
     rig.assert_settled()
 
 
 def test_b_a_done_shipment_sets_the_crm_order_status_date_and_quantity(rig: TrytonRig) -> None:
     code = "CUS-T00003"
     rig.crm.state.insert_plain("customer_form", crm_customer(code, "成都锦江机电有限公司", status="正式"))
-    rig.erp_party(code, "成都锦江机电有限公司")
+    assert rig.run("crm_customers_to_erp")["created"] == 1
     rig.crm_order("SO-2026-T0003", code, [("P-1006", 3, 113.0), ("P-1007", 2, 56.5)])
     assert rig.run("crm_orders_to_erp")["created"] == 1
     lines_before = rig.crm_one("sales_order_form", "order_no", "SO-2026-T0003")["lines"]
@@ -176,7 +174,7 @@ def test_b_a_done_shipment_sets_the_crm_order_status_date_and_quantity(rig: Tryt
 def test_c_invoice_payments_set_the_crm_account_status_and_balance(rig: TrytonRig) -> None:
     code = "CUS-T00004"
     rig.crm.state.insert_plain("customer_form", crm_customer(code, "武汉光谷仪器有限公司", status="正式"))
-    rig.erp_party(code, "武汉光谷仪器有限公司")
+    assert rig.run("crm_customers_to_erp")["created"] == 1
     rig.crm_order("SO-2026-T0004", code, [("P-1008", 2, 113.0)])  # 226.00 tax included
     assert rig.run("crm_orders_to_erp")["created"] == 1
     rig.assert_settled()  # a draft invoice is no receivable yet
