@@ -106,6 +106,9 @@ class PipelineConfig(Strict):
     lag_seconds: Annotated[float, Field(ge=0)] = 0.0
     two_way: TwoWay | None = None
     write_back: WriteBack | None = None
+    # false: this pipeline only updates records the target already has (found by link or match key);
+    # a record with no counterpart is skipped, never created (status write-backs into a CRM, say).
+    create_missing: bool = True
     flow_retries: Annotated[int, Field(ge=0, le=5)] = 1
     flow_retry_delay_s: Annotated[float, Field(ge=0)] = 30.0
 

@@ -65,6 +65,7 @@ class Pipeline:
     redact: Callable[[str], str] = str
     two_way: TwoWaySpec | None = None
     write_back: tuple[str, str] | None = None  # (source field, "key" | "target_id")
+    create_missing: bool = True
 
     @property
     def endpoints(self) -> tuple[str, str, str, str]:
@@ -204,6 +205,9 @@ class PipelineRun:
         pending: list[tuple[str, str | None]] = []
         for item in items:
             target_id = targets[item.record.id]
+            if target_id is None and not p.create_missing:
+                self._count("skipped")  # an update-only pipeline: the target has no such record
+                continue
             data: dict[str, Any] | None = (item.mapped.data if target_id is None
                                            else self._owned_part(item.mapped.data))
             if p.two_way is not None and target_id is not None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -70,8 +70,25 @@ def _epoch_number(value: object) -> Decimal:
 
 
 def make_parser(fmt: str, tz_name: str | None) -> Parser:
-    """`value -> aware datetime`; raises ValueError on anything it cannot read exactly."""
+    """`value -> aware datetime`; raises ValueError on anything it cannot read exactly.
+
+    Connectors that decode typed JSON (Tryton) hand over `date`/`datetime` objects rather than
+    text: those are taken as they are, in the source zone when naive, whatever `fmt` says.
+    """
     tz = zone(tz_name or DEFAULT_TZ.get(fmt, "UTC"))
+    parse_text = _make_text_parser(fmt, tz)
+
+    def parse(value: object) -> datetime:
+        if isinstance(value, datetime):
+            return value if value.tzinfo is not None else value.replace(tzinfo=tz)
+        if isinstance(value, date):
+            return datetime(value.year, value.month, value.day, tzinfo=tz)
+        return parse_text(value)
+
+    return parse
+
+
+def _make_text_parser(fmt: str, tz: tzinfo) -> Parser:
 
     def localise(dt: datetime) -> datetime:
         return dt.replace(tzinfo=tz) if dt.tzinfo is None else dt

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import (
     ROUND_CEILING,
     ROUND_DOWN,
@@ -384,6 +384,8 @@ def _to_str(args: None, ctx: BuildContext) -> Fn:
             return value
         if isinstance(value, bool):
             return "true" if value else "false"
+        if isinstance(value, date):  # datetime too: ISO 8601, the one unambiguous text form
+            return value.isoformat()
         return _text(value)
 
     return to_str

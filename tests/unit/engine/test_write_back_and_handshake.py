@@ -90,3 +90,28 @@ pipelines:
         rows = dict(conn.exec_driver_sql("SELECT code, status FROM stg_customer").all())
     assert rows == {"C1": "done", "C2": "error", "C3": "done"}
     engine.dispose()
+
+
+def test_an_update_only_pipeline_skips_records_the_target_does_not_have(tmp_path: Path) -> None:
+    erp, crm = memory_system("erp-uo"), memory_system("crm-uo")
+    crm.put("customer", {"code": "C1", "name": "甲", "status": "new"})
+    erp.put("account", {"number": "C1", "balance": 100})
+    erp.put("account", {"number": "X9", "balance": 5})   # only the ERP has it: must not appear in the CRM
+    (tmp_path / "m.yaml").write_text("source: account\ntarget: customer\nkey: code\nowns: [code, balance]\n"
+                                     "fields:\n  code: {from: number}\n  balance: {from: balance}\n", encoding="utf-8")
+    (tmp_path / "hub.yaml").write_text("""\
+store: {url: "sqlite:///state.db"}
+systems:
+  erp: {connector: memory, settings: {system: erp-uo, entities: {account: number}}}
+  crm: {connector: memory, settings: {system: crm-uo, entities: {customer: code}}}
+pipelines:
+  balances:
+    source: {system: erp, entity: account}
+    target: {system: crm, entity: customer}
+    mapping: m.yaml
+    create_missing: false
+""", encoding="utf-8")
+    with Hub(load_config(tmp_path / "hub.yaml")) as hub:
+        info = run_pipeline(hub.pipeline("balances"), hub.store)
+    assert (info.counts["updated"], info.counts["skipped"], info.counts["created"]) == (1, 1, 0)
+    assert [r.data for r in crm.all("customer")] == [{"code": "C1", "name": "甲", "status": "new", "balance": 100}]
