@@ -11,6 +11,7 @@ where the last committed batch put it.
 from __future__ import annotations
 
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from typing import Any, Protocol
 import structlog
 
 from connectors.base import Connector
-from erphub.errors import ConnectorError, ErphubError, ProtocolError, RunFailed, StoreError
+from erphub.errors import ConnectorError, ErphubError, PipelineBusy, ProtocolError, RunFailed, StoreError
 from erphub.records import (
     Cursor,
     Page,
@@ -31,6 +32,7 @@ from erphub.records import (
     WriteResult,
     payload_hash,
 )
+from erphub.store.leases import owner_name
 from erphub.store import BatchCommit, Conflict, Link, LinkUpdate, NewDeadLetter, RunInfo, Store
 from erphub.twoway import MISSING, TwoWaySpec, agreed_values, reconcile
 from mappings.plan import Mapped, Rejected, Skipped
@@ -66,6 +68,8 @@ class Pipeline:
     two_way: TwoWaySpec | None = None
     write_back: tuple[str, str] | None = None  # (source field, "key" | "target_id")
     create_missing: bool = True
+    lease_ttl_s: float = 300.0   # renewed after every batch; a crashed holder on this host is taken over
+    lease_wait_s: float = 300.0  # how long a run waits for another run of the same pipeline to finish
 
     @property
     def endpoints(self) -> tuple[str, str, str, str]:
@@ -96,16 +100,32 @@ class PipelineRun:
     started: float = 0.0
     cursor_after: Cursor | None = None
     _held: set[tuple[str, str, str]] = field(default_factory=set)
+    _lease_owner: str = ""
 
     # -- lifecycle ---------------------------------------------------------------------------
     def begin(self) -> str:
         self.started = time.monotonic()
+        self._take_lease()
         start_from = self.start_cursor()
         self.run_id = self.store.start_run(self.pipeline.name, self.trigger, start_from)
         structlog.contextvars.bind_contextvars(pipeline=self.pipeline.name, run_id=self.run_id)
         log.info("run started", trigger=self.trigger, system=self.pipeline.source_system,
                  since=f"{start_from.updated_at.isoformat()}|{start_from.id}" if start_from else None)
         return self.run_id
+
+    def _take_lease(self) -> None:
+        """One run of a pipeline at a time (schedule, manual run and webhook deliveries alike)."""
+        p = self.pipeline
+        self._lease_owner = owner_name(uuid.uuid4().hex[:8])
+        deadline = time.monotonic() + p.lease_wait_s
+        announced = False
+        while (holder := self.store.acquire_lease(p.name, self._lease_owner, p.lease_ttl_s)) is not None:
+            if time.monotonic() >= deadline:
+                raise PipelineBusy(f"pipeline {p.name} is busy: another run ({holder}) holds it")
+            if not announced:
+                log.info("waiting for another run of the pipeline to finish", pipeline=p.name, holder=holder)
+                announced = True
+            time.sleep(0.25)
 
     def start_cursor(self) -> Cursor | None:
         if self.full:
@@ -120,6 +140,7 @@ class PipelineRun:
                                          until=self.until)
 
     def finish(self, error: BaseException | None = None) -> RunInfo:
+        self.store.release_lease(self.pipeline.name, self._lease_owner)
         ok = error is None
         message = None if ok else self.pipeline.redact(f"{error.__class__.__name__}: {error}")
         info = self.store.finish_run(self.run_id, status="success" if ok else "failed",
@@ -372,6 +393,7 @@ class PipelineRun:
 
     def _commit(self, batch: BatchCommit) -> None:
         self.store.commit_batch(batch, self.pipeline.endpoints)
+        self.store.renew_lease(self.pipeline.name, self._lease_owner, self.pipeline.lease_ttl_s)
         self._acknowledge(batch)
         if batch.cursor is not None:
             self.cursor_after = batch.cursor
@@ -394,13 +416,21 @@ class PipelineRun:
         metrics.count_records(self.pipeline.name, outcome, n)
 
 
+def _begin(run: PipelineRun) -> None:
+    """Start a run; a pipeline busy for longer than its lease wait is a failed run, not a crash."""
+    try:
+        run.begin()
+    except PipelineBusy as exc:
+        raise RunFailed(str(exc), pipeline=run.pipeline.name, run_id="-", cause=exc) from None
+
+
 def run_pipeline(pipeline: Pipeline, store: Store, *, trigger: str = "manual", since: datetime | None = None,
                  until: datetime | None = None, full: bool = False,
                  on_progress: Callable[[dict[str, int]], None] | None = None) -> RunInfo:
     """Run one pipeline to the end; raise RunFailed (after recording the failed run) if it cannot go on."""
     run = PipelineRun(pipeline, store, trigger=trigger, full=full, on_progress=on_progress,
                       since=Cursor(since) if since else None, until=Cursor(until, "\uffff") if until else None)
-    run.begin()
+    _begin(run)
     try:
         for page in run.pages():
             run.process_page(page)
@@ -414,7 +444,7 @@ def replay_dead_letters(pipeline: Pipeline, store: Store, ids: Sequence[int] | N
     """Send open dead letters of a pipeline through mapping and delivery again, from their kept payloads."""
     letters = store.list_dead_letters(pipeline=pipeline.name, status="open", limit=100_000, ids=ids)
     run = PipelineRun(pipeline, store, trigger="replay")
-    run.begin()
+    _begin(run)
     try:
         records = [Record(letter.source_id, letter.updated_at, letter.source_payload) for letter in letters]
         for start in range(0, len(records), pipeline.batch_size):
@@ -430,7 +460,7 @@ def deliver_records(pipeline: Pipeline, store: Store, records: Sequence[Record],
                     trigger: str = "webhook") -> RunInfo:
     """Map and deliver records that arrived by push (webhook events), without touching the cursor."""
     run = PipelineRun(pipeline, store, trigger=trigger)
-    run.begin()
+    _begin(run)
     try:
         for start in range(0, len(records), pipeline.batch_size):
             run.process_batch(records[start:start + pipeline.batch_size], None)

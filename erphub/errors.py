@@ -11,6 +11,7 @@
     │   │   └── AuthError         credentials rejected: nothing works until a person acts
     │   └── ProtocolError         the system answered something that breaks its own contract
     ├── StoreError                the state store cannot be reached or migrated
+    │   └── PipelineBusy          another run holds the pipeline's lease (one run at a time)
     └── RunFailed                 a pipeline run could not go on; its cursor did not move
 
 Per-record refusals are not exceptions: they travel as `records.RecordError` inside a
@@ -101,6 +102,10 @@ class ProtocolError(ConnectorError):
 
 class StoreError(ErphubError):
     """The state store failed."""
+
+
+class PipelineBusy(StoreError):
+    """Another run of the same pipeline holds its lease, and did not let go in time."""
 
 
 class RunFailed(ErphubError):

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from erphub.errors import StoreError
 from erphub.records import Cursor, utcnow
+from erphub.store import leases
 from erphub.store.db import as_utc, make_engine, migrate
 from erphub.store.models import BatchCommit, Conflict, DeadLetter, Link, LinkUpdate, NewDeadLetter, RunInfo
 from erphub.store.tables import ConflictRow, CursorRow, DeadLetterRow, LinkRow, RunRow
@@ -71,6 +72,17 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    # -- leases: one run of a pipeline at a time ----------------------------------------------
+    def acquire_lease(self, pipeline: str, owner: str, ttl_s: float) -> str | None:
+        """None when the lease is ours, else who holds it."""
+        return leases.acquire(self.session, pipeline, owner, ttl_s)
+
+    def renew_lease(self, pipeline: str, owner: str, ttl_s: float) -> None:
+        leases.renew(self.session, pipeline, owner, ttl_s)
+
+    def release_lease(self, pipeline: str, owner: str) -> None:
+        leases.release(self.session, pipeline, owner)
 
     # -- cursors ---------------------------------------------------------------------------
     def get_cursor(self, pipeline: str) -> Cursor | None:

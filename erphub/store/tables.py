@@ -123,3 +123,14 @@ class ConflictRow(Base):
     status: Mapped[str] = mapped_column(String(16))  # resolved | held
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class LeaseRow(Base):
+    """Who is running a pipeline now: one run of a pipeline at a time, across processes."""
+
+    __tablename__ = "erphub_leases"
+
+    pipeline: Mapped[str] = mapped_column(String(128), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(255))
+    acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,88 @@
+"""Pipeline leases: a scheduled run, a manual run and webhook deliveries of one pipeline never overlap.
+
+Two overlapping runs could both find no link for a new record and both create it. A lease row per
+pipeline, taken in a transaction, serialises them across processes. A lease names its holder
+(host:pid:run); one left behind by a killed process on this host is taken over at once, one from
+elsewhere when it expires (runs renew theirs after every batch).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+from datetime import timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from erphub.records import utcnow
+from erphub.store.db import as_utc
+from erphub.store.tables import LeaseRow
+
+HOST = socket.gethostname()
+Sessions = Callable[[], Session]
+
+
+def owner_name(run_id: str) -> str:
+    return f"{HOST}:{os.getpid()}:{run_id}"
+
+
+def _holder_is_dead(owner: str) -> bool:
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != HOST or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _try_acquire(sessions: Sessions, pipeline: str, owner: str, ttl_s: float) -> str | None:
+    now = utcnow()
+    with sessions() as session, session.begin():
+        row = session.get(LeaseRow, pipeline, with_for_update=True)
+        if row is not None:
+            expired = (as_utc(row.expires_at) or now) <= now
+            if row.owner != owner and not expired and not _holder_is_dead(row.owner):
+                return row.owner
+            row.owner = owner
+            row.acquired_at = now
+            row.expires_at = now + timedelta(seconds=ttl_s)
+            return None
+        session.add(LeaseRow(pipeline=pipeline, owner=owner, acquired_at=now,
+                             expires_at=now + timedelta(seconds=ttl_s)))
+    return None
+
+
+def acquire(sessions: Sessions, pipeline: str, owner: str, ttl_s: float) -> str | None:
+    """Take the lease; None when ours now, else the current holder's name."""
+    try:
+        return _try_acquire(sessions, pipeline, owner, ttl_s)
+    except IntegrityError:  # another process inserted the row between our read and our insert
+        return _try_acquire(sessions, pipeline, owner, ttl_s)
+
+
+def renew(sessions: Sessions, pipeline: str, owner: str, ttl_s: float) -> None:
+    with sessions() as session, session.begin():
+        row = session.get(LeaseRow, pipeline)
+        if row is not None and row.owner == owner:
+            row.expires_at = utcnow() + timedelta(seconds=ttl_s)
+
+
+def release(sessions: Sessions, pipeline: str, owner: str) -> None:
+    with sessions() as session, session.begin():
+        session.execute(delete(LeaseRow).where(LeaseRow.pipeline == pipeline, LeaseRow.owner == owner))
+
+
+def holder(sessions: Sessions, pipeline: str) -> str | None:
+    with sessions() as session:
+        return session.scalar(select(LeaseRow.owner).where(LeaseRow.pipeline == pipeline))

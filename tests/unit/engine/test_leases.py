@@ -1,0 +1,43 @@
+"""One run of a pipeline at a time, across processes: leases in the store."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from erphub.errors import RunFailed
+from erphub.store import Store
+from erphub.store.leases import owner_name
+from tests.unit.engine.test_engine import make_pipeline, seed_customers, systems  # noqa: F401 (fixture)
+
+
+def test_a_second_run_waits_and_then_fails_while_the_first_holds_the_pipeline(store: Store, systems, request):
+    crm, _ = systems
+    seed_customers(crm, 3)
+    pipeline = make_pipeline(systems, request)
+    pipeline.lease_wait_s = 0.5
+    other = owner_name("someone-else") + "-x"
+    assert store.acquire_lease("customers", other, ttl_s=60) is None
+    assert store.acquire_lease("customers", "host:1:other", ttl_s=60) == other
+    from erphub.engine import run_pipeline
+
+    with pytest.raises(RunFailed, match="busy"):
+        run_pipeline(pipeline, store)
+    store.release_lease("customers", other)
+    assert run_pipeline(pipeline, store).counts["created"] == 3
+    assert store.acquire_lease("customers", "next", ttl_s=60) is None  # released at the end of the run
+
+
+def test_an_expired_lease_or_one_left_by_a_dead_process_is_taken_over(store: Store) -> None:
+    assert store.acquire_lease("p1", "elsewhere:1:a", ttl_s=0.05) is None
+    time.sleep(0.1)
+    assert store.acquire_lease("p1", "me", ttl_s=60) is None
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    import socket
+
+    assert store.acquire_lease("p2", f"{socket.gethostname()}:{dead}:run", ttl_s=600) is None
+    assert store.acquire_lease("p2", "me", ttl_s=60) is None  # its holder process is gone
