@@ -32,8 +32,8 @@ from erphub.records import (
     WriteResult,
     payload_hash,
 )
-from erphub.store.leases import owner_name
 from erphub.store import BatchCommit, Conflict, Link, LinkUpdate, NewDeadLetter, RunInfo, Store
+from erphub.store.leases import owner_name
 from erphub.twoway import MISSING, TwoWaySpec, agreed_values, reconcile
 from mappings.plan import Mapped, Rejected, Skipped
 from monitoring import metrics
