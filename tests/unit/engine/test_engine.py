@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from connectors.base import SystemContext
-from connectors.memory import MemoryConnector, MemorySettings, MemorySystem, memory_system
+from connectors.memory import MemoryConnector, MemorySettings, MemorySystem
 from erphub.engine import Pipeline, replay_dead_letters, run_pipeline
 from erphub.errors import RunFailed
 from erphub.store import Store
@@ -34,12 +34,6 @@ class CustomerPlan:
         if not record.get("name"):
             return Rejected(field="name", reason="required field is empty", code="required")
         return Mapped({"number": record["code"], "name": record["name"].strip()}, key=record["code"])
-
-
-@pytest.fixture
-def systems(request: pytest.FixtureRequest) -> tuple[MemorySystem, MemorySystem]:
-    tag = request.node.name
-    return memory_system(f"crm-{tag}"), memory_system(f"erp-{tag}")
 
 
 def make_pipeline(systems: tuple[MemorySystem, MemorySystem], request: pytest.FixtureRequest, *,

@@ -11,7 +11,7 @@ import pytest
 from erphub.errors import RunFailed
 from erphub.store import Store
 from erphub.store.leases import owner_name
-from tests.unit.engine.test_engine import make_pipeline, seed_customers, systems  # noqa: F401 (fixture)
+from tests.unit.engine.test_engine import make_pipeline, seed_customers
 
 
 def test_a_second_run_waits_and_then_fails_while_the_first_holds_the_pipeline(store: Store, systems, request):
