@@ -98,7 +98,6 @@ class PipelineRun:
     counts: Counter[str] = field(default_factory=Counter)
     run_id: str = ""
     started: float = 0.0
-    cursor_after: Cursor | None = None
     _held: set[tuple[str, str, str]] = field(default_factory=set)
     _lease_owner: str = ""
 
@@ -395,8 +394,6 @@ class PipelineRun:
         self.store.commit_batch(batch, self.pipeline.endpoints)
         self.store.renew_lease(self.pipeline.name, self._lease_owner, self.pipeline.lease_ttl_s)
         self._acknowledge(batch)
-        if batch.cursor is not None:
-            self.cursor_after = batch.cursor
 
     def _acknowledge(self, batch: BatchCommit) -> None:
         """Handshake-style staging tables learn, after our commit, which rows were taken and which failed."""
