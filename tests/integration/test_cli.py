@@ -123,3 +123,30 @@ def test_run_through_the_embedded_prefect_flow(demo_env: Env) -> None:
     result = erphub(demo_env, "run", "crm_orders_to_erp", "--json")
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(result.stdout)[0]["counts"]["read"] == 40
+
+
+def test_systems_check_reports_ok_or_the_reason_without_the_secret(demo_env: Env) -> None:
+    ok = erphub(demo_env, "systems", "check", "--json")
+    assert ok.returncode == 0, ok.stderr
+    assert {r["system"]: r["status"] for r in json.loads(ok.stdout)} == {"crm": "ok", "erp": "ok"}
+
+    demo_env.environ["ERPHUB_DEMO_JDY_API_KEY"] = "wrong-key-3f9a7c1d"
+    bad = erphub(demo_env, "systems", "check", "crm", "--json")
+    assert bad.returncode == 1
+    [report] = json.loads(bad.stdout)
+    assert report["status"] == "failed" and report["detail"]
+    assert "wrong-key-3f9a7c1d" not in bad.stdout + bad.stderr
+
+
+def test_backfill_window_and_full_resync_write_only_what_differs(demo_env: Env) -> None:
+    first = erphub(demo_env, "run", "crm_customers_to_erp", "--engine", "plain", "--json")
+    assert first.returncode == 0, first.stderr
+    window = erphub(demo_env, "run", "crm_customers_to_erp", "--engine", "plain", "--json",
+                    "--since", "2000-01-01", "--until", "2100-01-01")
+    counts = json.loads(window.stdout)[0]["counts"]
+    assert counts["read"] == json.loads(first.stdout)[0]["counts"]["read"]
+    assert counts["created"] == counts["updated"] == 0
+    full = erphub(demo_env, "run", "crm_customers_to_erp", "--engine", "plain", "--json", "--full")
+    counts = json.loads(full.stdout)[0]["counts"]
+    assert counts["unchanged"] > 0 and counts["created"] == counts["updated"] == 0
+    assert erphub(demo_env, "run", "crm_customers_to_erp", "--until", "2100-01-01").returncode == 2
