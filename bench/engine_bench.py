@@ -26,6 +26,7 @@ from connectors.memory import MemoryConnector, MemorySettings, memory_system  # 
 from erphub.engine import Pipeline, run_pipeline  # noqa: E402
 from erphub.store import Store  # noqa: E402
 from mappings.compiler import compile_text  # noqa: E402
+from monitoring.logging import configure_logging  # noqa: E402
 
 MAPPING = """\
 source: customer
@@ -70,6 +71,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=5000)
     args = parser.parse_args()
     n = args.records
+    configure_logging(fmt="console", level="WARNING")  # the table is the output, not per-run log lines
     print(f"engine throughput, {n} records, memory connectors, SQLite store")
     with tempfile.TemporaryDirectory() as tmp:
         seed("fast", n)
