@@ -39,7 +39,7 @@ OUTCOME_COLUMNS = ("read", "created", "updated", "unchanged", "skipped", "dead_l
 
 
 def fail(message: str, code: int) -> typer.Exit:
-    err.print(message, markup=False, highlight=False)
+    err.print(message, markup=False, highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -237,7 +237,7 @@ def dlq_replay(
                 results.append(replay_dead_letters(hub.pipeline(name), hub.store, chosen).as_dict())
             except RunFailed as exc:
                 failed = True
-                err.print(f"replay failed: {exc}", markup=False)
+                err.print(f"replay failed: {exc}", markup=False, soft_wrap=True)
     if as_json:
         print_json(results)
     else:
