@@ -188,6 +188,8 @@ class PipelineRun:
             except Exception as exc:  # a plan must never raise; if one does, the record is kept, not lost
                 result = Rejected(field="", reason=f"mapping crashed: {exc.__class__.__name__}: {exc}",
                                   code="mapping_crash")
+            if not isinstance(result, Mapped):
+                mapped.pop(record.id, None)  # a newer copy of a record read twice in one batch decides
             if isinstance(result, Skipped):
                 self._count("skipped")
             elif isinstance(result, Rejected):

@@ -171,7 +171,11 @@ class Store:
             with self.session() as session, session.begin():
                 self._write_links(session, batch.pipeline, endpoints, batch.links, now)
                 self._write_dead_letters(session, batch.pipeline, batch.run_id, batch.dead_letters, now)
-                self._resolve_dead_letters(session, batch.pipeline, batch.resolved_source_ids, now, batch.resolution)
+                # A record dead-lettered in this very batch (a refused write-back, a newer copy refused)
+                # stays open even if another step of the batch delivered it.
+                failed_now = {letter.source_id for letter in batch.dead_letters}
+                resolved = [source_id for source_id in batch.resolved_source_ids if source_id not in failed_now]
+                self._resolve_dead_letters(session, batch.pipeline, resolved, now, batch.resolution)
                 for conflict in batch.conflicts:
                     session.add(ConflictRow(
                         pipeline=batch.pipeline, run_id=batch.run_id, source_id=conflict.source_id,

@@ -199,3 +199,18 @@ def test_importing_the_engine_pulls_no_prefect() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=root)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+def test_a_record_read_twice_in_a_batch_is_decided_by_its_newest_copy(store: Store, systems, request) -> None:
+    from erphub.engine import deliver_records
+    from erphub.records import Record
+
+    _, erp = systems
+    pipeline = make_pipeline(systems, request)
+    at = datetime(2026, 5, 1, tzinfo=UTC)
+    older = Record("r1", at, {"code": "C1", "name": "旧名", "status": "customer"})
+    newer = Record("r1", at.replace(minute=5), {"code": "C1", "name": "", "status": "customer"})
+    info = deliver_records(pipeline, store, [older, newer])
+    assert (info.counts["created"], info.counts["dead_lettered"]) == (0, 1)
+    assert erp.all("customer") == []
+    assert [d.status for d in store.list_dead_letters(pipeline="customers")] == ["open"]

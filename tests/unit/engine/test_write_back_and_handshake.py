@@ -115,3 +115,28 @@ pipelines:
         info = run_pipeline(hub.pipeline("balances"), hub.store)
     assert (info.counts["updated"], info.counts["skipped"], info.counts["created"]) == (1, 1, 0)
     assert [r.data for r in crm.all("customer")] == [{"code": "C1", "name": "甲", "status": "new", "balance": 100}]
+
+
+def test_a_refused_write_back_stays_an_open_dead_letter(tmp_path: Path) -> None:
+    crm, erp = memory_system("crm-wbf"), memory_system("erp-wbf")
+    crm.put("opportunity", {"code": "C1", "name": "甲", "stage": "won"})
+    crm.validators["opportunity"] = lambda data: "field erp_customer_no is read-only" if "erp_customer_no" in data \
+        else None
+    (tmp_path / "m.yaml").write_text(MAPPING, encoding="utf-8")
+    (tmp_path / "hub.yaml").write_text("""\
+store: {url: "sqlite:///state.db"}
+systems:
+  crm: {connector: memory, settings: {system: crm-wbf, entities: {opportunity: code}}}
+  erp: {connector: memory, settings: {system: erp-wbf, entities: {customer: number}}}
+pipelines:
+  won:
+    source: {system: crm, entity: opportunity}
+    target: {system: erp, entity: customer}
+    mapping: m.yaml
+    write_back: {field: erp_customer_no, value: key}
+""", encoding="utf-8")
+    with Hub(load_config(tmp_path / "hub.yaml")) as hub:
+        info = run_pipeline(hub.pipeline("won"), hub.store)
+        assert (info.counts["created"], info.counts["dead_lettered"]) == (1, 1)
+        [letter] = hub.store.list_dead_letters(pipeline="won")
+        assert (letter.stage, letter.status, letter.field) == ("write_back", "open", "erp_customer_no")
