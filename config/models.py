@@ -109,6 +109,8 @@ class PipelineConfig(Strict):
     # false: this pipeline only updates records the target already has (found by link or match key);
     # a record with no counterpart is skipped, never created (status write-backs into a CRM, say).
     create_missing: bool = True
+    # One run of a pipeline at a time: how long a run waits for another run of it to finish.
+    busy_wait_s: Annotated[float, Field(ge=0)] = 300.0
     flow_retries: Annotated[int, Field(ge=0, le=5)] = 1
     flow_retry_delay_s: Annotated[float, Field(ge=0)] = 30.0
 

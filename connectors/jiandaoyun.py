@@ -172,7 +172,7 @@ def parse_time(value: Any) -> datetime:
         dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise ProtocolError(f"updateTime is not ISO 8601: {value!r}") from None
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC) if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 def _plain(value: Any) -> Any:

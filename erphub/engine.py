@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import structlog
 
 from connectors.base import Connector
-from erphub.errors import ConnectorError, ErphubError, PipelineBusy, ProtocolError, RunFailed, StoreError
+from erphub.errors import PipelineBusy, ProtocolError, RunFailed
 from erphub.records import (
     Cursor,
     Page,
@@ -196,7 +196,8 @@ class PipelineRun:
                 batch.dead_letters.append(NewDeadLetter(
                     source_id=record.id, source_payload=record.data, mapped_payload=None, stage="map",
                     error_class="MappingRejected", error_code=result.code,
-                    message=self.pipeline.redact(result.reason), field=result.field or None))
+                    message=self.pipeline.redact(result.reason), field=result.field or None,
+                    source_updated_at=record.updated_at))
                 self._count("dead_lettered")
             else:
                 mapped[record.id] = (record, result)  # a record read twice in one batch: the newest wins
@@ -208,6 +209,9 @@ class PipelineRun:
         for record, result in mapped:
             digest = payload_hash(result.data)
             link = links.get(record.id)
+            if link is not None and link.source_updated_at is not None and record.updated_at < link.source_updated_at:
+                self._count("unchanged")  # a copy older than what was delivered (a late push): stale
+                continue
             if link is not None and link.state == "synced" and link.target_id and link.payload_hash == digest:
                 self._count("unchanged")
                 batch.resolved_source_ids.append(record.id)
@@ -247,6 +251,7 @@ class PipelineRun:
             return
         # Recorded before the write so a crash after the target accepted it is recovered by key lookup.
         self.store.mark_pending(p.name, p.endpoints, pending)
+        self._keep_lease()  # never write without holding the pipeline
         results = p.target.write(p.target_entity, requests)
         if len(results) != len(requests):
             raise ProtocolError(f"write returned {len(results)} results for {len(requests)} records",
@@ -319,7 +324,8 @@ class PipelineRun:
             return payload
         # Nothing carries news: our own write read back, or values both sides already share.
         written = dict(ours.written_payload or {}) if ours else {}
-        batch.links.append(LinkUpdate(item.record.id, target_id, item.mapped.key, item.digest, written))
+        batch.links.append(LinkUpdate(item.record.id, target_id, item.mapped.key, item.digest, written,
+                                      source_updated_at=item.record.updated_at))
         batch.resolved_source_ids.append(item.record.id)
         self._count("unchanged")
         return None
@@ -346,7 +352,8 @@ class PipelineRun:
         if result.ok:
             previous = item.link.written_payload if item.link and item.link.written_payload else {}
             batch.links.append(LinkUpdate(item.record.id, result.target_id, item.mapped.key, item.digest,
-                                          {**previous, **request.data}))
+                                          {**previous, **request.data},
+                                          source_updated_at=item.record.updated_at))
             batch.resolved_source_ids.append(item.record.id)
             self._count("updated" if result.action == WriteAction.UPDATED else "created")
             return
@@ -354,7 +361,8 @@ class PipelineRun:
         batch.dead_letters.append(NewDeadLetter(
             source_id=item.record.id, source_payload=item.record.data, mapped_payload=request.data, stage="write",
             error_class="TargetTransient" if error.transient else "TargetRejected", error_code=error.code,
-            message=self.pipeline.redact(error.message), field=error.field))
+            message=self.pipeline.redact(error.message), field=error.field,
+            source_updated_at=item.record.updated_at))
         self._count("dead_lettered")
 
     def _write_back(self, mapped: Sequence[tuple[Record, Mapped]], batch: BatchCommit) -> None:
@@ -389,13 +397,19 @@ class PipelineRun:
                 batch.dead_letters.append(NewDeadLetter(
                     source_id=record.id, source_payload=record.data, mapped_payload=request.data, stage="write_back",
                     error_class="SourceRejected", error_code=written.error.code,
-                    message=p.redact(written.error.message), field=field_name))
+                    message=p.redact(written.error.message), field=field_name,
+                    source_updated_at=record.updated_at))
                 self._count("dead_lettered")
 
     def _commit(self, batch: BatchCommit) -> None:
         self.store.commit_batch(batch, self.pipeline.endpoints)
-        self.store.renew_lease(self.pipeline.name, self._lease_owner, self.pipeline.lease_ttl_s)
         self._acknowledge(batch)
+        self._keep_lease()
+
+    def _keep_lease(self) -> None:
+        """Renew our lease; stop at once if it was lost (a batch outlived the TTL and another run began)."""
+        if not self.store.renew_lease(self.pipeline.name, self._lease_owner, self.pipeline.lease_ttl_s):
+            raise PipelineBusy(f"pipeline {self.pipeline.name}: this run lost its lease to another run")
 
     def _acknowledge(self, batch: BatchCommit) -> None:
         """Handshake-style staging tables learn, after our commit, which rows were taken and which failed."""
@@ -423,47 +437,56 @@ def _begin(run: PipelineRun) -> None:
         raise RunFailed(str(exc), pipeline=run.pipeline.name, run_id="-", cause=exc) from None
 
 
+def drive_run(run: PipelineRun, work: Callable[[], None]) -> RunInfo:
+    """Begin, work, finish. Whatever stops the work is recorded on the run and releases the pipeline:
+    an error becomes RunFailed (the CLI's exit 1, the worker's retry), an interrupt is re-raised."""
+    _begin(run)
+    try:
+        work()
+    except Exception as exc:
+        info = run.finish(exc)
+        raise RunFailed(info.error or str(exc), pipeline=run.pipeline.name, run_id=run.run_id, cause=exc) from None
+    except BaseException as exc:  # Ctrl-C, SystemExit: still leave a finished run and a free pipeline
+        run.finish(exc)
+        raise
+    return run.finish()
+
+
 def run_pipeline(pipeline: Pipeline, store: Store, *, trigger: str = "manual", since: datetime | None = None,
                  until: datetime | None = None, full: bool = False,
                  on_progress: Callable[[dict[str, int]], None] | None = None) -> RunInfo:
     """Run one pipeline to the end; raise RunFailed (after recording the failed run) if it cannot go on."""
     run = PipelineRun(pipeline, store, trigger=trigger, full=full, on_progress=on_progress,
                       since=Cursor(since) if since else None, until=Cursor(until, "\uffff") if until else None)
-    _begin(run)
-    try:
+
+    def work() -> None:
         for page in run.pages():
             run.process_page(page)
-    except (ErphubError, OSError) as exc:
-        info = run.finish(exc)
-        raise RunFailed(info.error or str(exc), pipeline=pipeline.name, run_id=run.run_id, cause=exc) from None
-    return run.finish()
+
+    return drive_run(run, work)
 
 
 def replay_dead_letters(pipeline: Pipeline, store: Store, ids: Sequence[int] | None = None) -> RunInfo:
     """Send open dead letters of a pipeline through mapping and delivery again, from their kept payloads."""
     letters = store.list_dead_letters(pipeline=pipeline.name, status="open", limit=100_000, ids=ids)
+    records = [Record(letter.source_id, letter.source_updated_at or letter.created_at, letter.source_payload)
+               for letter in letters]
     run = PipelineRun(pipeline, store, trigger="replay")
-    _begin(run)
-    try:
-        records = [Record(letter.source_id, letter.updated_at, letter.source_payload) for letter in letters]
+
+    def work() -> None:
         for start in range(0, len(records), pipeline.batch_size):
-            chunk = records[start:start + pipeline.batch_size]
-            run.process_batch(chunk, None)
-    except (ConnectorError, StoreError, OSError) as exc:
-        info = run.finish(exc)
-        raise RunFailed(info.error or str(exc), pipeline=pipeline.name, run_id=run.run_id, cause=exc) from None
-    return run.finish()
+            run.process_batch(records[start:start + pipeline.batch_size], None)
+
+    return drive_run(run, work)
 
 
 def deliver_records(pipeline: Pipeline, store: Store, records: Sequence[Record], *,
                     trigger: str = "webhook") -> RunInfo:
     """Map and deliver records that arrived by push (webhook events), without touching the cursor."""
     run = PipelineRun(pipeline, store, trigger=trigger)
-    _begin(run)
-    try:
+
+    def work() -> None:
         for start in range(0, len(records), pipeline.batch_size):
             run.process_batch(records[start:start + pipeline.batch_size], None)
-    except (ErphubError, OSError) as exc:
-        info = run.finish(exc)
-        raise RunFailed(info.error or str(exc), pipeline=pipeline.name, run_id=run.run_id, cause=exc) from None
-    return run.finish()
+
+    return drive_run(run, work)

@@ -35,8 +35,10 @@ class Cursor:
     id: str = ""
 
     def __post_init__(self) -> None:
-        if self.updated_at.tzinfo is None:
-            object.__setattr__(self, "updated_at", self.updated_at.replace(tzinfo=UTC))
+        # Always UTC: SQLite keeps no offset, so 10:00+08:00 stored as-is would read back as 10:00Z.
+        moment = self.updated_at
+        object.__setattr__(self, "updated_at",
+                           moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC))
 
     def key(self) -> tuple[datetime, str]:
         return (self.updated_at, self.id)

@@ -14,6 +14,7 @@ from config.loader import LoadedConfig, load_config
 from erphub.engine import run_pipeline
 from erphub.errors import ConfigError, RunFailed
 from erphub.runtime import Hub
+from erphub.store import Store
 from monitoring.logging import LogFormat, configure_logging
 
 
@@ -106,17 +107,25 @@ def run_pipelines(config: str, names: list[str], *, run_all: bool, since: dateti
                 try:
                     results.append(run_pipeline(hub.pipeline(name), hub.store, since=since, until=until, full=full,
                                                 on_progress=on_progress).as_dict())
-                except RunFailed:
+                except RunFailed as exc:
                     failed = True
-                    results.append(hub.store.recent_runs(name, 1)[0].as_dict())
+                    results.append(failed_result(hub.store, exc))
     push_metrics(loaded, selected)
     return results, failed
 
 
+def failed_result(store: Store, exc: RunFailed) -> dict[str, Any]:
+    """The failed run as the store recorded it; a run that never started (the pipeline was busy) has no row."""
+    info = store.get_run(exc.run_id)
+    if info is not None:
+        return info.as_dict()
+    return {"pipeline": exc.pipeline, "run_id": None, "status": "failed", "counts": {}, "error": str(exc)}
+
+
 def _failed_result(loaded: LoadedConfig, name: str, state: Any) -> dict[str, Any]:
-    """The failed run as the store recorded it (the flow's exception text may carry less)."""
-    with Hub(loaded) as hub:
-        runs = hub.store.recent_runs(name, 1)
-    if runs:
-        return runs[0].as_dict()
-    return {"pipeline": name, "status": "failed", "counts": {}, "error": str(state.message)}
+    """What a failed flow run leaves: its RunFailed names the run; anything else, the flow's message."""
+    error = state.result(raise_on_failure=False)
+    if isinstance(error, RunFailed):
+        with Hub(loaded) as hub:
+            return failed_result(hub.store, error)
+    return {"pipeline": name, "run_id": None, "status": "failed", "counts": {}, "error": str(state.message)}

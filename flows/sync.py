@@ -18,8 +18,8 @@ from prefect.context import TaskRunContext
 from prefect.states import State
 
 from config.loader import load_config
-from erphub.engine import PipelineRun
-from erphub.errors import RunFailed, TransientError
+from erphub.engine import PipelineRun, drive_run
+from erphub.errors import TransientError
 from erphub.records import Cursor, Page
 from erphub.runtime import Hub
 from erphub.store import RunInfo
@@ -67,11 +67,9 @@ def run_with_tasks(hub: Hub, pipeline: str, page_task: Any, *, trigger: str, sin
                    until: datetime | None, full: bool) -> RunInfo:
     run = PipelineRun(hub.pipeline(pipeline), hub.store, trigger=trigger, full=full, on_progress=progress_hook,
                       since=Cursor(since) if since else None, until=Cursor(until, "\uffff") if until else None)
-    run.begin()
-    try:
+
+    def work() -> None:
         for page in run.pages():
             page_task(run, page)
-    except Exception as exc:
-        info = run.finish(exc)
-        raise RunFailed(info.error or str(exc), pipeline=pipeline, run_id=run.run_id, cause=exc) from None
-    return run.finish()
+
+    return drive_run(run, work)

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from erphub.errors import StoreError
 from erphub.records import Cursor, utcnow
 from erphub.store import leases
-from erphub.store.db import as_utc, make_engine, migrate
+from erphub.store.db import as_utc, make_engine, migrate, to_utc
 from erphub.store.models import BatchCommit, Conflict, DeadLetter, Link, LinkUpdate, NewDeadLetter, RunInfo
 from erphub.store.tables import ConflictRow, CursorRow, DeadLetterRow, LinkRow, RunRow
 
@@ -39,6 +39,7 @@ def _dead_letter(row: DeadLetterRow) -> DeadLetter:
         error_class=row.error_class, error_code=row.error_code, field=row.field, message=row.message,
         attempts=row.attempts, status=row.status, created_at=as_utc(row.created_at) or utcnow(),
         updated_at=as_utc(row.updated_at) or utcnow(), resolution=row.resolution,
+        source_updated_at=as_utc(row.source_updated_at),
     )
 
 
@@ -78,8 +79,8 @@ class Store:
         """None when the lease is ours, else who holds it."""
         return leases.acquire(self.session, pipeline, owner, ttl_s)
 
-    def renew_lease(self, pipeline: str, owner: str, ttl_s: float) -> None:
-        leases.renew(self.session, pipeline, owner, ttl_s)
+    def renew_lease(self, pipeline: str, owner: str, ttl_s: float) -> bool:
+        return leases.renew(self.session, pipeline, owner, ttl_s)
 
     def release_lease(self, pipeline: str, owner: str) -> None:
         leases.release(self.session, pipeline, owner)
@@ -121,7 +122,8 @@ class Store:
                 )
                 for row in rows:
                     found[row.source_id] = Link(row.source_id, row.target_id, row.match_key, row.payload_hash,
-                                                row.state, row.written_payload, as_utc(row.updated_at))
+                                                row.state, row.written_payload, as_utc(row.updated_at),
+                                                as_utc(row.source_updated_at))
         return found
 
     def links_by_target(self, target_system: str, target_entity: str, target_ids: Sequence[str]) -> dict[str, Link]:
@@ -212,6 +214,8 @@ class Store:
             row.written_payload = link.written_payload
             row.state = link.state
             row.updated_at = now
+            if link.source_updated_at is not None:
+                row.source_updated_at = to_utc(link.source_updated_at)
 
     @staticmethod
     def _write_dead_letters(session: Session, pipeline: str, run_id: str,
@@ -240,6 +244,7 @@ class Store:
             row.error_code = letter.error_code
             row.field = letter.field
             row.message = letter.message
+            row.source_updated_at = to_utc(letter.source_updated_at)
             row.attempts = (row.attempts or 0) + 1
             row.updated_at = now
 
@@ -388,6 +393,11 @@ class Store:
             row.error = error
             row.cursor_after = format_cursor(cursor_after)
             return _run(row)
+
+    def get_run(self, run_id: str) -> RunInfo | None:
+        with self.session() as session:
+            row = session.get(RunRow, run_id)
+            return None if row is None else _run(row)
 
     def recent_runs(self, pipeline: str, limit: int = 10) -> list[RunInfo]:
         with self.session() as session:

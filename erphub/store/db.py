@@ -52,6 +52,13 @@ def migrate(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
+def to_utc(value: datetime | None) -> datetime | None:
+    """Before storing: SQLite drops the offset without converting, so convert first."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 def as_utc(value: datetime | None) -> datetime | None:
     """SQLite hands back naive datetimes; everything we store is UTC."""
     if value is None:

@@ -13,7 +13,7 @@ import socket
 from collections.abc import Callable
 from datetime import timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -49,18 +49,25 @@ def _holder_is_dead(owner: str) -> bool:
 def _try_acquire(sessions: Sessions, pipeline: str, owner: str, ttl_s: float) -> str | None:
     now = utcnow()
     with sessions() as session, session.begin():
-        row = session.get(LeaseRow, pipeline, with_for_update=True)
-        if row is not None:
-            expired = (as_utc(row.expires_at) or now) <= now
-            if row.owner != owner and not expired and not _holder_is_dead(row.owner):
-                return row.owner
-            row.owner = owner
-            row.acquired_at = now
-            row.expires_at = now + timedelta(seconds=ttl_s)
+        row = session.execute(select(LeaseRow.owner, LeaseRow.expires_at)
+                              .where(LeaseRow.pipeline == pipeline)).first()
+        if row is None:
+            session.add(LeaseRow(pipeline=pipeline, owner=owner, acquired_at=now,
+                                 expires_at=now + timedelta(seconds=ttl_s)))
             return None
-        session.add(LeaseRow(pipeline=pipeline, owner=owner, acquired_at=now,
-                             expires_at=now + timedelta(seconds=ttl_s)))
-    return None
+        seen_owner, seen_expiry = row
+        expired = (as_utc(seen_expiry) or now) <= now
+        if seen_owner != owner and not expired and not _holder_is_dead(seen_owner):
+            return str(seen_owner)
+        # Compare-and-set on what we saw: of two processes taking over one stale lease (SQLite has
+        # no SELECT ... FOR UPDATE), only the first UPDATE matches; the other sees the new holder.
+        taken = session.execute(
+            update(LeaseRow)
+            .where(LeaseRow.pipeline == pipeline, LeaseRow.owner == seen_owner, LeaseRow.expires_at == seen_expiry)
+            .values(owner=owner, acquired_at=now, expires_at=now + timedelta(seconds=ttl_s)))
+        if taken.rowcount == 1:  # type: ignore[attr-defined]
+            return None
+    return holder(sessions, pipeline) or "another run"
 
 
 def acquire(sessions: Sessions, pipeline: str, owner: str, ttl_s: float) -> str | None:
@@ -71,11 +78,12 @@ def acquire(sessions: Sessions, pipeline: str, owner: str, ttl_s: float) -> str 
         return _try_acquire(sessions, pipeline, owner, ttl_s)
 
 
-def renew(sessions: Sessions, pipeline: str, owner: str, ttl_s: float) -> None:
+def renew(sessions: Sessions, pipeline: str, owner: str, ttl_s: float) -> bool:
+    """Extend our lease; False when it is no longer ours (it expired and another run took it)."""
     with sessions() as session, session.begin():
-        row = session.get(LeaseRow, pipeline)
-        if row is not None and row.owner == owner:
-            row.expires_at = utcnow() + timedelta(seconds=ttl_s)
+        result = session.execute(update(LeaseRow).where(LeaseRow.pipeline == pipeline, LeaseRow.owner == owner)
+                                 .values(expires_at=utcnow() + timedelta(seconds=ttl_s)))
+        return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def release(sessions: Sessions, pipeline: str, owner: str) -> None:

@@ -18,6 +18,7 @@ class Link:
     state: str  # "pending" (create sent, outcome unknown) or "synced"
     written_payload: JsonDict | None = None
     updated_at: datetime | None = None
+    source_updated_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +29,7 @@ class LinkUpdate:
     payload_hash: str | None
     written_payload: JsonDict | None
     state: str = "synced"
+    source_updated_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +42,7 @@ class NewDeadLetter:
     error_code: str
     message: str
     field: str | None = None
+    source_updated_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +63,7 @@ class DeadLetter:
     created_at: datetime
     updated_at: datetime
     resolution: str | None = None
+    source_updated_at: datetime | None = None
 
     def summary(self) -> dict[str, Any]:
         return {

@@ -57,6 +57,8 @@ class LinkRow(Base):
     written_payload: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     state: Mapped[str] = mapped_column(String(16), default="synced")
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # When the source last changed, as of what we delivered: an older copy arriving late is stale.
+    source_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class DeadLetterRow(Base):
@@ -83,6 +85,7 @@ class DeadLetterRow(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     resolution: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    source_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class RunRow(Base):

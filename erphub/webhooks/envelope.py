@@ -44,7 +44,7 @@ class PushEvent(BaseModel):
             parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
         except ValueError:
             raise Malformed("data.updateTime is not an ISO 8601 string") from None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def parse_event(body: bytes) -> PushEvent:

@@ -214,3 +214,28 @@ def test_a_record_read_twice_in_a_batch_is_decided_by_its_newest_copy(store: Sto
     assert (info.counts["created"], info.counts["dead_lettered"]) == (0, 1)
     assert erp.all("customer") == []
     assert [d.status for d in store.list_dead_letters(pipeline="customers")] == ["open"]
+
+
+def test_a_late_older_copy_of_a_record_does_not_overwrite_newer_data(store: Store, systems, request) -> None:
+    from erphub.engine import deliver_records
+    from erphub.records import Record
+
+    _, erp = systems
+    pipeline = make_pipeline(systems, request)
+    t1, t2 = datetime(2026, 5, 1, 8, tzinfo=UTC), datetime(2026, 5, 1, 9, tzinfo=UTC)
+    deliver_records(pipeline, store, [Record("r1", t2, {"code": "C1", "name": "新名", "status": "customer"})])
+    late = deliver_records(pipeline, store, [Record("r1", t1, {"code": "C1", "name": "旧名", "status": "customer"})])
+    assert (late.counts["updated"], late.counts["unchanged"]) == (0, 1)
+    assert [r.data["name"] for r in erp.all("customer")] == ["新名"]
+
+
+def test_cursors_are_stored_in_utc_whatever_offset_they_came_with(store: Store) -> None:
+    from datetime import timedelta, timezone
+
+    from erphub.records import Cursor
+    from erphub.store import BatchCommit
+
+    shanghai = timezone(timedelta(hours=8))
+    store.commit_batch(BatchCommit("p", "run", cursor=Cursor(datetime(2026, 5, 1, 10, tzinfo=shanghai), "x")),
+                       ("a", "b", "c", "d"))
+    assert store.get_cursor("p") == Cursor(datetime(2026, 5, 1, 2, tzinfo=UTC), "x")

@@ -41,3 +41,35 @@ def test_an_expired_lease_or_one_left_by_a_dead_process_is_taken_over(store: Sto
 
     assert store.acquire_lease("p2", f"{socket.gethostname()}:{dead}:run", ttl_s=600) is None
     assert store.acquire_lease("p2", "me", ttl_s=60) is None  # its holder process is gone
+
+
+def test_the_cli_reports_a_busy_pipeline_as_a_failed_run_not_a_crash(tmp_path) -> None:
+    import json
+    import os
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    (tmp_path / "m.yaml").write_text("source: customer\ntarget: customer\nkey: number\n"
+                                     "fields:\n  number: {from: code}\n", encoding="utf-8")
+    (tmp_path / "hub.yaml").write_text("""\
+store: {url: "sqlite:///state.db"}
+systems:
+  crm: {connector: memory, settings: {system: crm-busy, entities: {customer: code}}}
+  erp: {connector: memory, settings: {system: erp-busy, entities: {customer: number}}}
+pipelines:
+  customers:
+    source: {system: crm, entity: customer}
+    target: {system: erp, entity: customer}
+    mapping: m.yaml
+    busy_wait_s: 0.3
+""", encoding="utf-8")
+    store = Store(f"sqlite:///{tmp_path}/state.db")
+    assert store.acquire_lease("customers", "elsewhere:1:held", ttl_s=600) is None
+    store.close()
+    result = subprocess.run([sys.executable, "-m", "erphub.cli", "run", "customers", "--engine", "plain", "--json",
+                             "--config", str(tmp_path / "hub.yaml")], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(root)}, cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    [report] = json.loads(result.stdout)
+    assert report["status"] == "failed" and "busy" in report["error"]
+    assert "Traceback" not in result.stderr

@@ -118,7 +118,7 @@ pipelines:
 
 
 def test_a_refused_write_back_stays_an_open_dead_letter(tmp_path: Path) -> None:
-    crm, erp = memory_system("crm-wbf"), memory_system("erp-wbf")
+    crm = memory_system("crm-wbf")
     crm.put("opportunity", {"code": "C1", "name": "甲", "stage": "won"})
     crm.validators["opportunity"] = lambda data: "field erp_customer_no is read-only" if "erp_customer_no" in data \
         else None
