@@ -185,6 +185,12 @@ def _check_references(config: LoadedConfig) -> None:
             raise config.error(f"mapping file not found: {config.mapping_path(name)}", "pipelines", name, "mapping")
 
 
+def _url_password(url: str) -> str | None:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).password or None
+
+
 def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None) -> LoadedConfig:
     """Load and validate a config file; raise ConfigError with file, line and field on any problem."""
     file = Path(path)
@@ -235,6 +241,10 @@ def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None) -
         hub = HubConfig.model_validate(raw)
     except ValidationError as exc:
         raise _validation_error(exc, file, locator) from None
-    loaded = LoadedConfig(hub=hub, path=file, locator=locator, secret_values=resolver.secrets)
+    secrets = list(resolver.secrets)
+    store_password = _url_password(hub.store.url)
+    if store_password:  # a database password substituted into store.url must be redacted like any secret
+        secrets.append(store_password)
+    loaded = LoadedConfig(hub=hub, path=file, locator=locator, secret_values=secrets)
     _check_references(loaded)
     return loaded

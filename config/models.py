@@ -129,6 +129,20 @@ class PipelineConfig(Strict):
 class StoreConfig(Strict):
     url: str = "sqlite:///.erphub/erphub.db"
 
+    @field_validator("url")
+    @classmethod
+    def _valid_url(cls, value: str) -> str:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            parsed = make_url(value)
+            _ = parsed.port  # a port that is not a number fails here, not at the first query
+        except (ArgumentError, ValueError) as exc:
+            raise ValueError(f"not a database URL ({exc.__class__.__name__}); e.g. sqlite:///state.db or "
+                             "postgresql+psycopg://erphub:${env:PGPASSWORD}@db.example.com/erphub") from None
+        return value
+
 
 class WebhookSource(Strict):
     kind: Literal["jiandaoyun", "hmac"]

@@ -225,6 +225,11 @@ class _Compiler:
         filters = self._filters(spec.filter, ("filter",), None)
         steps = [build(self._fields(spec.fields, ("fields",), None, None), self.file)]
         produced = frozenset(name.split(".")[0] for name in spec.fields)
+        if spec.key is None and self.target is not None and self.target.key_field:
+            # Without a key a create that landed before a crash cannot be found again: it would be duplicated.
+            raise self.error(f"target entity {self.target.name!r} matches records by "
+                             f"{self.target.key_field!r}: add `key: {self.target.key_field}` and map that field",
+                             ("target",))
         if spec.key is not None:
             if spec.key not in spec.fields:
                 raise self.error(f"key field {spec.key!r} is not one of this mapping's fields"

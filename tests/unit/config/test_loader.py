@@ -111,3 +111,13 @@ def test_webhook_secrets_come_from_the_environment_too(tmp_path: Path) -> None:
     assert "push-secret" in loaded.secret_values
     error = error_of(write(tmp_path, text.replace("${env:JDY_PUSH}", "inline-secret")))
     assert error.field == "serve.webhooks.jdy.secret"
+
+
+def test_a_broken_store_url_is_a_config_error_and_its_password_a_secret(tmp_path: Path) -> None:
+    broken = VALID.replace("url: sqlite:///state/erphub.db", "url: postgresql+psycopg://hub:${env:PGPW}@db:54x2/hub")
+    error = error_of(write(tmp_path, broken), environ={"CRM_KEY": "k-123", "PGPW": "pg-secret-9"})
+    assert (error.line, error.field) == (3, "store.url")
+    assert "pg-secret-9" not in error.render()
+    good = broken.replace(":54x2", ":5432")
+    loaded = load_config(write(tmp_path, good), environ={"CRM_KEY": "k-123", "PGPW": "pg-secret-9"})
+    assert "pg-secret-9" in loaded.secret_values

@@ -53,7 +53,7 @@ def test_check_a_broken_mapping_exits_2_with_one_line(tmp_path: Path) -> None:
 
 def test_check_with_a_config_uses_the_connectors_schemas(tmp_path: Path) -> None:
     (tmp_path / "m.yaml").write_text(
-        "source: customer\ntarget: customer\nfields:\n  FNumber: customer_code\n", encoding="utf-8"
+        "source: customer\ntarget: customer\nkey: FNumber\nfields:\n  FNumber: customer_code\n", encoding="utf-8"
     )
     (tmp_path / "hub.yaml").write_text(
         "version: 1\nstore: {url: 'sqlite:///hub.db'}\n"
@@ -66,6 +66,14 @@ def test_check_with_a_config_uses_the_connectors_schemas(tmp_path: Path) -> None
     result = runner.invoke(mapping_app, ["check", "--config", str(tmp_path / "hub.yaml")])
     assert result.exit_code == 0, result.output
     assert "(p: customer -> customer)" in result.output
+
+    # Without its key, a create that landed before a crash could not be found again: refused.
+    (tmp_path / "m.yaml").write_text(
+        "source: customer\ntarget: customer\nfields:\n  FNumber: customer_code\n", encoding="utf-8"
+    )
+    refused = runner.invoke(mapping_app, ["check", "--config", str(tmp_path / "hub.yaml")])
+    assert refused.exit_code == 2
+    assert "m.yaml:2:1: target: target entity 'customer' matches records by 'FNumber'" in refused.output
 
 
 def test_check_against_the_demo_config_and_its_real_connector_schemas() -> None:
