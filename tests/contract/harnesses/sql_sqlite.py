@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -46,7 +46,7 @@ from sqlalchemy.exc import OperationalError
 from connectors.base import Connector, SystemContext
 from connectors.sql import SqlConnector, SqlSettings
 from erphub.records import WriteRequest
-from tests.contract.harness import LOG_SECRETS
+from tests.contract.harness import EXPIRE_AUTH, LOG_SECRETS, LOST_RESPONSE, RATE_LIMIT
 
 PG_ADMIN_URL = os.environ.get("ERPHUB_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 MARIADB_ADMIN_URL = os.environ.get("ERPHUB_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
@@ -226,6 +226,13 @@ def backend_fixture(name: str, tmp_path: Path | None = None) -> Iterator[SqlBack
 class SqlHarness:
     kind = "sql"
     entity = "sales_order"
+    capability_reasons: ClassVar[dict[str, str]] = {
+        LOST_RESPONSE: "losing the answer to a committed write needs a TCP proxy in front of the server; "
+                       "writes are upserts by key, so a retry cannot duplicate",
+        EXPIRE_AUTH: "a database connection has no session token to expire mid-run",
+        RATE_LIMIT: "a staging table has no request rate to measure at the server",
+        LOG_SECRETS: "SQLite has no password",
+    }
 
     def __init__(self, backend: SqlBackend) -> None:
         self.backend = backend
