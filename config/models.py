@@ -151,10 +151,22 @@ class WebhookSource(Strict):
     header: str = "X-Signature"
 
 
+class InboxSettings(Strict):
+    """How `erphub serve` works through accepted webhook events."""
+
+    batch_size: int = Field(default=100, ge=1, le=1000)
+    poll_interval_s: float = Field(default=1.0, gt=0)
+    max_attempts: int = Field(default=8, ge=1, le=100, description="then the event becomes a dead letter")
+    base_delay_s: float = Field(default=2.0, ge=0)
+    max_delay_s: float = Field(default=600.0, ge=0)
+    retention_s: float = Field(default=7 * 24 * 3600.0, gt=0, description="how long done events are kept")
+
+
 class ServeConfig(Strict):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 9464
     webhooks: dict[str, WebhookSource] = Field(default_factory=dict)
+    inbox: InboxSettings = Field(default_factory=InboxSettings)
 
 
 class MetricsConfig(Strict):

@@ -191,7 +191,7 @@ class HubServer:
         self.schedules = schedules
         self.state_dir = state_dir or Path.cwd() / ".erphub"
         self.hub = Hub(loaded)
-        self.worker = InboxWorker(self.hub.store, self.hub.pipeline, inbox_settings or InboxSettings(),
+        self.worker = InboxWorker(self.hub.store, self.hub.pipeline, inbox_settings or serve.inbox,
                                   redact=self.hub.redactor())
         self.scheduler: Schedules | None = None
         self._stop = threading.Event()

@@ -23,6 +23,7 @@ from erphub.errors import TransientError
 from erphub.records import Cursor, Page
 from erphub.runtime import Hub
 from erphub.store import RunInfo
+from monitoring.logging import ensure_logging
 
 # Set by the CLI in the same process to draw its progress bar; a flow parameter could not carry it
 # (Prefect records parameters as JSON).
@@ -55,6 +56,7 @@ def sync_pipeline(pipeline: str, config_path: str = "config/demo.yaml", trigger:
                   page_retries: int | None = None) -> dict[str, Any]:
     """Run one pipeline from its cursor to the newest change; returns the run's summary."""
     loaded = load_config(config_path)
+    ensure_logging(loaded.secret_values)  # a scheduled run is a fresh process: structured, redacted logs
     retries = loaded.pipeline(pipeline).flow_retries if page_retries is None else page_retries
     delay = loaded.pipeline(pipeline).flow_retry_delay_s
     page_task = sync_page.with_options(retries=retries, retry_delay_seconds=delay)

@@ -13,6 +13,7 @@ event in between carries all three keys.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Iterable, Iterator, MutableMapping
 from contextlib import contextmanager
@@ -167,6 +168,17 @@ def configure_logging(
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
     )
+
+
+def ensure_logging(secrets: Iterable[str] = ()) -> None:
+    """Configure logging unless this process already did (a flow run Prefect started in a subprocess
+    has not: its logs must be structured and redacted too). ERPHUB_LOG_FORMAT picks the format."""
+    if any(getattr(h, _HANDLER_MARK, False) for h in logging.getLogger().handlers):
+        add_secrets(secrets)
+        return
+    wanted = os.environ.get("ERPHUB_LOG_FORMAT", "auto")
+    fmt: LogFormat = "json" if wanted == "json" else "console" if wanted == "console" else "auto"
+    configure_logging(fmt=fmt, level="INFO", secrets=secrets)
 
 
 def attach_redaction_filters(logger_names: Iterable[str]) -> None:

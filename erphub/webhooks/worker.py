@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import structlog
-from pydantic import BaseModel, ConfigDict, Field
 
+from config.models import InboxSettings
 from erphub.engine import Pipeline, deliver_records
 from erphub.errors import RunFailed
 from erphub.records import Record, utcnow
@@ -25,17 +25,6 @@ from erphub.webhooks import inbox
 from erphub.webhooks.inbox import InboxEvent, Settlement
 
 log = structlog.get_logger("erphub.webhooks.worker")
-
-
-class InboxSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    batch_size: int = Field(default=100, ge=1, le=1000)
-    poll_interval_s: float = Field(default=1.0, gt=0)
-    max_attempts: int = Field(default=8, ge=1, le=100)
-    base_delay_s: float = Field(default=2.0, ge=0)
-    max_delay_s: float = Field(default=600.0, ge=0)
-    retention_s: float = Field(default=7 * 24 * 3600.0, gt=0)
 
 
 @dataclass
