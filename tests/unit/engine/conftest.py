@@ -11,3 +11,4 @@ from connectors.memory import MemorySystem, memory_system
 def systems(request: pytest.FixtureRequest) -> tuple[MemorySystem, MemorySystem]:
     tag = request.node.name
     return memory_system(f"crm-{tag}"), memory_system(f"erp-{tag}")
+

@@ -11,6 +11,7 @@ import pytest
 from erphub.errors import RunFailed
 from erphub.store import Store
 from erphub.store.leases import owner_name
+from tests.unit.engine.configs import memory_pipeline_config
 from tests.unit.engine.test_engine import make_pipeline, seed_customers
 
 
@@ -49,25 +50,14 @@ def test_the_cli_reports_a_busy_pipeline_as_a_failed_run_not_a_crash(tmp_path) -
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[3]
-    (tmp_path / "m.yaml").write_text("source: customer\ntarget: customer\nkey: number\n"
-                                     "fields:\n  number: {from: code}\n", encoding="utf-8")
-    (tmp_path / "hub.yaml").write_text("""\
-store: {url: "sqlite:///state.db"}
-systems:
-  crm: {connector: memory, settings: {system: crm-busy, entities: {customer: code}}}
-  erp: {connector: memory, settings: {system: erp-busy, entities: {customer: number}}}
-pipelines:
-  customers:
-    source: {system: crm, entity: customer}
-    target: {system: erp, entity: customer}
-    mapping: m.yaml
-    busy_wait_s: 0.3
-""", encoding="utf-8")
+    config = memory_pipeline_config(tmp_path, "customers", "source: customer\ntarget: customer\nkey: number\n"
+                                    "fields:\n  number: {from: code}\n", source=("crm-busy", "customer", "code"),
+                                    target=("erp-busy", "customer", "number"), options="busy_wait_s: 0.3")
     store = Store(f"sqlite:///{tmp_path}/state.db")
     assert store.acquire_lease("customers", "elsewhere:1:held", ttl_s=600) is None
     store.close()
     result = subprocess.run([sys.executable, "-m", "erphub.cli", "run", "customers", "--engine", "plain", "--json",
-                             "--config", str(tmp_path / "hub.yaml")], capture_output=True, text=True,
+                             "--config", str(config)], capture_output=True, text=True,
                             env={**os.environ, "PYTHONPATH": str(root)}, cwd=tmp_path)
     assert result.returncode == 1, result.stderr
     [report] = json.loads(result.stdout)

@@ -10,6 +10,7 @@ from config.loader import load_config
 from connectors.memory import memory_system
 from erphub.engine import run_pipeline
 from erphub.runtime import Hub
+from tests.unit.engine.configs import memory_pipeline_config
 
 MAPPING = """\
 source: opportunity
@@ -28,20 +29,10 @@ def test_the_erp_number_is_written_back_and_the_write_back_is_not_an_echo(tmp_pa
     crm, erp = memory_system("crm-wb"), memory_system("erp-wb")
     for i, stage in enumerate(["won", "won", "lost", "won"]):
         crm.put("opportunity", {"code": f"C{i}", "name": f"机会{i}", "stage": stage})
-    (tmp_path / "m.yaml").write_text(MAPPING, encoding="utf-8")
-    (tmp_path / "hub.yaml").write_text("""\
-store: {url: "sqlite:///state.db"}
-systems:
-  crm: {connector: memory, settings: {system: crm-wb, entities: {opportunity: code}}}
-  erp: {connector: memory, settings: {system: erp-wb, entities: {customer: number}}}
-pipelines:
-  won_opportunities:
-    source: {system: crm, entity: opportunity}
-    target: {system: erp, entity: customer}
-    mapping: m.yaml
-    write_back: {field: erp_customer_no, value: target_id}
-""", encoding="utf-8")
-    with Hub(load_config(tmp_path / "hub.yaml")) as hub:
+    config = memory_pipeline_config(tmp_path, "won_opportunities", MAPPING,
+                                    source=("crm-wb", "opportunity", "code"), target=("erp-wb", "customer", "number"),
+                                    options="write_back: {field: erp_customer_no, value: target_id}")
+    with Hub(load_config(config)) as hub:
         first = run_pipeline(hub.pipeline("won_opportunities"), hub.store)
         assert (first.counts["created"], first.counts["skipped"]) == (3, 1)
         erp_ids = {r.data["number"]: r.id for r in erp.all("customer")}
@@ -97,21 +88,11 @@ def test_an_update_only_pipeline_skips_records_the_target_does_not_have(tmp_path
     crm.put("customer", {"code": "C1", "name": "甲", "status": "new"})
     erp.put("account", {"number": "C1", "balance": 100})
     erp.put("account", {"number": "X9", "balance": 5})   # only the ERP has it: must not appear in the CRM
-    (tmp_path / "m.yaml").write_text("source: account\ntarget: customer\nkey: code\nowns: [code, balance]\n"
-                                     "fields:\n  code: {from: number}\n  balance: {from: balance}\n", encoding="utf-8")
-    (tmp_path / "hub.yaml").write_text("""\
-store: {url: "sqlite:///state.db"}
-systems:
-  erp: {connector: memory, settings: {system: erp-uo, entities: {account: number}}}
-  crm: {connector: memory, settings: {system: crm-uo, entities: {customer: code}}}
-pipelines:
-  balances:
-    source: {system: erp, entity: account}
-    target: {system: crm, entity: customer}
-    mapping: m.yaml
-    create_missing: false
-""", encoding="utf-8")
-    with Hub(load_config(tmp_path / "hub.yaml")) as hub:
+    config = memory_pipeline_config(
+        tmp_path, "balances", "source: account\ntarget: customer\nkey: code\nowns: [code, balance]\n"
+        "fields:\n  code: {from: number}\n  balance: {from: balance}\n",
+        source=("erp-uo", "account", "number"), target=("crm-uo", "customer", "code"), options="create_missing: false")
+    with Hub(load_config(config)) as hub:
         info = run_pipeline(hub.pipeline("balances"), hub.store)
     assert (info.counts["updated"], info.counts["skipped"], info.counts["created"]) == (1, 1, 0)
     assert [r.data for r in crm.all("customer")] == [{"code": "C1", "name": "甲", "status": "new", "balance": 100}]
@@ -122,20 +103,10 @@ def test_a_refused_write_back_stays_an_open_dead_letter(tmp_path: Path) -> None:
     crm.put("opportunity", {"code": "C1", "name": "甲", "stage": "won"})
     crm.validators["opportunity"] = lambda data: "field erp_customer_no is read-only" if "erp_customer_no" in data \
         else None
-    (tmp_path / "m.yaml").write_text(MAPPING, encoding="utf-8")
-    (tmp_path / "hub.yaml").write_text("""\
-store: {url: "sqlite:///state.db"}
-systems:
-  crm: {connector: memory, settings: {system: crm-wbf, entities: {opportunity: code}}}
-  erp: {connector: memory, settings: {system: erp-wbf, entities: {customer: number}}}
-pipelines:
-  won:
-    source: {system: crm, entity: opportunity}
-    target: {system: erp, entity: customer}
-    mapping: m.yaml
-    write_back: {field: erp_customer_no, value: key}
-""", encoding="utf-8")
-    with Hub(load_config(tmp_path / "hub.yaml")) as hub:
+    config = memory_pipeline_config(tmp_path, "won", MAPPING, source=("crm-wbf", "opportunity", "code"),
+                                    target=("erp-wbf", "customer", "number"),
+                                    options="write_back: {field: erp_customer_no, value: key}")
+    with Hub(load_config(config)) as hub:
         info = run_pipeline(hub.pipeline("won"), hub.store)
         assert (info.counts["created"], info.counts["dead_lettered"]) == (1, 1)
         [letter] = hub.store.list_dead_letters(pipeline="won")
