@@ -183,6 +183,14 @@ def _user_failure(exc: TrytonUserError, default_field: str | None = None) -> _Re
     return _RecordFailure(exc.kind, exc.detail, default_field)
 
 
+
+def _request_key(req: WriteRequest, *, field: str, what: str) -> str:
+    """The business key a write is matched by (party code, sale reference)."""
+    key = req.data.get(field) or req.key
+    if not key:
+        raise _RecordFailure("missing_key", f"{what} has no {field}", field)
+    return str(key)
+
 @register("tryton")
 class TrytonConnector:
     kind: ClassVar[str] = "tryton"
@@ -269,7 +277,7 @@ class TrytonConnector:
         if entity == "customer":
             return self._write(
                 batch,
-                self._customer_key,
+                partial(_request_key, field="code", what="customer"),
                 self._find_parties,
                 self._party_create_values,
                 self._party_update,
@@ -279,7 +287,7 @@ class TrytonConnector:
         if entity == "sales_order":
             return self._write(
                 batch,
-                self._sale_key,
+                partial(_request_key, field="reference", what="sales order"),
                 self._find_sales,
                 self._sale_create_values,
                 self._sale_update,
@@ -437,12 +445,6 @@ class TrytonConnector:
                 }
             )
         return out
-
-    def _customer_key(self, req: WriteRequest) -> str:
-        key = req.data.get("code") or req.key
-        if not key:
-            raise _RecordFailure("missing_key", "customer has no code", "code")
-        return str(key)
 
     def _find_parties(self, keys: list[str]) -> dict[str, dict[str, Any]]:
         if not keys:
@@ -618,12 +620,6 @@ class TrytonConnector:
                 }
             )
         return out
-
-    def _sale_key(self, req: WriteRequest) -> str:
-        key = req.data.get("reference") or req.key
-        if not key:
-            raise _RecordFailure("missing_key", "sales order has no reference", "reference")
-        return str(key)
 
     def _find_sales(self, keys: list[str]) -> dict[str, dict[str, Any]]:
         if not keys:
