@@ -4,7 +4,6 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-export PYTHONPATH := $(CURDIR)
 
 .PHONY: install demo test test-fast bench lint tryton prometheus services clean
 

@@ -12,21 +12,19 @@ Compared in one run, on the same records, memory connectors and a SQLite store i
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from erphub.connectors.base import SystemContext
+from erphub.connectors.memory import MemoryConnector, MemorySettings, memory_system
+from erphub.mappings.compiler import compile_text
+from erphub.monitoring.logging import configure_logging
 
-from connectors.base import SystemContext  # noqa: E402
-from connectors.memory import MemoryConnector, MemorySettings, memory_system  # noqa: E402
-from erphub.engine import Pipeline, run_pipeline  # noqa: E402
-from erphub.store import Store  # noqa: E402
-from mappings.compiler import compile_text  # noqa: E402
-from monitoring.logging import configure_logging  # noqa: E402
+from erphub.engine import Pipeline, run_pipeline
+from erphub.store import Store
+
+ROOT = Path(__file__).resolve().parent.parent
 
 MAPPING = """\
 source: customer

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -23,16 +22,13 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import jsonata
+from erphub.mappings import Mapped, Rejected, Skipped, compile_mapping
+from erphub.mappings.lookups import LookupTables
+from erphub.mappings.textnorm import halfwidth, normalise_phone, normalise_uscc
+from erphub.sandbox.fakedata import Fake
+
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-import jsonata  # noqa: E402
-
-from mappings import Mapped, Rejected, Skipped, compile_mapping  # noqa: E402
-from mappings.lookups import LookupTables  # noqa: E402
-from mappings.textnorm import halfwidth, normalise_phone, normalise_uscc  # noqa: E402
-from sandbox.fakedata import Fake  # noqa: E402
 
 CUSTOMER_YAML = ROOT / "mappings/jiandaoyun_to_kingdee/customer.yaml"
 ORDER_YAML = ROOT / "mappings/jiandaoyun_to_kingdee/sales_order.yaml"

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from erphub.config.models import SECRET_REF, HubConfig, PipelineConfig
 from pydantic import ValidationError
 
-from config.models import SECRET_REF, HubConfig, PipelineConfig
-from config.yamlsource import Locator, dotted, load_yaml
-from erphub.errors import ConfigError
+from erphub.core.errors import ConfigError
+from erphub.core.yamlsource import Locator, dotted, load_yaml
 
 # `${env:NAME}` or `${env:NAME:-default}` inside a settings string; secrets allow no default.
 ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -33,10 +33,18 @@ class LoadedConfig:
     path: Path
     locator: Locator
     secret_values: list[str] = field(default_factory=list)
+    packaged: bool = False  # the demo config shipped inside erphub, used when ./config/demo.yaml is absent
 
     @property
     def base_dir(self) -> Path:
         return self.path.parent
+
+    @property
+    def state_base(self) -> Path:
+        """Where relative state paths (the SQLite store) start: the config's folder, except for the
+        packaged demo, whose state goes where it would from ./config/ (an installed package is no
+        place for a database)."""
+        return Path.cwd() / "config" if self.packaged else self.base_dir
 
     def resolve_path(self, relative: str) -> Path:
         """Paths in a config file are relative to the file's own folder."""
@@ -54,11 +62,11 @@ class LoadedConfig:
         return ConfigError(message, file=self.path, line=line, column=column, field=dotted(path))
 
     def store_url(self) -> str:
-        """SQLite paths in the store URL are relative to the config file's folder too."""
+        """SQLite paths in the store URL are relative to the config file's folder too (see `state_base`)."""
         url = self.hub.store.url
         prefix = "sqlite:///"
         if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
-            target = self.resolve_path(url[len(prefix):])
+            target = (self.state_base / url[len(prefix):]).resolve()
             target.parent.mkdir(parents=True, exist_ok=True)
             return prefix + str(target)
         return url
@@ -194,7 +202,8 @@ def _url_password(url: str) -> str | None:
 def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None) -> LoadedConfig:
     """Load and validate a config file; raise ConfigError with file, line and field on any problem."""
     file = Path(path)
-    if not file.exists() and str(path) in ("config/demo.yaml", str(Path("config") / "demo.yaml")):
+    packaged = not file.exists() and str(path) in ("config/demo.yaml", str(Path("config") / "demo.yaml"))
+    if packaged:
         file = PACKAGED_DEMO
     file = file.resolve() if file.exists() else file
     raw, locator = load_yaml(file, ConfigError)
@@ -245,6 +254,6 @@ def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None) -
     store_password = _url_password(hub.store.url)
     if store_password:  # a database password substituted into store.url must be redacted like any secret
         secrets.append(store_password)
-    loaded = LoadedConfig(hub=hub, path=file, locator=locator, secret_values=secrets)
+    loaded = LoadedConfig(hub=hub, path=file, locator=locator, secret_values=secrets, packaged=packaged)
     _check_references(loaded)
     return loaded

@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from erphub.errors import AuthError, ProtocolError, TransientError
+from erphub.core.errors import AuthError, ProtocolError, TransientError
 
 Clock = Callable[[], float]
 RequestSigner = Callable[[httpx.Request], None]

@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
-from erphub.records import (
+from erphub.core.records import (
     Cursor,
     Direction,
     EntitySpec,

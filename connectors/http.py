@@ -14,7 +14,7 @@ rate limited). Actions:
     fail          permanent: raise at once
 
 Retries are bounded by `context.max_attempts` and by `context.max_retry_seconds` of total
-waiting. After the last attempt the client raises from erphub.errors: `RateLimitedError`,
+waiting. After the last attempt the client raises from erphub.core.errors: `RateLimitedError`,
 `TransientError`, `AuthError`, `PermanentError` or `ProtocolError`. Messages name the method
 and the path (never the query string, never headers or bodies) and are passed through
 `redact`, so no secret reaches a log line, an exception or a dead letter.
@@ -37,12 +37,13 @@ from typing import Any
 
 import httpx
 import structlog
+from erphub.connectors.auth import AuthStrategy
+from erphub.connectors.base import SystemContext
+from erphub.connectors.ratelimit import RateLimiter, shared_limiter
+from erphub.monitoring import metrics
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
-from connectors.auth import AuthStrategy
-from connectors.base import SystemContext
-from connectors.ratelimit import RateLimiter, shared_limiter
-from erphub.errors import (
+from erphub.core.errors import (
     AuthError,
     ConnectorError,
     PermanentError,
@@ -50,7 +51,6 @@ from erphub.errors import (
     RateLimitedError,
     TransientError,
 )
-from monitoring import metrics
 
 log = structlog.get_logger("erphub.http")
 

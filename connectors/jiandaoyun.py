@@ -40,14 +40,14 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 import httpx
+from erphub.connectors.auth import BearerToken
+from erphub.connectors.base import ConnectorSettings, SystemContext
+from erphub.connectors.http import Action, HttpClient, Verdict
+from erphub.connectors.registry import register
 from pydantic import Field, SecretStr
 
-from connectors.auth import BearerToken
-from connectors.base import ConnectorSettings, SystemContext
-from connectors.http import Action, HttpClient, Verdict
-from connectors.registry import register
-from erphub.errors import ProtocolError
-from erphub.records import (
+from erphub.core.errors import ProtocolError
+from erphub.core.records import (
     Cursor,
     Direction,
     EntitySpec,

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
+from erphub.connectors.base import ConnectorSettings, SystemContext
+from erphub.connectors.registry import register
 from pydantic import Field
 
-from connectors.base import ConnectorSettings, SystemContext
-from connectors.registry import register
-from erphub.errors import TransientError
-from erphub.records import (
+from erphub.core.errors import TransientError
+from erphub.core.records import (
     Cursor,
     Direction,
     EntitySpec,

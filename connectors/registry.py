@@ -6,19 +6,19 @@ import importlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from erphub.errors import ConfigError
+from erphub.core.errors import ConfigError
 
 _REGISTRY: dict[str, type[Any]] = {}
 
 # Built-in connectors are imported lazily so `erphub validate` does not pay for all of them.
 _BUILTIN_MODULES = {
-    "memory": "connectors.memory",
-    "jiandaoyun": "connectors.jiandaoyun",
-    "kingdee": "connectors.kingdee",
-    "yonyou": "connectors.yonyou",
-    "salesforce": "connectors.salesforce",
-    "tryton": "connectors.tryton",
-    "sql": "connectors.sql",
+    "memory": "erphub.connectors.memory",
+    "jiandaoyun": "erphub.connectors.jiandaoyun",
+    "kingdee": "erphub.connectors.kingdee",
+    "yonyou": "erphub.connectors.yonyou",
+    "salesforce": "erphub.connectors.salesforce",
+    "tryton": "erphub.connectors.tryton",
+    "sql": "erphub.connectors.sql",
 }
 
 C = TypeVar("C", bound=type[Any])

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from erphub.errors import ConfigError, RunFailed
-from erphub.records import WriteRequest
+from erphub.core.errors import ConfigError, RunFailed
+from erphub.core.records import WriteRequest
 from erphub.runtime import Hub
 from erphub.store import Conflict
 

@@ -20,9 +20,9 @@ from typing import Any, Protocol
 
 import structlog
 
-from connectors.base import Connector
-from erphub.errors import PipelineBusy, ProtocolError, RunFailed
-from erphub.records import (
+from erphub.connectors.base import Connector
+from erphub.core.errors import PipelineBusy, ProtocolError, RunFailed
+from erphub.core.records import (
     Cursor,
     Page,
     Record,
@@ -32,11 +32,11 @@ from erphub.records import (
     WriteResult,
     payload_hash,
 )
+from erphub.mappings.plan import Mapped, Rejected, Skipped
+from erphub.monitoring import metrics
 from erphub.store import BatchCommit, Conflict, Link, LinkUpdate, NewDeadLetter, RunInfo, Store
 from erphub.store.leases import owner_name
 from erphub.twoway import MISSING, TwoWaySpec, agreed_values, reconcile
-from mappings.plan import Mapped, Rejected, Skipped
-from monitoring import metrics
 
 log = structlog.get_logger("erphub.engine")
 

@@ -15,15 +15,15 @@ from typing import Any
 from croniter import croniter
 from pydantic import ValidationError
 
-from config.loader import LoadedConfig
-from connectors.base import Connector, SystemContext
-from connectors.registry import connector_class
+from erphub.config.loader import LoadedConfig
+from erphub.connectors.base import Connector, SystemContext
+from erphub.connectors.registry import connector_class
+from erphub.core.records import Direction, EntitySpec
 from erphub.engine import Pipeline
-from erphub.records import Direction, EntitySpec
+from erphub.mappings.compiler import compile_mapping
+from erphub.monitoring.redaction import add_secrets, redact_text
 from erphub.store import Store
 from erphub.twoway import TwoWaySpec
-from mappings.compiler import compile_mapping
-from monitoring.redaction import add_secrets, redact_text
 
 
 def schedule_interval_seconds(cron: str) -> float:

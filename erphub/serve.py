@@ -3,13 +3,9 @@
     main thread ── signal handlers (SIGTERM/SIGINT) ── waits, then stops the others in order
     ├── uvicorn thread ── /webhooks/{source}, /metrics, /healthz
     ├── inbox worker thread ── delivers accepted events through their pipelines
-    └── schedules thread ── a Prefect server child process (unless PREFECT_API_URL names one) and
-                            Prefect's runner serving a deployment per scheduled pipeline
-                            (skipped with --no-schedules; then Prefect is never imported)
-
-Why a Prefect server process and not Prefect's ephemeral one: the ephemeral server does not run
-the scheduler service (Prefect 3.9.1 runs only services marked for ephemeral mode), so cron
-schedules would never create runs. Measured here: the child answers /api/health in about 15 s.
+    └── schedules thread ── whatever `schedules` was given: the CLI passes `erphub.flows.server.Schedules`
+                            (a Prefect server child and Prefect's runner serving a deployment per
+                            scheduled pipeline); with --no-schedules none, and Prefect is never imported
 
 Shutdown: stop taking requests (uvicorn finishes the ones in flight), stop the schedules (Prefect
 pauses them), let the worker finish its pass, close connectors and the store. Exit code 0.
@@ -17,17 +13,12 @@ pauses them), let the worker finish its pass, close connectors and the store. Ex
 
 from __future__ import annotations
 
-import ctypes
-import os
 import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 import uvicorn
@@ -37,163 +28,41 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from config.loader import LoadedConfig
-from erphub.errors import ErphubError
+from erphub.config.loader import LoadedConfig
+from erphub.core.errors import ErphubError
+from erphub.monitoring.exposition import make_metrics_app, prime_series
 from erphub.runtime import Hub
 from erphub.webhooks import inbox
 from erphub.webhooks.receiver import WebhookReceiver, router_from_config
 from erphub.webhooks.worker import InboxSettings, InboxWorker
-from monitoring.exposition import make_metrics_app, prime_series
 
 log = structlog.get_logger("erphub.serve")
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT_S = 30.0
 
 
-def _death_signal_hook() -> Any:
-    """A pre-exec hook giving the child SIGTERM when the thread that started it ends, even when erphub
-    serve is killed (Linux PR_SET_PDEATHSIG). libc is loaded here, in the parent, so the child only
-    makes one system call between fork and exec."""
-    try:
-        prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
-    except OSError:
-        return None
-    return lambda: prctl(1, signal.SIGTERM)
+class ScheduleService(Protocol):
+    """What serve needs of the part that runs the schedules on its own thread."""
 
+    state: str          # idle | starting | running | none | stopped | failed
+    error: str | None
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    def start(self) -> None: ...
 
-
-class PrefectServerProcess:
-    """`prefect server start` on a free loopback port, as a child of erphub serve."""
-
-    def __init__(self, log_path: Path, startup_timeout_s: float = 180.0) -> None:
-        self.log_path = log_path
-        self.startup_timeout_s = startup_timeout_s
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, should_stop: threading.Event) -> str | None:
-        """The API URL once healthy; None if stop was asked meanwhile. Raises when it cannot start."""
-        import httpx
-
-        port = _free_port()
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port),
-                 "--no-ui", "--analytics-off"],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                preexec_fn=_death_signal_hook())
-        url = f"http://127.0.0.1:{port}/api"
-        deadline = time.monotonic() + self.startup_timeout_s
-        while not should_stop.is_set():
-            if self.process.poll() is not None:
-                raise RuntimeError(f"prefect server exited with {self.process.returncode} (see {self.log_path})")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"prefect server not healthy after {self.startup_timeout_s:.0f} s")
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    return url
-            except httpx.TransportError:
-                pass
-            should_stop.wait(0.25)
-        return None
-
-    def stop(self, timeout: float = 20.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
-
-
-class Schedules:
-    """The schedules part of erphub serve: Prefect server (child) + runner, on one background thread."""
-
-    def __init__(self, loaded: LoadedConfig, state_dir: Path) -> None:
-        self.loaded = loaded
-        self.state_dir = state_dir
-        self.state = "idle"  # idle | starting | running | none | stopped | failed
-        self.error: str | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._server: PrefectServerProcess | None = None
-        self._runner: Any = None
-
-    def start(self) -> None:
-        self.state = "starting"
-        self._thread = threading.Thread(target=self._main, name="erphub-schedules", daemon=True)
-        self._thread.start()
-
-    def _main(self) -> None:
-        try:
-            self._serve()
-            if self.state != "none":
-                self.state = "stopped"
-        except Exception as exc:
-            self.state = "failed"
-            self.error = f"{exc.__class__.__name__}: {exc}"
-            log.error("schedules failed", error=self.error)
-
-    def _serve(self) -> None:
-        from flows.prefect_env import configure_prefect_env
-
-        configure_prefect_env(self.state_dir)
-        # Flow runs execute in subprocesses that import flows/ and erphub/ from the project.
-        paths = [str(PROJECT_ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
-        os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
-        if not os.environ.get("PREFECT_API_URL"):
-            self._server = PrefectServerProcess(self.state_dir / "prefect-server.log")
-            started = time.monotonic()
-            url = self._server.start(self._stop)
-            if url is None:
-                return
-            os.environ["PREFECT_API_URL"] = url  # before prefect is imported: its settings read the env
-            log.info("prefect server started", seconds=round(time.monotonic() - started, 1))
-        from flows.deployments import ScheduleRunner, build_deployments
-
-        deployments = build_deployments(self.loaded)
-        if not deployments:
-            self.state = "none"
-            log.info("no scheduled pipelines")
-            return
-        self._runner = ScheduleRunner(deployments)
-        if self._stop.is_set():
-            return
-        self.state = "running"
-        self._runner.run()
-
-    def stop(self, timeout: float = 40.0) -> None:
-        self._stop.set()
-        if self._runner is not None:
-            self._runner.stop()
-        if self._thread is not None:
-            self._thread.join(timeout)
-        if self._server is not None:
-            self._server.stop()
+    def stop(self, timeout: float = 40.0) -> None: ...
 
 
 class HubServer:
     def __init__(self, loaded: LoadedConfig, *, host: str | None = None, port: int | None = None,
-                 schedules: bool = True, inbox_settings: InboxSettings | None = None,
-                 state_dir: Path | None = None) -> None:
+                 schedules: ScheduleService | None = None, inbox_settings: InboxSettings | None = None) -> None:
         self.loaded = loaded
         serve = loaded.hub.serve
         self.host = host or serve.host
         self.port = serve.port if port is None else port
-        self.schedules = schedules
-        self.state_dir = state_dir or Path.cwd() / ".erphub"
+        self.scheduler = schedules
         self.hub = Hub(loaded)
         self.worker = InboxWorker(self.hub.store, self.hub.pipeline, inbox_settings or serve.inbox,
                                   redact=self.hub.redactor())
-        self.scheduler: Schedules | None = None
         self._stop = threading.Event()
         self._server: uvicorn.Server | None = None
         self._http_thread: threading.Thread | None = None
@@ -208,9 +77,7 @@ class HubServer:
         return Starlette(routes=[Route("/healthz", self.healthz), *receiver.routes(), *metrics_app.routes])
 
     def scheduler_state(self) -> str:
-        if not self.schedules:
-            return "off"
-        return "none" if self.scheduler is None else self.scheduler.state
+        return "off" if self.scheduler is None else self.scheduler.state
 
     async def healthz(self, request: Request) -> JSONResponse:
         counts = await run_in_threadpool(inbox.status_counts, self.hub.store)
@@ -242,8 +109,8 @@ class HubServer:
             server_thread = self._start_http()
             if server_thread is None:
                 return 1
-            if self.schedules:
-                self._start_schedules()
+            if self.scheduler is not None:
+                self.scheduler.start()
             log.info("erphub serve ready", host=self.host, port=self.port, schedules=self.scheduler_state(),
                      webhook_sources=sorted(hub.serve.webhooks))
             while not self._stop.wait(0.5):
@@ -286,10 +153,6 @@ class HubServer:
                 return None
             time.sleep(0.05)
         return thread
-
-    def _start_schedules(self) -> None:
-        self.scheduler = Schedules(self.loaded, self.state_dir)
-        self.scheduler.start()
 
     def _shutdown(self) -> None:
         if self._server is not None:

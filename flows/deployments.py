@@ -13,12 +13,12 @@ import asyncio
 import threading
 
 import structlog
+from erphub.config.loader import LoadedConfig
+from erphub.flows.sync import sync_pipeline
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.deployments.runner import RunnerDeployment
 from prefect.runner import Runner
-
-from config.loader import LoadedConfig
-from flows.sync import sync_pipeline
+from prefect.types.entrypoint import EntrypointType
 
 log = structlog.get_logger("erphub.schedules")
 
@@ -42,6 +42,8 @@ def build_deployments(loaded: LoadedConfig) -> list[RunnerDeployment]:
             parameters={"pipeline": name, "config_path": str(loaded.path), "trigger": "schedule"},
             description=cfg.description or f"erphub pipeline {name}",
             tags=["erphub"],
+            # Flow runs import the flow from the installed package, whatever their working folder.
+            entrypoint_type=EntrypointType.MODULE_PATH,
         )
         assert isinstance(deployment, RunnerDeployment)  # called from sync code: not a coroutine
         deployments.append(deployment)

@@ -6,7 +6,7 @@
 See mappings/README.md for the language.
 """
 
-from mappings.compiler import compile_mapping, compile_text
-from mappings.plan import Mapped, Outcome, Plan, Rejected, Skipped
+from erphub.mappings.compiler import compile_mapping, compile_text
+from erphub.mappings.plan import Mapped, Outcome, Plan, Rejected, Skipped
 
 __all__ = ["Mapped", "Outcome", "Plan", "Rejected", "Skipped", "compile_mapping", "compile_text"]

@@ -17,11 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from mappings.conditions import Predicate
-from mappings.paths import Getter
-from mappings.plan import Reject, Step
-from mappings.transforms import Fn, TransformError
-from mappings.validation import Check, Invalid
+from erphub.mappings.conditions import Predicate
+from erphub.mappings.paths import Getter
+from erphub.mappings.plan import Reject, Step
+from erphub.mappings.transforms import Fn, TransformError
+from erphub.mappings.validation import Check, Invalid
 
 
 @dataclass(frozen=True, slots=True)

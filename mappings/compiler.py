@@ -13,25 +13,25 @@ from pathlib import Path as FsPath
 from string import Formatter
 from typing import Any
 
-from pydantic import ValidationError
-
-from config.yamlsource import Locator, dotted, load_yaml, parse_yaml
-from erphub.errors import MappingError
-from erphub.records import EntitySpec
-from mappings.codegen import ChildField, Item, ValueField, build
-from mappings.conditions import (
+from erphub.mappings.codegen import ChildField, Item, ValueField, build
+from erphub.mappings.conditions import (
     COMPARISONS,
     ConditionError,
     Predicate,
     compile_condition,
     describe,
 )
-from mappings.lookups import LookupTable, LookupTables
-from mappings.paths import Getter, Path, PathSyntaxError, compile_getter, parse_path
-from mappings.plan import Filter, Plan
-from mappings.spec import ALLOWED_KEYS, FieldSpec, MappingSpec
-from mappings.transforms import TRANSFORMS, ArgError, Fn, TransformError
-from mappings.validation import Check, compile_checks
+from erphub.mappings.lookups import LookupTable, LookupTables
+from erphub.mappings.paths import Getter, Path, PathSyntaxError, compile_getter, parse_path
+from erphub.mappings.plan import Filter, Plan
+from erphub.mappings.spec import ALLOWED_KEYS, FieldSpec, MappingSpec
+from erphub.mappings.transforms import TRANSFORMS, ArgError, Fn, TransformError
+from erphub.mappings.validation import Check, compile_checks
+from pydantic import ValidationError
+
+from erphub.core.errors import MappingError
+from erphub.core.records import EntitySpec
+from erphub.core.yamlsource import Locator, dotted, load_yaml, parse_yaml
 
 YamlPath = tuple[str | int, ...]
 _NO_ARGS = object()

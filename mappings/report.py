@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from mappings.plan import Mapped, Outcome, Rejected, Skipped
+from erphub.mappings.plan import Mapped, Outcome, Rejected, Skipped
 
 
 def _default(value: Any) -> Any:

@@ -29,10 +29,9 @@ from decimal import (
 )
 from typing import Any, Literal, Protocol
 
+from erphub.mappings import textnorm, timefmt
+from erphub.mappings.lookups import LookupTable, LookupTableError
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator, model_validator
-
-from mappings import textnorm, timefmt
-from mappings.lookups import LookupTable, LookupTableError
 
 Fn = Callable[[Any], Any]
 

@@ -11,9 +11,9 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from mappings.conditions import is_present, values_equal
-from mappings.spec import LengthSpec, ValidateSpec
-from mappings.transforms import ArgError
+from erphub.mappings.conditions import is_present, values_equal
+from erphub.mappings.spec import LengthSpec, ValidateSpec
+from erphub.mappings.transforms import ArgError
 
 Check = Callable[[Any], None]
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Protocol, runtime_checkable
 
+from erphub.monitoring import metrics
+from erphub.monitoring.metrics import REGISTRY
 from prometheus_client import generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
@@ -21,9 +23,6 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-
-from monitoring import metrics
-from monitoring.metrics import REGISTRY
 
 DEAD_LETTERS = "erphub_dead_letters"
 DEAD_LETTERS_OLDEST_AGE = "erphub_dead_letters_oldest_age_seconds"

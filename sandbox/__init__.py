@@ -13,13 +13,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from sandbox.common import SandboxApp
+    from erphub.sandbox.common import SandboxApp
 
 _MODULES = {
-    "jiandaoyun": "sandbox.jiandaoyun",
-    "kingdee": "sandbox.kingdee",
-    "yonyou": "sandbox.yonyou",
-    "salesforce": "sandbox.salesforce",
+    "jiandaoyun": "erphub.sandbox.jiandaoyun",
+    "kingdee": "erphub.sandbox.kingdee",
+    "yonyou": "erphub.sandbox.yonyou",
+    "salesforce": "erphub.sandbox.salesforce",
 }
 
 

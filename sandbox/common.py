@@ -17,7 +17,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from sandbox.faults import (
+from erphub.sandbox.faults import (
     CONTROL_PREFIX,
     ASGIApp,
     DroppedConnection,
@@ -29,7 +29,7 @@ from sandbox.faults import (
     RequestLog,
     max_in_window,
 )
-from sandbox.serve import HOST, SandboxServer, run_foreground
+from erphub.sandbox.serve import HOST, SandboxServer, run_foreground
 
 __all__ = [
     "CONTROL_PREFIX",

@@ -49,8 +49,8 @@ Assumed (not in the reference; the sandbox follows the same assumptions):
   digits (Kingdee's are 6-digit from 100001 for a long time).
 """
 
-from connectors.kingdee.connector import KingdeeConnector
-from connectors.kingdee.schema import SHAPES
-from connectors.kingdee.settings import KingdeeSettings
+from erphub.connectors.kingdee.connector import KingdeeConnector
+from erphub.connectors.kingdee.schema import SHAPES
+from erphub.connectors.kingdee.settings import KingdeeSettings
 
 __all__ = ["SHAPES", "KingdeeConnector", "KingdeeSettings"]

@@ -13,12 +13,12 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+from erphub.connectors.auth import SessionAuth, check_login_response, reveal
+from erphub.connectors.http import Action, Verdict
+from erphub.connectors.kingdee.query import find_status, is_success, status_message
 from pydantic import SecretStr
 
-from connectors.auth import SessionAuth, check_login_response, reveal
-from connectors.http import Action, Verdict
-from connectors.kingdee.query import find_status, is_success, status_message
-from erphub.errors import AuthError, ProtocolError
+from erphub.core.errors import AuthError, ProtocolError
 
 AUTH_STUB = "Kingdee.BOS.WebApi.ServicesStub.AuthService."
 SID = "kdservice-sessionid"

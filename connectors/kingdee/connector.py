@@ -8,10 +8,10 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from connectors.base import ConnectorSettings, SystemContext
-from connectors.http import HttpClient
-from connectors.kingdee.auth import KingdeeLogin, classify_body
-from connectors.kingdee.query import (
+from erphub.connectors.base import ConnectorSettings, SystemContext
+from erphub.connectors.http import HttpClient
+from erphub.connectors.kingdee.auth import KingdeeLogin, classify_body
+from erphub.connectors.kingdee.query import (
     MAX_IN_LIST,
     MAX_LIMIT,
     SHANGHAI,
@@ -24,12 +24,13 @@ from connectors.kingdee.query import (
     is_success,
     status_message,
 )
-from connectors.kingdee.schema import SHAPES, Shape
-from connectors.kingdee.settings import KingdeeSettings
-from connectors.kingdee.views import VIEW_SPECS, KingdeeViews
-from connectors.registry import register
-from erphub.errors import AuthError, PermanentError, ProtocolError, TransientError
-from erphub.records import (
+from erphub.connectors.kingdee.schema import SHAPES, Shape
+from erphub.connectors.kingdee.settings import KingdeeSettings
+from erphub.connectors.kingdee.views import VIEW_SPECS, KingdeeViews
+from erphub.connectors.registry import register
+
+from erphub.core.errors import AuthError, PermanentError, ProtocolError, TransientError
+from erphub.core.records import (
     Cursor,
     EntitySpec,
     Page,

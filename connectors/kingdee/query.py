@@ -14,9 +14,10 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from connectors.kingdee.schema import Field, Shape
-from erphub.errors import ProtocolError
-from erphub.records import Cursor, Record
+from erphub.connectors.kingdee.schema import Field, Shape
+
+from erphub.core.errors import ProtocolError
+from erphub.core.records import Cursor, Record
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 MAX_LIMIT = 2000  # Kingdee documents Limit <= 2000 per call

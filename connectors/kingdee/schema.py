@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from erphub.records import Direction, EntitySpec
+from erphub.core.records import Direction, EntitySpec
 
 BOTH = frozenset({Direction.READ, Direction.WRITE})
 

@@ -28,7 +28,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from connectors.kingdee.query import (
+from erphub.connectors.kingdee.query import (
     MAX_IN_LIST,
     MAX_LIMIT,
     SHANGHAI,
@@ -37,8 +37,9 @@ from connectors.kingdee.query import (
     parse_kd_datetime,
     quote,
 )
-from connectors.kingdee.schema import SHAPES
-from erphub.records import Cursor, Direction, EntitySpec, Page, Record
+from erphub.connectors.kingdee.schema import SHAPES
+
+from erphub.core.records import Cursor, Direction, EntitySpec, Page, Record
 
 Query = Callable[..., list[list[Any]]]
 READ = frozenset({Direction.READ})

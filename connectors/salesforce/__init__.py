@@ -28,6 +28,6 @@ Items removed from an order are not deleted (no delete call is made).
 A 403 REQUEST_LIMIT_EXCEEDED is "rate limited" (counted), not an auth failure.
 """
 
-from connectors.salesforce.connector import SalesforceConnector, SalesforceSettings
+from erphub.connectors.salesforce.connector import SalesforceConnector, SalesforceSettings
 
 __all__ = ["SalesforceConnector", "SalesforceSettings"]

@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+from erphub.connectors.auth import OAuth2ClientCredentials, OAuth2RefreshToken
 from pydantic import SecretStr
 
-from connectors.auth import OAuth2ClientCredentials, OAuth2RefreshToken
-from erphub.errors import ProtocolError
+from erphub.core.errors import ProtocolError
 
 TOKEN_PATH = "/services/oauth2/token"
 

@@ -7,14 +7,12 @@ from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar, Literal
 
 import httpx
-from pydantic import SecretStr, model_validator
-
-from connectors.auth import TokenAuth
-from connectors.base import ConnectorSettings, SystemContext
-from connectors.http import Action, HttpClient, Verdict
-from connectors.registry import register
-from connectors.salesforce.auth import TOKEN_PATH, ClientCredentialsAuth, PasswordAuth, RefreshTokenAuth
-from connectors.salesforce.schema import (
+from erphub.connectors.auth import TokenAuth
+from erphub.connectors.base import ConnectorSettings, SystemContext
+from erphub.connectors.http import Action, HttpClient, Verdict
+from erphub.connectors.registry import register
+from erphub.connectors.salesforce.auth import TOKEN_PATH, ClientCredentialsAuth, PasswordAuth, RefreshTokenAuth
+from erphub.connectors.salesforce.schema import (
     ACCOUNT_FIELDS,
     ITEM_READ_ONLY,
     ITEMS,
@@ -29,8 +27,10 @@ from connectors.salesforce.schema import (
     strip_attributes,
     to_wire,
 )
-from erphub.errors import ConfigError, ProtocolError
-from erphub.records import (
+from pydantic import SecretStr, model_validator
+
+from erphub.core.errors import ConfigError, ProtocolError
+from erphub.core.records import (
     Cursor,
     EntitySpec,
     Page,

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from erphub.records import Direction, EntitySpec
+from erphub.core.records import Direction, EntitySpec
 
 BOTH = frozenset({Direction.READ, Direction.WRITE})
 SYSTEM_READ_ONLY = frozenset({"Id", "IsDeleted", "CreatedDate", "LastModifiedDate", "SystemModstamp"})

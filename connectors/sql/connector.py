@@ -36,6 +36,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, ClassVar
 
+from erphub.connectors.base import ConnectorSettings, SystemContext
+from erphub.connectors.registry import register
+from erphub.connectors.sql.settings import SqlEntitySettings, SqlSettings
+from erphub.connectors.sql.upsert import upsert
 from sqlalchemy import (
     JSON,
     Column,
@@ -54,12 +58,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, NoSuchTableError, SQLAlchemyError
 
-from connectors.base import ConnectorSettings, SystemContext
-from connectors.registry import register
-from connectors.sql.settings import SqlEntitySettings, SqlSettings
-from connectors.sql.upsert import upsert
-from erphub.errors import ConfigError, PermanentError, TransientError
-from erphub.records import (
+from erphub.core.errors import ConfigError, PermanentError, TransientError
+from erphub.core.records import (
     Cursor,
     EntitySpec,
     Page,

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from erphub.connectors.base import ConnectorSettings
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from connectors.base import ConnectorSettings
-from erphub.records import Direction
+from erphub.core.records import Direction
 
 
 class SqlEntitySettings(BaseModel):

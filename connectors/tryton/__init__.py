@@ -38,7 +38,7 @@ account_status  (per party, key `customer_code`; read only)
 Numbers are Decimals, dates `datetime.date`, as Tryton returns them.
 """
 
-from connectors.tryton.connector import TrytonConnector
-from connectors.tryton.settings import TrytonSettings
+from erphub.connectors.tryton.connector import TrytonConnector
+from erphub.connectors.tryton.settings import TrytonSettings
 
 __all__ = ["TrytonConnector", "TrytonSettings"]

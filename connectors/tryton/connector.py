@@ -26,13 +26,14 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import partial
 from typing import Any, ClassVar
 
-from connectors.base import ConnectorSettings, SystemContext
-from connectors.registry import register
-from connectors.tryton.refdata import RefData, Unknown
-from connectors.tryton.rpc import TrytonRPC, TrytonUserError
-from connectors.tryton.settings import TrytonSettings
-from erphub.errors import ConfigError, PermanentError, TransientError
-from erphub.records import (
+from erphub.connectors.base import ConnectorSettings, SystemContext
+from erphub.connectors.registry import register
+from erphub.connectors.tryton.refdata import RefData, Unknown
+from erphub.connectors.tryton.rpc import TrytonRPC, TrytonUserError
+from erphub.connectors.tryton.settings import TrytonSettings
+
+from erphub.core.errors import ConfigError, PermanentError, TransientError
+from erphub.core.records import (
     Cursor,
     Direction,
     EntitySpec,

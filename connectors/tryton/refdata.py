@@ -11,7 +11,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from connectors.tryton.rpc import TrytonRPC
+from erphub.connectors.tryton.rpc import TrytonRPC
 
 
 class Unknown(LookupError):

@@ -23,13 +23,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import httpx
+from erphub.connectors.auth import SessionAuth
+from erphub.connectors.base import SystemContext
+from erphub.connectors.http import HttpClient
+from erphub.connectors.tryton import codec
 from pydantic import SecretStr
 
-from connectors.auth import SessionAuth
-from connectors.base import SystemContext
-from connectors.http import HttpClient
-from connectors.tryton import codec
-from erphub.errors import (
+from erphub.core.errors import (
     AuthError,
     ConnectorError,
     PermanentError,

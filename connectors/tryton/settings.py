@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from erphub.connectors.base import ConnectorSettings
 from pydantic import SecretStr
-
-from connectors.base import ConnectorSettings
 
 
 class TrytonSettings(ConnectorSettings):

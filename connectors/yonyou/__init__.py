@@ -32,8 +32,8 @@ Paging caveat: more records than one page sharing one `pubts` second are paged b
 modified during that scan can shift offsets, the inherent limit of offset paging (use large pages).
 """
 
-from connectors.yonyou.auth import YonyouTokenAuth, signature, token_query
-from connectors.yonyou.connector import (
+from erphub.connectors.yonyou.auth import YonyouTokenAuth, signature, token_query
+from erphub.connectors.yonyou.connector import (
     YonyouBusinessError,
     YonyouConnector,
     YonyouSettings,

@@ -7,13 +7,11 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
 import httpx
-from pydantic import SecretStr
-
-from connectors.base import ConnectorSettings, SystemContext
-from connectors.http import Action, HttpClient, Verdict
-from connectors.registry import register
-from connectors.yonyou.auth import TOKEN_GONE, YonyouTokenAuth
-from connectors.yonyou.schema import (
+from erphub.connectors.base import ConnectorSettings, SystemContext
+from erphub.connectors.http import Action, HttpClient, Verdict
+from erphub.connectors.registry import register
+from erphub.connectors.yonyou.auth import TOKEN_GONE, YonyouTokenAuth
+from erphub.connectors.yonyou.schema import (
     customer_data,
     customer_payload,
     entity_specs,
@@ -24,8 +22,10 @@ from connectors.yonyou.schema import (
     receipt_data,
     receipt_payload,
 )
-from erphub.errors import ConfigError, PermanentError, ProtocolError, TransientError
-from erphub.records import (
+from pydantic import SecretStr
+
+from erphub.core.errors import ConfigError, PermanentError, ProtocolError, TransientError
+from erphub.core.records import (
     Cursor,
     EntitySpec,
     Page,

@@ -14,7 +14,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from erphub.records import Direction, EntitySpec
+from erphub.core.records import Direction, EntitySpec
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 TS_FORMAT = "%Y-%m-%d %H:%M:%S"

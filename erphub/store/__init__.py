@@ -15,8 +15,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from erphub.errors import StoreError
-from erphub.records import Cursor, utcnow
+from erphub.core.errors import StoreError
+from erphub.core.records import Cursor, utcnow
 from erphub.store import leases
 from erphub.store.db import as_utc, make_engine, migrate, to_utc
 from erphub.store.models import BatchCommit, Conflict, DeadLetter, Link, LinkUpdate, NewDeadLetter, RunInfo

@@ -12,7 +12,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 
-from erphub.records import canonical_json
+from erphub.core.records import canonical_json
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 

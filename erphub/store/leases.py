@@ -17,7 +17,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from erphub.records import utcnow
+from erphub.core.records import utcnow
 from erphub.store.db import as_utc
 from erphub.store.tables import LeaseRow
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from erphub.records import Cursor, JsonDict
+from erphub.core.records import Cursor, JsonDict
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,8 +15,8 @@ from typing import Any, Literal
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from erphub.errors import StoreError
-from erphub.records import utcnow
+from erphub.core.errors import StoreError
+from erphub.core.records import utcnow
 from erphub.store import Store
 from erphub.store.db import as_utc
 from erphub.store.inbox import InboxRow

@@ -25,13 +25,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from config.models import PipelineConfig, WebhookSource
-from erphub.errors import StoreError
+from erphub.config.models import PipelineConfig, WebhookSource
+from erphub.core.errors import StoreError
+from erphub.monitoring.metrics import count_webhook
 from erphub.store import Store
 from erphub.webhooks import inbox
 from erphub.webhooks.envelope import Malformed, parse_event
 from erphub.webhooks.verify import Checked, Verdict, check_hmac, check_jiandaoyun
-from monitoring.metrics import count_webhook
 
 log = structlog.get_logger("erphub.webhooks")
 

@@ -16,10 +16,10 @@ from datetime import datetime
 
 import structlog
 
-from config.models import InboxSettings
+from erphub.config.models import InboxSettings
+from erphub.core.errors import RunFailed
+from erphub.core.records import Record, utcnow
 from erphub.engine import Pipeline, deliver_records
-from erphub.errors import RunFailed
-from erphub.records import Record, utcnow
 from erphub.store import BatchCommit, NewDeadLetter, Store
 from erphub.webhooks import inbox
 from erphub.webhooks.inbox import InboxEvent, Settlement

@@ -35,12 +35,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sandbox.common import SandboxApp
-from sandbox.faults import Faults
-from sandbox.jiandaoyun.app import build_app
-from sandbox.jiandaoyun.forms import APP_ID, FORMS
-from sandbox.jiandaoyun.seed import SeedSummary, seed
-from sandbox.jiandaoyun.store import JiandaoyunState
+from erphub.sandbox.common import SandboxApp
+from erphub.sandbox.faults import Faults
+from erphub.sandbox.jiandaoyun.app import build_app
+from erphub.sandbox.jiandaoyun.forms import APP_ID, FORMS
+from erphub.sandbox.jiandaoyun.seed import SeedSummary, seed
+from erphub.sandbox.jiandaoyun.store import JiandaoyunState
 
 DEMO_API_KEY = "jdy-demo-key-7Hq2mZ4xR9"
 

@@ -7,14 +7,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
-
-from sandbox.common import Faults, WindowLimiter
-from sandbox.jiandaoyun.forms import SUBFORM
-from sandbox.jiandaoyun.store import (
+from erphub.sandbox.common import Faults, WindowLimiter
+from erphub.sandbox.jiandaoyun.forms import SUBFORM
+from erphub.sandbox.jiandaoyun.store import (
     MAX_BATCH,
     ApiError,
     JiandaoyunState,
@@ -22,6 +17,10 @@ from sandbox.jiandaoyun.store import (
     parse_time,
     unwrap,
 )
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 PREFIX = "/api/v5/app/entry"
 # Documented per-interface limits (requests per second) and the global limit of one team.

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from sandbox.fakedata import USCC_CHARSET, Fake, money
-from sandbox.jiandaoyun.store import JiandaoyunState
+from erphub.sandbox.fakedata import USCC_CHARSET, Fake, money
+from erphub.sandbox.jiandaoyun.store import JiandaoyunState
 
 CUSTOMERS = 60
 OPPORTUNITIES = 15

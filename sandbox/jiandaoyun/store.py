@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sandbox.jiandaoyun.forms import (
+from erphub.sandbox.jiandaoyun.forms import (
     ADDRESS,
     APP_ID,
     DATETIME,

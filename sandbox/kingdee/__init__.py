@@ -41,9 +41,9 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any
 
-from sandbox.common import SandboxApp, WindowLimiter
-from sandbox.faults import Faults, RequestLog
-from sandbox.kingdee.app import (
+from erphub.sandbox.common import SandboxApp, WindowLimiter
+from erphub.sandbox.faults import Faults, RequestLog
+from erphub.sandbox.kingdee.app import (
     KingdeeOptions,
     KingdeeState,
     build_app,
@@ -51,10 +51,10 @@ from sandbox.kingdee.app import (
     injected_error_body,
     status_body,
 )
-from sandbox.kingdee.auth import SESSION_LOST, Credentials, SessionBook, api_signature, login_sign, sdk_hmac
-from sandbox.kingdee.seed import seed
-from sandbox.kingdee.store import SHANGHAI as SHANGHAI_ZONE
-from sandbox.kingdee.store import KdRequestError, KingdeeStore, format_kd_datetime, shanghai_now
+from erphub.sandbox.kingdee.auth import SESSION_LOST, Credentials, SessionBook, api_signature, login_sign, sdk_hmac
+from erphub.sandbox.kingdee.seed import seed
+from erphub.sandbox.kingdee.store import SHANGHAI as SHANGHAI_ZONE
+from erphub.sandbox.kingdee.store import KdRequestError, KingdeeStore, format_kd_datetime, shanghai_now
 
 __all__ = [
     "SESSION_LOST",

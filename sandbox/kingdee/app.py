@@ -8,13 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
-
-from sandbox.common import Faults, WindowLimiter
-from sandbox.kingdee.auth import (
+from erphub.sandbox.common import Faults, WindowLimiter
+from erphub.sandbox.kingdee.auth import (
     SESSION_LOST,
     Credentials,
     Session,
@@ -23,7 +18,11 @@ from sandbox.kingdee.auth import (
     login_sign,
     verify_signed_headers,
 )
-from sandbox.kingdee.store import FieldError, KdRequestError, KingdeeStore, SaveOutcome
+from erphub.sandbox.kingdee.store import FieldError, KdRequestError, KingdeeStore, SaveOutcome
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
 
 STUB = "Kingdee.BOS.WebApi.ServicesStub."
 SUFFIX = ".common.kdsvc"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sandbox.fakedata import PRODUCTS, STAFF, Fake, money
-from sandbox.kingdee.store import KingdeeStore
+from erphub.sandbox.fakedata import PRODUCTS, STAFF, Fake, money
+from erphub.sandbox.kingdee.store import KingdeeStore
 
 UNIT_BY_CRM = {"个": "Pcs", "台": "Set", "箱": "Box"}
 

@@ -18,8 +18,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sandbox.kingdee.filter import FilterSyntaxError, evaluate, fields_of, parse_datetime, parse_filter
-from sandbox.kingdee.forms import FORMS, FieldDef, FormDef, find_form
+from erphub.sandbox.kingdee.filter import FilterSyntaxError, evaluate, fields_of, parse_datetime, parse_filter
+from erphub.sandbox.kingdee.forms import FORMS, FieldDef, FormDef, find_form
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 MAX_LIMIT = 2000

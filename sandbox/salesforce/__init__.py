@@ -35,12 +35,12 @@ from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any
 
-from sandbox.common import SandboxApp
-from sandbox.fakedata import Fake
-from sandbox.faults import Faults, RequestLog
-from sandbox.salesforce.app import Allocation, SalesforceOptions, Sessions, build_app
-from sandbox.salesforce.soql import SoqlError, parse
-from sandbox.salesforce.store import SalesforceOrg, SfRecordError, id18
+from erphub.sandbox.common import SandboxApp
+from erphub.sandbox.fakedata import Fake
+from erphub.sandbox.faults import Faults, RequestLog
+from erphub.sandbox.salesforce.app import Allocation, SalesforceOptions, Sessions, build_app
+from erphub.sandbox.salesforce.soql import SoqlError, parse
+from erphub.sandbox.salesforce.store import SalesforceOrg, SfRecordError, id18
 
 __all__ = [
     "SalesforceOptions",

@@ -15,8 +15,8 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sandbox.fakedata import PRODUCTS
-from sandbox.salesforce.soql import Query, SoqlError, check_types, matches, parse, sort_records
+from erphub.sandbox.fakedata import PRODUCTS
+from erphub.sandbox.salesforce.soql import Query, SoqlError, check_types, matches, parse, sort_records
 
 SYSTEM_FIELDS = ("Id", "IsDeleted", "CreatedDate", "LastModifiedDate", "SystemModstamp")
 

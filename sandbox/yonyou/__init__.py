@@ -34,10 +34,10 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any
 
-from sandbox.common import SandboxApp
-from sandbox.fakedata import Fake
-from sandbox.faults import Faults, RequestLog
-from sandbox.yonyou.app import (
+from erphub.sandbox.common import SandboxApp
+from erphub.sandbox.fakedata import Fake
+from erphub.sandbox.faults import Faults, RequestLog
+from erphub.sandbox.yonyou.app import (
     AUTH_PREFIX,
     GATEWAY_PREFIX,
     TokenBook,
@@ -45,7 +45,7 @@ from sandbox.yonyou.app import (
     build_app,
     expected_signature,
 )
-from sandbox.yonyou.store import YonyouError, YonyouStore
+from erphub.sandbox.yonyou.store import YonyouError, YonyouStore
 
 __all__ = [
     "AUTH_PREFIX",

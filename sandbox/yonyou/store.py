@@ -21,7 +21,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sandbox.fakedata import PRODUCTS
+from erphub.sandbox.fakedata import PRODUCTS
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 TS_FORMAT = "%Y-%m-%d %H:%M:%S"

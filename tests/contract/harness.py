@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from connectors.base import Connector
-from erphub.records import WriteRequest
+from erphub.connectors.base import Connector
+
+from erphub.core.records import WriteRequest
 
 # Capabilities a harness may declare. The suite skips a check only when the system really cannot
 # do it (a SQL table has no auth to renew), and says why in the skip reason.

@@ -22,10 +22,10 @@ from typing import Any
 
 import pytest
 import structlog
+from erphub.sandbox.faults import max_in_window
 from structlog.testing import capture_logs
 
-from erphub.records import Cursor, Page
-from sandbox.faults import max_in_window
+from erphub.core.records import Cursor, Page
 from tests.contract.harness import EXPIRE_AUTH, LOG_SECRETS, LOST_RESPONSE, RATE_LIMIT, ContractHarness
 
 _SESSION_BASE = (datetime.now(UTC) - timedelta(days=1)).replace(microsecond=0)

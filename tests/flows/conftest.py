@@ -6,8 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from flows.prefect_env import configure_prefect_env
+from erphub.flows.prefect_env import configure_prefect_env
 
 
 @pytest.fixture(scope="session", autouse=True)

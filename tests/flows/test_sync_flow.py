@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from connectors.memory import memory_system
+from erphub.connectors.memory import memory_system
 
 pytestmark = pytest.mark.prefect
 
@@ -47,7 +46,7 @@ def seed(tag: str, n: int) -> None:
 
 
 def test_flow_runs_pages_as_tasks_and_a_second_run_moves_nothing(tmp_path: Path) -> None:
-    from flows.sync import sync_pipeline
+    from erphub.flows.sync import sync_pipeline
 
     seed("flow-a", 10)
     config = write_config(tmp_path, "flow-a", retries=0)
@@ -60,7 +59,7 @@ def test_flow_runs_pages_as_tasks_and_a_second_run_moves_nothing(tmp_path: Path)
 
 
 def test_a_short_outage_is_retried_by_the_page_task_and_nothing_duplicates(tmp_path: Path) -> None:
-    from flows.sync import sync_pipeline
+    from erphub.flows.sync import sync_pipeline
 
     seed("flow-b", 6)
     memory_system("erp-flow-b").fail_next_writes = 1
@@ -72,8 +71,9 @@ def test_a_short_outage_is_retried_by_the_page_task_and_nothing_duplicates(tmp_p
 
 
 def test_a_lasting_outage_fails_the_flow_and_keeps_the_cursor(tmp_path: Path) -> None:
+    from erphub.flows.sync import sync_pipeline
+
     from erphub.store import Store
-    from flows.sync import sync_pipeline
 
     seed("flow-c", 3)
     memory_system("erp-flow-c").down = True

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-import sandbox as sandboxes
+from erphub import sandbox as sandboxes
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,7 +34,7 @@ def demo_env(tmp_path: Path) -> Iterator[Env]:
     config.write_text(text, encoding="utf-8")
     crm, erp = sandboxes.create("jiandaoyun"), sandboxes.create("kingdee", seed_customers=0)
     with crm.serve() as crm_server, erp.serve() as erp_server:
-        environ = {**os.environ, "PYTHONPATH": str(ROOT), "ERPHUB_DEMO_JDY_URL": crm_server.base_url,
+        environ = {**os.environ, "ERPHUB_DEMO_JDY_URL": crm_server.base_url,
                    "ERPHUB_DEMO_KD_URL": f"{erp_server.base_url}/k3cloud/", "PREFECT_HOME": str(tmp_path / "pf")}
         yield Env(config, environ, crm, erp)
 

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from erphub.sandbox.serve import SandboxServer
 
-import sandbox as sandboxes
-from sandbox.serve import SandboxServer
+from erphub import sandbox as sandboxes
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -100,7 +100,7 @@ def rig(tmp_path: Path) -> Iterator[tuple[Rig, KillSwitch, KillSwitch]]:
     kill_crm_writes = KillSwitch(marker="data/batch_create")
     with SandboxServer(kill_crm_writes.wrap(crm.app)) as crm_server, \
             SandboxServer(kill_erp_writes.wrap(erp.app)) as erp_server:
-        environ = {**os.environ, "PYTHONPATH": str(ROOT), "ERPHUB_DEMO_JDY_URL": crm_server.base_url,
+        environ = {**os.environ, "ERPHUB_DEMO_JDY_URL": crm_server.base_url,
                    "ERPHUB_DEMO_KD_URL": f"{erp_server.base_url}/k3cloud/"}
         yield Rig(tmp_path, crm, erp, environ), kill_erp_writes, kill_crm_writes
 

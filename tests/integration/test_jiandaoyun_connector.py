@@ -8,16 +8,16 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from erphub.connectors.base import SystemContext
+from erphub.connectors.jiandaoyun import JiandaoyunConnector, JiandaoyunSettings
+from erphub.connectors.registry import connector_class
+from erphub.monitoring import metrics
+from erphub.sandbox.common import SandboxApp, SandboxServer
+from erphub.sandbox.jiandaoyun import DEMO_API_KEY, create_sandbox
 from pydantic import SecretStr, ValidationError
 
-from connectors.base import SystemContext
-from connectors.jiandaoyun import JiandaoyunConnector, JiandaoyunSettings
-from connectors.registry import connector_class
-from erphub.errors import AuthError
-from erphub.records import Cursor, WriteAction, WriteRequest
-from monitoring import metrics
-from sandbox.common import SandboxApp, SandboxServer
-from sandbox.jiandaoyun import DEMO_API_KEY, create_sandbox
+from erphub.core.errors import AuthError
+from erphub.core.records import Cursor, WriteAction, WriteRequest
 
 _names = itertools.count()
 

@@ -8,12 +8,11 @@ from typing import Any
 
 import httpx
 import pytest
-
-from sandbox.common import SandboxApp, SandboxServer
-from sandbox.fakedata import Fake, is_valid_uscc
-from sandbox.faults import max_in_window
-from sandbox.jiandaoyun import DEMO_API_KEY, create_sandbox
-from sandbox.jiandaoyun.seed import BAD_CREDIT_CUSTOMER, MISSING_CUSTOMER_ORDER, UNKNOWN_SKU, UNKNOWN_SKU_ORDER
+from erphub.sandbox.common import SandboxApp, SandboxServer
+from erphub.sandbox.fakedata import Fake, is_valid_uscc
+from erphub.sandbox.faults import max_in_window
+from erphub.sandbox.jiandaoyun import DEMO_API_KEY, create_sandbox
+from erphub.sandbox.jiandaoyun.seed import BAD_CREDIT_CUSTOMER, MISSING_CUSTOMER_ORDER, UNKNOWN_SKU, UNKNOWN_SKU_ORDER
 
 API = "/api/v5/app/entry"
 TX = "87cd7d71-c6df-4281-9927-469094395677"

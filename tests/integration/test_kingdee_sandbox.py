@@ -9,9 +9,8 @@ from typing import Any
 
 import httpx
 import pytest
-
-from sandbox.common import SandboxApp, SandboxServer
-from sandbox.kingdee import create_sandbox, endpoint, login_sign
+from erphub.sandbox.common import SandboxApp, SandboxServer
+from erphub.sandbox.kingdee import create_sandbox, endpoint, login_sign
 
 STUB = "Kingdee.BOS.WebApi.ServicesStub."
 

@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from erphub.sandbox.common import SandboxApp, SandboxServer
+from erphub.sandbox.kingdee import create_sandbox
 from k3cloud_webapi_sdk.main import K3CloudApiSdk
-
-from sandbox.common import SandboxApp, SandboxServer
-from sandbox.kingdee import create_sandbox
 
 
 @pytest.fixture()

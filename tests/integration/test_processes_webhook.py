@@ -12,10 +12,10 @@ import uuid
 from pathlib import Path
 
 import httpx
+from erphub.sandbox.serve import SandboxServer
 
-import sandbox as sandboxes
+from erphub import sandbox as sandboxes
 from erphub.webhooks.verify import jiandaoyun_signature
-from sandbox.serve import SandboxServer
 
 ROOT = Path(__file__).resolve().parents[2]
 PUSH_SECRET = "jdy-demo-push-secret-51Xk"  # config/demo.env
@@ -53,7 +53,7 @@ def test_a_pushed_won_opportunity_reaches_the_erp_and_the_number_comes_back(tmp_
     config = tmp_path / "processes.yaml"
     config.write_text(text, encoding="utf-8")
     with SandboxServer(crm) as crm_server, SandboxServer(erp) as erp_server:
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "ERPHUB_DEMO_JDY_URL": crm_server.base_url,
+        env = {**os.environ, "ERPHUB_DEMO_JDY_URL": crm_server.base_url,
                "ERPHUB_DEMO_KD_URL": f"{erp_server.base_url}/k3cloud/"}
         serve = subprocess.Popen([sys.executable, "-m", "erphub.cli", "serve", "--no-schedules", "--config",
                                   str(config)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -24,9 +24,8 @@ from typing import Any
 
 import httpx
 import pytest
+from erphub.sandbox.serve import SandboxServer
 from ruamel.yaml import YAML
-
-from sandbox.serve import SandboxServer
 
 pytestmark = pytest.mark.prometheus
 
@@ -104,7 +103,7 @@ def failing_pipeline_metrics(tmp_path: Path) -> Iterator[MetricsSource]:
     """`erphub serve` on loopback after a real run in which one pipeline failed and one succeeded."""
     import sqlalchemy as sa
 
-    import sandbox as sandboxes
+    from erphub import sandbox as sandboxes
 
     engine = sa.create_engine(f"sqlite:///{tmp_path}/staging.db")
     with engine.begin() as conn:
@@ -114,7 +113,7 @@ def failing_pipeline_metrics(tmp_path: Path) -> Iterator[MetricsSource]:
     (tmp_path / "staging_customer.yaml").write_text(STAGING_MAPPING, encoding="utf-8")
     crm = sandboxes.create("jiandaoyun", api_key="it-jdy-key")
     port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO), "IT_JDY_KEY": "it-jdy-key", "IT_KD_PASSWORD": "pw"}
+    env = {**os.environ, "IT_JDY_KEY": "it-jdy-key", "IT_KD_PASSWORD": "pw"}
     with SandboxServer(crm) as crm_server:
         config = tmp_path / "hub.yaml"
         config.write_text(FAILING_CONFIG.format(tmp=tmp_path, port=port, crm_url=crm_server.base_url, repo=REPO),

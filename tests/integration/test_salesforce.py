@@ -9,15 +9,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from erphub.connectors.base import SystemContext
+from erphub.connectors.salesforce import SalesforceConnector, SalesforceSettings
+from erphub.sandbox.common import SandboxApp, SandboxServer
+from erphub.sandbox.salesforce import create_sandbox
+from erphub.sandbox.salesforce.store import SalesforceOrg
 from pydantic import SecretStr
 
-from connectors.base import SystemContext
-from connectors.salesforce import SalesforceConnector, SalesforceSettings
-from erphub.errors import AuthError, RateLimitedError
-from erphub.records import Cursor, Record, WriteAction, WriteRequest
-from sandbox.common import SandboxApp, SandboxServer
-from sandbox.salesforce import create_sandbox
-from sandbox.salesforce.store import SalesforceOrg
+from erphub.core.errors import AuthError, RateLimitedError
+from erphub.core.records import Cursor, Record, WriteAction, WriteRequest
 
 T0 = datetime(2026, 3, 1, 8, 0, 0, tzinfo=UTC)
 _names = itertools.count()

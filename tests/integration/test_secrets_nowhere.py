@@ -8,15 +8,15 @@ import logging
 from pathlib import Path
 
 import pytest
+from erphub.config.loader import load_config
+from erphub.monitoring.logging import configure_logging
+from erphub.monitoring.metrics import REGISTRY
 from prometheus_client import generate_latest
 
-import sandbox as sandboxes
-from config.loader import load_config
+from erphub import sandbox as sandboxes
+from erphub.core.errors import RunFailed
 from erphub.engine import run_pipeline
-from erphub.errors import RunFailed
 from erphub.runtime import Hub
-from monitoring.logging import configure_logging
-from monitoring.metrics import REGISTRY
 
 ROOT = Path(__file__).resolve().parents[2]
 CANARY = "canary-Zq9fX3-hub-secret-0042"

@@ -69,9 +69,9 @@ def write_config(tmp_path: Path) -> Path:
 def served(tmp_path: Path) -> Iterator[tuple[str, Path, subprocess.Popen[str]]]:
     config = write_config(tmp_path)
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = dict(os.environ)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "erphub.cli_serve", "--config", str(config), "--host", "127.0.0.1",
+        [sys.executable, "-m", "erphub.cli", "serve", "--config", str(config), "--host", "127.0.0.1",
          "--port", str(port), "--no-schedules", "--log-format", "json"],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"

@@ -19,8 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy
-
-from config.loader import load_config
+from erphub.config.loader import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 FINISHED_RUNS = sqlalchemy.text(
@@ -64,10 +63,10 @@ def write_config(tmp_path: Path, cron: str) -> Path:
 
 
 def test_one_deployment_per_enabled_scheduled_pipeline_one_run_at_a_time(tmp_path: Path) -> None:
-    from flows.prefect_env import configure_prefect_env
+    from erphub.flows.prefect_env import configure_prefect_env
 
     configure_prefect_env(tmp_path / "state")
-    from flows.deployments import build_deployments
+    from erphub.flows.deployments import build_deployments
 
     loaded = load_config(write_config(tmp_path, "*/15 * * * *"))
     [deployment] = build_deployments(loaded)
@@ -95,9 +94,8 @@ def test_serve_runs_a_cron_schedule_and_stops_cleanly(tmp_path: Path) -> None:
     prefect_home = f"PREFECT_HOME={tmp_path / '.erphub' / 'prefect'}"
     # A clean Prefect environment: erphub serve chooses PREFECT_HOME (./.erphub/prefect) and the server.
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env["PYTHONPATH"] = str(ROOT)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "erphub.cli_serve", "--config", str(config), "--port", str(port),
+        [sys.executable, "-m", "erphub.cli", "serve", "--config", str(config), "--port", str(port),
          "--log-format", "json"],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     engine = sqlalchemy.create_engine(f"sqlite:///{tmp_path}/erphub.db")

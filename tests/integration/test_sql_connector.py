@@ -12,12 +12,12 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from erphub.connectors.base import SystemContext
+from erphub.connectors.sql import SqlConnector, SqlSettings
 from pydantic import SecretStr, ValidationError
 
-from connectors.base import SystemContext
-from connectors.sql import SqlConnector, SqlSettings
-from erphub.errors import ConnectorError
-from erphub.records import Cursor, WriteAction, WriteRequest
+from erphub.core.errors import ConnectorError
+from erphub.core.records import Cursor, WriteAction, WriteRequest
 from tests.contract.harnesses.sql_sqlite import SqlBackend, backend_fixture
 
 T0 = dt.datetime(2026, 3, 1, 8, 0, 0, 123456, tzinfo=dt.UTC)

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from erphub.sandbox.serve import SandboxServer
 
-import sandbox as sandboxes
-from sandbox.serve import SandboxServer
+from erphub import sandbox as sandboxes
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,7 +27,7 @@ def copy_example(name: str, tmp_path: Path) -> Path:
 
 def run(config: Path, environ: dict[str, str]) -> dict[str, dict]:
     result = subprocess.run([sys.executable, "-m", "erphub.cli", "run", "--all", "--engine", "plain", "--json",
-                             "--config", str(config)], env={**os.environ, "PYTHONPATH": str(ROOT), **environ},
+                             "--config", str(config)], env={**os.environ, **environ},
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     return {r["pipeline"]: r for r in json.loads(result.stdout)}

@@ -13,10 +13,10 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from erphub.connectors.tryton import TrytonConnector
 
-from connectors.tryton import TrytonConnector
-from erphub.errors import AuthError
-from erphub.records import Cursor, WriteAction, WriteRequest
+from erphub.core.errors import AuthError
+from erphub.core.records import Cursor, WriteAction, WriteRequest
 from tests.contract.harnesses.tryton import TrytonHarness, make_harness
 
 pytestmark = pytest.mark.tryton

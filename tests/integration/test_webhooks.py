@@ -21,18 +21,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from erphub.config.loader import load_config
+from erphub.connectors.memory import MemorySystem, memory_system
+from erphub.monitoring.logging import configure_logging
+from erphub.monitoring.metrics import REGISTRY
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from config.loader import load_config
-from connectors.memory import MemorySystem, memory_system
 from erphub.engine import replay_dead_letters
 from erphub.runtime import Hub
 from erphub.webhooks import inbox
 from erphub.webhooks.receiver import WebhookReceiver, router_from_config
 from erphub.webhooks.worker import InboxSettings, InboxWorker
-from monitoring.logging import configure_logging
-from monitoring.metrics import REGISTRY
 
 JDY_SECRET = "jdy-push-secret-3c1d"
 HMAC_SECRET = "hmac-push-secret-9e2a"

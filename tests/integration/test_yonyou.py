@@ -11,15 +11,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from erphub.connectors.base import SystemContext
+from erphub.connectors.yonyou import YonyouConnector, YonyouSettings
+from erphub.sandbox.common import SandboxApp, SandboxServer
+from erphub.sandbox.faults import max_in_window
+from erphub.sandbox.yonyou import YonyouStore, create_sandbox
 from pydantic import SecretStr
 
-from connectors.base import SystemContext
-from connectors.yonyou import YonyouConnector, YonyouSettings
-from erphub.errors import AuthError
-from erphub.records import Cursor, Page, Record, WriteAction, WriteRequest
-from sandbox.common import SandboxApp, SandboxServer
-from sandbox.faults import max_in_window
-from sandbox.yonyou import YonyouStore, create_sandbox
+from erphub.core.errors import AuthError
+from erphub.core.records import Cursor, Page, Record, WriteAction, WriteRequest
 
 T0 = datetime(2026, 3, 1, 8, 0, 0, tzinfo=UTC)
 _names = itertools.count()
@@ -277,7 +277,7 @@ def test_unknown_path_is_permanent_and_entities_are_declared(sandbox: Any) -> No
         specs = conn.entities()
         assert specs["sales_order"].child_fields["orderDetails"] >= {"productId", "qty", "oriTaxUnitPrice"}
         assert specs["customer"].key_field == "code"
-        from erphub.errors import PermanentError
+        from erphub.core.errors import PermanentError
 
         with pytest.raises(PermanentError, match="310404"):
             list(conn.read_changes("receipt", None))

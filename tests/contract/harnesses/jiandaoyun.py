@@ -14,11 +14,12 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, ClassVar
 
-from connectors.base import Connector, SystemContext
-from connectors.jiandaoyun import JiandaoyunConnector, JiandaoyunSettings
-from erphub.records import WriteRequest
-from sandbox.common import SandboxApp, SandboxServer
-from sandbox.jiandaoyun import create_sandbox
+from erphub.connectors.base import Connector, SystemContext
+from erphub.connectors.jiandaoyun import JiandaoyunConnector, JiandaoyunSettings
+from erphub.sandbox.common import SandboxApp, SandboxServer
+from erphub.sandbox.jiandaoyun import create_sandbox
+
+from erphub.core.records import WriteRequest
 from tests.contract.harness import LOG_SECRETS, LOST_RESPONSE, RATE_LIMIT
 
 FORM = "customer_form"

@@ -13,11 +13,12 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from connectors.base import Connector, SystemContext
-from connectors.kingdee import KingdeeConnector, KingdeeSettings
-from erphub.records import WriteRequest
-from sandbox.common import SandboxApp, SandboxServer
-from sandbox.kingdee import SHANGHAI_ZONE, create_sandbox, endpoint
+from erphub.connectors.base import Connector, SystemContext
+from erphub.connectors.kingdee import KingdeeConnector, KingdeeSettings
+from erphub.sandbox.common import SandboxApp, SandboxServer
+from erphub.sandbox.kingdee import SHANGHAI_ZONE, create_sandbox, endpoint
+
+from erphub.core.records import WriteRequest
 from tests.contract.harness import EXPIRE_AUTH, LOG_SECRETS, LOST_RESPONSE, RATE_LIMIT
 
 

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from erphub.connectors.base import Connector, SystemContext
+from erphub.connectors.sql import SqlConnector, SqlSettings
 from sqlalchemy import (
     JSON,
     Column,
@@ -43,9 +45,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import mysql
 from sqlalchemy.exc import OperationalError
 
-from connectors.base import Connector, SystemContext
-from connectors.sql import SqlConnector, SqlSettings
-from erphub.records import WriteRequest
+from erphub.core.records import WriteRequest
 from tests.contract.harness import EXPIRE_AUTH, LOG_SECRETS, LOST_RESPONSE, RATE_LIMIT
 
 PG_ADMIN_URL = os.environ.get("ERPHUB_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

@@ -32,11 +32,11 @@ from contextlib import contextmanager
 from typing import Any
 
 import httpx
+from erphub.connectors.base import Connector, SystemContext
+from erphub.connectors.tryton import TrytonConnector, TrytonSettings, codec
 from pydantic import SecretStr
 
-from connectors.base import Connector, SystemContext
-from connectors.tryton import TrytonConnector, TrytonSettings, codec
-from erphub.records import WriteRequest
+from erphub.core.records import WriteRequest
 from tests.contract.harness import EXPIRE_AUTH, LOG_SECRETS, LOST_RESPONSE, RATE_LIMIT
 from tests.tryton_server import TrytonServer, tryton_server
 

@@ -12,9 +12,8 @@ import os
 from pathlib import Path
 
 import pytest
-
-from mappings import compile_mapping
-from mappings.report import dumps, outcome_dict, unwrap_record
+from erphub.mappings import compile_mapping
+from erphub.mappings.report import dumps, outcome_dict, unwrap_record
 
 ROOT = Path(__file__).resolve().parents[3]
 HERE = Path(__file__).resolve().parent

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from erphub.config.loader import load_config
 
-from config.loader import load_config
-from erphub.errors import ConfigError
+from erphub.core.errors import ConfigError
 
 VALID = """\
 version: 1

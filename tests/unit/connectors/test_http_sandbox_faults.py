@@ -8,16 +8,16 @@ from typing import Any
 
 import httpx
 import pytest
+from erphub.connectors.auth import BearerToken
+from erphub.connectors.base import SystemContext
+from erphub.connectors.http import HttpClient
+from erphub.sandbox.common import SandboxApp, SandboxServer, WindowLimiter
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from connectors.auth import BearerToken
-from connectors.base import SystemContext
-from connectors.http import HttpClient
-from erphub.errors import TransientError
-from sandbox.common import SandboxApp, SandboxServer, WindowLimiter
+from erphub.core.errors import TransientError
 
 _n = itertools.count()
 

@@ -6,14 +6,10 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-from k3cloud_webapi_sdk.core.webapi_client import WebApiClient
-from k3cloud_webapi_sdk.model.api_config import ApiConfig
-from k3cloud_webapi_sdk.util import encode_util, hmac_util
-
-from connectors.http import Action
-from connectors.kingdee.auth import KingdeeLogin, classify_body
-from connectors.kingdee.auth import login_sign as client_login_sign
-from connectors.kingdee.query import (
+from erphub.connectors.http import Action
+from erphub.connectors.kingdee.auth import KingdeeLogin, classify_body
+from erphub.connectors.kingdee.auth import login_sign as client_login_sign
+from erphub.connectors.kingdee.query import (
     build_record,
     complete_groups,
     cursor_filter,
@@ -23,10 +19,9 @@ from connectors.kingdee.query import (
     kd_literal,
     parse_kd_datetime,
 )
-from connectors.kingdee.schema import CUSTOMER, SALES_ORDER
-from connectors.kingdee.settings import KingdeeSettings
-from erphub.records import Cursor
-from sandbox.kingdee.auth import (
+from erphub.connectors.kingdee.schema import CUSTOMER, SALES_ORDER
+from erphub.connectors.kingdee.settings import KingdeeSettings
+from erphub.sandbox.kingdee.auth import (
     Credentials,
     SignatureError,
     api_signature,
@@ -34,7 +29,12 @@ from sandbox.kingdee.auth import (
     sdk_hmac,
     verify_signed_headers,
 )
-from sandbox.kingdee.auth import login_sign as server_login_sign
+from erphub.sandbox.kingdee.auth import login_sign as server_login_sign
+from k3cloud_webapi_sdk.core.webapi_client import WebApiClient
+from k3cloud_webapi_sdk.model.api_config import ApiConfig
+from k3cloud_webapi_sdk.util import encode_util, hmac_util
+
+from erphub.core.records import Cursor
 
 
 def test_kingdee_local_time_round_trip() -> None:

@@ -6,8 +6,8 @@ import itertools
 import threading
 import time
 
-from connectors.ratelimit import HEADROOM, RateLimiter, TokenBucket, shared_limiter
-from sandbox.faults import max_in_window
+from erphub.connectors.ratelimit import HEADROOM, RateLimiter, TokenBucket, shared_limiter
+from erphub.sandbox.faults import max_in_window
 
 
 class FakeClock:

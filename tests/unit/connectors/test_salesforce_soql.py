@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-
-from connectors.salesforce.schema import parse_datetime, soql_datetime, soql_string
-from sandbox.salesforce import SalesforceOrg, SoqlError, id18, parse
+from erphub.connectors.salesforce.schema import parse_datetime, soql_datetime, soql_string
+from erphub.sandbox.salesforce import SalesforceOrg, SoqlError, id18, parse
 
 T = datetime(2026, 3, 1, 8, 0, 0, 123000, tzinfo=UTC)
 

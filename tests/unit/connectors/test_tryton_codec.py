@@ -6,11 +6,11 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from erphub.connectors.tryton import TrytonSettings, codec
+from erphub.connectors.tryton.connector import _after, _invoice_status, _within
 from pydantic import SecretStr, ValidationError
 
-from connectors.tryton import TrytonSettings, codec
-from connectors.tryton.connector import _after, _invoice_status, _within
-from erphub.records import Cursor
+from erphub.core.records import Cursor
 
 
 def test_typed_values_round_trip_in_trytons_encoding() -> None:

@@ -9,10 +9,10 @@ from urllib.parse import parse_qs, quote
 
 import httpx
 import pytest
+from erphub.connectors.yonyou import YonyouTokenAuth, resubmit_check_key, signature, token_query
 from pydantic import SecretStr
 
-from connectors.yonyou import YonyouTokenAuth, resubmit_check_key, signature, token_query
-from erphub.errors import AuthError
+from erphub.core.errors import AuthError
 
 # Computed with:
 #   echo -n "appKeyk-123timestamp1700000000000" | openssl dgst -sha256 -hmac 's3cr3t/+=' -binary | base64

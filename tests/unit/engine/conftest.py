@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from connectors.memory import MemorySystem, memory_system
+from erphub.connectors.memory import MemorySystem, memory_system
 
 
 @pytest.fixture

@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from erphub.connectors.base import SystemContext
+from erphub.connectors.memory import MemoryConnector, MemorySettings, MemorySystem
+from erphub.mappings.plan import Mapped, Rejected, Skipped
 
-from connectors.base import SystemContext
-from connectors.memory import MemoryConnector, MemorySettings, MemorySystem
+from erphub.core.errors import RunFailed
 from erphub.engine import Pipeline, replay_dead_letters, run_pipeline
-from erphub.errors import RunFailed
 from erphub.store import Store
-from mappings.plan import Mapped, Rejected, Skipped
 
 SECRET = "canary-secret-5f2b9c"
 
@@ -195,15 +195,15 @@ def test_backfill_window_does_not_move_the_cursor_back(store: Store, systems, re
 def test_importing_the_engine_pulls_no_prefect() -> None:
     code = "import sys, erphub.engine, erphub.runtime; print('prefect' in sys.modules)"
     root = Path(__file__).resolve().parents[3]
-    env = {**os.environ, "PYTHONPATH": str(root)}
+    env = dict(os.environ)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=root)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
 
 
 def test_a_record_read_twice_in_a_batch_is_decided_by_its_newest_copy(store: Store, systems, request) -> None:
+    from erphub.core.records import Record
     from erphub.engine import deliver_records
-    from erphub.records import Record
 
     _, erp = systems
     pipeline = make_pipeline(systems, request)
@@ -217,8 +217,8 @@ def test_a_record_read_twice_in_a_batch_is_decided_by_its_newest_copy(store: Sto
 
 
 def test_a_late_older_copy_of_a_record_does_not_overwrite_newer_data(store: Store, systems, request) -> None:
+    from erphub.core.records import Record
     from erphub.engine import deliver_records
-    from erphub.records import Record
 
     _, erp = systems
     pipeline = make_pipeline(systems, request)
@@ -232,7 +232,7 @@ def test_a_late_older_copy_of_a_record_does_not_overwrite_newer_data(store: Stor
 def test_cursors_are_stored_in_utc_whatever_offset_they_came_with(store: Store) -> None:
     from datetime import timedelta, timezone
 
-    from erphub.records import Cursor
+    from erphub.core.records import Cursor
     from erphub.store import BatchCommit
 
     shanghai = timezone(timedelta(hours=8))

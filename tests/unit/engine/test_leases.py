@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from erphub.errors import RunFailed
+from erphub.core.errors import RunFailed
 from erphub.store import Store
 from erphub.store.leases import owner_name
 from tests.unit.engine.configs import memory_pipeline_config
@@ -47,9 +47,7 @@ def test_an_expired_lease_or_one_left_by_a_dead_process_is_taken_over(store: Sto
 def test_the_cli_reports_a_busy_pipeline_as_a_failed_run_not_a_crash(tmp_path) -> None:
     import json
     import os
-    from pathlib import Path
 
-    root = Path(__file__).resolve().parents[3]
     config = memory_pipeline_config(tmp_path, "customers", "source: customer\ntarget: customer\nkey: number\n"
                                     "fields:\n  number: {from: code}\n", source=("crm-busy", "customer", "code"),
                                     target=("erp-busy", "customer", "number"), options="busy_wait_s: 0.3")
@@ -58,7 +56,7 @@ def test_the_cli_reports_a_busy_pipeline_as_a_failed_run_not_a_crash(tmp_path) -
     store.close()
     result = subprocess.run([sys.executable, "-m", "erphub.cli", "run", "customers", "--engine", "plain", "--json",
                              "--config", str(config)], capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": str(root)}, cwd=tmp_path)
+                            env=dict(os.environ), cwd=tmp_path)
     assert result.returncode == 1, result.stderr
     [report] = json.loads(result.stdout)
     assert report["status"] == "failed" and "busy" in report["error"]

@@ -7,10 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from erphub.mappings.transforms import TRANSFORMS
 from typer.testing import CliRunner
 
-from erphub.cli_mapping import mapping_app
-from mappings.transforms import TRANSFORMS
+from erphub.cli.mapping import mapping_app
 
 ROOT = Path(__file__).resolve().parents[3]
 ORDER = ROOT / "mappings/jiandaoyun_to_kingdee/sales_order.yaml"
@@ -21,11 +21,11 @@ runner = CliRunner()
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     """The real process: exit code and stderr exactly as an operator sees them."""
     return subprocess.run(
-        [sys.executable, "-c", "from erphub.cli_mapping import mapping_app; mapping_app()", *args],
+        [sys.executable, "-c", "from erphub.cli.mapping import mapping_app; mapping_app()", *args],
         capture_output=True,
         text=True,
         cwd=ROOT,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        env={"PATH": "/usr/bin:/bin"},
         timeout=60,
         check=False,
     )

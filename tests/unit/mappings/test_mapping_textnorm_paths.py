@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from mappings.paths import PathSyntaxError, compile_getter, parse_path
-from mappings.textnorm import USCC_ALPHABET, halfwidth, normalise_phone, normalise_uscc, uscc_check_char
+from erphub.mappings.paths import PathSyntaxError, compile_getter, parse_path
+from erphub.mappings.textnorm import USCC_ALPHABET, halfwidth, normalise_phone, normalise_uscc, uscc_check_char
 
 # --- phone ----------------------------------------------------------------------------------------
 

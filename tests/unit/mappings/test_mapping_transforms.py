@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from mappings.lookups import LookupTable, LookupTables
-from mappings.transforms import TRANSFORMS, ArgError, Fn, TransformError
+from erphub.mappings.lookups import LookupTable, LookupTables
+from erphub.mappings.transforms import TRANSFORMS, ArgError, Fn, TransformError
 
 LOOKUPS = Path(__file__).resolve().parents[3] / "mappings" / "lookups"
 

@@ -4,8 +4,8 @@ def test_native_dates_from_typed_connectors_are_accepted() -> None:
     """Tryton's JSON-RPC decodes dates to objects; mappings take them like text."""
     from datetime import date, datetime
 
-    from mappings.compiler import compile_text
-    from mappings.plan import Mapped
+    from erphub.mappings.compiler import compile_text
+    from erphub.mappings.plan import Mapped
 
     plan = compile_text(
         "source: sale\ntarget: order\nfields:\n"

@@ -7,8 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 import structlog
-
-from monitoring import redaction
+from erphub.monitoring import redaction
 
 
 @pytest.fixture(autouse=True)

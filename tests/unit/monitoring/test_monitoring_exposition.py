@@ -5,17 +5,17 @@ from __future__ import annotations
 from collections import Counter
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
-
-from monitoring import metrics
-from monitoring.exposition import (
+from erphub.monitoring import metrics
+from erphub.monitoring.exposition import (
     STORE_GAUGES,
     StoreStateReader,
     make_metrics_app,
     prime_series,
     render_metrics,
 )
-from sandbox.serve import SandboxServer
+from erphub.sandbox.serve import SandboxServer
+from prometheus_client.parser import text_string_to_metric_families
+
 from tests.unit.monitoring.fakes import FakeStoreState
 
 

@@ -11,9 +11,8 @@ from typing import Any
 from urllib.parse import quote, quote_plus
 
 import pytest
-
-from monitoring.logging import RedactingFilter, configure_logging, get_logger, run_context
-from monitoring.redaction import (
+from erphub.monitoring.logging import RedactingFilter, configure_logging, get_logger, run_context
+from erphub.monitoring.redaction import (
     REDACTED,
     add_secrets,
     is_sensitive_key,
@@ -21,6 +20,7 @@ from monitoring.redaction import (
     redact_text,
     registered_secrets,
 )
+
 from tests.unit.monitoring.fakes import CANARY
 
 ENCODED_FORMS = {

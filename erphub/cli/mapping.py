@@ -13,14 +13,15 @@ from typing import Annotated, Any
 
 import typer
 
-from erphub.errors import MappingError, UserInputError
-from erphub.records import Direction, EntitySpec
-from mappings.compiler import compile_mapping
-from mappings.lookups import LookupTables
-from mappings.report import dumps, outcome_dict, outcome_text, unwrap_record
-from mappings.transforms import TRANSFORMS
+from erphub import mappings
+from erphub.core.errors import MappingError, UserInputError
+from erphub.core.records import Direction, EntitySpec
+from erphub.mappings.compiler import compile_mapping
+from erphub.mappings.lookups import LookupTables
+from erphub.mappings.report import dumps, outcome_dict, outcome_text, unwrap_record
+from erphub.mappings.transforms import TRANSFORMS
 
-MAPPINGS_DIR = Path(__file__).resolve().parent.parent / "mappings"
+MAPPINGS_DIR = Path(mappings.__file__).resolve().parent  # the mapping files shipped with erphub
 
 mapping_app = typer.Typer(
     help="Check, test and list mapping transforms.",
@@ -52,7 +53,7 @@ def _pipeline_specs(config_path: Path) -> Iterator[PipelineSpecs]:
     Schemas come from the connectors themselves (built, not connected). A connector that is not
     available yet leaves that side unchecked, and the note says so.
     """
-    from config.loader import load_config
+    from erphub.config.loader import load_config
 
     config = load_config(config_path)
     hub: Any = None
@@ -173,11 +174,3 @@ def transforms() -> None:
         typer.echo(f"{name}({sig})" if sig else name)
         typer.echo(f"    {tdef.summary}")
         typer.echo(f"    e.g. {tdef.example}")
-
-
-def main() -> None:  # `python -m erphub.cli_mapping`
-    mapping_app()
-
-
-if __name__ == "__main__":
-    main()

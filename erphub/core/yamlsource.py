@@ -16,7 +16,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
-from erphub.errors import UserInputError
+from erphub.core.errors import UserInputError
 
 PathKey = tuple[str | int, ...]
 

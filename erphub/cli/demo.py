@@ -11,13 +11,16 @@ from __future__ import annotations
 import os
 import random
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import typer
 from rich.console import Console
 
-import sandbox as sandboxes
-from config.loader import load_config
-from erphub.runner import run_pipelines
+from erphub import sandbox as sandboxes
+from erphub.cli.options import DEFAULT_CONFIG, ConfigOption
+from erphub.cli.output import out, results_table, user_errors
+from erphub.cli.runner import run_pipelines
+from erphub.config.loader import load_config
 
 DEMO_PIPELINES = ["crm_customers_to_erp", "crm_orders_to_erp"]
 CHANGED_CUSTOMERS = 4
@@ -48,11 +51,7 @@ def _change_crm_records(crm_state: Any, console: Console) -> None:
 
 
 def _show(console: Console, title: str, results: list[dict[str, Any]]) -> None:
-    from erphub.cli import results_table
-
-    table = results_table(results)
-    table.title = title
-    console.print(table)
+    console.print(results_table(results, title=title))
 
 
 def run_demo(config_path: str, *, engine: str, console: Console) -> None:
@@ -81,3 +80,12 @@ def run_demo(config_path: str, *, engine: str, console: Console) -> None:
     console.print("  .venv/bin/erphub status --config config/demo.yaml --json   per pipeline: last run, counts, cursor")
     console.print("  .venv/bin/erphub dlq list --config config/demo.yaml        the records that were refused, and why")
     console.print("  .venv/bin/erphub dlq show ID --config config/demo.yaml     one dead letter whole")
+
+
+def demo(
+    config: ConfigOption = DEFAULT_CONFIG,
+    engine: Annotated[str, typer.Option(help="prefect (default) or plain.")] = "prefect",
+) -> None:
+    """Start the sandboxes, sync CRM customers and orders into the ERP, run again, change a few, run again."""
+    with user_errors():
+        run_demo(config, engine=engine, console=out)

@@ -1,27 +1,22 @@
-"""Run pipelines for the CLI: through the embedded Prefect flow or plainly, with progress and logs."""
+"""Run pipelines for the CLI (`erphub run`, `erphub demo`): through the embedded Prefect flow or plainly,
+with a progress line in a terminal, and hand one-shot runs' metrics to the Pushgateway."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from config.loader import LoadedConfig, load_config
+from erphub.cli.options import setup_logging, state_dir
+from erphub.config.loader import LoadedConfig, load_config
+from erphub.core.errors import ConfigError, RunFailed
 from erphub.engine import run_pipeline
-from erphub.errors import ConfigError, RunFailed
+from erphub.flows.prefect_env import configure_prefect_env
 from erphub.runtime import Hub
 from erphub.store import Store
-from monitoring.logging import LogFormat, configure_logging
-
-
-def as_log_format(value: str) -> LogFormat:
-    if value in ("auto", "json", "console"):
-        return value  # type: ignore[return-value]
-    raise ConfigError(f"--log-format must be auto, json or console, not {value!r}")
 
 
 def select_pipelines(loaded: LoadedConfig, names: list[str], run_all: bool) -> list[str]:
@@ -53,16 +48,12 @@ def progress_reporter(enabled: bool, pipeline: str) -> Iterator[Callable[[dict[s
         yield update
 
 
-def state_dir(loaded: LoadedConfig) -> Path:
-    return Path.cwd() / ".erphub"
-
-
 def push_metrics(loaded: LoadedConfig, names: list[str]) -> None:
     """A one-shot run leaves before Prometheus could scrape it: hand its metrics to the Pushgateway."""
     url = loaded.hub.metrics.pushgateway_url
     if not url:
         return
-    from monitoring.pushgateway import push_run_metrics
+    from erphub.monitoring.pushgateway import push_run_metrics
 
     with Hub(loaded) as hub:
         for name in names:
@@ -72,28 +63,25 @@ def push_metrics(loaded: LoadedConfig, names: list[str]) -> None:
 def run_pipelines(config: str, names: list[str], *, run_all: bool, since: datetime | None, until: datetime | None,
                   full: bool, engine: str, log_format: str, progress: bool) -> tuple[list[dict[str, Any]], bool]:
     loaded = load_config(config)
-    configure_logging(fmt=as_log_format(log_format), level="INFO", secrets=loaded.secret_values)
+    setup_logging(log_format, loaded.secret_values)
     selected = select_pipelines(loaded, names, run_all)
     results: list[dict[str, Any]] = []
     failed = False
     if engine == "prefect":
-        from flows.prefect_env import configure_prefect_env
-
-        configure_prefect_env(state_dir(loaded))
-        import flows.sync
-        from flows.sync import sync_pipeline
+        configure_prefect_env(state_dir())
+        from erphub.flows import sync as sync_flow  # only now: Prefect reads its settings on import
 
         with Hub(loaded) as probe:  # mapping and connector errors exit 2 before any flow starts
             for name in selected:
                 probe.pipeline(name)
         for name in selected:
             with progress_reporter(progress, name) as on_progress:
-                flows.sync.progress_hook = on_progress
+                sync_flow.progress_hook = on_progress
                 try:
-                    state = sync_pipeline(pipeline=name, config_path=str(loaded.path), trigger="manual",
+                    state = sync_flow.sync_pipeline(pipeline=name, config_path=str(loaded.path), trigger="manual",
                                           since=since, until=until, full=full, return_state=True)
                 finally:
-                    flows.sync.progress_hook = None
+                    sync_flow.progress_hook = None
             if state.is_completed():
                 results.append(state.result())
             else:

@@ -1,0 +1,62 @@
+"""What the CLI prints: tables and JSON on stdout, one-line errors on stderr, and the exit codes.
+
+Exit codes: 0 the work completed (dead letters are counted, not fatal), 1 a run failed,
+2 usage or config error (one line naming file, line and field; never a traceback).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from erphub.core.errors import ConnectorError, RunFailed, StoreError, UserInputError
+
+# Off a terminal rich assumes 80 columns; tables of counts read better wider.
+out = Console() if sys.stdout.isatty() else Console(width=160)
+err = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=160)
+
+OUTCOME_COLUMNS = ("read", "created", "updated", "unchanged", "skipped", "dead_lettered")
+
+
+def fail(message: str, code: int) -> typer.Exit:
+    err.print(message, markup=False, highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn erphub's errors into one readable line and the documented exit code."""
+    try:
+        yield
+    except UserInputError as exc:
+        raise fail(f"error: {exc.render()}", 2) from None
+    except RunFailed as exc:
+        raise fail(f"run failed: {exc}", 1) from None
+    except (ConnectorError, StoreError) as exc:
+        raise fail(f"error: {exc}", 1) from None
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+
+
+def results_table(results: list[dict[str, Any]], title: str = "erphub runs") -> Table:
+    table = Table(title=title)
+    table.add_column("pipeline")
+    table.add_column("status")
+    for column in OUTCOME_COLUMNS:
+        table.add_column(column.replace("_", "-"), justify="right")
+    table.add_column("seconds", justify="right")
+    for result in results:
+        counts = result.get("counts", {})
+        style = "green" if result["status"] == "success" else "red"
+        table.add_row(result["pipeline"], f"[{style}]{result['status']}[/{style}]",
+                      *(str(counts.get(c, 0)) for c in OUTCOME_COLUMNS), str(result.get("seconds", "")))
+    return table

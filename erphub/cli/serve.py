@@ -1,0 +1,33 @@
+"""`erphub serve`: the webhook receiver, /metrics and the schedules of every pipeline, in one process."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from erphub.cli.options import DEFAULT_CONFIG, ConfigOption, LogFormatOption, setup_logging, state_dir
+from erphub.cli.output import user_errors
+from erphub.config.loader import load_config
+from erphub.flows.server import Schedules
+from erphub.serve import HubServer
+
+
+def serve(
+    config: ConfigOption = DEFAULT_CONFIG,
+    host: Annotated[str | None, typer.Option(help="Bind address (default: serve.host, 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: serve.port, 9464).")] = None,
+    no_schedules: Annotated[bool, typer.Option("--no-schedules", help="Webhooks and /metrics only.")] = False,
+    log_format: LogFormatOption = "auto",
+) -> None:
+    """Schedules (Prefect deployments), the webhook receiver and /metrics, in one process.
+
+    Runs until SIGTERM/SIGINT. Exit 0 after a clean stop, 1 when serving failed, 2 on a config error.
+    """
+    with user_errors():
+        loaded = load_config(config)
+        setup_logging(log_format, loaded.secret_values)
+        schedules = None if no_schedules else Schedules(loaded, state_dir())
+        code = HubServer(loaded, host=host, port=port, schedules=schedules).run()
+    if code:
+        raise typer.Exit(code)

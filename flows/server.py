@@ -1,0 +1,154 @@
+"""The Prefect side of `erphub serve`: a Prefect server child process and the runner serving schedules.
+
+Why a Prefect server process and not Prefect's ephemeral one: the ephemeral server does not run
+the scheduler service (Prefect 3.9.1 runs only services marked for ephemeral mode), so cron
+schedules would never create runs. Measured here: the child answers /api/health in about 15 s.
+
+`Schedules` is what `erphub.serve.HubServer` runs on a background thread (it only sees the
+`ScheduleService` shape: start, stop, state, error); the CLI builds it, so the engine layer never
+imports Prefect. Flow runs load `erphub.flows.sync` by module path from the installed package.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import structlog
+from erphub.config.loader import LoadedConfig
+
+log = structlog.get_logger("erphub.serve")
+
+
+def _death_signal_hook() -> Any:
+    """A pre-exec hook giving the child SIGTERM when the thread that started it ends, even when erphub
+    serve is killed (Linux PR_SET_PDEATHSIG). libc is loaded here, in the parent, so the child only
+    makes one system call between fork and exec."""
+    try:
+        prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
+    except OSError:
+        return None
+    return lambda: prctl(1, signal.SIGTERM)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class PrefectServerProcess:
+    """`prefect server start` on a free loopback port, as a child of erphub serve."""
+
+    def __init__(self, log_path: Path, startup_timeout_s: float = 180.0) -> None:
+        self.log_path = log_path
+        self.startup_timeout_s = startup_timeout_s
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, should_stop: threading.Event) -> str | None:
+        """The API URL once healthy; None if stop was asked meanwhile. Raises when it cannot start."""
+        import httpx
+
+        port = _free_port()
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port),
+                 "--no-ui", "--analytics-off"],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                preexec_fn=_death_signal_hook())
+        url = f"http://127.0.0.1:{port}/api"
+        deadline = time.monotonic() + self.startup_timeout_s
+        while not should_stop.is_set():
+            if self.process.poll() is not None:
+                raise RuntimeError(f"prefect server exited with {self.process.returncode} (see {self.log_path})")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"prefect server not healthy after {self.startup_timeout_s:.0f} s")
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    return url
+            except httpx.TransportError:
+                pass
+            should_stop.wait(0.25)
+        return None
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+
+
+class Schedules:
+    """The schedules part of erphub serve: Prefect server (child) + runner, on one background thread."""
+
+    def __init__(self, loaded: LoadedConfig, state_dir: Path) -> None:
+        self.loaded = loaded
+        self.state_dir = state_dir
+        self.state = "idle"  # idle | starting | running | none | stopped | failed
+        self.error: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._server: PrefectServerProcess | None = None
+        self._runner: Any = None
+
+    def start(self) -> None:
+        self.state = "starting"
+        self._thread = threading.Thread(target=self._main, name="erphub-schedules", daemon=True)
+        self._thread.start()
+
+    def _main(self) -> None:
+        try:
+            self._serve()
+            if self.state != "none":
+                self.state = "stopped"
+        except Exception as exc:
+            self.state = "failed"
+            self.error = f"{exc.__class__.__name__}: {exc}"
+            log.error("schedules failed", error=self.error)
+
+    def _serve(self) -> None:
+        from erphub.flows.prefect_env import configure_prefect_env
+
+        configure_prefect_env(self.state_dir)
+        if not os.environ.get("PREFECT_API_URL"):
+            self._server = PrefectServerProcess(self.state_dir / "prefect-server.log")
+            started = time.monotonic()
+            url = self._server.start(self._stop)
+            if url is None:
+                return
+            os.environ["PREFECT_API_URL"] = url  # before prefect is imported: its settings read the env
+            log.info("prefect server started", seconds=round(time.monotonic() - started, 1))
+        from erphub.flows.deployments import ScheduleRunner, build_deployments
+
+        deployments = build_deployments(self.loaded)
+        if not deployments:
+            self.state = "none"
+            log.info("no scheduled pipelines")
+            return
+        self._runner = ScheduleRunner(deployments)
+        if self._stop.is_set():
+            return
+        self.state = "running"
+        self._runner.run()
+
+    def stop(self, timeout: float = 40.0) -> None:
+        self._stop.set()
+        if self._runner is not None:
+            self._runner.stop()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self._server is not None:
+            self._server.stop()
