@@ -1,9 +1,16 @@
-"""The Connector protocol: what the engine asks of every system.
+"""The Connector protocol: what the engine asks of every system, and a small base class to build one on.
 
 A connector does I/O only. It declares its entities (with their schema and directions), reads
 changes page by page in (updated_at, id) order, writes batches returning one result per record
 (never all-or-nothing), and can find records it may already have created by their match key,
 which is how a write that crashed half-way is never repeated as a duplicate.
+
+Optional capabilities are Protocols the engine checks with `isinstance`:
+
+    SupportsFetch        current records by id (two-way pipelines need it)
+    SupportsAcknowledge  tells the source which records were taken (handshake staging tables)
+    SupportsWebhook      verifies the signature of an event the system pushes (a class-level check,
+                         so `erphub serve` can verify before any connector is built)
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
+from erphub.core.errors import UnknownEntity
 from erphub.core.records import (
     Cursor,
     Direction,
@@ -27,6 +35,7 @@ from erphub.core.records import (
 
 __all__ = [
     "Connector",
+    "ConnectorBase",
     "ConnectorSettings",
     "Cursor",
     "Direction",
@@ -34,7 +43,9 @@ __all__ = [
     "Page",
     "Record",
     "RecordError",
+    "SupportsAcknowledge",
     "SupportsFetch",
+    "SupportsWebhook",
     "SystemContext",
     "WriteAction",
     "WriteRequest",
@@ -100,3 +111,68 @@ class SupportsFetch(Protocol):
     """Optional: current records by id. Two-way pipelines need it to see what the target has now."""
 
     def fetch(self, entity: str, ids: Sequence[str]) -> dict[str, Record]: ...
+
+
+@runtime_checkable
+class SupportsAcknowledge(Protocol):
+    """Optional: a source that learns, after our commit, which of its records were taken and which failed."""
+
+    def acknowledges(self, entity: str) -> bool:
+        """Whether this entity (a handshake staging table, say) wants acknowledgements."""
+        ...
+
+    def acknowledge(self, entity: str, ids: Sequence[str], *, ok: bool, error: str | None = None) -> int: ...
+
+
+@runtime_checkable
+class SupportsWebhook(Protocol):
+    """Optional: the system pushes signed events. A `serve.webhooks` source whose `kind` is this connector's
+    kind is verified by `verify_webhook` (a static method: it needs the secret, not a connection)."""
+
+    kind: ClassVar[str]
+
+    @staticmethod
+    def verify_webhook(body: bytes, query: Mapping[str, str], headers: Mapping[str, str], secret: str, *,
+                       now: float, max_age_s: float, options: Mapping[str, Any]) -> Any:
+        """A `webhooks.Checked`: ok (with timestamp, nonce, delivery id), bad signature or stale."""
+        ...
+
+
+class ConnectorBase:
+    """What most connectors share: entity lookup with one error, and the owned-fields and key helpers.
+
+    A subclass sets `kind` and `settings_model`, implements `entities`, `read_changes`, `write`,
+    `lookup` and `check`, and calls `self.spec(entity)` wherever it needs an entity's spec.
+    """
+
+    kind: ClassVar[str]
+    settings_model: ClassVar[type[ConnectorSettings]]
+
+    def entities(self) -> Mapping[str, EntitySpec]:
+        raise NotImplementedError
+
+    def spec(self, entity: str) -> EntitySpec:
+        """The spec of `entity`; an UnknownEntity listing the valid names when there is none."""
+        specs = self.entities()
+        try:
+            return specs[entity]
+        except KeyError:
+            raise UnknownEntity(self.kind, entity, list(specs)) from None
+
+    @staticmethod
+    def owned_data(request: WriteRequest) -> dict[str, Any]:
+        """What an update may write: only the pipeline's owned fields (all of them when it owns all)."""
+        if request.owned_fields is None:
+            return dict(request.data)
+        return {name: value for name, value in request.data.items() if name in request.owned_fields}
+
+    @staticmethod
+    def request_key(request: WriteRequest, key_field: str | None) -> str | None:
+        """The match key of a write: the mapping's key, else the key field's value in the data."""
+        if request.key is not None:
+            return request.key
+        value = request.data.get(key_field) if key_field else None
+        return None if value in (None, "") else str(value)
+
+    def close(self) -> None:
+        """Release connections; the default has none."""

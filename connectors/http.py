@@ -49,6 +49,7 @@ from erphub.core.errors import (
     PermanentError,
     ProtocolError,
     RateLimitedError,
+    RetryableAnswer,
     TransientError,
 )
 
@@ -153,19 +154,6 @@ def default_message(body: Any) -> str:
     msg = body.get("msg", body.get("message", body.get("error_description", body.get("error", body.get("errmsg")))))
     parts = [str(p) for p in (code, msg) if p not in (None, "")]
     return " ".join(parts)[:300]
-
-
-class _Retry(Exception):
-    """Internal: this attempt failed in a way worth retrying; `error` is raised if we give up."""
-
-    def __init__(
-        self, error: ConnectorError, reason: str, *, retry_after: float | None = None, immediate: bool = False
-    ) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.reason = reason
-        self.retry_after = retry_after
-        self.immediate = immediate
 
 
 ENDPOINT_EXTENSION = "erphub_endpoint"
@@ -318,7 +306,7 @@ class HttpClient:
                 )
 
         retrying = Retrying(
-            retry=retry_if_exception_type(_Retry),
+            retry=retry_if_exception_type(RetryableAnswer),
             wait=self._wait,
             stop=self._stop,
             sleep=self._sleep,
@@ -327,7 +315,7 @@ class HttpClient:
         )
         try:
             return retrying(attempt)
-        except _Retry as exc:
+        except RetryableAnswer as exc:
             raise exc.error from None
 
     def close(self) -> None:
@@ -368,12 +356,13 @@ class HttpClient:
                     self._msg(f"{where}: {reason} ({type(exc).__name__}); the request may have been applied"),
                     system=self.system,
                 ) from None
-            raise _Retry(error, reason) from None
+            raise RetryableAnswer(error, reason) from None
         except AuthError as exc:
             metrics.count_auth_failure(self.system)
             raise AuthError(self._msg(f"{where}: login failed: {exc}"), system=self.system, status=exc.status) from None
         except TransientError as exc:  # login answered 5xx/429
-            raise _Retry(TransientError(self._msg(f"{where}: login: {exc}"), system=self.system), "login") from None
+            login_error = TransientError(self._msg(f"{where}: login: {exc}"), system=self.system)
+            raise RetryableAnswer(login_error, "login") from None
         except ConnectorError as exc:
             raise type(exc)(self._msg(f"{where}: login: {exc}"), system=self.system, status=exc.status) from None
 
@@ -391,7 +380,7 @@ class HttpClient:
                 raise AuthError(self._msg(f"{detail} (credentials rejected)"), system=self.system, status=status)
             reauths[0] += 1
             self.auth.invalidate()
-            raise _Retry(
+            raise RetryableAnswer(
                 TransientError(self._msg(detail), system=self.system, status=status),
                 "session_expired",
                 immediate=True,
@@ -402,7 +391,7 @@ class HttpClient:
             if retry_after is None:
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
             error = RateLimitedError(self._msg(detail), system=self.system, status=status, retry_after=retry_after)
-            raise _Retry(error, "rate_limited", retry_after=retry_after)
+            raise RetryableAnswer(error, "rate_limited", retry_after=retry_after)
         if verdict.action is Action.RETRY:
             reason = "malformed" if malformed else ("5xx" if status >= 500 else (verdict.reason or "retry"))
             if not idempotent:
@@ -412,7 +401,7 @@ class HttpClient:
                     status=status,
                 )
             error_cls = ProtocolError if malformed else TransientError
-            raise _Retry(error_cls(self._msg(detail), system=self.system, status=status), reason)
+            raise RetryableAnswer(error_cls(self._msg(detail), system=self.system, status=status), reason)
         if status in (401, 403):
             metrics.count_auth_failure(self.system)
             raise AuthError(self._msg(detail), system=self.system, status=status)
@@ -445,9 +434,9 @@ class HttpClient:
         return redact(text, self.secrets())
 
     # ---- tenacity hooks ----------------------------------------------------------------
-    def _retry_of(self, state: RetryCallState) -> _Retry | None:
+    def _retry_of(self, state: RetryCallState) -> RetryableAnswer | None:
         exc = state.outcome.exception() if state.outcome is not None else None
-        return exc if isinstance(exc, _Retry) else None
+        return exc if isinstance(exc, RetryableAnswer) else None
 
     def _wait(self, state: RetryCallState) -> float:
         failure = self._retry_of(state)

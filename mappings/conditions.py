@@ -17,14 +17,10 @@ from typing import Any
 
 from erphub.mappings.paths import Path, PathSyntaxError, compile_getter, parse_path
 
+from erphub.core.errors import ConditionError
+
 Predicate = Callable[[Any, Any], bool]
 YamlPath = tuple[str | int, ...]
-
-
-class ConditionError(ValueError):
-    def __init__(self, message: str, where: YamlPath) -> None:
-        super().__init__(message)
-        self.where = where
 
 
 COMPARISONS = ("eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "matches", "present")

@@ -11,16 +11,9 @@ import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from erphub.core.errors import LookupTableError
+
 DEFAULT_LOOKUPS_DIR = Path(__file__).resolve().parent / "lookups"
-
-
-class LookupTableError(ValueError):
-    """A table or column a mapping names cannot be used. `line` is the CSV line when known."""
-
-    def __init__(self, message: str, *, file: str | None = None, line: int | None = None) -> None:
-        super().__init__(message)
-        self.file = file
-        self.line = line
 
 
 @dataclass

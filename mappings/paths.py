@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from erphub.core.errors import PathSyntaxError
+
 Getter = Callable[[Any, Any], Any]
 
 ROOT = "$"
@@ -27,10 +29,6 @@ _TOKEN = re.compile(
     """,
     re.VERBOSE,
 )
-
-
-class PathSyntaxError(ValueError):
-    """The path text does not follow the grammar."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from erphub.core.errors import Reject
+
 
 @dataclass(frozen=True, slots=True)
 class Mapped:
@@ -32,17 +34,6 @@ class Skipped:
 
 
 Outcome = Mapped | Rejected | Skipped
-
-
-class Reject(Exception):
-    """Raised inside a plan's closures; `apply` turns it into a Rejected."""
-
-    __slots__ = ("code", "field", "reason")
-
-    def __init__(self, field: str, reason: str, code: str) -> None:
-        self.field = field
-        self.reason = reason
-        self.code = code
 
 
 # A step writes one target field (or a batch of plain copies, or a child collection) into `out`.

@@ -33,23 +33,9 @@ from erphub.mappings import textnorm, timefmt
 from erphub.mappings.lookups import LookupTable, LookupTableError
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator, model_validator
 
+from erphub.core.errors import ArgError, TransformError
+
 Fn = Callable[[Any], Any]
-
-
-class TransformError(ValueError):
-    """A value a transform cannot convert. `code` becomes the rejection code."""
-
-    def __init__(self, message: str, code: str = "transform") -> None:
-        super().__init__(message)
-        self.code = code
-
-
-class ArgError(ValueError):
-    """An argument is wrong in a way its model cannot say; `arg` names it for the error location."""
-
-    def __init__(self, message: str, arg: str | None = None) -> None:
-        super().__init__(message)
-        self.arg = arg
 
 
 class BuildContext(Protocol):

@@ -15,15 +15,9 @@ from erphub.mappings.conditions import is_present, values_equal
 from erphub.mappings.spec import LengthSpec, ValidateSpec
 from erphub.mappings.transforms import ArgError
 
+from erphub.core.errors import Invalid
+
 Check = Callable[[Any], None]
-
-
-class Invalid(Exception):
-    __slots__ = ("code", "reason")
-
-    def __init__(self, code: str, reason: str) -> None:
-        self.code = code
-        self.reason = reason
 
 
 def _shown(value: Any) -> str:

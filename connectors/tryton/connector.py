@@ -28,11 +28,11 @@ from typing import Any, ClassVar
 
 from erphub.connectors.base import ConnectorSettings, SystemContext
 from erphub.connectors.registry import register
-from erphub.connectors.tryton.refdata import RefData, Unknown
+from erphub.connectors.tryton.refdata import RefData, UnknownReference
 from erphub.connectors.tryton.rpc import TrytonRPC, TrytonUserError
 from erphub.connectors.tryton.settings import TrytonSettings
 
-from erphub.core.errors import ConfigError, PermanentError, TransientError
+from erphub.core.errors import ConfigError, PermanentError, RecordWriteRefused, TransientError
 from erphub.core.records import (
     Cursor,
     Direction,
@@ -126,14 +126,6 @@ STATUS_FIELDS = frozenset(
 )
 
 
-class _RecordFailure(Exception):
-    """One record cannot be written; becomes a RecordError."""
-
-    def __init__(self, code: str, message: str, field: str | None = None, transient: bool = False) -> None:
-        super().__init__(message)
-        self.error = RecordError(code=code, message=message, field=field, transient=transient)
-
-
 def _naive(value: dt.datetime) -> dt.datetime:
     return value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo else value
 
@@ -162,7 +154,7 @@ def _decimal(value: Any, field: str) -> Decimal:
     try:
         return value if isinstance(value, Decimal) else Decimal(str(value))
     except (InvalidOperation, ValueError):
-        raise _RecordFailure("invalid_number", f"{field}: {value!r} is not a number", field) from None
+        raise RecordWriteRefused("invalid_number", f"{field}: {value!r} is not a number", field) from None
 
 
 def _date(value: Any, field: str) -> dt.date | None:
@@ -175,13 +167,13 @@ def _date(value: Any, field: str) -> dt.date | None:
     try:
         return dt.date.fromisoformat(str(value)[:10])
     except ValueError:
-        raise _RecordFailure(
+        raise RecordWriteRefused(
             "invalid_date", f"{field}: {value!r} is not a date (YYYY-MM-DD)", field
         ) from None
 
 
-def _user_failure(exc: TrytonUserError, default_field: str | None = None) -> _RecordFailure:
-    return _RecordFailure(exc.kind, exc.detail, default_field)
+def _user_failure(exc: TrytonUserError, default_field: str | None = None) -> RecordWriteRefused:
+    return RecordWriteRefused(exc.kind, exc.detail, default_field)
 
 
 
@@ -189,7 +181,7 @@ def _request_key(req: WriteRequest, *, field: str, what: str) -> str:
     """The business key a write is matched by (party code, sale reference)."""
     key = req.data.get(field) or req.key
     if not key:
-        raise _RecordFailure("missing_key", f"{what} has no {field}", field)
+        raise RecordWriteRefused("missing_key", f"{what} has no {field}", field)
     return str(key)
 
 @register("tryton")
@@ -469,13 +461,13 @@ class TrytonConnector:
     def _ref(self, getter: Callable[[str, str], Any], value: str, field: str) -> Any:
         try:
             return getter(value, field)
-        except Unknown as exc:
-            raise _RecordFailure("unknown_reference", str(exc), exc.field) from None
+        except UnknownReference as exc:
+            raise RecordWriteRefused("unknown_reference", str(exc), exc.field) from None
 
     def _check_fields(self, data: Mapping[str, Any], allowed: frozenset[str], what: str) -> None:
         unknown = sorted(set(data) - allowed)
         if unknown:
-            raise _RecordFailure("unknown_field", f"{what} has no field {', '.join(unknown)}", unknown[0])
+            raise RecordWriteRefused("unknown_field", f"{what} has no field {', '.join(unknown)}", unknown[0])
 
     def _identifier(self, code: Any) -> dict[str, Any]:
         return {"type": self.settings.tax_identifier_type, "code": str(code)}
@@ -484,7 +476,7 @@ class TrytonConnector:
         data = req.data
         self._check_fields(data, CUSTOMER_FIELDS, "customer")
         if not data.get("name"):
-            raise _RecordFailure("required", "customer name is required", "name")
+            raise RecordWriteRefused("required", "customer name is required", "name")
         values: dict[str, Any] = {"code": key, "name": data["name"]}
         address = self._address_values(data)
         values["addresses"] = [["create", [address]]]
@@ -639,24 +631,24 @@ class TrytonConnector:
     def _sale_lines(self, data: Mapping[str, Any]) -> list[dict[str, Any]]:
         lines = data.get("lines")
         if not isinstance(lines, list) or not lines:
-            raise _RecordFailure("required", "a sales order needs at least one line", "lines")
+            raise RecordWriteRefused("required", "a sales order needs at least one line", "lines")
         out = []
         for n, line in enumerate(lines):
             where = f"lines[{n}]"
             if not isinstance(line, Mapping):
-                raise _RecordFailure("invalid", f"{where} is not an object", "lines")
+                raise RecordWriteRefused("invalid", f"{where} is not an object", "lines")
             self._check_fields(line, SALE_LINE_FIELDS, where)
             if not line.get("product"):
-                raise _RecordFailure("required", f"{where}.product is required", f"{where}.product")
+                raise RecordWriteRefused("required", f"{where}.product is required", f"{where}.product")
             product = self._ref(self.ref.product, str(line["product"]), f"{where}.product")
             quantity = _decimal(line.get("quantity"), f"{where}.quantity")
             if quantity <= 0:
-                raise _RecordFailure("invalid", f"{where}.quantity must be positive", f"{where}.quantity")
+                raise RecordWriteRefused("invalid", f"{where}.quantity must be positive", f"{where}.quantity")
             unit_id = product["uom"]
             if line.get("unit"):
                 unit = self._ref(self.ref.unit, str(line["unit"]), f"{where}.unit")
                 if unit["category"] != product["uom_category"]:
-                    raise _RecordFailure(
+                    raise RecordWriteRefused(
                         "invalid",
                         f"{where}.unit {line['unit']!r} does not fit the product's unit category",
                         f"{where}.unit",
@@ -665,7 +657,7 @@ class TrytonConnector:
             if line.get("tax_rate") is not None:
                 rate = _decimal(line["tax_rate"], f"{where}.tax_rate")
                 if rate != product["tax_rate"] * 100:
-                    raise _RecordFailure(
+                    raise RecordWriteRefused(
                         "tax_mismatch",
                         f"{where}.tax_rate {rate}% differs from product {line['product']}'s "
                         f"{(product['tax_rate'] * 100).normalize()}% in Tryton",
@@ -677,7 +669,7 @@ class TrytonConnector:
                 gross = _decimal(line["unit_price_tax_included"], f"{where}.unit_price_tax_included")
                 price = gross / (1 + product["tax_rate"])
             else:
-                raise _RecordFailure(
+                raise RecordWriteRefused(
                     "required", f"{where} needs unit_price or unit_price_tax_included", f"{where}.unit_price"
                 )
             values: dict[str, Any] = {
@@ -699,7 +691,7 @@ class TrytonConnector:
             parties = self._find_parties([str(data["customer_code"])])
             party = parties.get(str(data["customer_code"]))
             if party is None:
-                raise _RecordFailure(
+                raise RecordWriteRefused(
                     "unknown_reference", f"unknown customer {data['customer_code']!r}", "customer_code"
                 )
             values["party"] = party["id"]
@@ -721,7 +713,7 @@ class TrytonConnector:
         data = req.data
         self._check_fields(data, SALE_FIELDS, "sales order")
         if not data.get("customer_code"):
-            raise _RecordFailure("required", "customer_code is required", "customer_code")
+            raise RecordWriteRefused("required", "customer_code is required", "customer_code")
         values = self._sale_header(data)
         values.update(
             reference=key,
@@ -744,7 +736,7 @@ class TrytonConnector:
         if existing["state"] != "draft":
             # Past draft the ERP owns the order: accept an unchanged re-send, refuse a change.
             if self._sale_differs(data, existing):
-                raise _RecordFailure(
+                raise RecordWriteRefused(
                     "locked",
                     f"sales order {existing['reference']} is {existing['state']} "
                     "in Tryton; only draft orders can be changed",
@@ -943,7 +935,7 @@ class TrytonConnector:
         for n, req in enumerate(batch):
             try:
                 keys[n] = key_of(req)
-            except _RecordFailure as exc:
+            except RecordWriteRefused as exc:
                 results[n] = WriteResult(req.source_id, error=exc.error)
         existing = find(sorted(set(keys.values())))
         to_create: dict[int, dict[str, Any]] = {}
@@ -964,7 +956,7 @@ class TrytonConnector:
             try:
                 to_create[n] = create_values(req, key)
                 claimed.add(key)
-            except _RecordFailure as exc:
+            except RecordWriteRefused as exc:
                 results[n] = WriteResult(req.source_id, error=exc.error)
             except TrytonUserError as exc:
                 results[n] = WriteResult(req.source_id, error=_user_failure(exc).error)
@@ -984,7 +976,7 @@ class TrytonConnector:
     def _one(self, req: WriteRequest, fn: Callable[[], WriteResult]) -> WriteResult:
         try:
             return fn()
-        except _RecordFailure as exc:
+        except RecordWriteRefused as exc:
             return WriteResult(req.source_id, error=exc.error)
         except TrytonUserError as exc:
             return WriteResult(req.source_id, error=_user_failure(exc).error)

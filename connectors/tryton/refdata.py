@@ -13,13 +13,7 @@ from typing import Any
 
 from erphub.connectors.tryton.rpc import TrytonRPC
 
-
-class Unknown(LookupError):
-    """A code that does not exist in Tryton; `field` names the record field it came from."""
-
-    def __init__(self, what: str, value: Any, field: str) -> None:
-        self.field = field
-        super().__init__(f"unknown {what} {value!r}")
+from erphub.core.errors import UnknownReference
 
 
 class RefData:
@@ -40,7 +34,7 @@ class RefData:
             table = self._table(name, load, reload=reload)
             if wanted in table:
                 return table[wanted]
-        raise Unknown(what, key, field)
+        raise UnknownReference(what, key, field)
 
     # -- tables ------------------------------------------------------------------------------
     def product(self, code: str, field: str = "product") -> dict[str, Any]:

@@ -31,25 +31,16 @@ from pydantic import SecretStr
 
 from erphub.core.errors import (
     AuthError,
-    ConnectorError,
     PermanentError,
     ProtocolError,
     RateLimitedError,
     TransientError,
+    TrytonUserError,
 )
 
 JSON_HEADERS = {"Content-Type": "application/json"}
 # Tryton answers business failures inside HTTP 200; these kinds say "try again later".
 TRANSIENT_ERRORS = frozenset({"ConcurrencyException", "DatabaseOperationalError", "RateLimitException"})
-
-
-class TrytonUserError(ConnectorError):
-    """A Tryton business refusal (UserError, UserWarning, AccessError...) of one call."""
-
-    def __init__(self, kind: str, message: str, *, system: str = "") -> None:
-        self.kind = kind
-        self.detail = message
-        super().__init__(f"{kind}: {message}", system=system)
 
 
 class TrytonSession(SessionAuth):

@@ -24,7 +24,7 @@ from erphub.connectors.yonyou.schema import (
 )
 from pydantic import SecretStr
 
-from erphub.core.errors import ConfigError, PermanentError, ProtocolError, TransientError
+from erphub.core.errors import ConfigError, ProtocolError, TransientError, YonyouBusinessError
 from erphub.core.records import (
     Cursor,
     EntitySpec,
@@ -60,15 +60,6 @@ class YonyouSettings(ConnectorSettings):
     customer_page_max: int = 5000  # [reference]
     order_page_max: int = 500  # [assumed]
     default_rate_per_second: float = 10.0  # [assumed] no published limit
-
-
-class YonyouBusinessError(PermanentError):
-    """A business refusal (`code` other than "200") answered with HTTP 200."""
-
-    def __init__(self, code: str, message: str, *, system: str = "") -> None:
-        self.code = code
-        self.vendor_message = message
-        super().__init__(f"code {code}: {message}", system=system)
 
 
 def classify(response: httpx.Response, body: Any) -> Verdict | None:

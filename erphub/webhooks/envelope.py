@@ -8,11 +8,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-__all__ = ["Malformed", "PushEvent", "parse_event"]
+from erphub.core.errors import PayloadError
 
-
-class Malformed(ValueError):
-    """The body is not an event we can deliver. The message names the problem, never a value."""
+__all__ = ["PayloadError", "PushEvent", "parse_event"]
 
 
 class PushEvent(BaseModel):
@@ -30,7 +28,7 @@ class PushEvent(BaseModel):
     def record_id(self) -> str:
         value = self.data.get("_id", self.data.get("id"))
         if value is None or isinstance(value, bool | dict | list) or not str(value).strip():
-            raise Malformed("data has no record id (_id)")
+            raise PayloadError("data has no record id (_id)")
         return str(value)
 
     def updated_at(self, fallback: datetime) -> datetime:
@@ -39,23 +37,23 @@ class PushEvent(BaseModel):
         if raw is None or raw == "":
             return fallback
         if not isinstance(raw, str):
-            raise Malformed("data.updateTime is not an ISO 8601 string")
+            raise PayloadError("data.updateTime is not an ISO 8601 string")
         try:
             parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
         except ValueError:
-            raise Malformed("data.updateTime is not an ISO 8601 string") from None
+            raise PayloadError("data.updateTime is not an ISO 8601 string") from None
         return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def parse_event(body: bytes) -> PushEvent:
-    """The envelope, or Malformed with a message that quotes no payload value."""
+    """The envelope, or PayloadError with a message that quotes no payload value."""
     try:
         event = PushEvent.model_validate_json(body)
     except ValidationError as exc:
         fields = sorted({".".join(str(p) for p in error["loc"]) or "body" for error in exc.errors()})
         kinds = sorted({error["type"] for error in exc.errors()})
         if "json_invalid" in kinds:
-            raise Malformed("body is not JSON") from None
-        raise Malformed(f"invalid envelope ({', '.join(fields)}: {', '.join(kinds)})") from None
+            raise PayloadError("body is not JSON") from None
+        raise PayloadError(f"invalid envelope ({', '.join(fields)}: {', '.join(kinds)})") from None
     event.record_id()
     return event

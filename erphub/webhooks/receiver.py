@@ -26,11 +26,11 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from erphub.config.models import PipelineConfig, WebhookSource
-from erphub.core.errors import StoreError
+from erphub.core.errors import PayloadError, StoreError
 from erphub.monitoring.metrics import count_webhook
 from erphub.store import Store
 from erphub.webhooks import inbox
-from erphub.webhooks.envelope import Malformed, parse_event
+from erphub.webhooks.envelope import parse_event
 from erphub.webhooks.verify import Checked, Verdict, check_hmac, check_jiandaoyun
 
 log = structlog.get_logger("erphub.webhooks")
@@ -83,8 +83,8 @@ class WebhookReceiver:
             record_id = event.record_id()
             received = datetime.fromtimestamp(now, UTC)
             updated_at = event.updated_at(received)
-        except Malformed as exc:
-            return self._refuse(name, checked.deliver_id, "malformed", 400, str(exc))
+        except PayloadError as exc:
+            return self._refuse(name, checked.deliver_id, "malformed", 400, exc.message)
         incoming = inbox.IncomingEvent(
             source=name, deliver_id=checked.deliver_id[:255], nonce=checked.nonce[:255], op=event.op,
             record_id=record_id[:255], record_updated_at=updated_at, payload=event.data,

@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from erphub.webhooks.envelope import Malformed, parse_event
+from erphub.core.errors import PayloadError
+from erphub.webhooks.envelope import parse_event
 from erphub.webhooks.verify import Verdict, check_hmac, check_jiandaoyun
 
 SECRET = "jdy-secret-for-tests"
@@ -134,12 +135,12 @@ def test_hmac_custom_header_name() -> None:
     (b'{"op": "data_create", "data": {"_id": ""}}', "record id"),
 ])
 def test_malformed_envelopes(body: bytes, reason: str) -> None:
-    with pytest.raises(Malformed, match=reason):
+    with pytest.raises(PayloadError, match=reason):
         parse_event(body)
 
 
 def test_malformed_message_never_quotes_a_value() -> None:
-    with pytest.raises(Malformed) as caught:
+    with pytest.raises(PayloadError) as caught:
         parse_event(b'{"op": "data_create", "data": "canary-7788"}')
     assert "canary-7788" not in str(caught.value)
 
@@ -151,6 +152,6 @@ def test_envelope_gives_record_id_and_update_time() -> None:
     assert event.record_id() == "abc"
     expected = datetime(2026, 3, 1, 8, 0, 0, 123000, tzinfo=UTC)
     assert event.updated_at(datetime(2000, 1, 1, tzinfo=UTC)) == expected
-    with pytest.raises(Malformed):
+    with pytest.raises(PayloadError):
         parse_event(b'{"op": "x", "data": {"_id": "a", "updateTime": "yesterday"}}').updated_at(
             datetime(2000, 1, 1, tzinfo=UTC))
