@@ -145,7 +145,9 @@ class StoreConfig(Strict):
 
 
 class WebhookSource(Strict):
-    kind: Literal["jiandaoyun", "hmac"]
+    # `hmac`, or a connector that verifies its own pushes (`jiandaoyun`). config/ cannot import the
+    # connector registry, so `erphub serve` / `erphub validate` check the name (webhooks.receiver).
+    kind: str = Field(description="hmac, or the kind of a connector that verifies its own pushes")
     secret: SecretStr
     max_age_s: Annotated[float, Field(gt=0)] = 300.0
     header: str = "X-Signature"

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
+from erphub.connectors.webhooks import Checked
 from pydantic import BaseModel, ConfigDict
 
 from erphub.core.errors import UnknownEntity
@@ -127,14 +128,18 @@ class SupportsAcknowledge(Protocol):
 @runtime_checkable
 class SupportsWebhook(Protocol):
     """Optional: the system pushes signed events. A `serve.webhooks` source whose `kind` is this connector's
-    kind is verified by `verify_webhook` (a static method: it needs the secret, not a connection)."""
+    kind is verified by `verify_webhook` (a static method: it needs the secret, not a connection).
+
+    `options` carries the source's other settings (`header`, say); build the answer with the helpers
+    of `erphub.connectors.webhooks`.
+    """
 
     kind: ClassVar[str]
 
     @staticmethod
     def verify_webhook(body: bytes, query: Mapping[str, str], headers: Mapping[str, str], secret: str, *,
-                       now: float, max_age_s: float, options: Mapping[str, Any]) -> Any:
-        """A `webhooks.Checked`: ok (with timestamp, nonce, delivery id), bad signature or stale."""
+                       now: float, max_age_s: float, options: Mapping[str, Any]) -> Checked:
+        """Ok (with timestamp, nonce, delivery id), bad signature or stale."""
         ...
 
 
@@ -168,11 +173,14 @@ class ConnectorBase:
 
     @staticmethod
     def request_key(request: WriteRequest, key_field: str | None) -> str | None:
-        """The match key of a write: the mapping's key, else the key field's value in the data."""
-        if request.key is not None:
-            return request.key
-        value = request.data.get(key_field) if key_field else None
-        return None if value in (None, "") else str(value)
+        """The match key of a write: the mapping's key, else the key field's value in the data.
+
+        An empty key counts as none (the mapping produced no value), so the data's value is used.
+        """
+        for value in (request.key, request.data.get(key_field) if key_field else None):
+            if value not in (None, ""):
+                return str(value)
+        return None
 
     def close(self) -> None:
         """Release connections; the default has none."""

@@ -1,5 +1,9 @@
 """An in-memory system: the reference connector for engine tests and a template for new connectors.
 
+A new connector is a module (or folder) `connectors/<kind>.py` defining a `ConnectorBase` subclass
+whose `kind` is the module's name (the registry finds it there), plus its contract harness
+`tests/contract/harnesses/<kind>.py`.
+
 It behaves like a well-mannered API: reads in (updated_at, id) order with a checkpoint on every
 page, writes that refuse records failing a per-entity validator, and lookup by match key. Tests
 reach into `MemorySystem` to change records, break writes or take the system down.
@@ -13,8 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
-from erphub.connectors.base import ConnectorSettings, SystemContext
-from erphub.connectors.registry import register
+from erphub.connectors.base import ConnectorBase, ConnectorSettings, SystemContext
 from pydantic import Field
 
 from erphub.core.errors import TransientError
@@ -79,8 +82,7 @@ class MemorySettings(ConnectorSettings):
     entities: dict[str, str] = Field(default_factory=dict)  # entity -> key field
 
 
-@register("memory")
-class MemoryConnector:
+class MemoryConnector(ConnectorBase):
     kind: ClassVar[str] = "memory"
     settings_model: ClassVar[type[ConnectorSettings]] = MemorySettings
 

@@ -18,12 +18,14 @@ from pydantic import ValidationError
 from erphub.config.loader import LoadedConfig
 from erphub.connectors.base import Connector, SystemContext
 from erphub.connectors.registry import connector_class
+from erphub.core.errors import UnknownEntity
 from erphub.core.records import Direction, EntitySpec
 from erphub.engine import Pipeline
 from erphub.mappings.compiler import compile_mapping
 from erphub.monitoring.redaction import add_secrets, redact_text
 from erphub.store import Store
 from erphub.twoway import TwoWaySpec
+from erphub.webhooks.receiver import webhook_verifiers
 
 
 def schedule_interval_seconds(cron: str) -> float:
@@ -94,10 +96,10 @@ class Hub:
         connector = self.connector(endpoint.system)
         specs = connector.entities()
         if endpoint.entity not in specs:
-            offered = ", ".join(sorted(specs)) or "none"
-            raise self.config.error(
-                f"connector {connector.kind!r} has no entity {endpoint.entity!r} (it offers: {offered})",
-                "pipelines", pipeline, side, "entity")
+            where = ("pipelines", pipeline, side, "entity")
+            line, column = self.config.position(*where)
+            raise UnknownEntity(connector.kind, endpoint.entity, list(specs), file=self.config.path, line=line,
+                                column=column, field=".".join(where))
         spec = specs[endpoint.entity]
         if not spec.can(direction):
             raise self.config.error(
@@ -141,6 +143,7 @@ class Hub:
         """Build every pipeline (connectors, entities, directions, mappings); the names checked."""
         for name in self.config.hub.pipelines:
             self.pipeline(name)
+        webhook_verifiers(self.config)  # webhook kinds are connector capabilities: config/ cannot check them
         return list(self.config.hub.pipelines)
 
     def enabled_pipelines(self) -> list[str]:

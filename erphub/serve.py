@@ -33,7 +33,7 @@ from erphub.core.errors import ErphubError
 from erphub.monitoring.exposition import make_metrics_app, prime_series
 from erphub.runtime import Hub
 from erphub.webhooks import inbox
-from erphub.webhooks.receiver import WebhookReceiver, router_from_config
+from erphub.webhooks.receiver import WebhookReceiver, router_from_config, webhook_verifiers
 from erphub.webhooks.worker import InboxSettings, InboxWorker
 
 log = structlog.get_logger("erphub.serve")
@@ -71,7 +71,7 @@ class HubServer:
     def build_app(self) -> Starlette:
         hub = self.hub.config.hub
         receiver = WebhookReceiver(hub.serve.webhooks, self.hub.store, router_from_config(hub.pipelines),
-                                   on_accepted=self.worker.notify)
+                                   on_accepted=self.worker.notify, verifiers=webhook_verifiers(self.loaded))
         metrics_app = make_metrics_app(self.hub.store)
         # Our /healthz first: it says more than the metrics app's plain "ok".
         return Starlette(routes=[Route("/healthz", self.healthz), *receiver.routes(), *metrics_app.routes])
@@ -91,6 +91,7 @@ class HubServer:
     # -- lifecycle ---------------------------------------------------------------------------
     def check(self) -> None:
         """Build every webhook-fed pipeline now, so a config problem stops the start, not the first event."""
+        webhook_verifiers(self.loaded)  # an unknown webhook kind: a ConfigError at its line
         for name, p in self.loaded.hub.pipelines.items():
             if p.enabled and p.webhook is not None:
                 self.hub.pipeline(name)

@@ -1,49 +1,32 @@
 """Faithful stand-ins of the external systems we cannot run, as ASGI apps.
 
-`SANDBOXES` maps a system name to a factory returning a `sandbox.common.SandboxApp`. Each sandbox
-lives in `sandbox/<name>/` and exposes `create_sandbox(**options)`; the factories import lazily so
-listing the sandboxes does not import every one of them.
+Each sandbox is a subpackage `sandbox/<name>/` exposing `create_sandbox(**options)` that returns a
+`sandbox.common.SandboxApp`; the subpackages are found by scanning this package, so adding a sandbox
+means adding its folder. Listing them does not import them (the CLI's help text lists them on every
+start); `create` imports only the one asked for.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
-from collections.abc import Callable
+import pkgutil
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from erphub.sandbox.common import SandboxApp
 
-_MODULES = {
-    "jiandaoyun": "erphub.sandbox.jiandaoyun",
-    "kingdee": "erphub.sandbox.kingdee",
-    "yonyou": "erphub.sandbox.yonyou",
-    "salesforce": "erphub.sandbox.salesforce",
-}
-
-
-def _factory(module_name: str) -> Callable[..., SandboxApp]:
-    def create(**options: Any) -> SandboxApp:
-        module = importlib.import_module(module_name)
-        sandbox: SandboxApp = module.create_sandbox(**options)
-        return sandbox
-
-    create.__name__ = f"create_{module_name.rsplit('.', 1)[-1]}_sandbox"
-    return create
-
-
-SANDBOXES: dict[str, Callable[..., SandboxApp]] = {name: _factory(mod) for name, mod in _MODULES.items()}
-
 
 def available() -> list[str]:
-    """Sandbox names whose package is present in this checkout."""
-    return sorted(name for name, mod in _MODULES.items() if importlib.util.find_spec(mod) is not None)
+    """Sandbox names: the subpackages of this package (plain modules are shared plumbing)."""
+    return sorted(info.name for info in pkgutil.iter_modules(__path__) if info.ispkg and not info.name.startswith("_"))
 
 
 def create(name: str, **options: Any) -> SandboxApp:
-    try:
-        factory = SANDBOXES[name]
-    except KeyError:
-        raise KeyError(f"unknown sandbox {name!r}; valid sandboxes: {', '.join(sorted(SANDBOXES))}") from None
-    return factory(**options)
+    """A fresh app of sandbox `name`, built by its `create_sandbox(**options)`."""
+    if name not in available():
+        raise KeyError(f"unknown sandbox {name!r}; valid sandboxes: {', '.join(available())}")
+    factory = getattr(importlib.import_module(f"{__name__}.{name}"), "create_sandbox", None)
+    if factory is None:
+        raise KeyError(f"sandbox package {__name__}.{name} defines no create_sandbox(**options)")
+    sandbox: SandboxApp = factory(**options)
+    return sandbox

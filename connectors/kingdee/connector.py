@@ -8,7 +8,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from erphub.connectors.base import ConnectorSettings, SystemContext
+from erphub.connectors.base import ConnectorBase, ConnectorSettings, SystemContext
 from erphub.connectors.http import HttpClient
 from erphub.connectors.kingdee.auth import KingdeeLogin, classify_body
 from erphub.connectors.kingdee.query import (
@@ -27,7 +27,6 @@ from erphub.connectors.kingdee.query import (
 from erphub.connectors.kingdee.schema import SHAPES, Shape
 from erphub.connectors.kingdee.settings import KingdeeSettings
 from erphub.connectors.kingdee.views import VIEW_SPECS, KingdeeViews
-from erphub.connectors.registry import register
 
 from erphub.core.errors import AuthError, PermanentError, ProtocolError, TransientError
 from erphub.core.records import (
@@ -87,8 +86,7 @@ class _Outcome:
         self.transient = transient
 
 
-@register("kingdee")
-class KingdeeConnector:
+class KingdeeConnector(ConnectorBase):
     kind: ClassVar[str] = "kingdee"
     settings_model: ClassVar[type[ConnectorSettings]] = KingdeeSettings
 
@@ -163,7 +161,7 @@ class KingdeeConnector:
         shape = self._shape(entity)
         if not batch:
             return []
-        keys = [self._key_of(shape, request) for request in batch]
+        keys = [self.request_key(request, shape.number_key) for request in batch]
         targets: list[str | None] = [request.target_id or None for request in batch]
         # A create retried after a lost answer or a crash must not duplicate: find keys that exist.
         unresolved = [k for k, t in zip(keys, targets, strict=True) if t is None and k]
@@ -261,15 +259,10 @@ class KingdeeConnector:
     # ---- calls -----------------------------------------------------------------------------------
 
     def _shape(self, entity: str) -> Shape:
+        self.spec(entity)  # UnknownEntity, listing forms and views, when there is no such entity
         if entity in VIEW_SPECS:
             raise PermanentError(f"kingdee view {entity!r} is read only", system=self.context.name)
-        try:
-            return SHAPES[entity]
-        except KeyError:
-            raise PermanentError(
-                f"kingdee has no entity {entity!r}; valid: {', '.join(sorted(SHAPES))}",
-                system=self.context.name,
-            ) from None
+        return SHAPES[entity]
 
     def _post(self, method: str, payload: dict[str, Any], *, idempotent: bool = True) -> Any:
         return self.http.post_json(
@@ -352,12 +345,6 @@ class KingdeeConnector:
         return found
 
     # ---- writing ---------------------------------------------------------------------------------
-
-    def _key_of(self, shape: Shape, request: WriteRequest) -> str | None:
-        if request.key:
-            return str(request.key)
-        value = request.data.get(shape.number_key)
-        return str(value) if value not in (None, "") else None
 
     def _model(
         self, shape: Shape, request: WriteRequest, key: str | None, target_id: str | None

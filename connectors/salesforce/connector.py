@@ -8,9 +8,8 @@ from typing import Any, ClassVar, Literal
 
 import httpx
 from erphub.connectors.auth import TokenAuth
-from erphub.connectors.base import ConnectorSettings, SystemContext
+from erphub.connectors.base import ConnectorBase, ConnectorSettings, SystemContext
 from erphub.connectors.http import Action, HttpClient, Verdict
-from erphub.connectors.registry import register
 from erphub.connectors.salesforce.auth import TOKEN_PATH, ClientCredentialsAuth, PasswordAuth, RefreshTokenAuth
 from erphub.connectors.salesforce.schema import (
     ACCOUNT_FIELDS,
@@ -29,7 +28,7 @@ from erphub.connectors.salesforce.schema import (
 )
 from pydantic import SecretStr, model_validator
 
-from erphub.core.errors import ConfigError, ProtocolError
+from erphub.core.errors import ProtocolError
 from erphub.core.records import (
     Cursor,
     EntitySpec,
@@ -92,9 +91,8 @@ def classify(response: httpx.Response, body: Any) -> Verdict | None:
 _LIMIT_INFO = re.compile(r"api-usage=(\d+)/(\d+)")
 
 
-@register("salesforce")
-class SalesforceConnector:
-    kind: ClassVar[str]
+class SalesforceConnector(ConnectorBase):
+    kind: ClassVar[str] = "salesforce"
     settings_model: ClassVar[type[ConnectorSettings]] = SalesforceSettings
 
     def __init__(self, settings: SalesforceSettings, context: SystemContext) -> None:
@@ -168,7 +166,7 @@ class SalesforceConnector:
         results: list[WriteResult | None] = [None] * len(batch)
         wire: list[tuple[int, dict[str, Any]]] = []
         for i, request in enumerate(batch):
-            key = request.key or request.data.get(ext)
+            key = self.request_key(request, ext)
             if not key:
                 results[i] = WriteResult(
                     request.source_id,
@@ -202,12 +200,8 @@ class SalesforceConnector:
 
     # ---- reading -------------------------------------------------------------------------
     def _object(self, entity: str) -> str:
-        try:
-            return self._objects[entity]
-        except KeyError:
-            raise ConfigError(
-                f"salesforce has no entity {entity!r}; valid: {', '.join(sorted(self._objects))}"
-            ) from None
+        self.spec(entity)  # UnknownEntity listing the valid names when there is none
+        return self._objects[entity]
 
     def _select_fields(self, entity: str) -> list[str]:
         s = self.settings
@@ -337,7 +331,7 @@ class SalesforceConnector:
             result = results[i]
             if result is None or not result.ok:
                 continue
-            key = str(request.key or request.data.get(s.order_external_id))
+            key = str(self.request_key(request, s.order_external_id))
             for n, item in enumerate(request.data.get(ITEMS) or [], start=1):
                 item_key = str(item.get(s.order_item_external_id) or f"{key}#{n}")
                 body = to_wire("OrderItem", item, s.order_item_external_id, item_key, ITEM_READ_ONLY)

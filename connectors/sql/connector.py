@@ -36,8 +36,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from erphub.connectors.base import ConnectorSettings, SystemContext
-from erphub.connectors.registry import register
+from erphub.connectors.base import ConnectorBase, ConnectorSettings, SystemContext
 from erphub.connectors.sql.settings import SqlEntitySettings, SqlSettings
 from erphub.connectors.sql.upsert import upsert
 from sqlalchemy import (
@@ -58,7 +57,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, NoSuchTableError, SQLAlchemyError
 
-from erphub.core.errors import ConfigError, PermanentError, TransientError
+from erphub.core.errors import ConfigError, PermanentError, TransientError, UnknownEntity
 from erphub.core.records import (
     Cursor,
     EntitySpec,
@@ -155,8 +154,7 @@ def _as_utc(value: Any) -> dt.datetime:
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
-@register("sql")
-class SqlConnector:
+class SqlConnector(ConnectorBase):
     kind: ClassVar[str] = "sql"
     settings_model: ClassVar[type[ConnectorSettings]] = SqlSettings
 
@@ -196,8 +194,8 @@ class SqlConnector:
         try:
             cfg = self.settings.entities[entity]
         except KeyError:
-            raise ConfigError(f"unknown entity {entity!r}; this system has: "
-                              f"{', '.join(sorted(self.settings.entities))}") from None
+            # Not `self.spec`: that would reflect every table to name the one that is missing.
+            raise UnknownEntity(self.kind, entity, list(self.settings.entities)) from None
         try:
             table = Table(cfg.table, MetaData(), schema=cfg.db_schema, autoload_with=self._engine)
         except NoSuchTableError:

@@ -7,9 +7,8 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
 import httpx
-from erphub.connectors.base import ConnectorSettings, SystemContext
+from erphub.connectors.base import ConnectorBase, ConnectorSettings, SystemContext
 from erphub.connectors.http import Action, HttpClient, Verdict
-from erphub.connectors.registry import register
 from erphub.connectors.yonyou.auth import TOKEN_GONE, YonyouTokenAuth
 from erphub.connectors.yonyou.schema import (
     customer_data,
@@ -24,7 +23,7 @@ from erphub.connectors.yonyou.schema import (
 )
 from pydantic import SecretStr
 
-from erphub.core.errors import ConfigError, ProtocolError, TransientError, YonyouBusinessError
+from erphub.core.errors import ProtocolError, TransientError, YonyouBusinessError
 from erphub.core.records import (
     Cursor,
     EntitySpec,
@@ -88,9 +87,8 @@ Fetch = Callable[[str | None, int, int], list[dict[str, Any]]]
 Convert = Callable[[list[dict[str, Any]]], dict[str, Any]]
 
 
-@register("yonyou")
-class YonyouConnector:
-    kind: ClassVar[str]
+class YonyouConnector(ConnectorBase):
+    kind: ClassVar[str] = "yonyou"
     settings_model: ClassVar[type[ConnectorSettings]] = YonyouSettings
 
     def __init__(self, settings: YonyouSettings, context: SystemContext) -> None:
@@ -128,7 +126,7 @@ class YonyouConnector:
     def read_changes(
         self, entity: str, since: Cursor | None, *, page_size: int = 100, until: Cursor | None = None
     ) -> Iterator[Page]:
-        self._spec(entity)
+        self.spec(entity)
         if entity == "customer":
             size = max(1, min(page_size, self.settings.customer_page_max))
             return self._scan(
@@ -147,7 +145,7 @@ class YonyouConnector:
         )
 
     def write(self, entity: str, batch: Sequence[WriteRequest]) -> list[WriteResult]:
-        self._spec(entity)
+        self.spec(entity)
         writer = {
             "customer": self._write_customer,
             "sales_order": self._write_order,
@@ -166,7 +164,7 @@ class YonyouConnector:
         return results
 
     def lookup(self, entity: str, keys: Sequence[str]) -> dict[str, str]:
-        self._spec(entity)
+        self.spec(entity)
         found: dict[str, str] = {}
         for key in dict.fromkeys(keys):
             target = self._find_id(entity, key)
@@ -175,14 +173,6 @@ class YonyouConnector:
         return found
 
     # ---- calls ---------------------------------------------------------------------------
-    def _spec(self, entity: str) -> EntitySpec:
-        try:
-            return self._specs[entity]
-        except KeyError:
-            raise ConfigError(
-                f"yonyou has no entity {entity!r}; valid: {', '.join(sorted(self._specs))}"
-            ) from None
-
     def _call(
         self,
         method: str,
@@ -304,7 +294,7 @@ class YonyouConnector:
         return None
 
     def _key(self, request: WriteRequest) -> str:
-        code = request.key or request.data.get("code")
+        code = self.request_key(request, "code")
         if not code:
             raise YonyouBusinessError("missing_key", "the record has no code (match key)")
         return str(code)
