@@ -38,9 +38,12 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	@$(BIN)/python bench/run_all.py
 
+# mypy and import-linter read the package as it installs (erphub.config from config/, ...): a symlink tree.
 lint: $(STAMP)
 	@$(BIN)/ruff check .
-	@$(BIN)/mypy erphub config mappings connectors flows monitoring sandbox
+	@$(BIN)/python scripts/package_tree.py build/package-tree > /dev/null
+	@$(BIN)/mypy -p erphub
+	@cd build/package-tree && ../../$(BIN)/lint-imports ../../pyproject.toml
 
 clean:
 	rm -rf $(VENV) .erphub .pytest_cache .mypy_cache .ruff_cache

@@ -33,7 +33,7 @@ class LoadedConfig:
     path: Path
     locator: Locator
     secret_values: list[str] = field(default_factory=list)
-    packaged: bool = False  # the demo config shipped inside erphub, used when ./config/demo.yaml is absent
+    packaged: bool = False  # the demo config shipped with erphub (the fallback when ./config/demo.yaml is absent)
 
     @property
     def base_dir(self) -> Path:
@@ -202,10 +202,10 @@ def _url_password(url: str) -> str | None:
 def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None) -> LoadedConfig:
     """Load and validate a config file; raise ConfigError with file, line and field on any problem."""
     file = Path(path)
-    packaged = not file.exists() and str(path) in ("config/demo.yaml", str(Path("config") / "demo.yaml"))
-    if packaged:
+    if not file.exists() and str(path) in ("config/demo.yaml", str(Path("config") / "demo.yaml")):
         file = PACKAGED_DEMO
     file = file.resolve() if file.exists() else file
+    packaged = file == PACKAGED_DEMO.resolve()  # however it was named: a Prefect flow run gets the full path
     raw, locator = load_yaml(file, ConfigError)
     if not isinstance(raw, dict):
         raise ConfigError("the config must be a mapping with `systems` and `pipelines`", file=file, line=1)
