@@ -7,7 +7,9 @@ from decimal import Decimal
 
 import pytest
 from erphub.connectors.tryton import TrytonSettings, codec
-from erphub.connectors.tryton.connector import _after, _invoice_status, _within
+from erphub.connectors.tryton.changes import after_cursor as _after
+from erphub.connectors.tryton.changes import within_cursor as _within
+from erphub.connectors.tryton.invoice import invoice_status as _invoice_status
 from pydantic import SecretStr, ValidationError
 
 from erphub.core.records import Cursor
