@@ -13,11 +13,10 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.contract.harness import ContractHarness
+from erphub.testing import ContractHarness
 
 HARNESS_DIR = Path(__file__).parent / "harnesses"
 IN_CI = os.environ.get("CI") == "true"
@@ -63,12 +62,3 @@ def harness(request: pytest.FixtureRequest) -> Iterator[ContractHarness]:
         yield instance
     finally:
         factory.__exit__(None, None, None)
-
-
-@pytest.fixture()
-def connector(harness: ContractHarness) -> Iterator[Any]:
-    conn = harness.connector()
-    try:
-        yield conn
-    finally:
-        conn.close()

@@ -1,1 +1,1 @@
-"""One module per connector; each exposes make_harness() (see tests/contract/harness.py)."""
+"""One module per connector; each exposes make_harness() (see erphub/testing/harness.py)."""

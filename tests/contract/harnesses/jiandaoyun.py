@@ -20,7 +20,7 @@ from erphub.sandbox.common import SandboxApp, SandboxServer
 from erphub.sandbox.jiandaoyun import create_sandbox
 
 from erphub.core.records import WriteRequest
-from tests.contract.harness import LOG_SECRETS, LOST_RESPONSE, RATE_LIMIT
+from erphub.testing import LOG_SECRETS, LOST_RESPONSE, RATE_LIMIT
 
 FORM = "customer_form"
 _names = itertools.count()

@@ -19,7 +19,7 @@ from erphub.sandbox.common import SandboxApp, SandboxServer
 from erphub.sandbox.kingdee import SHANGHAI_ZONE, create_sandbox, endpoint
 
 from erphub.core.records import WriteRequest
-from tests.contract.harness import EXPIRE_AUTH, LOG_SECRETS, LOST_RESPONSE, RATE_LIMIT
+from erphub.testing import EXPIRE_AUTH, LOG_SECRETS, LOST_RESPONSE, RATE_LIMIT
 
 
 def kingdee_local(moment: datetime) -> datetime:

@@ -21,7 +21,7 @@ from erphub.sandbox.salesforce import create_sandbox
 from pydantic import SecretStr
 
 from erphub.core.records import WriteRequest
-from tests.contract.harness import EXPIRE_AUTH, LOG_SECRETS, LOST_RESPONSE, RATE_LIMIT
+from erphub.testing import EXPIRE_AUTH, LOG_SECRETS, LOST_RESPONSE, RATE_LIMIT
 
 UPSERT_PATH = "composite/sobjects/Account/CRM_Code__c"
 

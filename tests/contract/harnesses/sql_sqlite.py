@@ -46,7 +46,7 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.exc import OperationalError
 
 from erphub.core.records import WriteRequest
-from tests.contract.harness import EXPIRE_AUTH, LOG_SECRETS, LOST_RESPONSE, RATE_LIMIT
+from erphub.testing import EXPIRE_AUTH, LOG_SECRETS, LOST_RESPONSE, RATE_LIMIT
 
 PG_ADMIN_URL = os.environ.get("ERPHUB_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 MARIADB_ADMIN_URL = os.environ.get("ERPHUB_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")

@@ -37,7 +37,7 @@ from erphub.connectors.tryton import TrytonConnector, TrytonSettings, codec
 from pydantic import SecretStr
 
 from erphub.core.records import WriteRequest
-from tests.contract.harness import EXPIRE_AUTH, LOG_SECRETS, LOST_RESPONSE, RATE_LIMIT
+from erphub.testing import EXPIRE_AUTH, LOG_SECRETS, LOST_RESPONSE, RATE_LIMIT
 from tests.tryton_server import TrytonServer, tryton_server
 
 JSON = {"Content-Type": "application/json"}

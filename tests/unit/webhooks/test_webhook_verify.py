@@ -8,10 +8,11 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from erphub.connectors.jiandaoyun import JiandaoyunConnector, check_jiandaoyun
+from erphub.connectors.webhooks import Verdict, check_hmac, verify_hmac
 
 from erphub.core.errors import PayloadError
 from erphub.webhooks.envelope import parse_event
-from erphub.webhooks.verify import Verdict, check_hmac, check_jiandaoyun
 
 SECRET = "jdy-secret-for-tests"
 NOW = 1_780_000_000.0
@@ -155,3 +156,19 @@ def test_envelope_gives_record_id_and_update_time() -> None:
     with pytest.raises(PayloadError):
         parse_event(b'{"op": "x", "data": {"_id": "a", "updateTime": "yesterday"}}').updated_at(
             datetime(2000, 1, 1, tzinfo=UTC))
+
+
+def test_the_connector_verifier_is_the_jiandaoyun_check() -> None:
+    ts = str(int(NOW))
+    checked = JiandaoyunConnector.verify_webhook(
+        BODY, {"timestamp": ts, "nonce": "n0nce1"}, {"x-jdy-signature": jdy_sign(BODY, SECRET, ts, "n0nce1")},
+        SECRET, now=NOW, max_age_s=300, options={"header": "X-Signature"})
+    assert checked.verdict is Verdict.OK and checked.nonce == "n0nce1"
+
+
+def test_the_hmac_verifier_takes_its_header_from_the_options() -> None:
+    headers = hmac_headers(BODY, NOW)
+    headers["x-hub-sig"] = headers.pop("x-signature")
+    assert verify_hmac(BODY, {}, headers, SECRET, now=NOW, max_age_s=60,
+                       options={"header": "X-Hub-Sig"}).verdict is Verdict.OK
+    assert verify_hmac(BODY, {}, headers, SECRET, now=NOW, max_age_s=60, options={}).verdict is Verdict.BAD_SIGNATURE

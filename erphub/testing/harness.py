@@ -1,9 +1,10 @@
-"""What the one contract suite needs from each connector's test harness.
+"""What the contract suite (`erphub.testing.contract`) needs from a connector's test harness.
 
-Each connector ships `tests/contract/harnesses/<kind>.py` with a `make_harness()` factory (a
-context manager) that starts its server (sandbox on loopback, or a real Tryton / database) and
-yields an object satisfying `ContractHarness`. `tests/contract/conftest.py` parametrises the
-suite over every harness module it finds, so adding a connector means adding one harness file.
+A harness starts the connector's server (a sandbox on loopback, a real system, a database) and
+satisfies `ContractHarness`. In this repository each connector ships
+`tests/contract/harnesses/<kind>.py` with a `make_harness()` context manager, and
+`tests/contract/conftest.py` runs the suite over every one it finds; a connector kept elsewhere
+gives the suite a `harness` fixture of its own (see `erphub.testing.contract`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from erphub.connectors.base import Connector
-
 from erphub.core.records import WriteRequest
 
 # Capabilities a harness may declare. The suite skips a check only when the system really cannot

@@ -1,0 +1,9 @@
+"""Test support for connectors, importable outside this repository (never imports erphub.sandbox).
+
+`erphub.testing.contract` is the contract suite every connector passes; `ContractHarness` is what
+it needs from a connector's harness.
+"""
+
+from erphub.testing.harness import EXPIRE_AUTH, LOG_SECRETS, LOST_RESPONSE, RATE_LIMIT, ContractHarness
+
+__all__ = ["EXPIRE_AUTH", "LOG_SECRETS", "LOST_RESPONSE", "RATE_LIMIT", "ContractHarness"]

@@ -1,0 +1,273 @@
+"""The one contract suite every connector passes, importable so a connector kept elsewhere can run it.
+
+Run it from a test module of your own project: import the suite (its tests and fixtures) and give
+it a `harness` fixture yielding an `erphub.testing.ContractHarness` for your connector:
+
+    # tests/test_contract.py
+    import pytest
+    from erphub.testing.contract import *  # noqa: F403 (the suite's tests and fixtures)
+
+    from my_connector.testing import make_harness
+
+    @pytest.fixture(scope="session")
+    def harness():
+        with make_harness() as instance:
+            yield instance
+
+then `pytest tests/test_contract.py`. What it checks:
+
+- an incremental read returns each change exactly once across pages, including many records
+  sharing one timestamp across a page boundary, an empty read and a page exactly full, and a
+  read resumed from any checkpoint returns exactly the rest;
+- a create retried after a lost answer (the server applied it) leaves one record, and so does
+  the same write sent again by a fresh connector (a rerun after a crash);
+- a bad record fails alone while the rest of its batch lands;
+- auth renews itself mid-run;
+- the configured rate limit is never exceeded, measured from the server's request log;
+- secrets never appear in captured logs (stdlib logging, structlog, stdout/stderr) or errors.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import uuid
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import structlog
+from structlog.testing import capture_logs
+
+from erphub.core.records import Cursor, Page
+from erphub.testing.harness import EXPIRE_AUTH, LOG_SECRETS, LOST_RESPONSE, RATE_LIMIT, ContractHarness
+
+# What `from erphub.testing.contract import *` brings into a test module: the tests and their fixtures.
+__all__ = [
+    "connector",
+    "test_auth_renews_itself_mid_run",
+    "test_bad_record_fails_alone",
+    "test_configured_rate_limit_is_never_exceeded_at_the_server",
+    "test_empty_read",
+    "test_incremental_read_returns_each_change_once_across_pages",
+    "test_read_of_exactly_one_full_page",
+    "test_secrets_never_appear_in_logs_or_errors",
+    "test_write_retried_after_lost_response_is_not_duplicated",
+    "window",
+]
+
+_SESSION_BASE = (datetime.now(UTC) - timedelta(days=1)).replace(microsecond=0)
+_windows = itertools.count()
+
+
+class Window:
+    """A private stretch of past time for one test, so tests never see each other's records."""
+
+    def __init__(self) -> None:
+        self.start = _SESSION_BASE + timedelta(minutes=10 * next(_windows))
+        self.end = self.start + timedelta(minutes=5)
+
+    def at(self, seconds: float) -> datetime:
+        return self.start + timedelta(seconds=seconds)
+
+
+@pytest.fixture()
+def window() -> Window:
+    return Window()
+
+
+@pytest.fixture()
+def connector(harness: ContractHarness) -> Iterator[Any]:
+    """A fresh connector from the harness, closed after the test."""
+    conn = harness.connector()
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def max_in_window(times: Sequence[float], window_s: float = 1.0) -> int:
+    """Most requests seen in any half-open window [t, t + window_s)."""
+    ordered = sorted(times)
+    best = 0
+    start = 0
+    for end, t in enumerate(ordered):
+        while ordered[start] <= t - window_s:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def needs(harness: ContractHarness, capability: str) -> None:
+    if capability not in harness.capabilities:
+        reasons: dict[str, str] = getattr(harness, "capability_reasons", {})
+        pytest.skip(f"{harness.kind}: {reasons.get(capability, f'harness does not offer {capability}')}")
+
+
+def read(conn: Any, harness: ContractHarness, since: Cursor | None, window: Window) -> list[Page]:
+    until = Cursor(window.end)
+    return list(conn.read_changes(harness.entity, since, page_size=harness.page_size_hint(), until=until))
+
+
+def ids_of(pages: Sequence[Page]) -> list[str]:
+    return [record.id for page in pages for record in page.records]
+
+
+def key(prefix: str) -> str:
+    return f"CT-{prefix}-{uuid.uuid4().hex[:8].upper()}"
+
+
+# ---- incremental reads ---------------------------------------------------------------------
+def test_incremental_read_returns_each_change_once_across_pages(
+    harness: ContractHarness, connector: Any, window: Window
+) -> None:
+    page = harness.page_size_hint()
+    before = harness.seed(2, updated_at=window.at(1))
+    # More than two pages' worth sharing ONE timestamp: page boundaries fall inside the group.
+    same_time = harness.seed(2 * page + 1, updated_at=window.at(2))
+    after = harness.seed(1, updated_at=window.at(3))
+    expected = before + same_time + after
+
+    pages = read(connector, harness, Cursor(window.start), window)
+    got = ids_of(pages)
+    assert sorted(got) == sorted(expected), "every change, nothing else"
+    assert len(got) == len(set(got)), "no change twice"
+    assert len(pages) >= 3
+    assert pages[-1].checkpoint is not None, "the last page carries the high-water mark"
+
+    # Resuming from any checkpoint yields exactly what came after it.
+    seen: list[str] = []
+    for p in pages:
+        seen += [r.id for r in p.records]
+        if p.checkpoint is None:
+            continue
+        rest = ids_of(read(connector, harness, p.checkpoint, window))
+        assert sorted(seen + rest) == sorted(expected)
+        assert not set(seen) & set(rest)
+
+    # After the last checkpoint only new changes come back.
+    checkpoint = pages[-1].checkpoint
+    assert ids_of(read(connector, harness, checkpoint, window)) == []
+    newer = harness.seed(2, updated_at=window.at(4))
+    assert sorted(ids_of(read(connector, harness, checkpoint, window))) == sorted(newer)
+
+
+def test_read_of_exactly_one_full_page(harness: ContractHarness, connector: Any, window: Window) -> None:
+    page = harness.page_size_hint()
+    expected = harness.seed(page, updated_at=window.at(1))
+    pages = read(connector, harness, Cursor(window.start), window)
+    assert sorted(ids_of(pages)) == sorted(expected)
+    assert pages[-1].checkpoint is not None
+    assert ids_of(read(connector, harness, pages[-1].checkpoint, window)) == []
+
+
+def test_empty_read(harness: ContractHarness, connector: Any, window: Window) -> None:
+    pages = read(connector, harness, Cursor(window.start), window)
+    assert ids_of(pages) == []
+    assert all(p.checkpoint is None or p.checkpoint.updated_at >= window.start for p in pages)
+
+
+# ---- writes --------------------------------------------------------------------------------
+def test_write_retried_after_lost_response_is_not_duplicated(harness: ContractHarness, connector: Any) -> None:
+    needs(harness, LOST_RESPONSE)
+    k = key("LOST")
+    request = harness.write_request(1, key=k)
+    harness.lose_next_write_response()
+    [result] = connector.write(harness.entity, [request])
+    assert result.ok, result.error
+    assert harness.count_with_key(k) == 1
+
+    # A rerun after a crash sends the same write again, from a fresh connector, without the link.
+    rerun = harness.connector()
+    try:
+        [again] = rerun.write(harness.entity, [harness.write_request(1, key=k)])
+    finally:
+        rerun.close()
+    assert again.ok, again.error
+    assert again.target_id == result.target_id
+    assert harness.count_with_key(k) == 1
+
+
+def test_bad_record_fails_alone(harness: ContractHarness, connector: Any) -> None:
+    k1, kb, k3 = key("OK1"), key("BAD"), key("OK3")
+    batch = [harness.write_request(1, key=k1), harness.bad_write_request(2, key=kb), harness.write_request(3, key=k3)]
+    results = connector.write(harness.entity, batch)
+    assert [r.source_id for r in results] == [r.source_id for r in batch], "one result per request, in order"
+    assert results[0].ok and results[2].ok
+    assert not results[1].ok and results[1].error is not None and results[1].error.message
+    assert harness.count_with_key(k1) == 1 and harness.count_with_key(k3) == 1
+    assert harness.count_with_key(kb) == 0
+    # The landed records can be found by their key.
+    found = connector.lookup(harness.entity, [k1, kb, k3])
+    assert found.get(k1) == results[0].target_id and found.get(k3) == results[2].target_id
+    assert kb not in found
+
+
+# ---- auth ----------------------------------------------------------------------------------
+def test_auth_renews_itself_mid_run(harness: ContractHarness, connector: Any, window: Window) -> None:
+    needs(harness, EXPIRE_AUTH)
+    expected = harness.seed(2, updated_at=window.at(1))
+    assert sorted(ids_of(read(connector, harness, Cursor(window.start), window))) == sorted(expected)
+    harness.expire_auth()
+    assert sorted(ids_of(read(connector, harness, Cursor(window.start), window))) == sorted(expected)
+    harness.expire_auth()
+    k = key("AUTH")
+    [result] = connector.write(harness.entity, [harness.write_request(7, key=k)])
+    assert result.ok, result.error
+    assert harness.count_with_key(k) == 1
+
+
+# ---- rate limit ----------------------------------------------------------------------------
+def test_configured_rate_limit_is_never_exceeded_at_the_server(harness: ContractHarness) -> None:
+    needs(harness, RATE_LIMIT)
+    limit = 4.0
+    conn = harness.connector(rate_limit_per_second=limit)
+    baseline = len(harness.request_times())
+    try:
+        for _ in range(10):
+            conn.check()
+    finally:
+        conn.close()
+    times = harness.request_times()[baseline:]
+    assert len(times) >= 2 * limit, "enough requests to measure a rate"
+    assert max_in_window(times, 1.0) <= limit
+
+
+# ---- secrets -------------------------------------------------------------------------------
+def test_secrets_never_appear_in_logs_or_errors(
+    harness: ContractHarness, window: Window, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    needs(harness, LOG_SECRETS)
+    secrets = [s for s in harness.secret_values if s]
+    assert secrets, "the harness names the secret to look for"
+    caplog.set_level(logging.DEBUG)
+    texts: list[str] = []
+    with capture_logs() as events:
+        logging.getLogger("erphub.contract").warning("capture check: stdlib")
+        structlog.get_logger("erphub.contract").warning("capture check: structlog")
+        conn = harness.connector()
+        try:
+            conn.check()
+            harness.seed(1, updated_at=window.at(1))
+            read(conn, harness, Cursor(window.start), window)
+            if LOST_RESPONSE in harness.capabilities:
+                harness.lose_next_write_response()  # exercise the retry path's log lines
+            if EXPIRE_AUTH in harness.capabilities:
+                harness.expire_auth()  # and the re-login path's
+            results = conn.write(
+                harness.entity,
+                [harness.write_request(1, key=key("LOG")), harness.bad_write_request(2, key=key("LOGB"))],
+            )
+            texts += [repr(r) for r in results]
+        except Exception as exc:  # an error message is output too
+            texts.append(repr(exc))
+            raise
+        finally:
+            conn.close()
+    out = capsys.readouterr()
+    texts += [caplog.text, out.out, out.err, *(repr(e) for e in events)]
+    blob = "\n".join(texts)
+    assert "capture check: stdlib" in blob and "capture check: structlog" in blob, "log capture works"
+    for secret in secrets:
+        assert secret not in blob
