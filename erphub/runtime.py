@@ -16,15 +16,14 @@ from croniter import croniter
 from pydantic import ValidationError
 
 from erphub.config.loader import LoadedConfig
-from erphub.connectors.base import Connector, SystemContext
+from erphub.connectors.base import Connector, SupportsFetch, SystemContext
 from erphub.connectors.registry import connector_class
 from erphub.core.errors import UnknownEntity
 from erphub.core.records import Direction, EntitySpec
-from erphub.engine import Pipeline
+from erphub.engine import Pipeline, TwoWaySpec
 from erphub.mappings.compiler import compile_mapping
 from erphub.monitoring.redaction import add_secrets, redact_text
 from erphub.store import Store
-from erphub.twoway import TwoWaySpec
 from erphub.webhooks.receiver import webhook_verifiers
 
 
@@ -122,7 +121,7 @@ class Hub:
                 f"but the pipeline moves {cfg.source.entity} -> {cfg.target.entity}", "pipelines", name, "mapping")
         two_way = None
         if cfg.two_way is not None:
-            if not callable(getattr(self.connector(cfg.target.system), "fetch", None)):
+            if not isinstance(self.connector(cfg.target.system), SupportsFetch):
                 raise self.config.error(
                     f"two-way sync needs a target that can fetch records by id; {cfg.target.system!r} cannot",
                     "pipelines", name, "two_way")

@@ -20,6 +20,7 @@ from prefect.context import TaskRunContext
 from prefect.states import State
 
 from erphub.core.errors import TransientError
+from erphub.core.outcomes import Outcome
 from erphub.core.records import Cursor, Page
 from erphub.engine import PipelineRun, drive_run
 from erphub.runtime import Hub
@@ -46,7 +47,7 @@ def sync_page(run: PipelineRun, page: Page) -> dict[str, int]:
     """Map, deliver and commit one page of records."""
     context = TaskRunContext.get()
     if context is not None and context.task_run.run_count > 1:
-        run.counts.subtract({"read": len(page.records)})  # a retried page is counted once
+        run.counts.subtract({Outcome.READ: len(page.records)})  # a retried page is counted once
     return run.process_page(page)
 
 

@@ -17,12 +17,13 @@ from rich.console import Console
 from rich.table import Table
 
 from erphub.core.errors import ConnectorError, RunFailed, StoreError, UserInputError
+from erphub.core.outcomes import OUTCOMES
 
 # Off a terminal rich assumes 80 columns; tables of counts read better wider.
 out = Console() if sys.stdout.isatty() else Console(width=160)
 err = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=160)
 
-OUTCOME_COLUMNS = ("read", "created", "updated", "unchanged", "skipped", "dead_lettered")
+OUTCOME_COLUMNS = OUTCOMES  # the run counts, in the order the tables show them
 
 
 def fail(message: str, code: int) -> typer.Exit:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from erphub.core.outcomes import ErrorClass, Stage
 from erphub.core.records import Cursor, JsonDict
 
 
@@ -37,8 +38,8 @@ class NewDeadLetter:
     source_id: str
     source_payload: JsonDict
     mapped_payload: JsonDict | None
-    stage: str  # read | map | write
-    error_class: str
+    stage: Stage
+    error_class: ErrorClass
     error_code: str
     message: str
     field: str | None = None
@@ -53,8 +54,8 @@ class DeadLetter:
     source_id: str
     source_payload: JsonDict
     mapped_payload: JsonDict | None
-    stage: str
-    error_class: str
+    stage: str        # a Stage's value, as stored (kept a plain string: the store may hold older names)
+    error_class: str  # an ErrorClass's value, as stored
     error_code: str
     field: str | None
     message: str

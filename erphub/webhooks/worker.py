@@ -18,6 +18,7 @@ import structlog
 
 from erphub.config.models import InboxSettings
 from erphub.core.errors import RunFailed
+from erphub.core.outcomes import ErrorClass, Stage
 from erphub.core.records import Record, utcnow
 from erphub.engine import Pipeline, deliver_records
 from erphub.store import BatchCommit, NewDeadLetter, Store
@@ -148,8 +149,8 @@ class InboxWorker:
         batch = BatchCommit(name, run_id or f"inbox-{self.clock():%Y%m%dT%H%M%S}")
         for ev in events:
             batch.dead_letters.append(NewDeadLetter(
-                source_id=ev.record_id, source_payload=ev.payload, mapped_payload=None, stage="inbox",
-                error_class="InboxGaveUp", error_code="max_attempts",
+                source_id=ev.record_id, source_payload=ev.payload, mapped_payload=None, stage=Stage.INBOX,
+                error_class=ErrorClass.INBOX_GAVE_UP, error_code="max_attempts",
                 message=f"gave up after {ev.attempts + 1} attempts (delivery {ev.deliver_id}): {message}"))
         endpoints = pipeline.endpoints if pipeline is not None else ("", "", "", "")
         self.store.commit_batch(batch, endpoints)

@@ -1,0 +1,80 @@
+"""Drive a run to its end: from the cursor (`run_pipeline`), or over records in hand (`deliver_records`).
+
+Records in hand are pushed webhook events or, for `replay_dead_letters`, dead letters rebuilt from their
+kept payloads; both go through the same batches and never move the cursor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from erphub.core.errors import PipelineBusy, RunFailed
+from erphub.core.records import Cursor, Record
+from erphub.engine.pipeline import Pipeline
+from erphub.engine.run import PipelineRun
+from erphub.store import RunInfo, Store
+
+
+def _begin(run: PipelineRun) -> None:
+    """Start a run; a pipeline busy for longer than its lease wait is a failed run, not a crash."""
+    try:
+        run.begin()
+    except PipelineBusy as exc:
+        raise RunFailed(str(exc), pipeline=run.pipeline.name, run_id="-", cause=exc) from None
+
+
+def drive_run(run: PipelineRun, work: Callable[[], None]) -> RunInfo:
+    """Begin, work, finish. Whatever stops the work is recorded on the run and releases the pipeline:
+    an error becomes RunFailed (the CLI's exit 1, the worker's retry), an interrupt is re-raised."""
+    _begin(run)
+    try:
+        work()
+    except Exception as exc:
+        info = run.finish(exc)
+        raise RunFailed(info.error or str(exc), pipeline=run.pipeline.name, run_id=run.run_id, cause=exc) from None
+    except BaseException as exc:  # Ctrl-C, SystemExit: still leave a finished run and a free pipeline
+        run.finish(exc)
+        raise
+    return run.finish()
+
+
+def run_pipeline(pipeline: Pipeline, store: Store, *, trigger: str = "manual", since: datetime | None = None,
+                 until: datetime | None = None, full: bool = False,
+                 on_progress: Callable[[dict[str, int]], None] | None = None) -> RunInfo:
+    """Run one pipeline to the end; raise RunFailed (after recording the failed run) if it cannot go on."""
+    run = PipelineRun(pipeline, store, trigger=trigger, full=full, on_progress=on_progress,
+                      since=Cursor(since) if since else None, until=Cursor(until, "\uffff") if until else None)
+
+    def work() -> None:
+        for page in run.pages():
+            run.process_page(page)
+
+    return drive_run(run, work)
+
+
+def deliver_records(pipeline: Pipeline, store: Store, records: Sequence[Record], *,
+                    trigger: str = "webhook") -> RunInfo:
+    """Map and deliver records in hand, in batches, without touching the cursor.
+
+    `trigger` names the run; "replay" also marks the dead letters it delivers as replayed.
+    """
+    run = PipelineRun(pipeline, store, trigger=trigger)
+
+    def work() -> None:
+        for start in range(0, len(records), pipeline.batch_size):
+            run.process_batch(records[start:start + pipeline.batch_size], None)
+
+    return drive_run(run, work)
+
+
+def dead_letter_records(store: Store, pipeline: str, ids: Sequence[int] | None = None) -> list[Record]:
+    """The open dead letters of a pipeline (all, or these ids) as records again, from their kept payloads."""
+    letters = store.list_dead_letters(pipeline=pipeline, status="open", limit=100_000, ids=ids)
+    return [Record(letter.source_id, letter.source_updated_at or letter.created_at, letter.source_payload)
+            for letter in letters]
+
+
+def replay_dead_letters(pipeline: Pipeline, store: Store, ids: Sequence[int] | None = None) -> RunInfo:
+    """Send open dead letters of a pipeline through mapping and delivery again, from their kept payloads."""
+    return deliver_records(pipeline, store, dead_letter_records(store, pipeline.name, ids), trigger="replay")

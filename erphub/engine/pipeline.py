@@ -1,0 +1,50 @@
+"""The runtime pieces of one configured pipeline (built by `erphub.runtime.Hub`, driven by a run)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from erphub.connectors.base import Connector
+from erphub.engine.twoway import TwoWaySpec
+from erphub.mappings.plan import Mapped, Rejected, Skipped
+
+
+class PlanLike(Protocol):
+    """What the engine needs of a compiled mapping (tests pass small stand-ins)."""
+
+    key_field: str | None
+    owned_fields: frozenset[str] | None
+
+    def apply(self, record: Mapping[str, Any]) -> Mapped | Rejected | Skipped: ...
+
+
+@dataclass
+class Pipeline:
+    """The runtime pieces of one configured pipeline."""
+
+    name: str
+    source_system: str
+    source_entity: str
+    source: Connector
+    target_system: str
+    target_entity: str
+    target: Connector
+    plan: PlanLike
+    batch_size: int = 100
+    page_size: int = 100
+    redact: Callable[[str], str] = str
+    two_way: TwoWaySpec | None = None
+    write_back: tuple[str, str] | None = None  # (source field, "key" | "target_id")
+    create_missing: bool = True
+    lease_ttl_s: float = 300.0   # renewed after every batch; a crashed holder on this host is taken over
+    lease_wait_s: float = 300.0  # how long a run waits for another run of the same pipeline to finish
+
+    @property
+    def endpoints(self) -> tuple[str, str, str, str]:
+        return (self.source_system, self.source_entity, self.target_system, self.target_entity)
+
+    def key_top(self) -> str:
+        """The top-level field that carries the match key: always written with an update."""
+        return (self.plan.key_field or "").split(".")[0]

@@ -1,0 +1,277 @@
+"""One run of a pipeline, batch by batch: map -> classify -> deliver -> commit. Plain Python, no Prefect.
+
+    read_changes(since=cursor) ─► page ─► plan.apply ─► links: new / changed / unchanged
+        ─► target.write(batch) ─► store.commit_batch(links + dead letters + cursor)
+
+Nothing is lost: every record read is delivered, skipped (filter or unchanged), or in the
+dead-letter store with its reason. A run that cannot go on raises RunFailed and leaves the cursor
+where the last committed batch put it.
+
+The other rooms of a batch have their own modules: `twoway` (echoes and conflicts of two-way fields),
+`writeback` (the target's number back into the source) and `lease` (one run of a pipeline at a time).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from erphub.connectors.base import SupportsAcknowledge
+from erphub.core.errors import ProtocolError
+from erphub.core.outcomes import OUTCOMES, ErrorClass, Outcome, Stage
+from erphub.core.records import Cursor, Page, Record, RecordError, WriteAction, WriteRequest, WriteResult, payload_hash
+from erphub.engine.items import Classified
+from erphub.engine.lease import Lease
+from erphub.engine.pipeline import Pipeline
+from erphub.engine.twoway import TwoWayBatch, paired_targets
+from erphub.engine.writeback import write_back
+from erphub.mappings.plan import Mapped, Rejected, Skipped
+from erphub.monitoring import metrics
+from erphub.store import BatchCommit, LinkUpdate, NewDeadLetter, RunInfo, Store
+
+log = structlog.get_logger("erphub.engine")
+
+
+@dataclass
+class PipelineRun:
+    """One run of a pipeline, driven page by page (by `run_pipeline` or a Prefect flow)."""
+
+    pipeline: Pipeline
+    store: Store
+    trigger: str = "manual"
+    since: Cursor | None = None
+    until: Cursor | None = None
+    full: bool = False
+    on_progress: Callable[[dict[str, int]], None] | None = None
+    counts: Counter[str] = field(default_factory=Counter)
+    run_id: str = ""
+    started: float = 0.0
+    _lease: Lease = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        p = self.pipeline
+        self._lease = Lease(self.store, p.name, ttl_s=p.lease_ttl_s, wait_s=p.lease_wait_s)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def begin(self) -> str:
+        self.started = time.monotonic()
+        self._lease.take()
+        start_from = self.start_cursor()
+        self.run_id = self.store.start_run(self.pipeline.name, self.trigger, start_from)
+        structlog.contextvars.bind_contextvars(pipeline=self.pipeline.name, run_id=self.run_id)
+        log.info("run started", trigger=self.trigger, system=self.pipeline.source_system,
+                 since=f"{start_from.updated_at.isoformat()}|{start_from.id}" if start_from else None)
+        return self.run_id
+
+    def start_cursor(self) -> Cursor | None:
+        if self.full:
+            return None
+        if self.since is not None:
+            return self.since
+        return self.store.get_cursor(self.pipeline.name)
+
+    def pages(self) -> Iterator[Page]:
+        p = self.pipeline
+        yield from p.source.read_changes(p.source_entity, self.start_cursor(), page_size=p.page_size,
+                                         until=self.until)
+
+    def finish(self, error: BaseException | None = None) -> RunInfo:
+        self._lease.release()
+        ok = error is None
+        message = None if ok else self.pipeline.redact(f"{error.__class__.__name__}: {error}")
+        # Plain-string keys: the stored counts and the log line read exactly as they always have.
+        counts = {outcome.value: self.counts.get(outcome, 0) for outcome in OUTCOMES}
+        info = self.store.finish_run(self.run_id, status="success" if ok else "failed", counts=counts,
+                                     error=message, cursor_after=self.store.get_cursor(self.pipeline.name))
+        duration = time.monotonic() - self.started
+        metrics.observe_run(self.pipeline.name, ok=ok, duration_s=duration, finished_at=time.time())
+        log_method = log.info if ok else log.error
+        log_method("run finished", status=info.status, seconds=round(duration, 3), error=message, **counts)
+        structlog.contextvars.unbind_contextvars("pipeline", "run_id")
+        return info
+
+    # -- work --------------------------------------------------------------------------------
+    def process_page(self, page: Page) -> dict[str, int]:
+        """Map, classify, write and commit one page, in batches of `batch_size`."""
+        records = list(page.records)
+        size = self.pipeline.batch_size
+        if not records and page.checkpoint is not None:
+            self._commit(BatchCommit(self.pipeline.name, self.run_id, cursor=page.checkpoint))
+        for start in range(0, len(records), size):
+            is_last = start + size >= len(records)
+            self.process_batch(records[start:start + size], page.checkpoint if is_last else None)
+        if self.on_progress is not None:
+            self.on_progress(dict(self.counts))
+        return dict(self.counts)
+
+    def process_batch(self, records: Sequence[Record], checkpoint: Cursor | None) -> None:
+        p = self.pipeline
+        resolution = "replayed" if self.trigger == "replay" else "delivered"
+        batch = BatchCommit(p.name, self.run_id, cursor=checkpoint, resolution=resolution)
+        self._count(Outcome.READ, len(records))
+        mapped = self._map(records, batch)
+        to_write = self._classify(mapped, batch)
+        if to_write:
+            self._deliver(to_write, batch)
+        if p.write_back is not None:
+            refused = write_back(p, self.store, mapped, batch)
+            if refused:
+                self._count(Outcome.DEAD_LETTERED, refused)
+        self._commit(batch)
+
+    def _map(self, records: Sequence[Record], batch: BatchCommit) -> list[tuple[Record, Mapped]]:
+        mapped: dict[str, tuple[Record, Mapped]] = {}
+        for record in records:
+            try:
+                result = self.pipeline.plan.apply(record.data)
+            except Exception as exc:  # a plan must never raise; if one does, the record is kept, not lost
+                result = Rejected(field="", reason=f"mapping crashed: {exc.__class__.__name__}: {exc}",
+                                  code="mapping_crash")
+            if not isinstance(result, Mapped):
+                mapped.pop(record.id, None)  # a newer copy of a record read twice in one batch decides
+            if isinstance(result, Skipped):
+                self._count(Outcome.SKIPPED)
+            elif isinstance(result, Rejected):
+                batch.dead_letters.append(NewDeadLetter(
+                    source_id=record.id, source_payload=record.data, mapped_payload=None, stage=Stage.MAP,
+                    error_class=ErrorClass.MAPPING_REJECTED, error_code=result.code,
+                    message=self.pipeline.redact(result.reason), field=result.field or None,
+                    source_updated_at=record.updated_at))
+                self._count(Outcome.DEAD_LETTERED)
+            else:
+                mapped[record.id] = (record, result)  # a record read twice in one batch: the newest wins
+        return list(mapped.values())
+
+    def _classify(self, mapped: Sequence[tuple[Record, Mapped]], batch: BatchCommit) -> list[Classified]:
+        links = self.store.links_for(self.pipeline.name, [record.id for record, _ in mapped])
+        to_write: list[Classified] = []
+        for record, result in mapped:
+            digest = payload_hash(result.data)
+            link = links.get(record.id)
+            if link is not None and link.source_updated_at is not None and record.updated_at < link.source_updated_at:
+                self._count(Outcome.UNCHANGED)  # a copy older than what was delivered (a late push): stale
+                continue
+            if link is not None and link.state == "synced" and link.target_id and link.payload_hash == digest:
+                self._count(Outcome.UNCHANGED)
+                batch.resolved_source_ids.append(record.id)
+                continue
+            to_write.append(Classified(record, result, digest, link))
+        return to_write
+
+    def _deliver(self, items: Sequence[Classified], batch: BatchCommit) -> None:
+        p = self.pipeline
+        found = self._match_existing(items)
+        targets = {item.record.id: self._known_target(item, found) for item in items}
+        two_way: TwoWayBatch | None = None
+        if p.two_way is not None:
+            targets.update(paired_targets(p, self.store, items, targets))
+            two_way = TwoWayBatch.look(p, self.store, targets)
+        requests: list[WriteRequest] = []
+        writing: list[Classified] = []
+        pending: list[tuple[str, str | None]] = []
+        for item in items:
+            target_id = targets[item.record.id]
+            if target_id is None and not p.create_missing:
+                self._count(Outcome.SKIPPED)  # an update-only pipeline: the target has no such record
+                continue
+            data: dict[str, Any] | None = (item.mapped.data if target_id is None
+                                           else self._owned_part(item.mapped.data))
+            if two_way is not None and target_id is not None:
+                data = two_way.to_write(item, target_id, data or {}, batch)
+            if data is None:
+                self._count(Outcome.UNCHANGED)  # nothing carries news (two-way echo or shared values)
+                continue
+            if target_id is None:
+                pending.append((item.record.id, item.mapped.key))
+            writing.append(item)
+            requests.append(WriteRequest(
+                source_id=item.record.id, key=item.mapped.key, target_id=target_id, data=data,
+                idempotency_key=f"{p.name}:{item.record.id}:{item.digest[:16]}",
+                owned_fields=p.plan.owned_fields))
+        if not requests:
+            return
+        # Recorded before the write so a crash after the target accepted it is recovered by key lookup.
+        self.store.mark_pending(p.name, p.endpoints, pending)
+        self._lease.keep()  # never write without holding the pipeline
+        results = p.target.write(p.target_entity, requests)
+        if len(results) != len(requests):
+            raise ProtocolError(f"write returned {len(results)} results for {len(requests)} records",
+                                system=p.target_system)
+        for item, request, result in zip(writing, requests, results, strict=True):
+            self._settle(item, request, result, batch)
+
+    @staticmethod
+    def _known_target(item: Classified, found: Mapping[str, str]) -> str | None:
+        if item.link is not None and item.link.target_id:
+            return item.link.target_id
+        return found.get(item.mapped.key) if item.mapped.key is not None else None
+
+    def _owned_part(self, data: dict[str, Any]) -> dict[str, Any]:
+        """An update writes only the fields this pipeline owns (and the match key): never the other side's."""
+        owned = self.pipeline.plan.owned_fields
+        if owned is None:
+            return data
+        key_top = self.pipeline.key_top()
+        return {name: value for name, value in data.items() if name in owned or name == key_top}
+
+    def _match_existing(self, items: Sequence[Classified]) -> dict[str, str]:
+        """Target ids, by match key, of records we have no link for yet.
+
+        This is what the mapping's `key` means: a record the target already has (created before the
+        hub, by another pipeline, or by our own create that landed just before a crash left its link
+        pending) is updated, never created twice.
+        """
+        keys = [item.mapped.key for item in items
+                if item.mapped.key is not None and (item.link is None or item.link.target_id is None)]
+        if not keys:
+            return {}
+        found = self.pipeline.target.lookup(self.pipeline.target_entity, keys)
+        recovered = sum(1 for item in items if item.link is not None and item.link.state == "pending"
+                        and item.mapped.key in found)
+        if recovered:
+            log.info("recovered pending writes by key", recovered=recovered, checked=len(keys))
+        return found
+
+    def _settle(self, item: Classified, request: WriteRequest, result: WriteResult, batch: BatchCommit) -> None:
+        if result.ok:
+            previous = item.link.written_payload if item.link and item.link.written_payload else {}
+            batch.links.append(LinkUpdate(item.record.id, result.target_id, item.mapped.key, item.digest,
+                                          {**previous, **request.data},
+                                          source_updated_at=item.record.updated_at))
+            batch.resolved_source_ids.append(item.record.id)
+            self._count(Outcome.UPDATED if result.action == WriteAction.UPDATED else Outcome.CREATED)
+            return
+        error = result.error or RecordError("no_target_id", "the target accepted the record but returned no id")
+        batch.dead_letters.append(NewDeadLetter(
+            source_id=item.record.id, source_payload=item.record.data, mapped_payload=request.data,
+            stage=Stage.WRITE,
+            error_class=ErrorClass.TARGET_TRANSIENT if error.transient else ErrorClass.TARGET_REJECTED,
+            error_code=error.code, message=self.pipeline.redact(error.message), field=error.field,
+            source_updated_at=item.record.updated_at))
+        self._count(Outcome.DEAD_LETTERED)
+
+    def _commit(self, batch: BatchCommit) -> None:
+        self.store.commit_batch(batch, self.pipeline.endpoints)
+        self._acknowledge(batch)
+        self._lease.keep()
+
+    def _acknowledge(self, batch: BatchCommit) -> None:
+        """Handshake-style staging tables learn, after our commit, which rows were taken and which failed."""
+        source, entity = self.pipeline.source, self.pipeline.source_entity
+        if not isinstance(source, SupportsAcknowledge) or not source.acknowledges(entity):
+            return
+        failed = [letter.source_id for letter in batch.dead_letters]
+        done = sorted(set(batch.resolved_source_ids) - set(failed))
+        if done:
+            source.acknowledge(entity, done, ok=True)
+        if failed:
+            source.acknowledge(entity, failed, ok=False, error="dead-lettered: see erphub dlq")
+
+    def _count(self, outcome: Outcome, n: int = 1) -> None:
+        self.counts[outcome] += n
+        metrics.count_records(self.pipeline.name, outcome, n)
