@@ -14,7 +14,8 @@ it a `harness` fixture yielding an `erphub.testing.ContractHarness` for your con
         with make_harness() as instance:
             yield instance
 
-then `pytest tests/test_contract.py`. What it checks:
+then `pytest tests/test_contract.py` (call `pytest.register_assert_rewrite("erphub.testing.contract")`
+in your conftest.py first for pytest's detailed assertion messages). What it checks:
 
 - an incremental read returns each change exactly once across pages, including many records
   sharing one timestamp across a page boundary, an empty read and a page exactly full, and a

@@ -16,7 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from erphub.testing import ContractHarness
+# The suite's asserts live in an installed module: have pytest explain them as it does in test files.
+pytest.register_assert_rewrite("erphub.testing.contract")
+
+from erphub.testing import ContractHarness  # noqa: E402
 
 HARNESS_DIR = Path(__file__).parent / "harnesses"
 IN_CI = os.environ.get("CI") == "true"
