@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install demo test test-fast bench lint tryton prometheus services clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --upgrade pip 2> >(grep -v 'is ignored' >&2)
 	@$(BIN)/python -m pip install -q -e '.[dev]' 2> >(grep -v 'is ignored: it is neither' >&2)

@@ -20,9 +20,8 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import pkgutil
-from collections.abc import Callable
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import Any
 
 from erphub.connectors.base import SupportsWebhook
 from erphub.connectors.webhooks import HMAC_KIND, WebhookVerifier, verify_hmac
@@ -35,23 +34,7 @@ PACKAGE = "erphub.connectors"
 # (A plumbing module missing here is still no connector: it defines no class of its own kind.)
 _PLUMBING = frozenset({"auth", "base", "http", "ratelimit", "registry", "webhooks"})
 
-# Classes registered in-process with `@register` (a connector that still uses the decorator, a test).
-_REGISTERED: dict[str, type[Any]] = {}
-_FOUND: dict[str, type[Any]] = {}
-
-C = TypeVar("C", bound=type[Any])
-
-
-def register(kind: str) -> Callable[[C], C]:
-    """Optional: register a class in-process. Built-ins are found without it."""
-
-    def decorate(cls: C) -> C:
-        _REGISTERED[kind] = cls
-        cls.kind = kind
-        return cls
-
-    return decorate
-
+_FOUND: dict[str, type[Any]] = {}  # kind -> class, once looked up
 
 def builtin_modules() -> dict[str, str]:
     """Candidate kind -> module name, from the package's folder (no import of the candidates)."""
@@ -70,8 +53,6 @@ def _defined_in(cls: type[Any], module: ModuleType) -> bool:
 
 def _connector_in(module: ModuleType, kind: str) -> type[Any] | None:
     """The class of `module` (or of its subpackage) whose `kind` is `kind`, if any."""
-    if kind in _REGISTERED:  # importing the module ran its `@register`
-        return _REGISTERED[kind]
     for value in vars(module).values():
         if (isinstance(value, type) and getattr(value, "kind", None) == kind
                 and hasattr(value, "settings_model") and _defined_in(value, module)):
@@ -102,8 +83,8 @@ def _load_entry_point(kind: str, entry_point: importlib.metadata.EntryPoint) -> 
 
 
 def known_kinds() -> list[str]:
-    """Every connector kind: built-ins (confirmed by importing them), entry points, registered classes."""
-    kinds = set(_REGISTERED) | set(_entry_points())
+    """Every connector kind: built-ins (confirmed by importing them) and entry points."""
+    kinds = set(_entry_points())
     for kind, module_name in builtin_modules().items():
         try:
             if _import_builtin(kind, module_name) is not None:
@@ -117,13 +98,12 @@ def connector_class(kind: str) -> type[Any]:
     """The connector class of `kind`; a ConfigError listing the valid kinds when there is none."""
     if kind in _FOUND:
         return _FOUND[kind]
-    cls: type[Any] | None = _REGISTERED.get(kind)
-    if cls is None:
-        module_name = builtin_modules().get(kind)
-        if module_name is not None:
-            cls = _import_builtin(kind, module_name)
-        elif (entry_point := _entry_points().get(kind)) is not None:
-            cls = _load_entry_point(kind, entry_point)
+    cls: type[Any] | None = None
+    module_name = builtin_modules().get(kind)
+    if module_name is not None:
+        cls = _import_builtin(kind, module_name)
+    elif (entry_point := _entry_points().get(kind)) is not None:
+        cls = _load_entry_point(kind, entry_point)
     if cls is None:
         raise ConfigError(f"unknown connector {kind!r}; valid connectors: {', '.join(known_kinds())}")
     _FOUND[kind] = cls

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from erphub.core.outcomes import OUTCOMES
+
 REGISTRY = CollectorRegistry(auto_describe=True)
 
-RECORD_OUTCOMES = ("read", "created", "updated", "unchanged", "skipped", "dead_lettered")
+RECORD_OUTCOMES = OUTCOMES
 
 records_total = Counter(
     "erphub_records",

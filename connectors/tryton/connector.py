@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import ClassVar
 
 from erphub.connectors.base import ConnectorBase, ConnectorSettings, SystemContext
-from erphub.connectors.registry import register
 from erphub.connectors.tryton.account_status import STATUS_FIELDS, AccountStatus
 from erphub.connectors.tryton.changes import Reader
 from erphub.connectors.tryton.invoice import RECEIPT_FIELDS, Receipts
@@ -31,7 +30,6 @@ RW = frozenset({Direction.READ, Direction.WRITE})
 RO = frozenset({Direction.READ})
 
 
-@register("tryton")
 class TrytonConnector(ConnectorBase):
     kind: ClassVar[str] = "tryton"
     settings_model: ClassVar[type[ConnectorSettings]] = TrytonSettings

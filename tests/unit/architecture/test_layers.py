@@ -7,6 +7,7 @@ lays it out as symlinks). Each planted module goes into that tree only, never in
 from __future__ import annotations
 
 import ast
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -14,8 +15,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(ROOT / "scripts"))
-import package_tree  # noqa: E402  (a script of the repository, not a package)
+_spec = importlib.util.spec_from_file_location("package_tree", ROOT / "scripts" / "package_tree.py")
+assert _spec is not None and _spec.loader is not None
+package_tree = importlib.util.module_from_spec(_spec)  # a script of the repository, not a package
+_spec.loader.exec_module(package_tree)
 
 OLD_TOP_LEVEL = {"config", "connectors", "mappings", "flows", "monitoring", "sandbox"}
 
