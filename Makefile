@@ -28,7 +28,7 @@ services:
 demo: $(STAMP)
 	@$(BIN)/erphub demo
 
-test: $(STAMP) prometheus tryton services
+test: $(STAMP) lint prometheus tryton services
 	@bash scripts/promtool_check.sh
 	@$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
@@ -46,4 +46,4 @@ lint: $(STAMP)
 	@cd build/package-tree && ../../$(BIN)/lint-imports ../../pyproject.toml
 
 clean:
-	rm -rf $(VENV) .erphub .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .erphub build .pytest_cache .mypy_cache .ruff_cache

@@ -25,6 +25,8 @@ from typing import Any
 import structlog
 from erphub.config.loader import LoadedConfig
 
+from erphub.core.errors import ServiceError
+
 log = structlog.get_logger("erphub.serve")
 
 
@@ -69,9 +71,9 @@ class PrefectServerProcess:
         deadline = time.monotonic() + self.startup_timeout_s
         while not should_stop.is_set():
             if self.process.poll() is not None:
-                raise RuntimeError(f"prefect server exited with {self.process.returncode} (see {self.log_path})")
+                raise ServiceError(f"prefect server exited with {self.process.returncode} (see {self.log_path})")
             if time.monotonic() > deadline:
-                raise RuntimeError(f"prefect server not healthy after {self.startup_timeout_s:.0f} s")
+                raise ServiceError(f"prefect server not healthy after {self.startup_timeout_s:.0f} s")
             try:
                 if httpx.get(f"{url}/health", timeout=2).status_code == 200:
                     return url

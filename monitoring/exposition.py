@@ -163,8 +163,8 @@ def prime_series(
         for cls in ("2xx", "4xx", "5xx", "error"):
             metrics.http_requests_total.labels(system=s, status_class=cls)
     for src in webhook_sources:
-        for outcome in ("accepted", "duplicate", "bad_signature", "stale", "replayed", "malformed"):
-            metrics.webhook_events_total.labels(source=src, outcome=outcome)
+        for verdict in ("accepted", "duplicate", "bad_signature", "stale", "replayed", "malformed"):
+            metrics.webhook_events_total.labels(source=src, outcome=verdict)
 
 
 def render_metrics(reader: StoreStateReader | None = None) -> bytes:

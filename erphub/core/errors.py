@@ -29,6 +29,7 @@
     ├── StoreError                  the state store cannot be reached or migrated
     │   └── PipelineBusy            another run holds the pipeline's lease (one run at a time)
     ├── RunFailed                   a pipeline run could not go on; its cursor did not move
+    ├── ServiceError                a part of `erphub serve` could not start (the Prefect server child)
     └── RetryableAnswer             inside the HTTP client only: this attempt is worth another one
                                     (never escapes it: it is not a ConnectorError, so no handler
                                     of connector errors on the way can mistake it for one)
@@ -261,6 +262,11 @@ class RunFailed(ErphubError):
         self.run_id = run_id
         self.cause = cause
         super().__init__(f"pipeline {pipeline} run {run_id}: {message}")
+
+
+class ServiceError(ErphubError):
+    """A part of `erphub serve` could not start or died (the Prefect server child); serve reports it in
+    /healthz and its log, and keeps the webhook receiver and /metrics up."""
 
 
 class RetryableAnswer(ErphubError):
