@@ -18,10 +18,9 @@ from pathlib import Path
 
 from erphub.connectors.base import SystemContext
 from erphub.connectors.memory import MemoryConnector, MemorySettings, memory_system
+from erphub.engine import Pipeline, run_pipeline
 from erphub.mappings.compiler import compile_text
 from erphub.monitoring.logging import configure_logging
-
-from erphub.engine import Pipeline, run_pipeline
 from erphub.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -23,6 +23,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import jsonata
+
 from erphub.mappings import Mapped, Rejected, Skipped, compile_mapping
 from erphub.mappings.lookups import LookupTables
 from erphub.mappings.textnorm import halfwidth, normalise_phone, normalise_uscc

@@ -14,15 +14,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from erphub.config.models import SECRET_REF, HubConfig, PipelineConfig
 from pydantic import ValidationError
 
+from erphub.config.models import SECRET_REF, HubConfig, PipelineConfig
 from erphub.core.errors import ConfigError
 from erphub.core.yamlsource import Locator, dotted, load_yaml
 
 # `${env:NAME}` or `${env:NAME:-default}` inside a settings string; secrets allow no default.
 ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-PACKAGED_DEMO = Path(__file__).with_name("demo.yaml")
+PACKAGED_CONFIGS = Path(__file__).resolve().parent  # the configs shipped with erphub (config/ in a checkout)
+PACKAGED_DEMO = PACKAGED_CONFIGS / "demo.yaml"
 
 
 @dataclass
@@ -33,7 +34,7 @@ class LoadedConfig:
     path: Path
     locator: Locator
     secret_values: list[str] = field(default_factory=list)
-    packaged: bool = False  # the demo config shipped with erphub (the fallback when ./config/demo.yaml is absent)
+    packaged: bool = False  # one of the configs shipped with erphub (demo, processes, examples)
 
     @property
     def base_dir(self) -> Path:
@@ -41,10 +42,12 @@ class LoadedConfig:
 
     @property
     def state_base(self) -> Path:
-        """Where relative state paths (the SQLite store) start: the config's folder, except for the
-        packaged demo, whose state goes where it would from ./config/ (an installed package is no
-        place for a database)."""
-        return Path.cwd() / "config" if self.packaged else self.base_dir
+        """Where relative state paths (the SQLite store) start: the config's folder, except for the configs
+        shipped with erphub, whose state goes where it would if they sat in ./config/ of the current
+        folder (an installed package is no place for a database)."""
+        if self.packaged:
+            return Path.cwd() / "config" / self.base_dir.relative_to(PACKAGED_CONFIGS)
+        return self.base_dir
 
     def resolve_path(self, relative: str) -> Path:
         """Paths in a config file are relative to the file's own folder."""
@@ -205,7 +208,7 @@ def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None) -
     if not file.exists() and str(path) in ("config/demo.yaml", str(Path("config") / "demo.yaml")):
         file = PACKAGED_DEMO
     file = file.resolve() if file.exists() else file
-    packaged = file == PACKAGED_DEMO.resolve()  # however it was named: a Prefect flow run gets the full path
+    packaged = file.is_relative_to(PACKAGED_CONFIGS)  # however it was named: a flow run gets the full path
     raw, locator = load_yaml(file, ConfigError)
     if not isinstance(raw, dict):
         raise ConfigError("the config must be a mapping with `systems` and `pipelines`", file=file, line=1)

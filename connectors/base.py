@@ -18,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from erphub.connectors.webhooks import Checked
 from pydantic import BaseModel, ConfigDict
 
+from erphub.connectors.webhooks import Checked
 from erphub.core.errors import UnknownEntity
 from erphub.core.records import (
     Cursor,

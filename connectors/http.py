@@ -37,12 +37,11 @@ from typing import Any
 
 import httpx
 import structlog
+from tenacity import RetryCallState, Retrying, retry_if_exception_type
+
 from erphub.connectors.auth import AuthStrategy
 from erphub.connectors.base import SystemContext
 from erphub.connectors.ratelimit import RateLimiter, shared_limiter
-from erphub.monitoring import metrics
-from tenacity import RetryCallState, Retrying, retry_if_exception_type
-
 from erphub.core.errors import (
     AuthError,
     ConnectorError,
@@ -52,6 +51,7 @@ from erphub.core.errors import (
     RetryableAnswer,
     TransientError,
 )
+from erphub.monitoring import metrics
 
 log = structlog.get_logger("erphub.http")
 

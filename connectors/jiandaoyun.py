@@ -46,13 +46,13 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 import httpx
+from pydantic import Field, SecretStr
+
 from erphub.connectors.auth import BearerToken
 from erphub.connectors.base import ConnectorBase, ConnectorSettings, SystemContext
 from erphub.connectors.http import Action, HttpClient, Verdict
 from erphub.connectors.webhooks import Checked, fresh, parse_timestamp, same_signature
 from erphub.connectors.webhooks import Verdict as WebhookVerdict
-from pydantic import Field, SecretStr
-
 from erphub.core.errors import ProtocolError
 from erphub.core.records import (
     Cursor,
@@ -234,23 +234,25 @@ def jiandaoyun_signature(body: bytes, secret: str, timestamp: str, nonce: str) -
 
 def check_jiandaoyun(body: bytes, query: Mapping[str, str], headers: Mapping[str, str], secret: str,
                      *, now: float, max_age_s: float) -> Checked:
-    """Verify one push: signature first (strangers learn nothing), then the timestamp window."""
+    """Verify one push: signature first (strangers learn nothing), then the timestamp window.
+
+    A refusal carries the delivery id the request claims, unverified, for the log line only."""
     timestamp_text = query.get("timestamp", "")
     nonce = query.get("nonce", "")
     given = headers.get(JDY_SIGNATURE_HEADER, "")
+    claimed = headers.get(JDY_DELIVER_HEADER, "").strip()
     if not (timestamp_text and nonce and given):
-        return Checked(WebhookVerdict.BAD_SIGNATURE)
+        return Checked(WebhookVerdict.BAD_SIGNATURE, deliver_id=claimed)
     try:
         expected = jiandaoyun_signature(body, secret, timestamp_text, nonce)
     except UnicodeDecodeError:
-        return Checked(WebhookVerdict.BAD_SIGNATURE)
+        return Checked(WebhookVerdict.BAD_SIGNATURE, deliver_id=claimed)
     if not same_signature(expected, given):
-        return Checked(WebhookVerdict.BAD_SIGNATURE)
+        return Checked(WebhookVerdict.BAD_SIGNATURE, deliver_id=claimed)
     timestamp = parse_timestamp(timestamp_text)
     if timestamp is None or not fresh(timestamp, now, max_age_s):
-        return Checked(WebhookVerdict.STALE, timestamp=timestamp, nonce=nonce)
-    deliver_id = headers.get(JDY_DELIVER_HEADER, "").strip() or f"sig:{expected}"
-    return Checked(WebhookVerdict.OK, timestamp=timestamp, nonce=nonce, deliver_id=deliver_id)
+        return Checked(WebhookVerdict.STALE, timestamp=timestamp, nonce=nonce, deliver_id=claimed)
+    return Checked(WebhookVerdict.OK, timestamp=timestamp, nonce=nonce, deliver_id=claimed or f"sig:{expected}")
 
 
 class JiandaoyunConnector(ConnectorBase):

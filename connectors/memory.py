@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
-from erphub.connectors.base import ConnectorBase, ConnectorSettings, SystemContext
 from pydantic import Field
 
+from erphub.connectors.base import ConnectorBase, ConnectorSettings, SystemContext
 from erphub.core.errors import TransientError
 from erphub.core.records import (
     Cursor,

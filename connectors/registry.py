@@ -25,7 +25,6 @@ from typing import Any
 
 from erphub.connectors.base import SupportsWebhook
 from erphub.connectors.webhooks import HMAC_KIND, WebhookVerifier, verify_hmac
-
 from erphub.core.errors import ConfigError
 
 ENTRY_POINT_GROUP = "erphub.connectors"

@@ -37,7 +37,7 @@ class Checked:
     verdict: Verdict
     timestamp: float | None = None
     nonce: str = ""  # replay key: the vendor's nonce, or the signature itself for hmac sources
-    deliver_id: str = ""
+    deliver_id: str = ""  # verified when OK; on a refusal the id the request claims, for the log only
 
 
 class WebhookVerifier(Protocol):
@@ -78,16 +78,16 @@ def check_hmac(body: bytes, headers: Mapping[str, str], secret: str, *, signatur
     given = headers.get(signature_header.lower(), "").strip()
     if given.lower().startswith("sha256="):
         given = given[len("sha256="):]
+    claimed = next((headers[h].strip() for h in HMAC_DELIVERY_HEADERS if headers.get(h, "").strip()), "")
     if not (timestamp_text and given):
-        return Checked(Verdict.BAD_SIGNATURE)
+        return Checked(Verdict.BAD_SIGNATURE, deliver_id=claimed)  # claimed, unverified: for the log only
     expected = hmac_signature(body, secret, timestamp_text)
     if not same_signature(expected, given):
-        return Checked(Verdict.BAD_SIGNATURE)
+        return Checked(Verdict.BAD_SIGNATURE, deliver_id=claimed)
     timestamp = parse_timestamp(timestamp_text)
     if timestamp is None or not fresh(timestamp, now, max_age_s):
-        return Checked(Verdict.STALE, timestamp=timestamp)
-    deliver_id = next((headers[h].strip() for h in HMAC_DELIVERY_HEADERS if headers.get(h, "").strip()),
-                      f"sig:{expected}")
+        return Checked(Verdict.STALE, timestamp=timestamp, deliver_id=claimed)
+    deliver_id = claimed or f"sig:{expected}"
     # The signature is unique per (timestamp, body): the same signature twice is the same request again.
     return Checked(Verdict.OK, timestamp=timestamp, nonce=f"sig:{expected}", deliver_id=deliver_id)
 

@@ -13,12 +13,13 @@ import asyncio
 import threading
 
 import structlog
-from erphub.config.loader import LoadedConfig
-from erphub.flows.sync import sync_pipeline
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.deployments.runner import RunnerDeployment
 from prefect.runner import Runner
 from prefect.types.entrypoint import EntrypointType
+
+from erphub.config.loader import LoadedConfig
+from erphub.flows.sync import sync_pipeline
 
 log = structlog.get_logger("erphub.schedules")
 

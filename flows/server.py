@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from erphub.config.loader import LoadedConfig
 
+from erphub.config.loader import LoadedConfig
 from erphub.core.errors import ServiceError
 
 log = structlog.get_logger("erphub.serve")

@@ -12,17 +12,17 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from erphub.config.loader import load_config
-from erphub.monitoring.logging import ensure_logging
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
 from prefect.states import State
 
+from erphub.config.loader import load_config
 from erphub.core.errors import TransientError
 from erphub.core.outcomes import Outcome
 from erphub.core.records import Cursor, Page
 from erphub.engine import PipelineRun, drive_run
+from erphub.monitoring.logging import ensure_logging
 from erphub.runtime import Hub
 from erphub.store import RunInfo
 

@@ -13,6 +13,11 @@ from pathlib import Path as FsPath
 from string import Formatter
 from typing import Any
 
+from pydantic import ValidationError
+
+from erphub.core.errors import MappingError
+from erphub.core.records import EntitySpec
+from erphub.core.yamlsource import Locator, dotted, load_yaml, parse_yaml
 from erphub.mappings.codegen import ChildField, Item, ValueField, build
 from erphub.mappings.conditions import (
     COMPARISONS,
@@ -27,11 +32,6 @@ from erphub.mappings.plan import Filter, Plan
 from erphub.mappings.spec import ALLOWED_KEYS, FieldSpec, MappingSpec
 from erphub.mappings.transforms import TRANSFORMS, ArgError, Fn, TransformError
 from erphub.mappings.validation import Check, compile_checks
-from pydantic import ValidationError
-
-from erphub.core.errors import MappingError
-from erphub.core.records import EntitySpec
-from erphub.core.yamlsource import Locator, dotted, load_yaml, parse_yaml
 
 YamlPath = tuple[str | int, ...]
 _NO_ARGS = object()

@@ -15,9 +15,8 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
-from erphub.mappings.paths import Path, PathSyntaxError, compile_getter, parse_path
-
 from erphub.core.errors import ConditionError
+from erphub.mappings.paths import Path, PathSyntaxError, compile_getter, parse_path
 
 Predicate = Callable[[Any, Any], bool]
 YamlPath = tuple[str | int, ...]

@@ -29,11 +29,11 @@ from decimal import (
 )
 from typing import Any, Literal, Protocol
 
-from erphub.mappings import textnorm, timefmt
-from erphub.mappings.lookups import LookupTable, LookupTableError
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator, model_validator
 
 from erphub.core.errors import ArgError, TransformError
+from erphub.mappings import textnorm, timefmt
+from erphub.mappings.lookups import LookupTable, LookupTableError
 
 Fn = Callable[[Any], Any]
 

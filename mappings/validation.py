@@ -11,11 +11,10 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+from erphub.core.errors import Invalid
 from erphub.mappings.conditions import is_present, values_equal
 from erphub.mappings.spec import LengthSpec, ValidateSpec
 from erphub.mappings.transforms import ArgError
-
-from erphub.core.errors import Invalid
 
 Check = Callable[[Any], None]
 

@@ -2,7 +2,7 @@
 
 Four gauges (open dead letters, last success, last run, schedule interval) must be right after a
 restart and across processes, so the store is their truth: `StoreCollector` asks a `StoreStateReader`
-on every scrape. The same names also exist as in-process gauges in `monitoring.metrics` (a one-shot
+on every scrape. The same names also exist as in-process gauges in `erphub.monitoring.metrics` (a one-shot
 run sets them before pushing); `MetricsView` drops those from the registry's output whenever a store
 reader is present, so each series is exposed exactly once.
 """
@@ -12,8 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Protocol, runtime_checkable
 
-from erphub.monitoring import metrics
-from erphub.monitoring.metrics import REGISTRY
 from prometheus_client import generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
@@ -23,6 +21,10 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from erphub.core.outcomes import OUTCOMES
+from erphub.monitoring import metrics
+from erphub.monitoring.metrics import REGISTRY
 
 DEAD_LETTERS = "erphub_dead_letters"
 DEAD_LETTERS_OLDEST_AGE = "erphub_dead_letters_oldest_age_seconds"
@@ -155,7 +157,7 @@ def prime_series(
     for p in pipelines:
         for status in ("success", "failed"):
             metrics.runs_total.labels(pipeline=p, status=status)
-        for outcome in metrics.RECORD_OUTCOMES:
+        for outcome in OUTCOMES:
             metrics.records_total.labels(pipeline=p, outcome=outcome)
     for s in systems:
         metrics.auth_failures_total.labels(system=s)

@@ -20,9 +20,10 @@ from contextlib import contextmanager
 from typing import Any, Literal, TextIO
 
 import structlog
-from erphub.monitoring.redaction import RedactProcessor, add_secrets, redact_secrets_only, redact_text
 from structlog.contextvars import bound_contextvars
 from structlog.types import Processor
+
+from erphub.monitoring.redaction import RedactProcessor, add_secrets, redact_secrets_only, redact_text
 
 LogFormat = Literal["auto", "json", "console"]
 

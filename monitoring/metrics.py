@@ -3,18 +3,14 @@
 Metrics live in their own `REGISTRY` (not prometheus-client's global one) so a process can
 expose exactly erphub's series and tests can read values without cross-talk. Gauges that must be
 right after a restart (open dead letters, last success) are also computed from the store at
-scrape time by `monitoring.exposition`.
+scrape time by `erphub.monitoring.exposition`.
 """
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from erphub.core.outcomes import OUTCOMES
-
 REGISTRY = CollectorRegistry(auto_describe=True)
-
-RECORD_OUTCOMES = OUTCOMES
 
 records_total = Counter(
     "erphub_records",

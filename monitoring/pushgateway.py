@@ -14,10 +14,11 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from erphub.monitoring.exposition import MetricsView, StoreStateReader
-from erphub.monitoring.redaction import add_secrets, redact_text
 from prometheus_client.exposition import basic_auth_handler, default_handler, push_to_gateway
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from erphub.monitoring.exposition import MetricsView, StoreStateReader
+from erphub.monitoring.redaction import add_secrets, redact_text
 
 log = logging.getLogger("erphub.monitoring.pushgateway")
 

@@ -1,7 +1,7 @@
 """Faithful stand-ins of the external systems we cannot run, as ASGI apps.
 
 Each sandbox is a subpackage `sandbox/<name>/` exposing `create_sandbox(**options)` that returns a
-`sandbox.common.SandboxApp`; the subpackages are found by scanning this package, so adding a sandbox
+`erphub.sandbox.common.SandboxApp`; the subpackages are found by scanning this package, so adding a sandbox
 means adding its folder. Listing them does not import them (the CLI's help text lists them on every
 start); `create` imports only the one asked for.
 """

@@ -9,6 +9,7 @@ from types import TracebackType
 from typing import Any
 
 import uvicorn
+
 from erphub.sandbox.faults import install_log_filter
 
 HOST = "127.0.0.1"

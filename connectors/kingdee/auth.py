@@ -13,11 +13,11 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+from pydantic import SecretStr
+
 from erphub.connectors.auth import SessionAuth, check_login_response, reveal
 from erphub.connectors.http import Action, Verdict
 from erphub.connectors.kingdee.query import find_status, is_success, status_message
-from pydantic import SecretStr
-
 from erphub.core.errors import AuthError, ProtocolError
 
 AUTH_STUB = "Kingdee.BOS.WebApi.ServicesStub.AuthService."

@@ -27,7 +27,6 @@ from erphub.connectors.kingdee.query import (
 from erphub.connectors.kingdee.schema import SHAPES, Shape
 from erphub.connectors.kingdee.settings import KingdeeSettings
 from erphub.connectors.kingdee.views import VIEW_SPECS, KingdeeViews
-
 from erphub.core.errors import AuthError, PermanentError, ProtocolError, TransientError
 from erphub.core.records import (
     Cursor,

@@ -15,7 +15,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from erphub.connectors.kingdee.schema import Field, Shape
-
 from erphub.core.errors import ProtocolError
 from erphub.core.records import Cursor, Record
 

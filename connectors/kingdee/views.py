@@ -38,7 +38,6 @@ from erphub.connectors.kingdee.query import (
     quote,
 )
 from erphub.connectors.kingdee.schema import SHAPES
-
 from erphub.core.records import Cursor, Direction, EntitySpec, Page, Record
 
 Query = Callable[..., list[list[Any]]]

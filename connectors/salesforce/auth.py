@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from erphub.connectors.auth import OAuth2ClientCredentials, OAuth2RefreshToken
 from pydantic import SecretStr
 
+from erphub.connectors.auth import OAuth2ClientCredentials, OAuth2RefreshToken
 from erphub.core.errors import ProtocolError
 
 TOKEN_PATH = "/services/oauth2/token"

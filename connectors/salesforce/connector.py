@@ -7,6 +7,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar, Literal
 
 import httpx
+from pydantic import SecretStr, model_validator
+
 from erphub.connectors.auth import TokenAuth
 from erphub.connectors.base import ConnectorBase, ConnectorSettings, SystemContext
 from erphub.connectors.http import Action, HttpClient, Verdict
@@ -26,8 +28,6 @@ from erphub.connectors.salesforce.schema import (
     strip_attributes,
     to_wire,
 )
-from pydantic import SecretStr, model_validator
-
 from erphub.core.errors import ProtocolError
 from erphub.core.records import (
     Cursor,

@@ -36,9 +36,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from erphub.connectors.base import ConnectorBase, ConnectorSettings, SystemContext
-from erphub.connectors.sql.settings import SqlEntitySettings, SqlSettings
-from erphub.connectors.sql.upsert import upsert
 from sqlalchemy import (
     JSON,
     Column,
@@ -57,6 +54,9 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, NoSuchTableError, SQLAlchemyError
 
+from erphub.connectors.base import ConnectorBase, ConnectorSettings, SystemContext
+from erphub.connectors.sql.settings import SqlEntitySettings, SqlSettings
+from erphub.connectors.sql.upsert import upsert
 from erphub.core.errors import ConfigError, PermanentError, TransientError, UnknownEntity
 from erphub.core.records import (
     Cursor,

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from erphub.connectors.base import ConnectorSettings
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from erphub.connectors.base import ConnectorSettings
 from erphub.core.records import Direction
 
 

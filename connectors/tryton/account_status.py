@@ -15,7 +15,6 @@ from typing import Any
 from erphub.connectors.tryton.changes import LM, after_cursor, aware, changed_rows, within_cursor
 from erphub.connectors.tryton.invoice import INVOICE_FIELDS, POSTED_OUT, Receipts
 from erphub.connectors.tryton.rpc import TrytonRPC
-
 from erphub.core.records import Cursor, Page, Record
 
 STATUS_FIELDS = frozenset(

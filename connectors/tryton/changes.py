@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 from erphub.connectors.tryton.rpc import TrytonRPC
-
 from erphub.core.records import Cursor, Page, Record
 
 ID_MAX = "\uffff"  # the engine's "every id at that timestamp" upper bound

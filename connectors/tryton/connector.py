@@ -22,7 +22,6 @@ from erphub.connectors.tryton.rpc import TrytonRPC
 from erphub.connectors.tryton.sale import SALE_FIELDS, SALE_LINE_FIELDS, Sales
 from erphub.connectors.tryton.settings import TrytonSettings
 from erphub.connectors.tryton.writer import Finder, WritePlan, write_batch
-
 from erphub.core.errors import ConfigError, PermanentError
 from erphub.core.records import Cursor, Direction, EntitySpec, Page, WriteRequest, WriteResult
 

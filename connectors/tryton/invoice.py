@@ -10,7 +10,6 @@ from typing import Any
 
 from erphub.connectors.tryton.changes import ReadPlan, Rows, read_pages
 from erphub.connectors.tryton.rpc import TrytonRPC
-
 from erphub.core.records import Cursor, Page
 
 RECEIPT_FIELDS = frozenset(

@@ -12,7 +12,6 @@ from decimal import Decimal
 from typing import Any
 
 from erphub.connectors.tryton.rpc import TrytonRPC
-
 from erphub.core.errors import UnknownReference
 
 

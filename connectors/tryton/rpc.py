@@ -23,12 +23,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import httpx
+from pydantic import SecretStr
+
 from erphub.connectors.auth import SessionAuth
 from erphub.connectors.base import SystemContext
 from erphub.connectors.http import HttpClient
 from erphub.connectors.tryton import codec
-from pydantic import SecretStr
-
 from erphub.core.errors import (
     AuthError,
     PermanentError,

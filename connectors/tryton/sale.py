@@ -19,7 +19,6 @@ from erphub.connectors.tryton.rpc import TrytonRPC
 from erphub.connectors.tryton.settings import TrytonSettings
 from erphub.connectors.tryton.values import check_fields, reference, to_date, to_decimal
 from erphub.connectors.tryton.writer import Finder, WritePlan
-
 from erphub.core.errors import RecordWriteRefused
 from erphub.core.records import Cursor, Page, WriteRequest
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from erphub.connectors.base import ConnectorSettings
 from pydantic import SecretStr
+
+from erphub.connectors.base import ConnectorSettings
 
 
 class TrytonSettings(ConnectorSettings):

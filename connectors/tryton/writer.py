@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from erphub.connectors.tryton.rpc import TrytonRPC
-
 from erphub.core.errors import RecordWriteRefused, TransientError, TrytonUserError
 from erphub.core.records import RecordError, WriteAction, WriteRequest, WriteResult
 

@@ -19,9 +19,9 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
-from erphub.connectors.auth import TokenAuth, check_login_response, hmac_sha256
 from pydantic import SecretStr
 
+from erphub.connectors.auth import TokenAuth, check_login_response, hmac_sha256
 from erphub.core.errors import AuthError, ProtocolError, TransientError
 
 TOKEN_PATH = "/open-auth/selfAppAuth/base/v1/getAccessToken"

@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
 import httpx
+from pydantic import SecretStr
+
 from erphub.connectors.base import ConnectorBase, ConnectorSettings, SystemContext
 from erphub.connectors.http import Action, HttpClient, Verdict
 from erphub.connectors.yonyou.auth import TOKEN_GONE, YonyouTokenAuth
@@ -21,8 +23,6 @@ from erphub.connectors.yonyou.schema import (
     receipt_data,
     receipt_payload,
 )
-from pydantic import SecretStr
-
 from erphub.core.errors import ProtocolError, TransientError, YonyouBusinessError
 from erphub.core.records import (
     Cursor,

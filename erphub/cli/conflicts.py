@@ -9,7 +9,6 @@ from rich.table import Table
 
 from erphub.cli.options import DEFAULT_CONFIG, ConfigOption, JsonOption, open_hub
 from erphub.cli.output import fail, out, print_json, user_errors
-from erphub.conflicts import resolve_conflict
 
 conflicts_app = typer.Typer(help="Two-way conflicts held for review.", no_args_is_help=True)
 
@@ -46,6 +45,8 @@ def conflicts_resolve(
     """Settle a held conflict: the chosen value is written to the side that does not have it."""
     if take not in ("source", "target"):
         raise fail("error: --take must be source or target", 2)
+    from erphub.conflicts import resolve_conflict
+
     with user_errors(), open_hub(config) as hub:
         closed = resolve_conflict(hub, conflict_id, take)
     if as_json:

@@ -19,8 +19,6 @@ from rich.console import Console
 from erphub import sandbox as sandboxes
 from erphub.cli.options import DEFAULT_CONFIG, ConfigOption
 from erphub.cli.output import out, results_table, user_errors
-from erphub.cli.runner import run_pipelines
-from erphub.config.loader import load_config
 
 DEMO_PIPELINES = ["crm_customers_to_erp", "crm_orders_to_erp"]
 CHANGED_CUSTOMERS = 4
@@ -29,6 +27,8 @@ CHANGED_ORDERS = 2
 
 def _fresh_store(config_path: str) -> None:
     """The sandboxes start from the same seed every time, so the demo's state does too."""
+    from erphub.config.loader import load_config
+
     url = load_config(config_path).store_url()
     if url.startswith("sqlite:///"):
         db = Path(url[len("sqlite:///"):])
@@ -55,6 +55,8 @@ def _show(console: Console, title: str, results: list[dict[str, Any]]) -> None:
 
 
 def run_demo(config_path: str, *, engine: str, console: Console) -> None:
+    from erphub.cli.runner import run_pipelines
+
     _fresh_store(config_path)
     crm = sandboxes.create("jiandaoyun")
     erp = sandboxes.create("kingdee", seed_customers=1)  # one ERP customer the CRM also has: audited, so refused
@@ -77,9 +79,9 @@ def run_demo(config_path: str, *, engine: str, console: Console) -> None:
         _change_crm_records(crm.state, console)
         run("third run")
     console.rule("what next")
-    console.print("  .venv/bin/erphub status --config config/demo.yaml --json   per pipeline: last run, counts, cursor")
-    console.print("  .venv/bin/erphub dlq list --config config/demo.yaml        the records that were refused, and why")
-    console.print("  .venv/bin/erphub dlq show ID --config config/demo.yaml     one dead letter whole")
+    console.print("  erphub status --json      per pipeline: last run, counts, cursor (run from this folder)")
+    console.print("  erphub dlq list           the records that were refused, and why")
+    console.print("  erphub dlq show ID        one dead letter whole")
 
 
 def demo(

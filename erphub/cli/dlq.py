@@ -11,7 +11,6 @@ from rich.table import Table
 from erphub.cli.options import DEFAULT_CONFIG, ConfigOption, JsonOption, open_hub, setup_logging
 from erphub.cli.output import err, fail, out, print_json, results_table, user_errors
 from erphub.core.errors import RunFailed
-from erphub.engine import replay_dead_letters
 
 dlq_app = typer.Typer(help="Inspect, replay and discard dead letters.", no_args_is_help=True)
 
@@ -65,6 +64,8 @@ def dlq_replay(
     """Send dead letters through mapping and delivery again from their kept source payloads."""
     if not ids and not pipeline:
         raise fail("error: name dead letter ids or --pipeline", 2)
+    from erphub.engine import replay_dead_letters
+
     results: list[dict[str, Any]] = []
     failed = False
     with user_errors(), open_hub(config) as hub:

@@ -54,32 +54,23 @@ def _pipeline_specs(config_path: Path) -> Iterator[PipelineSpecs]:
     available yet leaves that side unchecked, and the note says so.
     """
     from erphub.config.loader import load_config
+    from erphub.runtime import Hub
 
     config = load_config(config_path)
-    hub: Any = None
-    try:
-        from erphub.runtime import Hub
-
-        hub = Hub(config)
-    except ImportError:
-        hub = None
-    for name in config.hub.pipelines:
-        specs: list[EntitySpec | None] = []
-        notes: list[str] = []
-        for side, direction in (("source", Direction.READ), ("target", Direction.WRITE)):
-            if hub is None:
-                specs.append(None)
-                notes.append(f"{side} schema not checked (runtime unavailable)")
-                continue
-            try:
-                specs.append(hub.entity_spec(name, side, direction))
-            except UserInputError as exc:
-                if "not installed" in exc.message:
-                    specs.append(None)
-                    notes.append(f"{side} schema not checked ({exc.message})")
-                else:
-                    raise
-        yield name, config.mapping_path(name), specs[0], specs[1], "; ".join(notes)
+    with Hub(config) as hub:  # builds connectors to read their schemas; never connects
+        for name in config.hub.pipelines:
+            specs: list[EntitySpec | None] = []
+            notes: list[str] = []
+            for side, direction in (("source", Direction.READ), ("target", Direction.WRITE)):
+                try:
+                    specs.append(hub.entity_spec(name, side, direction))
+                except UserInputError as exc:
+                    if "not installed" in exc.message:
+                        specs.append(None)
+                        notes.append(f"{side} schema not checked ({exc.message})")
+                    else:
+                        raise
+            yield name, config.mapping_path(name), specs[0], specs[1], "; ".join(notes)
 
 
 @mapping_app.command("check")

@@ -1,16 +1,21 @@
-"""The options every command shares, and opening the hub a config describes."""
+"""The options every command shares, and opening the hub a config describes.
+
+Command modules import the engine inside their commands, not at the top: `erphub --help` and
+`erphub mapping check` then start without loading the store, the engine and every connector.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from erphub.config.loader import load_config
 from erphub.core.errors import ConfigError
 from erphub.monitoring.logging import LogFormat, configure_logging
-from erphub.runtime import Hub
+
+if TYPE_CHECKING:
+    from erphub.runtime import Hub
 
 DEFAULT_CONFIG = "config/demo.yaml"
 ConfigOption = Annotated[str, typer.Option("--config", "-c", help="Config file.", envvar="ERPHUB_CONFIG")]
@@ -19,6 +24,9 @@ LogFormatOption = Annotated[str, typer.Option(help="auto, json or console.")]
 
 
 def open_hub(config: str, **kwargs: Any) -> Hub:
+    from erphub.config.loader import load_config
+    from erphub.runtime import Hub
+
     return Hub(load_config(config), **kwargs)
 
 

@@ -23,7 +23,6 @@ from erphub.core.outcomes import OUTCOMES
 out = Console() if sys.stdout.isatty() else Console(width=160)
 err = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=160)
 
-OUTCOME_COLUMNS = OUTCOMES  # the run counts, in the order the tables show them
 
 
 def fail(message: str, code: int) -> typer.Exit:
@@ -52,12 +51,12 @@ def results_table(results: list[dict[str, Any]], title: str = "erphub runs") -> 
     table = Table(title=title)
     table.add_column("pipeline")
     table.add_column("status")
-    for column in OUTCOME_COLUMNS:
+    for column in OUTCOMES:
         table.add_column(column.replace("_", "-"), justify="right")
     table.add_column("seconds", justify="right")
     for result in results:
         counts = result.get("counts", {})
         style = "green" if result["status"] == "success" else "red"
         table.add_row(result["pipeline"], f"[{style}]{result['status']}[/{style}]",
-                      *(str(counts.get(c, 0)) for c in OUTCOME_COLUMNS), str(result.get("seconds", "")))
+                      *(str(counts.get(c, 0)) for c in OUTCOMES), str(result.get("seconds", "")))
     return table

@@ -10,7 +10,6 @@ import typer
 
 from erphub.cli.options import DEFAULT_CONFIG, ConfigOption, JsonOption, LogFormatOption
 from erphub.cli.output import fail, out, print_json, results_table, user_errors
-from erphub.cli.runner import run_pipelines
 
 
 def parse_when(value: str | None, option: str) -> datetime | None:
@@ -41,6 +40,8 @@ def run(
     if until and not since:
         raise fail("error: --until needs --since", 2)
     since_at, until_at = parse_when(since, "--since"), parse_when(until, "--until")
+    from erphub.cli.runner import run_pipelines
+
     with user_errors():
         results, failed = run_pipelines(config, pipeline or [], run_all=all_, since=since_at, until=until_at,
                                         full=full, engine=engine, log_format=log_format,

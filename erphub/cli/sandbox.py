@@ -8,7 +8,6 @@ import typer
 
 from erphub import sandbox as sandboxes
 from erphub.cli.output import fail, out
-from erphub.sandbox.serve import run_foreground
 
 
 def sandbox(
@@ -18,4 +17,6 @@ def sandbox(
     """Run one sandbox in the foreground and print its base URL and demo credentials."""
     if system not in sandboxes.available():
         raise fail(f"error: unknown sandbox {system!r}; valid sandboxes: {', '.join(sandboxes.available())}", 2)
+    from erphub.sandbox.serve import run_foreground
+
     run_foreground(sandboxes.create(system), port, echo=out.print)

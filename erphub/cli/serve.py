@@ -8,9 +8,6 @@ import typer
 
 from erphub.cli.options import DEFAULT_CONFIG, ConfigOption, LogFormatOption, setup_logging, state_dir
 from erphub.cli.output import user_errors
-from erphub.config.loader import load_config
-from erphub.flows.server import Schedules
-from erphub.serve import HubServer
 
 
 def serve(
@@ -24,6 +21,10 @@ def serve(
 
     Runs until SIGTERM/SIGINT. Exit 0 after a clean stop, 1 when serving failed, 2 on a config error.
     """
+    from erphub.config.loader import load_config
+    from erphub.flows.server import Schedules
+    from erphub.serve import HubServer
+
     with user_errors():
         loaded = load_config(config)
         setup_logging(log_format, loaded.secret_values)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from rich.table import Table
 
 from erphub.cli.options import DEFAULT_CONFIG, ConfigOption, JsonOption, open_hub
-from erphub.cli.output import OUTCOME_COLUMNS, out, print_json, user_errors
+from erphub.cli.output import out, print_json, user_errors
+from erphub.core.outcomes import OUTCOMES
 
 
 def status(config: ConfigOption = DEFAULT_CONFIG, as_json: JsonOption = False) -> None:
@@ -17,7 +18,7 @@ def status(config: ConfigOption = DEFAULT_CONFIG, as_json: JsonOption = False) -
         print_json({"pipelines": rows})
         return
     table = Table(title="erphub status")
-    for column in ("pipeline", "last run", "status", *(c.replace("_", "-") for c in OUTCOME_COLUMNS),
+    for column in ("pipeline", "last run", "status", *(c.replace("_", "-") for c in OUTCOMES),
                    "cursor", "open DLQ"):
         table.add_column(column)
     for row in rows:
@@ -25,5 +26,5 @@ def status(config: ConfigOption = DEFAULT_CONFIG, as_json: JsonOption = False) -
         counts = last.get("counts", {})
         cursor = row["cursor"]["updated_at"] if row["cursor"] else "-"
         table.add_row(row["pipeline"], last.get("finished_at") or "never", last.get("status", "-"),
-                      *(str(counts.get(c, 0)) for c in OUTCOME_COLUMNS), cursor, str(row["open_dead_letters"]))
+                      *(str(counts.get(c, 0)) for c in OUTCOMES), cursor, str(row["open_dead_letters"]))
     out.print(table)

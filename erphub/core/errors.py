@@ -101,7 +101,7 @@ class UnknownEntity(ConfigError):
                          f"{', '.join(self.valid) or 'none'}", file=file, line=line, column=column, field=field)
 
 
-class PayloadError(UserInputError, ValueError):
+class PayloadError(UserInputError):
     """A pushed body is not an event we can deliver. The message names the problem, never a value."""
 
 

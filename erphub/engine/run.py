@@ -28,7 +28,7 @@ from erphub.core.records import Cursor, Page, Record, RecordError, WriteAction, 
 from erphub.engine.items import Classified
 from erphub.engine.lease import Lease
 from erphub.engine.pipeline import Pipeline
-from erphub.engine.twoway import TwoWayBatch, paired_targets
+from erphub.engine.twoway_batch import TwoWayBatch, paired_targets
 from erphub.engine.writeback import write_back
 from erphub.mappings.plan import Mapped, Rejected, Skipped
 from erphub.monitoring import metrics

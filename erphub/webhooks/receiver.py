@@ -102,11 +102,9 @@ class WebhookReceiver:
         now = self.clock()
         checked = self._verify(name, source, body, request, now)
         if checked.verdict == Verdict.BAD_SIGNATURE:
-            return self._refuse(name, request.headers.get("x-jdy-deliverid", ""), "bad_signature", 401,
-                                "bad signature")
+            return self._refuse(name, checked.deliver_id, "bad_signature", 401, "bad signature")
         if checked.verdict == Verdict.STALE:
-            return self._refuse(name, request.headers.get("x-jdy-deliverid", ""), "stale", 401,
-                                "timestamp outside the accepted window")
+            return self._refuse(name, checked.deliver_id, "stale", 401, "timestamp outside the accepted window")
         try:
             event = parse_event(body)
             record_id = event.record_id()

@@ -7,6 +7,11 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
 from erphub.sandbox.common import Faults, WindowLimiter
 from erphub.sandbox.jiandaoyun.forms import SUBFORM
 from erphub.sandbox.jiandaoyun.store import (
@@ -17,10 +22,6 @@ from erphub.sandbox.jiandaoyun.store import (
     parse_time,
     unwrap,
 )
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 PREFIX = "/api/v5/app/entry"
 # Documented per-interface limits (requests per second) and the global limit of one team.

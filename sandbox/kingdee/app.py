@@ -8,6 +8,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
 from erphub.sandbox.common import Faults, WindowLimiter
 from erphub.sandbox.kingdee.auth import (
     SESSION_LOST,
@@ -19,10 +24,6 @@ from erphub.sandbox.kingdee.auth import (
     verify_signed_headers,
 )
 from erphub.sandbox.kingdee.store import FieldError, KdRequestError, KingdeeStore, SaveOutcome
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
 
 STUB = "Kingdee.BOS.WebApi.ServicesStub."
 SUFFIX = ".common.kdsvc"

@@ -16,13 +16,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
-from erphub.sandbox.faults import Faults
-from erphub.sandbox.salesforce.soql import SoqlError
-from erphub.sandbox.salesforce.store import ORG_ID, USER_ID, SalesforceOrg, SfRecordError, to_json_value
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from erphub.sandbox.faults import Faults
+from erphub.sandbox.salesforce.soql import SoqlError
+from erphub.sandbox.salesforce.store import ORG_ID, USER_ID, SalesforceOrg, SfRecordError, to_json_value
 
 COLLECTION_LIMIT = 200
 

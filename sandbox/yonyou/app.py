@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
-from erphub.sandbox.common import WindowLimiter
-from erphub.sandbox.faults import Faults
-from erphub.sandbox.yonyou.store import YonyouError, YonyouStore
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from erphub.sandbox.common import WindowLimiter
+from erphub.sandbox.faults import Faults
+from erphub.sandbox.yonyou.store import YonyouError, YonyouStore
 
 GATEWAY_PREFIX = "/iuap-api-gateway"
 AUTH_PREFIX = "/iuap-api-auth"

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from erphub.flows.prefect_env import configure_prefect_env
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from erphub.connectors.memory import memory_system
 
 pytestmark = pytest.mark.prefect
@@ -72,7 +73,6 @@ def test_a_short_outage_is_retried_by_the_page_task_and_nothing_duplicates(tmp_p
 
 def test_a_lasting_outage_fails_the_flow_and_keeps_the_cursor(tmp_path: Path) -> None:
     from erphub.flows.sync import sync_pipeline
-
     from erphub.store import Store
 
     seed("flow-c", 3)

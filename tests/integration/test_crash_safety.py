@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from erphub.sandbox.serve import SandboxServer
 
 from erphub import sandbox as sandboxes
+from erphub.sandbox.serve import SandboxServer
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,16 +8,16 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from pydantic import SecretStr, ValidationError
+
 from erphub.connectors.base import SystemContext
 from erphub.connectors.jiandaoyun import JiandaoyunConnector, JiandaoyunSettings
 from erphub.connectors.registry import connector_class
+from erphub.core.errors import AuthError
+from erphub.core.records import Cursor, WriteAction, WriteRequest
 from erphub.monitoring import metrics
 from erphub.sandbox.common import SandboxApp, SandboxServer
 from erphub.sandbox.jiandaoyun import DEMO_API_KEY, create_sandbox
-from pydantic import SecretStr, ValidationError
-
-from erphub.core.errors import AuthError
-from erphub.core.records import Cursor, WriteAction, WriteRequest
 
 _names = itertools.count()
 

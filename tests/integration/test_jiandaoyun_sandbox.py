@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from erphub.sandbox.common import SandboxApp, SandboxServer
 from erphub.sandbox.fakedata import Fake, is_valid_uscc
 from erphub.sandbox.faults import max_in_window

@@ -8,14 +8,14 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+
 from erphub.connectors.base import SystemContext
 from erphub.connectors.kingdee import KingdeeConnector, KingdeeSettings
+from erphub.core.errors import AuthError
+from erphub.core.records import Cursor, Page, WriteAction, WriteRequest
 from erphub.monitoring import metrics
 from erphub.sandbox.common import SandboxApp, SandboxServer
 from erphub.sandbox.kingdee import create_sandbox, endpoint
-
-from erphub.core.errors import AuthError
-from erphub.core.records import Cursor, Page, WriteAction, WriteRequest
 
 STAMP = datetime(2026, 3, 1, 9, 0, 0, 123000)  # Kingdee local time
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from erphub.sandbox.common import SandboxApp, SandboxServer
 from erphub.sandbox.kingdee import create_sandbox, endpoint, login_sign
 

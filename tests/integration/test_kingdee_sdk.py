@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from k3cloud_webapi_sdk.main import K3CloudApiSdk
+
 from erphub.sandbox.common import SandboxApp, SandboxServer
 from erphub.sandbox.kingdee import create_sandbox
-from k3cloud_webapi_sdk.main import K3CloudApiSdk
 
 
 @pytest.fixture()

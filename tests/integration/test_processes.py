@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from erphub.config.loader import load_config
-from erphub.sandbox.common import SandboxApp
-from erphub.sandbox.kingdee.store import shanghai_now
 
 from erphub import sandbox as sandboxes
+from erphub.config.loader import load_config
 from erphub.engine import run_pipeline
 from erphub.runtime import Hub
+from erphub.sandbox.common import SandboxApp
+from erphub.sandbox.kingdee.store import shanghai_now
 
 ROOT = Path(__file__).resolve().parents[2]
 PIPELINES = ("opportunity_to_erp_customer", "opportunity_to_crm_customer", "crm_customers_to_erp", "crm_orders_to_erp",

@@ -15,13 +15,13 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from erphub.config.loader import load_config
-from erphub.connectors.tryton import TrytonConnector
-from erphub.sandbox.common import SandboxApp
 
 from erphub import sandbox as sandboxes
+from erphub.config.loader import load_config
+from erphub.connectors.tryton import TrytonConnector
 from erphub.engine import run_pipeline
 from erphub.runtime import Hub
+from erphub.sandbox.common import SandboxApp
 from tests.contract.harnesses.tryton import TrytonHarness, make_harness
 from tests.integration.test_processes import PIPELINES, WRITES, config_copy, crm_customer
 

@@ -12,10 +12,10 @@ import uuid
 from pathlib import Path
 
 import httpx
-from erphub.connectors.jiandaoyun import jiandaoyun_signature
-from erphub.sandbox.serve import SandboxServer
 
 from erphub import sandbox as sandboxes
+from erphub.connectors.jiandaoyun import jiandaoyun_signature
+from erphub.sandbox.serve import SandboxServer
 
 ROOT = Path(__file__).resolve().parents[2]
 PUSH_SECRET = "jdy-demo-push-secret-51Xk"  # config/demo.env

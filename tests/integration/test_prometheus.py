@@ -24,8 +24,9 @@ from typing import Any
 
 import httpx
 import pytest
-from erphub.sandbox.serve import SandboxServer
 from ruamel.yaml import YAML
+
+from erphub.sandbox.serve import SandboxServer
 
 pytestmark = pytest.mark.prometheus
 

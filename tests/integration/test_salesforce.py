@@ -9,15 +9,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
+
 from erphub.connectors.base import SystemContext
 from erphub.connectors.salesforce import SalesforceConnector, SalesforceSettings
+from erphub.core.errors import AuthError, RateLimitedError
+from erphub.core.records import Cursor, Record, WriteAction, WriteRequest
 from erphub.sandbox.common import SandboxApp, SandboxServer
 from erphub.sandbox.salesforce import create_sandbox
 from erphub.sandbox.salesforce.store import SalesforceOrg
-from pydantic import SecretStr
-
-from erphub.core.errors import AuthError, RateLimitedError
-from erphub.core.records import Cursor, Record, WriteAction, WriteRequest
 
 T0 = datetime(2026, 3, 1, 8, 0, 0, tzinfo=UTC)
 _names = itertools.count()

@@ -15,8 +15,6 @@ from typing import Any
 import httpx
 import pytest
 import requests
-from erphub.sandbox.common import SandboxApp, SandboxServer
-from erphub.sandbox.salesforce import create_sandbox
 from requests.adapters import HTTPAdapter
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import (
@@ -24,6 +22,9 @@ from simple_salesforce.exceptions import (
     SalesforceMalformedRequest,
     SalesforceMoreThanOneRecord,
 )
+
+from erphub.sandbox.common import SandboxApp, SandboxServer
+from erphub.sandbox.salesforce import create_sandbox
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 

@@ -8,14 +8,14 @@ import logging
 from pathlib import Path
 
 import pytest
-from erphub.config.loader import load_config
-from erphub.monitoring.logging import configure_logging
-from erphub.monitoring.metrics import REGISTRY
 from prometheus_client import generate_latest
 
 from erphub import sandbox as sandboxes
+from erphub.config.loader import load_config
 from erphub.core.errors import RunFailed
 from erphub.engine import run_pipeline
+from erphub.monitoring.logging import configure_logging
+from erphub.monitoring.metrics import REGISTRY
 from erphub.runtime import Hub
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy
+
 from erphub.config.loader import load_config
 
 ROOT = Path(__file__).resolve().parents[2]

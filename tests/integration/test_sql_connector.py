@@ -12,10 +12,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from erphub.connectors.base import SystemContext
-from erphub.connectors.sql import SqlConnector, SqlSettings
 from pydantic import SecretStr, ValidationError
 
+from erphub.connectors.base import SystemContext
+from erphub.connectors.sql import SqlConnector, SqlSettings
 from erphub.core.errors import ConnectorError
 from erphub.core.records import Cursor, WriteAction, WriteRequest
 from tests.contract.harnesses.sql_sqlite import SqlBackend, backend_fixture

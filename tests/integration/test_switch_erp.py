@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from erphub.sandbox.serve import SandboxServer
 
 from erphub import sandbox as sandboxes
+from erphub.sandbox.serve import SandboxServer
 
 ROOT = Path(__file__).resolve().parents[2]
 

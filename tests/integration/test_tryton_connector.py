@@ -13,8 +13,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from erphub.connectors.tryton import TrytonConnector
 
+from erphub.connectors.tryton import TrytonConnector
 from erphub.core.errors import AuthError
 from erphub.core.records import Cursor, WriteAction, WriteRequest
 from tests.contract.harnesses.tryton import TrytonHarness, make_harness

@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
+
 from erphub.connectors.base import SystemContext
 from erphub.connectors.jiandaoyun import JiandaoyunConnector, JiandaoyunSettings
 from erphub.connectors.tryton import TrytonConnector, TrytonSettings
-from erphub.mappings import Mapped, Rejected, Skipped, compile_mapping
-from pydantic import SecretStr
-
 from erphub.core.records import EntitySpec, WriteRequest
+from erphub.mappings import Mapped, Rejected, Skipped, compile_mapping
 from tests.contract.harnesses.tryton import TrytonHarness, make_harness
 
 ROOT = Path(__file__).resolve().parents[2] / "mappings"

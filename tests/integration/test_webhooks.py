@@ -21,14 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from erphub.config.loader import load_config
-from erphub.connectors.memory import MemorySystem, memory_system
-from erphub.monitoring.logging import configure_logging
-from erphub.monitoring.metrics import REGISTRY
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
+from erphub.config.loader import load_config
+from erphub.connectors.memory import MemorySystem, memory_system
 from erphub.engine import replay_dead_letters
+from erphub.monitoring.logging import configure_logging
+from erphub.monitoring.metrics import REGISTRY
 from erphub.runtime import Hub
 from erphub.webhooks import inbox
 from erphub.webhooks.receiver import WebhookReceiver, router_from_config

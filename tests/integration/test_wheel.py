@@ -86,10 +86,16 @@ def test_mapping_check_and_the_demo_work_from_an_empty_folder(venv: Path, tmp_pa
     assert demo.returncode == 0, (demo.stdout + demo.stderr)[-4000:]
     assert "first run" in demo.stdout and "third run" in demo.stdout
 
-    # The demo's state is in the folder it ran from, not in the installed package.
-    assert (empty / ".erphub" / "demo.db").is_file()
+    # The demo's state is in the folder it ran from, not in the installed package; so is the state of
+    # the other configs shipped with erphub (the processes, the example ERPs), named by their full path.
     site = next((venv / "lib").glob("python3*/site-packages"))
-    assert list((site / "erphub").rglob("*.db")) == []
+    for shipped in ("processes.yaml", "examples/erp_yonyou.yaml"):
+        opened = _run([erphub, "status", "--json", "--config", site / "erphub" / "config" / shipped], cwd=empty,
+                      env=_clean_env(), timeout=300)
+        assert opened.returncode == 0, opened.stderr
+    assert (empty / ".erphub" / "demo.db").is_file()
+    assert (empty / ".erphub" / "processes.db").is_file()
+    assert list(site.rglob("*.db")) == []
 
     status = _run([erphub, "status", "--json"], cwd=empty, env=_clean_env(), timeout=300)
     assert status.returncode == 0, status.stderr

@@ -11,15 +11,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
+
 from erphub.connectors.base import SystemContext
 from erphub.connectors.yonyou import YonyouConnector, YonyouSettings
+from erphub.core.errors import AuthError
+from erphub.core.records import Cursor, Page, Record, WriteAction, WriteRequest
 from erphub.sandbox.common import SandboxApp, SandboxServer
 from erphub.sandbox.faults import max_in_window
 from erphub.sandbox.yonyou import YonyouStore, create_sandbox
-from pydantic import SecretStr
-
-from erphub.core.errors import AuthError
-from erphub.core.records import Cursor, Page, Record, WriteAction, WriteRequest
 
 T0 = datetime(2026, 3, 1, 8, 0, 0, tzinfo=UTC)
 _names = itertools.count()

@@ -10,15 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
+
 from erphub.connectors.base import SystemContext
 from erphub.connectors.jiandaoyun import JiandaoyunConnector, JiandaoyunSettings
 from erphub.connectors.yonyou import YonyouConnector, YonyouSettings
+from erphub.core.records import EntitySpec, WriteRequest
 from erphub.mappings import Mapped, Rejected, Skipped, compile_mapping
 from erphub.sandbox.common import SandboxServer
 from erphub.sandbox.yonyou import create_sandbox
-from pydantic import SecretStr
-
-from erphub.core.records import EntitySpec, WriteRequest
 
 ROOT = Path(__file__).resolve().parents[2] / "mappings"
 

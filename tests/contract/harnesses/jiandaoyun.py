@@ -16,10 +16,9 @@ from typing import Any, ClassVar
 
 from erphub.connectors.base import Connector, SystemContext
 from erphub.connectors.jiandaoyun import JiandaoyunConnector, JiandaoyunSettings
+from erphub.core.records import WriteRequest
 from erphub.sandbox.common import SandboxApp, SandboxServer
 from erphub.sandbox.jiandaoyun import create_sandbox
-
-from erphub.core.records import WriteRequest
 from erphub.testing import LOG_SECRETS, LOST_RESPONSE, RATE_LIMIT
 
 FORM = "customer_form"

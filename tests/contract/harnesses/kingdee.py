@@ -15,10 +15,9 @@ from typing import Any
 
 from erphub.connectors.base import Connector, SystemContext
 from erphub.connectors.kingdee import KingdeeConnector, KingdeeSettings
+from erphub.core.records import WriteRequest
 from erphub.sandbox.common import SandboxApp, SandboxServer
 from erphub.sandbox.kingdee import SHANGHAI_ZONE, create_sandbox, endpoint
-
-from erphub.core.records import WriteRequest
 from erphub.testing import EXPIRE_AUTH, LOG_SECRETS, LOST_RESPONSE, RATE_LIMIT
 
 

@@ -23,8 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from erphub.connectors.base import Connector, SystemContext
-from erphub.connectors.sql import SqlConnector, SqlSettings
 from sqlalchemy import (
     JSON,
     Column,
@@ -45,6 +43,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects import mysql
 from sqlalchemy.exc import OperationalError
 
+from erphub.connectors.base import Connector, SystemContext
+from erphub.connectors.sql import SqlConnector, SqlSettings
 from erphub.core.records import WriteRequest
 from erphub.testing import EXPIRE_AUTH, LOG_SECRETS, LOST_RESPONSE, RATE_LIMIT
 

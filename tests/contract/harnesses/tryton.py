@@ -32,10 +32,10 @@ from contextlib import contextmanager
 from typing import Any
 
 import httpx
-from erphub.connectors.base import Connector, SystemContext
-from erphub.connectors.tryton import TrytonConnector, TrytonSettings, codec
 from pydantic import SecretStr
 
+from erphub.connectors.base import Connector, SystemContext
+from erphub.connectors.tryton import TrytonConnector, TrytonSettings, codec
 from erphub.core.records import WriteRequest
 from erphub.testing import EXPIRE_AUTH, LOG_SECRETS, LOST_RESPONSE, RATE_LIMIT
 from tests.tryton_server import TrytonServer, tryton_server

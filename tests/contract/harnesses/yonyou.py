@@ -14,13 +14,13 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from erphub.connectors.base import Connector, SystemContext
-from erphub.connectors.yonyou import YonyouConnector, YonyouSettings
-from erphub.sandbox.common import SandboxApp, SandboxServer
-from erphub.sandbox.yonyou import create_sandbox
 from pydantic import SecretStr
 
+from erphub.connectors.base import Connector, SystemContext
+from erphub.connectors.yonyou import YonyouConnector, YonyouSettings
 from erphub.core.records import WriteRequest
+from erphub.sandbox.common import SandboxApp, SandboxServer
+from erphub.sandbox.yonyou import create_sandbox
 from erphub.testing import EXPIRE_AUTH, LOG_SECRETS, LOST_RESPONSE, RATE_LIMIT
 
 

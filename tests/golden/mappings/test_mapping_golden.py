@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from erphub.mappings import compile_mapping
 from erphub.mappings.report import dumps, outcome_dict, unwrap_record
 

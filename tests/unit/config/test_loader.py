@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from erphub.config.loader import load_config
 
+from erphub.config.loader import load_config
 from erphub.core.errors import ConfigError
 
 VALID = """\

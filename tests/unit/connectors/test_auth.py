@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import httpx
-from erphub.connectors.auth import BearerToken, OAuth2RefreshToken, SessionAuth, Signed, hmac_sha256
 from pydantic import SecretStr
+
+from erphub.connectors.auth import BearerToken, OAuth2RefreshToken, SessionAuth, Signed, hmac_sha256
 
 
 class FakeSession(SessionAuth):

@@ -12,12 +12,12 @@ from typing import Any
 
 import httpx
 import pytest
+
 from erphub.connectors.auth import BearerToken, OAuth2ClientCredentials
 from erphub.connectors.base import SystemContext
 from erphub.connectors.http import DEFAULT_STATUS_ACTIONS, Action, HttpClient, Verdict, action_for_status
-from erphub.monitoring import metrics
-
 from erphub.core.errors import AuthError, PermanentError, ProtocolError, RateLimitedError, TransientError
+from erphub.monitoring import metrics
 
 _names = itertools.count()
 API_KEY = "jdy-test-key-9f8e7d6c5b4a"

@@ -8,16 +8,16 @@ from typing import Any
 
 import httpx
 import pytest
-from erphub.connectors.auth import BearerToken
-from erphub.connectors.base import SystemContext
-from erphub.connectors.http import HttpClient
-from erphub.sandbox.common import SandboxApp, SandboxServer, WindowLimiter
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from erphub.connectors.auth import BearerToken
+from erphub.connectors.base import SystemContext
+from erphub.connectors.http import HttpClient
 from erphub.core.errors import TransientError
+from erphub.sandbox.common import SandboxApp, SandboxServer, WindowLimiter
 
 _n = itertools.count()
 

@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+
 from erphub.sandbox.kingdee.filter import FilterSyntaxError, evaluate, fields_of, parse_filter
 
 ROW: dict[str, tuple[Any, str]] = {

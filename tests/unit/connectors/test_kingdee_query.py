@@ -6,6 +6,10 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
+from k3cloud_webapi_sdk.core.webapi_client import WebApiClient
+from k3cloud_webapi_sdk.model.api_config import ApiConfig
+from k3cloud_webapi_sdk.util import encode_util, hmac_util
+
 from erphub.connectors.http import Action
 from erphub.connectors.kingdee.auth import KingdeeLogin, classify_body
 from erphub.connectors.kingdee.auth import login_sign as client_login_sign
@@ -21,6 +25,7 @@ from erphub.connectors.kingdee.query import (
 )
 from erphub.connectors.kingdee.schema import CUSTOMER, SALES_ORDER
 from erphub.connectors.kingdee.settings import KingdeeSettings
+from erphub.core.records import Cursor
 from erphub.sandbox.kingdee.auth import (
     Credentials,
     SignatureError,
@@ -30,11 +35,6 @@ from erphub.sandbox.kingdee.auth import (
     verify_signed_headers,
 )
 from erphub.sandbox.kingdee.auth import login_sign as server_login_sign
-from k3cloud_webapi_sdk.core.webapi_client import WebApiClient
-from k3cloud_webapi_sdk.model.api_config import ApiConfig
-from k3cloud_webapi_sdk.util import encode_util, hmac_util
-
-from erphub.core.records import Cursor
 
 
 def test_kingdee_local_time_round_trip() -> None:

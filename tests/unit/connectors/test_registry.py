@@ -13,9 +13,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from erphub.connectors import registry
 from erphub.connectors.base import ConnectorBase
-
 from erphub.core.errors import ConfigError, UnknownEntity
 
 BUILTIN = {"jiandaoyun", "kingdee", "memory", "salesforce", "sql", "tryton", "yonyou"}

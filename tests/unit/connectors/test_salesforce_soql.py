@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+
 from erphub.connectors.salesforce.schema import parse_datetime, soql_datetime, soql_string
 from erphub.sandbox.salesforce import SalesforceOrg, SoqlError, id18, parse
 

@@ -6,12 +6,12 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from pydantic import SecretStr, ValidationError
+
 from erphub.connectors.tryton import TrytonSettings, codec
 from erphub.connectors.tryton.changes import after_cursor as _after
 from erphub.connectors.tryton.changes import within_cursor as _within
 from erphub.connectors.tryton.invoice import invoice_status as _invoice_status
-from pydantic import SecretStr, ValidationError
-
 from erphub.core.records import Cursor
 
 

@@ -9,9 +9,9 @@ from urllib.parse import parse_qs, quote
 
 import httpx
 import pytest
-from erphub.connectors.yonyou import YonyouTokenAuth, resubmit_check_key, signature, token_query
 from pydantic import SecretStr
 
+from erphub.connectors.yonyou import YonyouTokenAuth, resubmit_check_key, signature, token_query
 from erphub.core.errors import AuthError
 
 # Computed with:

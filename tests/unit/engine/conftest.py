@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from erphub.connectors.memory import MemorySystem, memory_system
 
 

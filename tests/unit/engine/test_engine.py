@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from erphub.connectors.base import SystemContext
 from erphub.connectors.memory import MemoryConnector, MemorySettings, MemorySystem
-from erphub.mappings.plan import Mapped, Rejected, Skipped
-
 from erphub.core.errors import RunFailed
 from erphub.engine import Pipeline, replay_dead_letters, run_pipeline
+from erphub.mappings.plan import Mapped, Rejected, Skipped
 from erphub.store import Store
 
 SECRET = "canary-secret-5f2b9c"

@@ -6,9 +6,9 @@ import random
 from pathlib import Path
 
 import pytest
+
 from erphub.config.loader import load_config
 from erphub.connectors.memory import MemorySystem, memory_system
-
 from erphub.engine import run_pipeline
 from erphub.runtime import Hub
 

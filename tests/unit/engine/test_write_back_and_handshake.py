@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import sqlalchemy as sa
+
 from erphub.config.loader import load_config
 from erphub.connectors.memory import memory_system
-
 from erphub.engine import run_pipeline
 from erphub.runtime import Hub
 from tests.unit.engine.configs import memory_pipeline_config

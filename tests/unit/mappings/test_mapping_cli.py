@@ -7,10 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from erphub.mappings.transforms import TRANSFORMS
 from typer.testing import CliRunner
 
 from erphub.cli.mapping import mapping_app
+from erphub.mappings.transforms import TRANSFORMS
 
 ROOT = Path(__file__).resolve().parents[3]
 ORDER = ROOT / "mappings/jiandaoyun_to_kingdee/sales_order.yaml"

@@ -6,10 +6,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from erphub.mappings.compiler import compile_mapping, compile_text
 
 from erphub.core.errors import MappingError
 from erphub.core.records import Direction, EntitySpec
+from erphub.mappings.compiler import compile_mapping, compile_text
 
 BOTH = frozenset({Direction.READ, Direction.WRITE})
 JDY_ORDER = EntitySpec(

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from erphub.mappings import Mapped, Plan, Rejected, Skipped, compile_mapping, compile_text
 
 from erphub.core.records import canonical_json
+from erphub.mappings import Mapped, Plan, Rejected, Skipped, compile_mapping, compile_text
 
 HEAD = "source: a\ntarget: b\n"
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from erphub.mappings import Mapped, Rejected, Skipped, compile_mapping, compile_text
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from erphub.core.records import canonical_json
+from erphub.mappings import Mapped, Rejected, Skipped, compile_mapping, compile_text
 
 ROOT = Path(__file__).resolve().parents[3] / "mappings"
 SHIPPED = {

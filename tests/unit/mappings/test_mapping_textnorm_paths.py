@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from erphub.mappings.paths import PathSyntaxError, compile_getter, parse_path
 from erphub.mappings.textnorm import USCC_ALPHABET, halfwidth, normalise_phone, normalise_uscc, uscc_check_char
 

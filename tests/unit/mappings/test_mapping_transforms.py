@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from erphub.mappings.lookups import LookupTable, LookupTables
 from erphub.mappings.transforms import TRANSFORMS, ArgError, Fn, TransformError
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 import structlog
+
 from erphub.monitoring import redaction
 
 

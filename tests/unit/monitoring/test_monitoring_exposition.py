@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import Counter
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
 from erphub.monitoring import metrics
 from erphub.monitoring.exposition import (
     STORE_GAUGES,
@@ -14,8 +16,6 @@ from erphub.monitoring.exposition import (
     render_metrics,
 )
 from erphub.sandbox.serve import SandboxServer
-from prometheus_client.parser import text_string_to_metric_families
-
 from tests.unit.monitoring.fakes import FakeStoreState
 
 

@@ -7,8 +7,8 @@ import json
 import logging
 
 import pytest
-from erphub.monitoring.logging import choose_format, configure_logging, get_logger, run_context, system_context
 
+from erphub.monitoring.logging import choose_format, configure_logging, get_logger, run_context, system_context
 from tests.unit.monitoring.fakes import TTYStream
 
 

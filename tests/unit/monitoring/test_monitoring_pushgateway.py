@@ -9,9 +9,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
-from erphub.monitoring import metrics
-from erphub.monitoring.pushgateway import PushgatewaySettings, push_run_metrics
-from erphub.sandbox.serve import SandboxServer
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 from starlette.applications import Starlette
@@ -19,6 +16,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from erphub.monitoring import metrics
+from erphub.monitoring.pushgateway import PushgatewaySettings, push_run_metrics
+from erphub.sandbox.serve import SandboxServer
 from tests.unit.monitoring.fakes import CANARY, FakeStoreState
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import quote, quote_plus
 
 import pytest
+
 from erphub.monitoring.logging import RedactingFilter, configure_logging, get_logger, run_context
 from erphub.monitoring.redaction import (
     REDACTED,
@@ -20,7 +21,6 @@ from erphub.monitoring.redaction import (
     redact_text,
     registered_secrets,
 )
-
 from tests.unit.monitoring.fakes import CANARY
 
 ENCODED_FORMS = {

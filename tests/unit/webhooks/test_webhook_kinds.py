@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from erphub.config.loader import LoadedConfig, load_config
 
+from erphub.config.loader import LoadedConfig, load_config
 from erphub.core.errors import ConfigError
 from erphub.runtime import Hub
 from erphub.serve import HubServer

@@ -8,9 +8,9 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+
 from erphub.connectors.jiandaoyun import JiandaoyunConnector, check_jiandaoyun
 from erphub.connectors.webhooks import Verdict, check_hmac, verify_hmac
-
 from erphub.core.errors import PayloadError
 from erphub.webhooks.envelope import parse_event
 
