@@ -89,7 +89,11 @@ def connector(harness: ContractHarness) -> Iterator[Any]:
 
 
 def max_in_window(times: Sequence[float], window_s: float = 1.0) -> int:
-    """Most requests seen in any half-open window [t, t + window_s)."""
+    """Most requests seen in any half-open window [t, t + window_s).
+
+    The sandboxes count their own requests with the same ten lines (erphub.sandbox.faults): kept twice
+    on purpose, since this suite must run without the sandboxes and the sandboxes import nothing of ours.
+    """
     ordered = sorted(times)
     best = 0
     start = 0
