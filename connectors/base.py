@@ -32,6 +32,7 @@ from erphub.core.records import (
     WriteAction,
     WriteRequest,
     WriteResult,
+    owned_part,
 )
 
 __all__ = [
@@ -167,9 +168,7 @@ class ConnectorBase:
     @staticmethod
     def owned_data(request: WriteRequest) -> dict[str, Any]:
         """What an update may write: only the pipeline's owned fields (all of them when it owns all)."""
-        if request.owned_fields is None:
-            return dict(request.data)
-        return {name: value for name, value in request.data.items() if name in request.owned_fields}
+        return owned_part(request.data, request.owned_fields)
 
     @staticmethod
     def request_key(request: WriteRequest, key_field: str | None) -> str | None:

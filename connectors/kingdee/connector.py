@@ -36,6 +36,7 @@ from erphub.core.records import (
     WriteAction,
     WriteRequest,
     WriteResult,
+    owned_part,
 )
 
 FORM_STUB = "Kingdee.BOS.WebApi.ServicesStub.DynamicFormService."
@@ -351,9 +352,8 @@ class KingdeeConnector(ConnectorBase):
         data = copy.deepcopy(dict(request.data))
         drop = {k.lower() for k in shape.readonly()} | {shape.pk.lower()}
         data = {k: v for k, v in data.items() if k.lower() not in drop}
-        if target_id is not None and request.owned_fields is not None:
-            owned = {f.lower() for f in request.owned_fields}
-            data = {k: v for k, v in data.items() if k.lower() in owned}
+        if target_id is not None:  # Kingdee field keys ignore case
+            data = owned_part(data, request.owned_fields, casefold=True)
         if (
             key
             and shape.number_key not in data

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from erphub import mappings
+from erphub.cli.output import fail
 from erphub.core.errors import MappingError, UserInputError
 from erphub.core.records import Direction, EntitySpec
 from erphub.mappings.compiler import compile_mapping
@@ -36,8 +37,7 @@ LookupsOpt = Annotated[
 
 
 def _fail(exc: UserInputError) -> typer.Exit:
-    typer.echo(exc.render(), err=True)
-    return typer.Exit(2)
+    return fail(exc.render(), 2)  # `file:line:col: field: message`, the form mapping authors grep for
 
 
 def _all_mapping_files() -> list[Path]:
@@ -103,8 +103,7 @@ def check(
     except UserInputError as exc:
         raise _fail(exc) from None
     if checked == 0:
-        typer.echo("no mapping files found", err=True)
-        raise typer.Exit(2)
+        raise fail("no mapping files found", 2)
     typer.echo(f"{checked} mapping(s) compiled")
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -140,6 +140,18 @@ class EntitySpec:
 
     def can(self, direction: Direction) -> bool:
         return direction in self.directions
+
+
+def owned_part(data: Mapping[str, Any], owned: Collection[str] | None, *, keep: Collection[str] = (),
+               casefold: bool = False) -> dict[str, Any]:
+    """The part of `data` a pipeline may write over an existing record: the fields it owns (everything
+    when `owned` is None) and those in `keep` (the match key). `casefold` for systems whose field names
+    ignore case (Kingdee)."""
+    if owned is None:
+        return dict(data)
+    fold = str.casefold if casefold else str
+    allowed = {fold(name) for name in (*owned, *keep)}
+    return {name: value for name, value in data.items() if fold(name) in allowed}
 
 
 def _json_default(value: Any) -> Any:

@@ -24,7 +24,17 @@ import structlog
 from erphub.connectors.base import SupportsAcknowledge
 from erphub.core.errors import ProtocolError
 from erphub.core.outcomes import OUTCOMES, ErrorClass, Outcome, Stage
-from erphub.core.records import Cursor, Page, Record, RecordError, WriteAction, WriteRequest, WriteResult, payload_hash
+from erphub.core.records import (
+    Cursor,
+    Page,
+    Record,
+    RecordError,
+    WriteAction,
+    WriteRequest,
+    WriteResult,
+    owned_part,
+    payload_hash,
+)
 from erphub.engine.items import Classified
 from erphub.engine.lease import Lease
 from erphub.engine.pipeline import Pipeline
@@ -213,11 +223,7 @@ class PipelineRun:
 
     def _owned_part(self, data: dict[str, Any]) -> dict[str, Any]:
         """An update writes only the fields this pipeline owns (and the match key): never the other side's."""
-        owned = self.pipeline.plan.owned_fields
-        if owned is None:
-            return data
-        key_top = self.pipeline.key_top()
-        return {name: value for name, value in data.items() if name in owned or name == key_top}
+        return owned_part(data, self.pipeline.plan.owned_fields, keep=(self.pipeline.key_top(),))
 
     def _match_existing(self, items: Sequence[Classified]) -> dict[str, str]:
         """Target ids, by match key, of records we have no link for yet.
