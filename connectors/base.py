@@ -15,6 +15,7 @@ Optional capabilities are Protocols the engine checks with `isinstance`:
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -144,7 +145,7 @@ class SupportsWebhook(Protocol):
         ...
 
 
-class ConnectorBase:
+class ConnectorBase(ABC):
     """What most connectors share: entity lookup with one error, and the owned-fields and key helpers.
 
     A subclass sets `kind` and `settings_model`, implements `entities`, `read_changes`, `write`,
@@ -154,8 +155,9 @@ class ConnectorBase:
     kind: ClassVar[str]
     settings_model: ClassVar[type[ConnectorSettings]]
 
+    @abstractmethod
     def entities(self) -> Mapping[str, EntitySpec]:
-        raise NotImplementedError
+        """Every entity this connector offers, by our name for it."""
 
     def spec(self, entity: str) -> EntitySpec:
         """The spec of `entity`; an UnknownEntity listing the valid names when there is none."""
@@ -182,4 +184,5 @@ class ConnectorBase:
         return None
 
     def close(self) -> None:
-        """Release connections; the default has none."""
+        """Release connections; by default there are none to release."""
+        return None
