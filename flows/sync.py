@@ -20,11 +20,10 @@ from prefect.states import State
 from erphub.config.loader import load_config
 from erphub.core.errors import TransientError
 from erphub.core.outcomes import Outcome
-from erphub.core.records import Cursor, Page
-from erphub.engine import PipelineRun, drive_run
+from erphub.core.records import Page
+from erphub.engine import PipelineRun, run_pipeline
 from erphub.monitoring.logging import ensure_logging
 from erphub.runtime import Hub
-from erphub.store import RunInfo
 
 # Set by the CLI in the same process to draw its progress bar; a flow parameter could not carry it
 # (Prefect records parameters as JSON).
@@ -62,17 +61,6 @@ def sync_pipeline(pipeline: str, config_path: str = "config/demo.yaml", trigger:
     delay = loaded.pipeline(pipeline).flow_retry_delay_s
     page_task = sync_page.with_options(retries=retries, retry_delay_seconds=delay)
     with Hub(loaded) as hub:
-        info = run_with_tasks(hub, pipeline, page_task, trigger=trigger, since=since, until=until, full=full)
+        info = run_pipeline(hub.pipeline(pipeline), hub.store, trigger=trigger, since=since, until=until, full=full,
+                            on_progress=progress_hook, page_step=page_task)
     return info.as_dict()
-
-
-def run_with_tasks(hub: Hub, pipeline: str, page_task: Any, *, trigger: str, since: datetime | None,
-                   until: datetime | None, full: bool) -> RunInfo:
-    run = PipelineRun(hub.pipeline(pipeline), hub.store, trigger=trigger, full=full, on_progress=progress_hook,
-                      since=Cursor(since) if since else None, until=Cursor(until, "\uffff") if until else None)
-
-    def work() -> None:
-        for page in run.pages():
-            page_task(run, page)
-
-    return drive_run(run, work)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from erphub.core.errors import PipelineBusy, RunFailed
-from erphub.core.records import Cursor, Record
+from erphub.core.records import Cursor, Page, Record
 from erphub.engine.pipeline import Pipeline
 from erphub.engine.run import PipelineRun
 from erphub.store import RunInfo, Store
@@ -39,16 +39,24 @@ def drive_run(run: PipelineRun, work: Callable[[], None]) -> RunInfo:
     return run.finish()
 
 
+def _process(run: PipelineRun, page: Page) -> object:
+    return run.process_page(page)
+
+
 def run_pipeline(pipeline: Pipeline, store: Store, *, trigger: str = "manual", since: datetime | None = None,
                  until: datetime | None = None, full: bool = False,
-                 on_progress: Callable[[dict[str, int]], None] | None = None) -> RunInfo:
-    """Run one pipeline to the end; raise RunFailed (after recording the failed run) if it cannot go on."""
+                 on_progress: Callable[[dict[str, int]], None] | None = None,
+                 page_step: Callable[[PipelineRun, Page], object] = _process) -> RunInfo:
+    """Run one pipeline to the end; raise RunFailed (after recording the failed run) if it cannot go on.
+
+    `page_step` processes one page; the Prefect flow passes its page task so each page is one task run.
+    """
     run = PipelineRun(pipeline, store, trigger=trigger, full=full, on_progress=on_progress,
                       since=Cursor(since) if since else None, until=Cursor(until, "\uffff") if until else None)
 
     def work() -> None:
         for page in run.pages():
-            run.process_page(page)
+            page_step(run, page)
 
     return drive_run(run, work)
 
