@@ -57,12 +57,13 @@ class LoadedConfig:
     def mapping_path(self, pipeline: str) -> Path:
         return self.resolve_path(self.hub.pipelines[pipeline].mapping)
 
-    def position(self, *path: str | int) -> tuple[int | None, int | None]:
-        return self.locator.find(path)
+    def place(self, *path: str | int) -> dict[str, Any]:
+        """Where a config field is: the file, line, column and dotted field any UserInputError takes."""
+        line, column = self.locator.find(path)
+        return {"file": self.path, "line": line, "column": column, "field": dotted(path)}
 
     def error(self, message: str, *path: str | int) -> ConfigError:
-        line, column = self.locator.find(path)
-        return ConfigError(message, file=self.path, line=line, column=column, field=dotted(path))
+        return ConfigError(message, **self.place(*path))
 
     def store_url(self) -> str:
         """SQLite paths in the store URL are relative to the config file's folder too (see `state_base`)."""

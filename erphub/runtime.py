@@ -95,10 +95,8 @@ class Hub:
         connector = self.connector(endpoint.system)
         specs = connector.entities()
         if endpoint.entity not in specs:
-            where = ("pipelines", pipeline, side, "entity")
-            line, column = self.config.position(*where)
-            raise UnknownEntity(connector.kind, endpoint.entity, list(specs), file=self.config.path, line=line,
-                                column=column, field=".".join(where))
+            raise UnknownEntity(connector.kind, endpoint.entity, list(specs),
+                                **self.config.place("pipelines", pipeline, side, "entity"))
         spec = specs[endpoint.entity]
         if not spec.can(direction):
             raise self.config.error(
