@@ -117,3 +117,23 @@ def read_pages(
             yield Page(records, records[-1].cursor())
     if not yielded:
         yield Page([], None)
+
+
+def fetch_records(
+    rpc: TrytonRPC, plan: ReadPlan, to_data: Callable[[Rows], Rows], ids: Sequence[str]
+) -> dict[str, Record]:
+    """Records with these ids as they are now: `search_read` with the read's own domain plus `id in`.
+
+    The read's domain stays (a draft invoice is no receipt), so a record outside it, or deleted, is
+    absent. Ids that are not integers cannot be Tryton ids.
+    """
+    wanted = sorted({int(i) for i in ids if str(i).isdigit()})
+    found: dict[str, Record] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start:start + 500]
+        rows = rpc.search_read(plan.model, [*plan.domain, ["id", "in", chunk]], [*plan.fields, LM],
+                               order=[["id", "ASC"]])
+        rows = [r for r in rows if r.get(LM) is not None]
+        for row, data in zip(rows, to_data(rows), strict=True):
+            found[str(row["id"])] = Record(str(row["id"]), aware(row[LM]), data)
+    return found

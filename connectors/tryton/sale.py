@@ -9,18 +9,18 @@ and a change refused with code `locked`. The record shape is in `__init__.py`.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from erphub.connectors.tryton.changes import ReadPlan, Rows, read_pages
+from erphub.connectors.tryton.changes import ReadPlan, Rows, fetch_records, read_pages
 from erphub.connectors.tryton.refdata import RefData
 from erphub.connectors.tryton.rpc import TrytonRPC
 from erphub.connectors.tryton.settings import TrytonSettings
 from erphub.connectors.tryton.values import check_fields, reference, to_date, to_decimal
 from erphub.connectors.tryton.writer import Finder, WritePlan
 from erphub.core.errors import RecordWriteRefused
-from erphub.core.records import Cursor, Page, WriteRequest
+from erphub.core.records import Cursor, Page, Record, WriteRequest
 
 SALE_FIELDS = frozenset(
     {
@@ -87,6 +87,9 @@ class Sales:
 
     def read(self, since: Cursor | None, until: Cursor | None, page_size: int) -> Iterator[Page]:
         return read_pages(self.rpc, READ, self.data, since, until, page_size)
+
+    def fetch(self, ids: Sequence[str]) -> dict[str, Record]:
+        return fetch_records(self.rpc, READ, self.data, ids)
 
     def data(self, rows: Rows) -> Rows:
         """Sales order records of sale rows (reads their lines, taxes and customer moves)."""
