@@ -7,7 +7,8 @@ which is how a write that crashed half-way is never repeated as a duplicate.
 
 Optional capabilities are Protocols the engine checks with `isinstance`:
 
-    SupportsFetch        current records by id (two-way pipelines need it)
+    SupportsFetch        current records by id (two-way pipelines, reconcile and replay need it)
+    SupportsDelete       applies a deletion in the source to the target record (deactivate or delete)
     SupportsAcknowledge  tells the source which records were taken (handshake staging tables)
     SupportsWebhook      verifies the signature of an event the system pushes (a class-level check,
                          so `erphub serve` can verify before any connector is built)
@@ -47,6 +48,7 @@ __all__ = [
     "Record",
     "RecordError",
     "SupportsAcknowledge",
+    "SupportsDelete",
     "SupportsFetch",
     "SupportsWebhook",
     "SystemContext",
@@ -114,6 +116,19 @@ class SupportsFetch(Protocol):
     """Optional: current records by id. Two-way pipelines need it to see what the target has now."""
 
     def fetch(self, entity: str, ids: Sequence[str]) -> dict[str, Record]: ...
+
+
+@runtime_checkable
+class SupportsDelete(Protocol):
+    """Optional: a record deleted in the source is deactivated or deleted in this target (`on_delete`)."""
+
+    def delete_modes(self, entity: str) -> frozenset[str]:
+        """Which of "deactivate" and "delete" this entity can take (empty: neither)."""
+        ...
+
+    def delete(self, entity: str, ids: Sequence[str], *, mode: str) -> list[WriteResult]:
+        """One result per id, in order (`source_id` is the target id); a record already gone is ok."""
+        ...
 
 
 @runtime_checkable

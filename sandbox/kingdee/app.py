@@ -216,6 +216,7 @@ class KingdeeApp:
             "Submit": lambda body, path: self.change_status(body, "Submit"),
             "Audit": lambda body, path: self.change_status(body, "Audit"),
             "UnAudit": lambda body, path: self.change_status(body, "UnAudit"),
+            "ExcuteOperation": self.excute_operation,
             "QueryAsyncResult": self.query_async_result,
         }
 
@@ -453,12 +454,23 @@ class KingdeeApp:
         record = self.state.store.view(form_id, doc)
         return {"Result": {"ResponseStatus": status_body(ok=True), "Result": record}}
 
-    def change_status(self, body: Any, op: str) -> Any:
+    def excute_operation(self, body: Any, path: str) -> Any:
+        """`ExcuteOperation` (sic): `{"formid", "opNumber", "data"}` or positional [formid, opNumber, data]."""
+        if isinstance(body, dict) and isinstance(body.get("parameters"), list) and len(body["parameters"]) >= 3:
+            params = body["parameters"]
+            op, rest = params[1], {"parameters": [params[0], params[2]]}
+        else:
+            op, rest = _ci(body, "opNumber") if isinstance(body, dict) else None, body
+        if not isinstance(op, str) or not op:
+            raise KdRequestError("opNumber不能为空", 8)
+        return self.change_status(rest, op, apply=self.state.store.forbid)
+
+    def change_status(self, body: Any, op: str, apply: Callable[..., Any] | None = None) -> Any:
         form_id, data = self._save_args(body)
         numbers = _ci(data, "Numbers") or []
         if isinstance(numbers, str):
             numbers = [n for n in numbers.split(",") if n.strip()]
-        outcomes = self.state.store.change_status(form_id, op, numbers, _ci(data, "Ids"))
+        outcomes = (apply or self.state.store.change_status)(form_id, op, numbers, _ci(data, "Ids"))
         errors = [
             {"FieldName": None, "Message": o.error, "DIndex": i} for i, o in enumerate(outcomes) if o.error
         ]

@@ -493,6 +493,31 @@ class KingdeeStore:
                 results.append(OpOutcome(doc_id, number))
             return results
 
+    def forbid(self, form_id: str, op: str, numbers: Sequence[str] | None, ids: Any) -> list[OpOutcome]:
+        """ExcuteOperation Forbid (FForbidStatus A -> B) / Enable (B -> A) on base data; bills have no
+        forbid status and answer "not supported". Forbidding does not touch FModifyDate [assumed]."""
+        with self.lock:
+            form = self._form(form_id)
+            if op not in ("Forbid", "Enable") or not form.locate("FForbidStatus"):
+                raise KdRequestError(f"该业务对象不支持{op}操作", msg_code=12)
+            targets = self._targets(form, numbers, ids)
+            if not targets:
+                raise KdRequestError("请至少传入一个单据编码或内码", msg_code=8)
+            results = []
+            for doc_id, label in targets:
+                doc = self.docs[form.form_id].get(doc_id) if doc_id is not None else None
+                if doc is None:
+                    results.append(OpOutcome(None, label, f"编码或内码为“{label}”的数据不存在", 10))
+                    continue
+                number = str(doc.get(form.number_key))
+                want, already = ("B", "已禁用") if op == "Forbid" else ("A", "未禁用")
+                if doc.get("FForbidStatus") == want:
+                    results.append(OpOutcome(doc_id, number, f"编号为“{number}”的数据{already}", 11))
+                    continue
+                doc["FForbidStatus"] = want
+                results.append(OpOutcome(doc_id, number))
+            return results
+
     # ---- Query ------------------------------------------------------------------------------------------
 
     def query(
