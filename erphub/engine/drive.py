@@ -7,13 +7,15 @@ kept payloads; both go through the same batches and never move the cursor.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 from erphub.core.errors import PipelineBusy, RunFailed
 from erphub.core.records import Cursor, Page, Record
 from erphub.engine.pipeline import Pipeline
 from erphub.engine.run import PipelineRun
 from erphub.store import RunInfo, Store
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # the change time of a record whose letter kept none
 
 
 def _begin(run: PipelineRun) -> None:
@@ -78,9 +80,12 @@ def deliver_records(pipeline: Pipeline, store: Store, records: Sequence[Record],
 
 
 def dead_letter_records(store: Store, pipeline: str, ids: Sequence[int] | None = None) -> list[Record]:
-    """The open dead letters of a pipeline (all, or these ids) as records again, from their kept payloads."""
+    """The open dead letters of a pipeline (all, or these ids) as records again, from their kept payloads.
+
+    A record keeps its own change time; a letter that recorded none is replayed as of the epoch, never as
+    of the letter's creation, which would make it look newer than a later version of the record."""
     letters = store.list_dead_letters(pipeline=pipeline, status="open", limit=100_000, ids=ids)
-    return [Record(letter.source_id, letter.source_updated_at or letter.created_at, letter.source_payload)
+    return [Record(letter.source_id, letter.source_updated_at or EPOCH, letter.source_payload)
             for letter in letters]
 
 

@@ -16,17 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from erphub.connectors.base import SupportsFetch
 from erphub.core.errors import CannotFetch
 from erphub.core.records import Record
-from erphub.engine.drive import deliver_records
+from erphub.engine.drive import EPOCH, deliver_records
 from erphub.engine.pipeline import Pipeline
 from erphub.store import DeadLetter, RunInfo, Store
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass
@@ -66,7 +63,7 @@ def replay(pipeline: Pipeline, store: Store, ids: Sequence[int] | None = None, *
     current = None if kept else _fetch(pipeline, source_ids)
     outcome = ReplayOutcome(pipeline.name, len(letters), "kept" if current is None else "fetched")
     if current is None:
-        records = [kept_record(letter) for letter in letters]
+        records = [kept_record(letter) for letter in letters]  # each with its own change time
     else:
         outcome.source_deleted = [source_id for source_id in source_ids if source_id not in current]
         if outcome.source_deleted:
