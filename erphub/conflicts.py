@@ -1,11 +1,27 @@
-"""Resolve a two-way conflict held for review: write the chosen value to the side that lacks it."""
+"""Resolve a two-way conflict held for review: the chosen side's value, as it is now, goes to the other side.
+
+The value written is read from the winning system at resolution time, not the one recorded when the
+conflict was held: an edit made on that side while the conflict waited is newer, and writing the
+recorded value would undo it.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
+from erphub.connectors.base import SupportsFetch
 from erphub.core.errors import ConfigError, RunFailed
 from erphub.core.records import WriteRequest
+from erphub.engine.twoway_batch import agreement
 from erphub.runtime import Hub
 from erphub.store import Conflict
+
+
+def _current(connector: object, entity: str, record_id: str, field: str, recorded: Any) -> Any:
+    if not isinstance(connector, SupportsFetch):
+        return recorded  # a system that cannot read by id: the value seen when the conflict was held
+    record = connector.fetch(entity, [record_id]).get(record_id)
+    return recorded if record is None else record.data.get(field, recorded)
 
 
 def resolve_conflict(hub: Hub, conflict_id: int, winner: str) -> Conflict:
@@ -17,23 +33,28 @@ def resolve_conflict(hub: Hub, conflict_id: int, winner: str) -> Conflict:
     spec = pipeline.two_way
     if spec is None:
         raise ConfigError(f"pipeline {conflict.pipeline} is no longer two-way", file=hub.config.path)
+    reverse = hub.pipeline(spec.reverse)
+    source_field, target_field = spec.fields[conflict.field], conflict.field
     if winner == "source":
-        writer, entity, record_id, field, value = (pipeline.target, pipeline.target_entity, conflict.target_id,
-                                                   conflict.field, conflict.source_value)
-        owner_pipeline, owner_source = pipeline.name, conflict.source_id
+        value = _current(pipeline.source, pipeline.source_entity, conflict.source_id, source_field,
+                         conflict.source_value)
+        writer, entity, record_id, field, owner_source = (pipeline.target, pipeline.target_entity,
+                                                          conflict.target_id, target_field, conflict.source_id)
     else:
-        reverse = hub.pipeline(spec.reverse)
-        writer, entity, record_id, field, value = (reverse.target, reverse.target_entity, conflict.source_id,
-                                                   spec.fields[conflict.field], conflict.target_value)
-        owner_pipeline, owner_source = reverse.name, conflict.target_id
+        value = _current(pipeline.target, pipeline.target_entity, conflict.target_id, target_field,
+                         conflict.target_value)
+        writer, entity, record_id, field, owner_source = (reverse.target, reverse.target_entity,
+                                                          conflict.source_id, source_field, conflict.target_id)
     result = writer.write(entity, [WriteRequest(source_id=owner_source, key=None, target_id=record_id,
-                                                data={field: value}, idempotency_key=f"conflict:{conflict_id}")])[0]
+                                                data={field: value}, idempotency_key=f"conflict:{conflict_id}",
+                                                owned_fields=frozenset({field}))])[0]
     if not result.ok:
         reason = result.error.message if result.error else "no id returned"
         raise RunFailed(f"could not write the chosen value: {reason}", pipeline=conflict.pipeline, run_id="conflict")
-    hub.store.set_written_field(owner_pipeline, owner_source, field, value)
-    hub.store.close_mirror_conflicts(spec.reverse, conflict.target_id, spec.fields[conflict.field],
-                                     "target" if winner == "source" else "source")
     closed = hub.store.close_conflict(conflict_id, winner)
     assert closed is not None
+    # Both sides now hold `value`: that is the agreement the next runs compare against (and it closes
+    # the same conflict if the reverse direction held it too).
+    hub.store.set_agreed([agreement(pipeline.name, spec, conflict.source_id, conflict.target_id, conflict.field,
+                                    value)])
     return closed

@@ -38,7 +38,7 @@ from erphub.core.records import (
 from erphub.engine.items import Classified
 from erphub.engine.lease import Lease
 from erphub.engine.pipeline import Pipeline
-from erphub.engine.twoway_batch import TwoWayBatch, paired_targets
+from erphub.engine.twoway_batch import TwoWayBatch, agreed_after_write, paired_targets
 from erphub.engine.writeback import write_back
 from erphub.mappings.plan import Mapped, Rejected, Skipped
 from erphub.monitoring import metrics
@@ -207,6 +207,9 @@ class PipelineRun:
                 source_id=item.record.id, key=item.mapped.key, target_id=target_id, data=data,
                 idempotency_key=f"{p.name}:{item.record.id}:{item.digest[:16]}",
                 owned_fields=p.plan.owned_fields))
+        if two_way is not None and two_way.pushes:
+            self._lease.keep()
+            self._count(Outcome.DEAD_LETTERED, two_way.push_winners(batch))  # the target's winners, back
         if not requests:
             return
         # Recorded before the write so a crash after the target accepted it is recovered by key lookup.
@@ -254,6 +257,7 @@ class PipelineRun:
                                           {**previous, **request.data},
                                           source_updated_at=item.record.updated_at))
             batch.resolved_source_ids.append(item.record.id)
+            batch.agreed.extend(agreed_after_write(self.pipeline, item.record.id, result.target_id, request.data))
             self._count(Outcome.UPDATED if result.action == WriteAction.UPDATED else Outcome.CREATED)
             return
         error = result.error or RecordError("no_target_id", "the target accepted the record but returned no id")

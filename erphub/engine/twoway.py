@@ -1,14 +1,18 @@
-"""Two-way fields: decide per field whether a write carries news, is an echo, or is a conflict.
+"""Two-way fields: decide per field whether a value is news, an echo, or a conflict.
 
-A field both systems may change is compared three ways: the value this pipeline wants to write
-(from its source), the value the target has now, and the last value both sides agreed on (the
-newest of what either direction last wrote). Only a change made on the source side since that
-agreement is written; our own writes read back equal the agreement and so are echoes, never
-synced again. When both sides changed the field, the configured rule decides and the conflict
-is recorded with both values.
+A field both systems may change is compared three ways: the value this pipeline's source holds
+(mapped: `wanted`), the value the target holds now, and the last value both sides agreed on — stored
+per record and field (`erphub_agreed_values`), never inferred from either direction's last write, so
+the outcome does not depend on which direction runs first:
 
-Pure rules only (no I/O); `erphub.engine.twoway_batch` applies them to one batch of a run, with what
-the store and the target know.
+- both sides hold one value: they agree (our own write read back is such an echo); nothing to write;
+- only the source changed since the agreement: write it to the target;
+- only the target changed: the reverse pipeline carries it; nothing to do here;
+- both changed: a conflict, settled by the rule — the winner's value goes to the side that lacks it
+  (to the target as a write, or back to this pipeline's source as a push), or, with `hold`, neither
+  side is touched and a person decides (`erphub conflicts resolve`).
+
+Pure rules only (no I/O); `erphub.engine.twoway_batch` applies them to one batch of a run.
 """
 
 from __future__ import annotations
@@ -16,9 +20,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 from typing import Any
 
 MISSING: Any = object()
+
+
+class Action(Enum):
+    AGREE = "agree"    # both sides hold the value: remember it as agreed
+    WRITE = "write"    # this pipeline writes the source's value to the target
+    PUSH = "push"      # the target's value wins: write it back to this pipeline's source
+    LEAVE = "leave"    # only the target changed: the reverse pipeline carries it
+    HOLD = "hold"      # both changed and the rule is `hold`: a person decides
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,57 +51,57 @@ class TwoWaySpec:
     owner: str | None          # "source" or "target": the side whose system owns the field under owner_wins
 
 
-def agreed_values(spec: TwoWaySpec, *, ours: Mapping[str, Any] | None, ours_at: datetime | None,
-                  theirs: Mapping[str, Any] | None, theirs_at: datetime | None) -> dict[str, Any]:
-    """The last agreed value of each two-way field (target-side names): the newer of the two writes."""
-    agreed: dict[str, Any] = {}
-    ours_newer = theirs_at is None or (ours_at is not None and ours_at >= theirs_at)
-    for target_field, reverse_field in spec.fields.items():
-        mine = (ours or {}).get(target_field, MISSING)
-        other = (theirs or {}).get(reverse_field, MISSING)
-        if mine is MISSING:
-            agreed[target_field] = other
-        elif other is MISSING:
-            agreed[target_field] = mine
-        else:
-            agreed[target_field] = mine if ours_newer else other
-    return agreed
+@dataclass(frozen=True, slots=True)
+class Decision:
+    action: Action
+    value: Any                      # the value both sides hold afterwards (AGREE, WRITE, PUSH)
+    conflict: FieldConflict | None = None
 
 
-def reconcile(spec: TwoWaySpec, desired: Mapping[str, Any], *, current: Mapping[str, Any] | None,
-              agreed: Mapping[str, Any], source_is_newer: bool) -> tuple[dict[str, Any], list[FieldConflict]]:
-    """The payload to write (two-way fields kept only when they carry a source-side change) and the conflicts."""
-    payload = dict(desired)
-    conflicts: list[FieldConflict] = []
-    for name in spec.fields:
-        if name not in payload:
-            continue
-        wanted = payload[name]
-        base = agreed.get(name, MISSING)
-        now = MISSING if current is None else current.get(name, MISSING)
-        if now is not MISSING and now == wanted:
-            del payload[name]          # already there: an echo of our own write, or both agree
-            continue
-        source_changed = base is MISSING or wanted != base
-        target_changed = now is not MISSING and base is not MISSING and now != base
-        if base is MISSING and now is not MISSING and now not in (None, ""):
-            target_changed = True      # first meeting of two different values: a conflict, not a guess
-        if not source_changed:
-            del payload[name]          # nothing new on the source side; the target's value may be newer
-            continue
+def _empty(value: Any) -> bool:
+    return value is MISSING or value is None or value == ""
+
+
+def decide(spec: TwoWaySpec, name: str, *, wanted: Any, now: Any, base: Any, source_newer: bool) -> Decision:
+    """What to do with one two-way field; `base` is the agreed value (MISSING when they never agreed)."""
+    if now is not MISSING and now == wanted:
+        return Decision(Action.AGREE, wanted)
+    if base is MISSING:
+        # First meeting: an empty side takes the other's value; two different values are a conflict.
+        source_changed, target_changed = not _empty(wanted), not _empty(now)
         if not target_changed:
-            continue                   # only the source changed: write it
-        winner = _winner(spec, source_is_newer)
-        conflicts.append(FieldConflict(name, wanted, None if now is MISSING else now,
-                                       None if base is MISSING else base, winner))
-        if winner != "source":
-            del payload[name]
-    return payload, conflicts
+            return Decision(Action.WRITE, wanted)
+        if not source_changed:
+            return Decision(Action.LEAVE, now)
+    else:
+        source_changed, target_changed = wanted != base, now is not MISSING and now != base
+        if not target_changed:
+            return Decision(Action.WRITE, wanted)
+        if not source_changed:
+            return Decision(Action.LEAVE, now)
+    winner = _winner(spec, source_newer)
+    conflict = FieldConflict(name, wanted, None if now is MISSING else now, None if base is MISSING else base, winner)
+    if winner is None:
+        return Decision(Action.HOLD, MISSING, conflict)
+    if winner == "source":
+        return Decision(Action.WRITE, wanted, conflict)
+    return Decision(Action.PUSH, now, conflict)
 
 
-def _winner(spec: TwoWaySpec, source_is_newer: bool) -> str | None:
+def source_is_newer(source_at: datetime, target_at: datetime | None, *, first_of_pair: bool) -> bool:
+    """newest_wins between two clocks: the systems' own change times of the field's records.
+
+    On a tie the first pipeline of the pair (by name) has its source win, so both directions pick the
+    same side and never push each other's value back and forth.
+    """
+    if target_at is None or source_at == target_at:
+        return target_at is None or first_of_pair
+    return source_at > target_at
+
+
+def _winner(spec: TwoWaySpec, source_newer: bool) -> str | None:
     if spec.rule == "hold":
         return None
     if spec.rule == "owner_wins":
         return spec.owner
-    return "source" if source_is_newer else "target"
+    return "source" if source_newer else "target"

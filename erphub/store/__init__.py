@@ -19,10 +19,10 @@ from erphub.core.errors import StoreError
 from erphub.core.records import Cursor, utcnow
 from erphub.store import leases
 from erphub.store.db import as_utc, make_engine, migrate, to_utc
-from erphub.store.models import BatchCommit, Conflict, DeadLetter, Link, LinkUpdate, NewDeadLetter, RunInfo
-from erphub.store.tables import ConflictRow, CursorRow, DeadLetterRow, LinkRow, RunRow
+from erphub.store.models import AgreedValue, BatchCommit, Conflict, DeadLetter, Link, LinkUpdate, NewDeadLetter, RunInfo
+from erphub.store.tables import AgreedRow, ConflictRow, CursorRow, DeadLetterRow, LinkRow, RunRow
 
-__all__ = ["BatchCommit", "Conflict", "DeadLetter", "Link", "LinkUpdate", "NewDeadLetter", "RunInfo", "Store"]
+__all__ = ["AgreedValue", "BatchCommit", "Conflict", "DeadLetter", "Link", "LinkUpdate", "NewDeadLetter", "RunInfo", "Store"]
 
 _CHUNK = 500  # stay under SQLite's bound-parameter limit in IN (...) queries
 
@@ -214,10 +214,45 @@ class Store:
                         target_value=conflict.target_value, base_value=conflict.base_value, rule=conflict.rule,
                         winner=conflict.winner, status="held" if conflict.winner is None else "resolved",
                         created_at=now, resolved_at=None if conflict.winner is None else now))
+                self._write_agreed(session, batch.agreed, now)
                 if batch.cursor is not None:
                     self._advance_cursor(session, batch.pipeline, batch.cursor)
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot commit batch: {exc.__class__.__name__}") from exc
+
+    # -- agreed values of two-way fields ---------------------------------------------------
+    def agreed_values(self, pair: str, record_ids: Sequence[str]) -> dict[tuple[str, str], Any]:
+        """(record id, field) -> the last value both sides agreed on."""
+        found: dict[tuple[str, str], Any] = {}
+        with self.session() as session:
+            for chunk in _chunks(list(dict.fromkeys(record_ids))):
+                for row in session.scalars(select(AgreedRow).where(AgreedRow.pair == pair,
+                                                                   AgreedRow.record_id.in_(chunk))):
+                    found[(row.record_id, row.field)] = row.value
+        return found
+
+    def set_agreed(self, values: Sequence[AgreedValue]) -> None:
+        with self.session() as session, session.begin():
+            self._write_agreed(session, values, utcnow())
+
+    @staticmethod
+    def _write_agreed(session: Session, values: Sequence[AgreedValue], now: datetime) -> None:
+        for value in values:
+            row = session.get(AgreedRow, (value.pair, value.record_id, value.field))
+            if row is None:
+                session.add(AgreedRow(pair=value.pair, record_id=value.record_id, field=value.field,
+                                      value=value.value, agreed_at=now))
+                session.flush()  # a second value for the same key in this batch finds this row
+            else:
+                row.value = value.value
+                row.agreed_at = now
+            for pipeline, source_id, field_name in value.settles:
+                for conflict in session.scalars(select(ConflictRow).where(
+                        ConflictRow.status == "held", ConflictRow.pipeline == pipeline,
+                        ConflictRow.source_id == source_id, ConflictRow.field == field_name)):
+                    conflict.status = "resolved"
+                    conflict.winner = "agreed"
+                    conflict.resolved_at = now
 
     @staticmethod
     def _write_links(session: Session, pipeline: str, endpoints: tuple[str, str, str, str],
@@ -308,14 +343,6 @@ class Store:
                     for row in session.scalars(select(LinkRow).where(LinkRow.pipeline == pipeline,
                                                                      LinkRow.source_id.in_(chunk)))}
 
-    def set_written_field(self, pipeline: str, source_id: str, field_name: str, value: Any) -> None:
-        """Record that `value` is now the agreed value of a two-way field (after a person resolved it)."""
-        with self.session() as session, session.begin():
-            row = session.scalar(select(LinkRow).where(LinkRow.pipeline == pipeline, LinkRow.source_id == source_id))
-            if row is not None:
-                row.written_payload = {**(row.written_payload or {}), field_name: value}
-                row.updated_at = utcnow()
-
     # -- conflicts -------------------------------------------------------------------------
     def list_conflicts(self, *, status: str | None = "held", limit: int = 100) -> list[Conflict]:
         with self.session() as session:
@@ -332,15 +359,6 @@ class Store:
             rows = session.execute(select(ConflictRow.pipeline, ConflictRow.source_id, ConflictRow.field).where(
                 ConflictRow.status == "held", ConflictRow.pipeline.in_(list(pipelines))))
             return {(pipeline, source_id, field_name) for pipeline, source_id, field_name in rows}
-
-    def close_mirror_conflicts(self, pipeline: str, source_id: str, field_name: str, winner: str) -> None:
-        with self.session() as session, session.begin():
-            for row in session.scalars(select(ConflictRow).where(
-                    ConflictRow.status == "held", ConflictRow.pipeline == pipeline,
-                    ConflictRow.source_id == source_id, ConflictRow.field == field_name)):
-                row.status = "resolved"
-                row.winner = winner
-                row.resolved_at = utcnow()
 
     def close_conflict(self, conflict_id: int, winner: str) -> Conflict | None:
         with self.session() as session, session.begin():

@@ -93,6 +93,21 @@ class DeadLetter:
 
 
 @dataclass(frozen=True, slots=True)
+class AgreedValue:
+    """Both sides of a two-way pair now hold `value` for one record's field (keys: see `AgreedRow`).
+
+    `settles` names the held conflicts, as (pipeline, source id, field), this agreement ends: once both
+    sides hold one value there is nothing left for a person to decide.
+    """
+
+    pair: str
+    record_id: str
+    field: str
+    value: Any
+    settles: tuple[tuple[str, str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Conflict:
     """A two-way field both sides changed; `winner` is None while it is held for review."""
 
@@ -128,6 +143,7 @@ class BatchCommit:
     cursor: Cursor | None = None
     resolution: str = "delivered"  # or "replayed" when a person asked for the redelivery
     conflicts: list[Conflict] = field(default_factory=list)
+    agreed: list[AgreedValue] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -126,6 +127,22 @@ class ConflictRow(Base):
     status: Mapped[str] = mapped_column(String(16))  # resolved | held
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class AgreedRow(Base):
+    """The last value both sides of a two-way pair agreed on, per record and field.
+
+    Keyed by the pair (its two pipeline names, sorted), the record's id on the first pipeline's source
+    side and that pipeline's target field name, so both directions read and write the same row.
+    """
+
+    __tablename__ = "erphub_agreed_values"
+
+    pair: Mapped[str] = mapped_column(String(255), primary_key=True)
+    record_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    field: Mapped[str] = mapped_column(String(255), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSON, nullable=True)
+    agreed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class LeaseRow(Base):
