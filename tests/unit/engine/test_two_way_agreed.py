@@ -127,3 +127,34 @@ def test_a_held_conflict_resolved_after_a_newer_edit_writes_the_newer_value_not_
         assert world.hub.store.list_conflicts(status="held") == []
     finally:
         world.close()
+
+
+@pytest.mark.parametrize("applied", [0, 1])
+@pytest.mark.parametrize("rule", ["owner_wins", "hold", "newest_wins"])
+def test_a_run_killed_mid_write_then_the_other_direction_then_an_edit_converges_without_conflict(
+        tmp_path: Path, rule: str, applied: int) -> None:
+    """The CRM's change lands in the ERP (or not) but the run dies before the store commits; the ERP's
+    direction runs before it reruns, then the ERP is edited. Only the ERP changed since they agreed."""
+    from tests.unit.engine.test_two_way_property import Killed, killed_after
+
+    world = World(f"agreed-kill-{rule}-{applied}", tmp_path, rule, owner="crm")
+    try:
+        world.seed(["C01", "C02"])
+        world.run_both()
+        world.run_both()
+        world.edit("crm", "C01", "phone", "CRM-1")
+        world.edit("crm", "C02", "phone", "CRM-2")
+        with pytest.raises(Killed), killed_after(applied):
+            world.run("crm_to_erp")
+        world.run("erp_to_crm")
+        world.run("crm_to_erp")
+        world.edit("erp", "C01", "phone", "ERP-1")
+        world.run("erp_to_crm")
+        world.run_both()
+        assert world.run_both() == 0
+        assert world.phones("C01") == ("ERP-1", "ERP-1")
+        assert world.phones("C02") == ("CRM-2", "CRM-2")
+        assert world.hub.store.list_conflicts(status=None) == []
+        assert len(world.crm.all("customer")) == len(world.erp.all("customer")) == 2, "nothing duplicated"
+    finally:
+        world.close()
