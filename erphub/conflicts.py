@@ -7,6 +7,7 @@ recorded value would undo it.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from erphub.connectors.base import SupportsFetch
@@ -57,4 +58,5 @@ def resolve_conflict(hub: Hub, conflict_id: int, winner: str) -> Conflict:
     # the same conflict if the reverse direction held it too).
     hub.store.set_agreed([agreement(pipeline.name, spec, conflict.source_id, conflict.target_id, conflict.field,
                                     value)])
-    return closed
+    # The value both sides now hold (newer than the recorded one if the winner was edited meanwhile).
+    return replace(closed, source_value=value) if winner == "source" else replace(closed, target_value=value)
