@@ -184,7 +184,7 @@ class PipelineRun:
         two_way: TwoWayBatch | None = None
         if p.two_way is not None:
             targets.update(paired_targets(p, self.store, items, targets))
-            two_way = TwoWayBatch.look(p, self.store, targets)
+            two_way = TwoWayBatch.look(p, self.store, targets, repair=self.rewrite)
         requests: list[WriteRequest] = []
         writing: list[Classified] = []
         pending: list[tuple[str, str | None]] = []

@@ -69,21 +69,25 @@ class TwoWayBatch:
     agreed: Mapping[tuple[str, str], Any] = field(default_factory=dict)
     held: set[tuple[str, str, str]] = field(default_factory=set)
     pushes: list[tuple[Record, WriteRequest]] = field(default_factory=list)  # winners for our source side
+    # A reconcile repair settles each field from this direction alone: a change only the target has
+    # is pushed to our source too, instead of waiting for the reverse pipeline's next run.
+    repair: bool = False
 
     @classmethod
-    def look(cls, pipeline: Pipeline, store: Store, targets: Mapping[str, str | None]) -> TwoWayBatch:
+    def look(cls, pipeline: Pipeline, store: Store, targets: Mapping[str, str | None], *,
+             repair: bool = False) -> TwoWayBatch:
         spec = pipeline.two_way
         assert spec is not None
         pairs = [(s, t) for s, t in targets.items() if t is not None]
         if not pairs:
-            return cls(pipeline, spec)
+            return cls(pipeline, spec, repair=repair)
         target = pipeline.target
         ids = [t for _, t in pairs]
         current = target.fetch(pipeline.target_entity, ids) if isinstance(target, SupportsFetch) else {}
         pair, first = pair_of(pipeline.name, spec)
         agreed = store.agreed_values(pair, [s if first else t for s, t in pairs])
         held = store.held_conflict_keys([pipeline.name, spec.reverse])
-        return cls(pipeline, spec, current, agreed, held)
+        return cls(pipeline, spec, current, agreed, held, repair=repair)
 
     def _held(self, source_id: str, target_id: str, name: str) -> bool:
         return ((self.pipeline.name, source_id, name) in self.held
@@ -112,7 +116,7 @@ class TwoWayBatch:
                 del payload[field_name]
             if decision.action is Action.AGREE and (base is MISSING or base != decision.value or held):
                 batch.agreed.append(agreement(name, spec, source_id, target_id, field_name, decision.value))
-            elif decision.action is Action.PUSH:
+            elif decision.action is Action.PUSH or (decision.action is Action.LEAVE and self.repair):
                 push[spec.fields[field_name]] = decision.value
             conflict = decision.conflict
             if conflict is not None and not (conflict.winner is None and held):

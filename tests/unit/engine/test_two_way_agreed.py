@@ -158,3 +158,29 @@ def test_a_run_killed_mid_write_then_the_other_direction_then_an_edit_converges_
         assert len(world.crm.all("customer")) == len(world.erp.all("customer")) == 2, "nothing duplicated"
     finally:
         world.close()
+
+
+@pytest.mark.parametrize("rule", ["owner_wins", "newest_wins", "hold"])
+def test_reconcile_reports_a_two_way_field_whose_sides_disagree_and_repair_applies_the_rule(
+        tmp_path: Path, rule: str) -> None:
+    """Only the ERP changed the phone (the reverse direction has not run): reconcile of the CRM's
+    direction says `different`, and --repair gives both sides the ERP's value (the only change)."""
+    from erphub.reconcile import reconcile
+
+    world = World(f"agreed-reconcile-{rule}", tmp_path, rule)
+    try:
+        world.seed(["C01", "C02"])
+        world.run_both()
+        world.run_both()
+        world.edit("erp", "C01", "phone", "ERP-1")
+        pipeline = world.hub.pipeline("crm_to_erp")
+        found = reconcile(pipeline, world.hub.store)
+        assert [(i.key, i.kind, i.fields) for i in found.items] == [("C01", "different", ("phone",))]
+        repaired = reconcile(pipeline, world.hub.store, repair=True)
+        assert repaired.left == []
+        assert world.phones("C01") == ("ERP-1", "ERP-1")
+        assert world.phones("C02") == ("P0-C02", "P0-C02")
+        assert world.run_both() == 0
+        assert world.hub.store.list_conflicts(status=None) == []
+    finally:
+        world.close()
