@@ -49,7 +49,9 @@ class Hub:
     def store(self) -> Store:
         if self._store is None:
             self._store = Store(self.config.store_url())
-            self._store.schedule_interval_by_pipeline.update(self.schedule_intervals())
+            intervals = self.schedule_intervals()
+            self._store.schedule_interval_by_pipeline.update(intervals)
+            self._store.note_configured(intervals)
         return self._store
 
     def schedule_intervals(self) -> dict[str, float]:
