@@ -169,6 +169,9 @@ class ServeConfig(Strict):
     port: Annotated[int, Field(ge=0, le=65535)] = 9464
     webhooks: dict[str, WebhookSource] = Field(default_factory=dict)
     inbox: InboxSettings = Field(default_factory=InboxSettings)
+    # The Prefect UI of the embedded Prefect server (flow runs named PIPELINE-RUN_ID); off: the
+    # server's port is loopback-only and unauthenticated, so it is opt-in.
+    prefect_ui: bool = False
 
 
 class MetricsConfig(Strict):

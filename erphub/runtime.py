@@ -51,7 +51,8 @@ class Hub:
             self._store = Store(self.config.store_url())
             intervals = self.schedule_intervals()
             self._store.schedule_interval_by_pipeline.update(intervals)
-            self._store.note_configured(intervals)
+            # Every enabled pipeline: its dead-letter series then exists (at 0) before its first dead letter.
+            self._store.note_configured(name for name, p in self.config.hub.pipelines.items() if p.enabled)
         return self._store
 
     def schedule_intervals(self) -> dict[str, float]:

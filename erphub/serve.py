@@ -48,6 +48,7 @@ class ScheduleService(Protocol):
 
     state: str          # idle | starting | running | none | stopped | failed
     error: str | None
+    api_url: str | None  # the Prefect API serving the schedules (its UI too, when enabled)
 
     def start(self) -> None: ...
 
@@ -91,6 +92,7 @@ class HubServer:
         body = {"status": "ok" if healthy else "degraded",
                 "inbox_worker": "running" if self.worker.alive else "down",
                 "schedules": self.scheduler_state(), "inbox": counts,
+                "prefect_api": self.scheduler.api_url if self.scheduler is not None else None,
                 "prefect_loaded": "prefect" in sys.modules}
         return JSONResponse(body, status_code=200 if healthy else 503)
 

@@ -61,8 +61,8 @@ class StoreStateReader(Protocol):
         ...
 
     def configured_times(self) -> dict[str, float]:
-        """Unix time the store first saw each scheduled pipeline in the config (the start of the
-        clock for "never succeeded")."""
+        """Unix time the store first saw each pipeline in the config (for a scheduled one, the start
+        of the clock for "never succeeded")."""
         ...
 
 
@@ -83,7 +83,7 @@ class StoreCollector(Collector):
 
         # Every known pipeline gets a dead-letter series, 0 included: "rose over the last hour" needs
         # the series to exist before the first dead letter.
-        pipelines = sorted(set(open_letters) | set(times) | set(intervals))
+        pipelines = sorted(set(open_letters) | set(times) | set(intervals) | set(configured))
         dl = GaugeMetricFamily(DEAD_LETTERS, "Open dead letters of a pipeline (read from the store).",
                                labels=["pipeline"])
         for p in pipelines:

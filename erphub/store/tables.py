@@ -140,7 +140,7 @@ class LeaseRow(Base):
 
 
 class ConfiguredPipelineRow(Base):
-    """When the store first saw a scheduled pipeline in the config: where "never succeeded" starts counting."""
+    """When the store first saw a pipeline in the config: where "never succeeded" starts counting."""
 
     __tablename__ = "erphub_configured_pipelines"
 
