@@ -49,12 +49,15 @@ def name_flow_run(pipeline: str, run_id: str) -> None:
     if context is None or context.flow_run is None:
         return
     flow_run = context.flow_run
+    name, tags = flow_run_name(pipeline, run_id), sorted({*flow_run.tags, *run_tags(pipeline, run_id)})
     try:
         with get_client(sync_client=True) as client:
-            client.update_flow_run(flow_run.id, name=flow_run_name(pipeline, run_id),
-                                   tags=sorted({*flow_run.tags, *run_tags(pipeline, run_id)}))
+            client.update_flow_run(flow_run.id, name=name, tags=tags)
     except Exception as exc:
         log.warning("could not name the flow run", flow_run_id=str(flow_run.id), error=str(exc))
+        return
+    # Prefect's own log lines of this flow run (flow_run_name) follow the new name too.
+    flow_run.name, flow_run.tags = name, tags
 
 
 def _only_outages(task: Any, task_run: Any, state: State[Any]) -> bool:
