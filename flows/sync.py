@@ -56,8 +56,10 @@ def name_flow_run(pipeline: str, run_id: str) -> None:
     except Exception as exc:
         log.warning("could not name the flow run", flow_run_id=str(flow_run.id), error=str(exc))
         return
-    # Prefect's own log lines of this flow run (flow_run_name) follow the new name too.
     flow_run.name, flow_run.tags = name, tags
+    # Prefect's own lines of this flow run carry flow_run_id (their flow_run_name was fixed when the
+    # engine started): erphub's lines carry it too, so `erphub logs RUN_ID` finds both.
+    structlog.contextvars.bind_contextvars(flow_run_id=str(flow_run.id))
 
 
 def _only_outages(task: Any, task_run: Any, state: State[Any]) -> bool:

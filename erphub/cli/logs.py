@@ -1,7 +1,8 @@
 """`erphub logs RUN_ID`: the lines of one run from the log file (`logging.file`), oldest first.
 
 A run's lines are the ones erphub logged inside it (their `run_id`) and the ones Prefect logged for
-its flow run (`flow_run_name` is PIPELINE-RUN_ID once the flow has named itself). Rotated files
+its flow run: erphub's lines under Prefect carry the `flow_run_id`, and Prefect's lines carry it too
+(their `flow_run_name` is PIPELINE-RUN_ID once the flow has named itself). Rotated files
 (PATH.N ... PATH.1) are read before PATH, so a run that straddles a rotation reads in order.
 """
 
@@ -26,11 +27,7 @@ def log_files(path: Path) -> list[Path]:
     return [*rotated, *([path] if path.exists() else [])]
 
 
-def belongs_to(line: dict[str, Any], run_id: str) -> bool:
-    return line.get("run_id") == run_id or str(line.get("flow_run_name", "")).endswith(f"-{run_id}")
-
-
-def run_lines(files: list[Path], run_id: str) -> Iterator[str]:
+def _json_lines(files: list[Path]) -> Iterator[tuple[str, dict[str, Any]]]:
     for path in files:
         with path.open(encoding="utf-8", errors="replace") as fh:
             for raw in fh:
@@ -38,8 +35,18 @@ def run_lines(files: list[Path], run_id: str) -> Iterator[str]:
                     line = json.loads(raw)
                 except ValueError:
                     continue  # not one of erphub's JSON lines (a crash dump, a foreign writer)
-                if isinstance(line, dict) and belongs_to(line, run_id):
-                    yield raw.rstrip("\n")
+                if isinstance(line, dict):
+                    yield raw.rstrip("\n"), line
+
+
+def run_lines(files: list[Path], run_id: str) -> Iterator[str]:
+    # First pass: the Prefect flow runs this run ran in; second: every line of the run or of those.
+    flow_runs = {str(line["flow_run_id"]) for _, line in _json_lines(files)
+                 if line.get("run_id") == run_id and line.get("flow_run_id")}
+    for raw, line in _json_lines(files):
+        if (line.get("run_id") == run_id or str(line.get("flow_run_id")) in flow_runs
+                or str(line.get("flow_run_name", "")).endswith(f"-{run_id}")):
+            yield raw
 
 
 def logs(

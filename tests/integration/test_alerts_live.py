@@ -145,6 +145,11 @@ class Hub:
                 "select trigger, status from erphub_runs where pipeline=:p and finished_at is not null"),
                 {"p": pipeline})]
 
+    def run_ids(self, pipeline: str) -> list[str]:
+        with self.store.connect() as conn:
+            return [r[0] for r in conn.execute(sa.text("select id from erphub_runs where pipeline=:p"),
+                                               {"p": pipeline})]
+
     def execute(self, sql: str, **params: Any) -> None:
         with self.store.begin() as conn:
             conn.execute(sa.text(sql), params)
@@ -286,6 +291,20 @@ def test_every_alert_fires_for_its_failure_and_stays_quiet_for_a_healthy_pipelin
             # The scheduled run's auth failure, as Prometheus scraped it from serve.
             [auth] = prom.query('erphub_auth_failures_total{system="erp"}')
             assert float(auth["value"][1]) >= 1
+
+            # The flow run carries erphub's run id (name and tags); erphub logs RUN_ID finds erphub's and
+            # Prefect's lines of that scheduled run; every line in the file is one JSON object.
+            run_id = hub.run_ids("auth_customers")[0]
+            [flow_run] = httpx.post(f"{health['prefect_api']}/flow_runs/filter", timeout=10, json={
+                "flow_runs": {"tags": {"all_": [f"erphub-run:{run_id}"]}}}).json()
+            assert flow_run["name"] == f"auth_customers-{run_id}"
+            lines = [json.loads(line) for line in (hub.tmp / "logs" / "erphub.log").read_text().splitlines()]
+            assert any(line.get("logger") == "prefect.flow_runs" and "AuthError" in line.get("exception", "")
+                       for line in lines)
+            shown = hub.cli("logs", run_id)
+            assert shown.returncode == 0, shown.stderr
+            loggers = {json.loads(line).get("logger") for line in shown.stdout.splitlines()}
+            assert {"erphub.engine", "prefect.flow_runs"} <= loggers
 
             # Kill erphub serve: ErphubDown pages.
             serve.send_signal(signal.SIGKILL)
