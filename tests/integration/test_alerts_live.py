@@ -226,6 +226,21 @@ def _run_deployment(api: str, pipeline: str) -> None:
                timeout=10).raise_for_status()
 
 
+def _dashboard_queries() -> list[tuple[str, str]]:
+    """Every panel target of the Grafana dashboard, with Grafana's variables as the dashboard's "All"
+    and the intervals fitting this test's one-second scrapes."""
+    dashboard = json.loads((REPO / "monitoring" / "grafana" / "erphub.json").read_text(encoding="utf-8"))
+    values = {"$pipeline": ".*", "$system": ".*", "$__rate_interval": "1m", "$__range": "5m"}
+    queries = []
+    for panel in dashboard["panels"]:
+        for target in panel.get("targets", []):
+            expr = target["expr"]
+            for name, value in values.items():
+                expr = expr.replace(name, value)
+            queries.append((panel["title"], expr))
+    return queries
+
+
 def _labels(alerts: list[dict[str, Any]], key: str) -> set[str]:
     return {a["labels"].get(key, "") for a in alerts}
 
@@ -305,6 +320,12 @@ def test_every_alert_fires_for_its_failure_and_stays_quiet_for_a_healthy_pipelin
             assert shown.returncode == 0, shown.stderr
             loggers = {json.loads(line).get("logger") for line in shown.stdout.splitlines()}
             assert {"erphub.engine", "prefect.flow_runs"} <= loggers
+
+            # The store-backed gauges arrive once per pipeline (no second copy from the registry).
+            assert len(prom.query('erphub_last_run_timestamp_seconds{pipeline="auth_customers"}')) == 1
+            # Every Grafana panel's query shows data from this hub's series.
+            for title, expr in _dashboard_queries():
+                assert prom.query(expr), f"dashboard panel {title!r} shows no data: {expr}"
 
             # Kill erphub serve: ErphubDown pages.
             serve.send_signal(signal.SIGKILL)
