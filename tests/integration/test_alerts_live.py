@@ -303,7 +303,12 @@ def test_every_alert_fires_for_its_failure_and_stays_quiet_for_a_healthy_pipelin
             assert "staging" not in _labels(alerts, "system")
             assert not prom.firing("ErphubDown")
 
-            # The scheduled run's auth failure, as Prometheus scraped it from serve.
+            # The scheduled run's auth failure, on serve's own /metrics and as Prometheus scraped it.
+            body = httpx.get(f"http://127.0.0.1:{hub.metrics_port}/metrics", timeout=5).text
+            (hub.tmp / "metrics.txt").write_text(body)
+            samples = dict(line.rsplit(" ", 1) for line in body.splitlines() if line and not line.startswith("#"))
+            assert float(samples['erphub_auth_failures_total{system="erp"}']) >= 1
+            assert float(samples['erphub_runs_total{pipeline="auth_customers",status="failed"}']) == 1
             [auth] = prom.query('erphub_auth_failures_total{system="erp"}')
             assert float(auth["value"][1]) >= 1
 
