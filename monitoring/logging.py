@@ -171,6 +171,9 @@ def configure_logging(
     if file:
         os.environ["ERPHUB_LOG_FILE"] = file
         os.environ["ERPHUB_LOG_FILE_ROTATION"] = f"{max_bytes}:{backups}"
+    else:  # a later call without a file: children must not keep writing to the old one
+        os.environ.pop("ERPHUB_LOG_FILE", None)
+        os.environ.pop("ERPHUB_LOG_FILE_ROTATION", None)
 
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
