@@ -15,9 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from erphub.mappings.conditions import Predicate
+from erphub.mappings.numbers import finite_problem
 from erphub.mappings.paths import Getter
 from erphub.mappings.plan import Reject, Step
 from erphub.mappings.transforms import Fn, TransformError
@@ -63,8 +65,11 @@ _HANDLER = """\
         raise Reject(_where(f, cn, ci), str(exc), exc.code) from None
     except Invalid as bad:
         raise Reject(_where(f, cn, ci), bad.reason, bad.code) from None
+    except RecursionError:
+        raise Reject(_where(f, cn, ci), 'the value is nested too deeply to map', 'input') from None
     except Exception as exc:
-        raise Reject(_where(f, cn, ci), f'internal error: {type(exc).__name__}: {exc}', 'internal') from None
+        raise Reject(_where(f, cn, ci), f'internal error while mapping (please report it): {exc}',
+                     'internal') from None
 """
 
 
@@ -78,6 +83,12 @@ def _not_a_list(name: str, source: str, items: Any) -> Reject:
     return Reject(name, f"expected a list of lines at {source}, got {type(items).__name__}", "type")
 
 
+def _finite(value: Any) -> None:
+    problem = finite_problem(value)
+    if problem is not None:
+        raise TransformError(problem, "not_finite")
+
+
 def _not_an_object(source: str, index: int) -> Reject:
     return Reject("", f"line {index} of {source} is not an object", "type")
 
@@ -87,6 +98,7 @@ class _Writer:
         self.ns: dict[str, Any] = {
             "Reject": Reject, "TransformError": TransformError, "Invalid": Invalid, "_where": _where,
             "_not_a_list": _not_a_list, "_not_an_object": _not_an_object,
+            "_SUSPECT": frozenset({float, Decimal, dict, list}), "_finite": _finite,
         }
         self.lines: list[str] = []
         self.counter = 0
@@ -119,6 +131,8 @@ class _Writer:
                 self.emit(depth, f"v = {self.name('q', fast)}(v) if v.__class__ is str else {ident}(v)")
             else:
                 self.emit(depth, f"v = {ident}(v)")
+        # NaN or an infinity would be written as invalid JSON (or a wrong amount): refuse it, wherever it hides
+        self.emit(depth, "if v.__class__ in _SUSPECT: _finite(v)")
         self.required(fld.required, depth)
         for check in fld.checks:
             self.emit(depth, f"{self.name('k', check)}(v)")
@@ -169,6 +183,8 @@ class _Writer:
         self.emit(d, "for ci, line in enumerate(items):")
         self.emit(d + 1, "if not isinstance(line, dict):")
         self.emit(d + 2, f"raise _not_an_object({src}, ci)")
+        if child.line_filters:
+            self.emit(d + 1, "f = ''")  # a line filter that cannot tell rejects the record at this line
         for pred in child.line_filters:
             self.emit(d + 1, f"if not {self.name('lf', pred)}(line, root): continue")
         self.emit(d + 1, "row = {}")

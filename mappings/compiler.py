@@ -8,7 +8,10 @@ unknown transform 'phon'; did you mean 'phone'?` and exit 2.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable, Iterable, Sequence
+from datetime import date
+from decimal import Decimal
 from pathlib import Path as FsPath
 from string import Formatter
 from typing import Any
@@ -17,7 +20,7 @@ from pydantic import ValidationError
 
 from erphub.core.errors import MappingError
 from erphub.core.records import EntitySpec
-from erphub.core.yamlsource import Locator, dotted, load_yaml, parse_yaml
+from erphub.core.yamlsource import Locator, dotted, parse_yaml
 from erphub.mappings.codegen import ChildField, Item, ValueField, build
 from erphub.mappings.conditions import (
     COMPARISONS,
@@ -27,6 +30,7 @@ from erphub.mappings.conditions import (
     describe,
 )
 from erphub.mappings.lookups import LookupTable, LookupTables
+from erphub.mappings.numbers import DecimalMark, format_value, show
 from erphub.mappings.paths import Getter, Path, PathSyntaxError, compile_getter, parse_path
 from erphub.mappings.plan import Filter, Plan
 from erphub.mappings.spec import ALLOWED_KEYS, FieldSpec, MappingSpec
@@ -35,6 +39,7 @@ from erphub.mappings.validation import Check, compile_checks
 
 YamlPath = tuple[str | int, ...]
 _NO_ARGS = object()
+_PLAIN_KEY = re.compile(r"(.*?)\s*:(?:\s|$|[,}\]])")  # a plain YAML key ends at ': ' (or ':' at a flow end)
 
 
 def compile_mapping(
@@ -46,8 +51,14 @@ def compile_mapping(
     tables: LookupTables | None = None,
 ) -> Plan:
     """Compile a mapping file. `source`/`target` (a connector's EntitySpecs) enable schema checks."""
-    data, locator = load_yaml(path, MappingError)
-    return _Compiler(data, locator, str(path), source, target, tables or LookupTables(lookups_dir)).compile()
+    file = str(path)
+    try:
+        text = FsPath(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise MappingError("file not found", file=file) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MappingError(f"cannot read file: {exc}", file=file) from None
+    return compile_text(text, file=file, source=source, target=target, lookups_dir=lookups_dir, tables=tables)
 
 
 def compile_text(
@@ -59,8 +70,13 @@ def compile_text(
     lookups_dir: str | FsPath | None = None,
     tables: LookupTables | None = None,
 ) -> Plan:
-    data, locator = parse_yaml(text, file, MappingError)
-    return _Compiler(data, locator, file, source, target, tables or LookupTables(lookups_dir)).compile()
+    try:
+        data, locator = parse_yaml(text, file, MappingError)
+        compiler = _Compiler(data, locator, file, source, target, tables or LookupTables(lookups_dir))
+        compiler.lines = text.splitlines()
+        return compiler.compile()
+    except RecursionError:
+        raise MappingError("the mapping is nested too deeply", file=file) from None
 
 
 def _suggest(name: str, options: Iterable[str]) -> str:
@@ -72,6 +88,14 @@ def _listing(options: Iterable[str], limit: int = 25) -> str:
     items = sorted(options)
     shown = ", ".join(items[:limit])
     return shown + (f", ... ({len(items)} in all)" if len(items) > limit else "")
+
+
+def _text_of(value: Any) -> str:
+    if isinstance(value, int | float | Decimal):
+        return format_value(value, "", "point")
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
 
 
 def _clone(value: Any) -> Any:
@@ -102,6 +126,9 @@ class _Compiler:
         self.source = source
         self.target = target
         self.tables = tables
+        self.lines: list[str] = []  # the file's text, to read map keys as written
+        mark = data.get("decimal") if isinstance(data, dict) else None
+        self.decimal_mark: DecimalMark = "comma" if mark == "comma" else "point"
 
     # --- errors ------------------------------------------------------------------------------------
 
@@ -298,7 +325,7 @@ class _Compiler:
         simple = isinstance(cond, dict) and "path" in cond and any(k in COMPARISONS for k in cond)
         if simple:
             get = compile_getter(parse_path(cond["path"]))
-            return lambda record: f"filter not met: {text} (got {get(record, record)!r})"
+            return lambda record: f"filter not met: {text} (got {show(get(record, record))})"
         return lambda record: f"filter not met: {text}"
 
     # --- fields ------------------------------------------------------------------------------------------
@@ -390,6 +417,7 @@ class _Compiler:
                                          where) from None
             pieces.append((literal, getter, spec or ""))
         frozen = tuple(pieces)
+        mark = self.decimal_mark
 
         def render(scope: Any, root: Any) -> Any:
             out: list[str] = []
@@ -407,12 +435,9 @@ class _Compiler:
                     v = "true" if v else "false"
                 filled = True
                 if spec:
-                    try:
-                        out.append(format(v, spec))
-                    except (ValueError, TypeError) as exc:
-                        raise TransformError(f"cannot format {v!r} with {spec!r}: {exc}") from None
+                    out.append(format_value(v, spec, mark))
                 else:
-                    out.append(v if isinstance(v, str) else str(v))
+                    out.append(v if isinstance(v, str) else _text_of(v))
             return "".join(out) if filled else None
 
         return render
@@ -434,6 +459,8 @@ class _Compiler:
         if tdef is None:
             raise self.error(f"unknown transform {name!r}{_suggest(name, TRANSFORMS)} "
                              f"(see `erphub mapping transforms`)", named)
+        if name == "map" and isinstance(raw, dict) and isinstance(raw.get("values"), dict):
+            raw = {**raw, "values": self._keys_as_written(raw["values"], (*named, "values"))}
         args: Any = None
         if tdef.args is None:
             if raw is not _NO_ARGS and raw is not None:
@@ -468,6 +495,32 @@ class _Compiler:
         except ArgError as exc:
             at = named if exc.arg is None or not isinstance(raw, dict) else self._data_path((*named, exc.arg))
             raise self.error(str(exc), at or named) from None
+
+    def _keys_as_written(self, values: dict[str, Any], where: YamlPath) -> dict[str, Any]:
+        """Value-map keys as the text in the file: YAML reads `010` as 10, `1.10` as 1.1 and `true` as
+        a boolean, and a map compared against those would never match the code the author wrote."""
+        out: dict[str, Any] = {}
+        for key, value in values.items():
+            written = self._written_key(key, (*where, key))
+            if written in out:
+                raise self.error(f"value map has the key {written!r} twice", (*where, key))
+            out[written] = value
+        return out
+
+    def _written_key(self, key: str, where: YamlPath) -> str:
+        if where not in self.locator.positions:
+            return key
+        line, column = self.locator.positions[where]
+        if not 0 < line <= len(self.lines):
+            return key
+        rest = self.lines[line - 1][column - 1:]
+        if not rest or rest[0] in "'\"!&*?|>[{":
+            return key  # quoted or tagged: YAML already kept it as text
+        m = _PLAIN_KEY.match(rest)
+        if m is None:
+            raise self.error(f"cannot read the value-map key {key!r} as text; quote it", where)
+        token = m.group(1).rstrip()
+        return token if token != key else key
 
     def _chain(self, fs: FieldSpec, where: YamlPath) -> list[Fn]:
         fns = [self._transform(item, (*where, "transforms", i)) for i, item in enumerate(fs.transforms)]

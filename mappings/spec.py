@@ -101,6 +101,7 @@ class MappingSpec(_Strict):
     source: str = Field(min_length=1)
     target: str = Field(min_length=1)
     description: str = ""
+    decimal: Literal["point", "comma"] = "point"  # how number text writes its decimal mark
     key: str | None = None
     owns: list[str] | None = None
     filter: Any = None

@@ -19,6 +19,7 @@ from erphub.core.errors import MappingError, UserInputError
 from erphub.core.records import Direction, EntitySpec
 from erphub.mappings.compiler import compile_mapping
 from erphub.mappings.lookups import LookupTables
+from erphub.mappings.plan import Rejected
 from erphub.mappings.report import dumps, outcome_dict, outcome_text, unwrap_record
 from erphub.mappings.transforms import TRANSFORMS
 
@@ -116,6 +117,8 @@ def _read_records(path: Path) -> list[Any]:
         raise MappingError(f"cannot read input: {exc}", file=path) from None
     except json.JSONDecodeError as exc:
         raise MappingError(f"invalid JSON: {exc.msg}", file=path, line=exc.lineno, column=exc.colno) from None
+    except RecursionError:
+        raise MappingError("invalid input: the JSON is nested too deeply", file=path) from None
     if isinstance(data, dict) and isinstance(data.get("records"), list):
         return list(data["records"])
     if isinstance(data, list):
@@ -128,6 +131,7 @@ def test(
     file: Annotated[Path, typer.Argument(help="the mapping file")],
     input: Annotated[Path, typer.Option("--input", "-i", help="JSON file: a list of source records")],
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON document instead of text")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="exit 1 when any record was rejected (for CI)")] = False,
     lookups: LookupsOpt = None,
 ) -> None:
     """Apply a mapping to sample records: each mapped record, each rejection and skip with its reason."""
@@ -141,18 +145,33 @@ def test(
     for index, item in enumerate(records):
         label, data = unwrap_record(item)
         outcome = plan.apply(data)
-        kind = outcome_dict(outcome)["outcome"]
+        try:
+            kind = outcome_dict(outcome)["outcome"]
+        except (RecursionError, ValueError) as exc:  # a mapped value that cannot be written as JSON
+            outcome = Rejected("", f"the mapped record cannot be written as JSON: {exc}", "input")
+            kind = "rejected"
         counts[kind] += 1
         if as_json:
             results.append({"index": index, "id": label or None, **outcome_dict(outcome)})
         else:
-            typer.echo(outcome_text(index, label, outcome))
+            _echo(outcome_text(index, label, outcome))
     if as_json:
-        typer.echo(dumps({"mapping": str(file), "source": plan.source_entity, "target": plan.target_entity,
-                          "counts": counts, "results": results}))
+        _echo(dumps({"mapping": str(file), "source": plan.source_entity, "target": plan.target_entity,
+                     "counts": counts, "results": results}))
     else:
         typer.echo(f"{len(records)} record(s): {counts['mapped']} mapped, {counts['rejected']} rejected, "
                    f"{counts['skipped']} skipped")
+    if strict and counts["rejected"]:
+        raise typer.Exit(1)
+
+
+def _echo(text: str) -> None:
+    """Print what a record holds, even a lone surrogate (written as \\udxxx), never a traceback."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    typer.echo(text)
 
 
 @mapping_app.command("transforms")
