@@ -34,7 +34,7 @@ from erphub.mappings.numbers import DecimalMark, format_value, show
 from erphub.mappings.paths import Getter, Path, PathSyntaxError, compile_getter, parse_path
 from erphub.mappings.plan import Filter, Plan
 from erphub.mappings.spec import ALLOWED_KEYS, FieldSpec, MappingSpec
-from erphub.mappings.transforms import TRANSFORMS, ArgError, Fn, TransformError
+from erphub.mappings.transforms import TRANSFORMS, ArgError, Fn, TableArgError, TransformError
 from erphub.mappings.validation import Check, compile_checks
 
 YamlPath = tuple[str | int, ...]
@@ -77,6 +77,28 @@ def compile_text(
         return compiler.compile()
     except RecursionError:
         raise MappingError("the mapping is nested too deeply", file=file) from None
+
+
+class MappingErrors(MappingError):
+    """Several mistakes in one file, each `file:line:col: field: message` on a line of its own.
+    Its own location is the first one's, so code reading `.line` sees the first mistake."""
+
+    def __init__(self, errors: Sequence[MappingError]) -> None:
+        self.errors = list(errors)
+        first = self.errors[0]
+        super().__init__(first.message, file=first.file, line=first.line, column=first.column, field=first.field)
+
+    def render(self) -> str:
+        if not getattr(self, "errors", None):
+            return super().render()
+        return "\n".join(e.render() for e in self.errors) + f"\n{len(self.errors)} errors in {self.errors[0].file}"
+
+
+class _Reported(MappingError):
+    """A part whose errors were already collected: skip it without a second message."""
+
+    def __init__(self) -> None:
+        super().__init__("(reported)")
 
 
 def _suggest(name: str, options: Iterable[str]) -> str:
@@ -127,6 +149,7 @@ class _Compiler:
         self.target = target
         self.tables = tables
         self.lines: list[str] = []  # the file's text, to read map keys as written
+        self.errors: list[MappingError] = []
         mark = data.get("decimal") if isinstance(data, dict) else None
         self.decimal_mark: DecimalMark = "comma" if mark == "comma" else "point"
 
@@ -150,21 +173,49 @@ class _Compiler:
         return tuple(out)
 
     def _pydantic_error(self, exc: ValidationError, base: YamlPath = ()) -> MappingError:
-        err = exc.errors()[0]
-        loc = tuple(err["loc"])
-        where = self._data_path((*base, *loc))
-        kind, msg = err["type"], err["msg"].removeprefix("Value error, ")
-        if kind == "missing":
-            msg = f"missing required key {loc[-1]!r}" if loc else msg
-        elif kind == "extra_forbidden":
-            parent = where[:-1]
-            context = self._context_of(parent)
-            allowed = ALLOWED_KEYS.get(context, ())
-            bad = str(where[-1]) if where else str(loc[-1])
-            msg = f"unknown key {bad!r}" + _suggest(bad, allowed)
-            if allowed:
-                msg += f" (allowed here: {', '.join(allowed)})"
-        return self.error(msg, where)
+        return self._pydantic_errors(exc, base)[0]
+
+    def _pydantic_errors(self, exc: ValidationError, base: YamlPath = ()) -> list[MappingError]:
+        """Every problem pydantic found, each at its own line; a missing key that an unknown key
+        beside it looks like is named as the likely misspelling."""
+        details = exc.errors()
+        extras: dict[YamlPath, list[str]] = {}
+        for err in details:
+            if err["type"] == "extra_forbidden":
+                where = self._data_path((*base, *err["loc"]))
+                if where:
+                    extras.setdefault(where[:-1], []).append(str(where[-1]))
+        out: list[MappingError] = []
+        seen: set[tuple[YamlPath, str]] = set()
+        for err in details:
+            loc = tuple(err["loc"])
+            where = self._data_path((*base, *loc))
+            kind, msg = err["type"], err["msg"].removeprefix("Value error, ")
+            if kind == "missing":
+                wanted = str(loc[-1]) if loc else ""
+                msg = f"missing required key {wanted!r}" if loc else msg
+                close = difflib.get_close_matches(wanted, extras.get(where, []), n=1)
+                if close:
+                    msg += f"; is {close[0]!r} a misspelling of it?"
+            elif kind == "extra_forbidden":
+                parent = where[:-1]
+                context = self._context_of(parent)
+                allowed = ALLOWED_KEYS.get(context, ())
+                bad = str(where[-1]) if where else str(loc[-1])
+                msg = f"unknown key {bad!r}" + _suggest(bad, allowed)
+                if allowed:
+                    msg += f" (allowed here: {', '.join(allowed)})"
+            if (where, msg) not in seen:
+                seen.add((where, msg))
+                out.append(self.error(msg, where))
+        return out or [self.error("invalid mapping", base)]
+
+    def collect(self, exc: MappingError) -> None:
+        """Note an error and go on, so one pass reports every mistake of the file."""
+        if isinstance(exc, MappingErrors):
+            self.errors.extend(exc.errors)
+        elif not isinstance(exc, _Reported):
+            self.errors.append(exc)
 
     @staticmethod
     def _context_of(parent: YamlPath) -> str:
@@ -243,15 +294,66 @@ class _Compiler:
     def compile(self) -> Plan:
         if not isinstance(self.data, dict):
             raise self.error("a mapping file is a YAML object with source, target and fields", ())
+        spec = self._spec()
+        for role, entity in (("source", self.source), ("target", self.target)):
+            try:
+                self._check_entity(getattr(spec, role), entity, role)
+            except MappingError as exc:
+                self.collect(exc)
         try:
-            spec = MappingSpec.model_validate(self.data)
-        except ValidationError as exc:
-            raise self._pydantic_error(exc) from None
-        self._check_entity(spec.source, self.source, "source")
-        self._check_entity(spec.target, self.target, "target")
-        filters = self._filters(spec.filter, ("filter",), None)
-        steps = [build(self._fields(spec.fields, ("fields",), None, None), self.file)]
+            filters = self._filters(spec.filter, ("filter",), None)
+        except MappingError as exc:
+            self.collect(exc)
+            filters = []
+        items = self._fields(spec.fields, ("fields",), None, None)
         produced = frozenset(name.split(".")[0] for name in spec.fields)
+        try:
+            owned = self._key_and_owns(spec, produced)
+        except MappingError as exc:
+            self.collect(exc)
+        self.raise_errors()
+        return Plan(
+            source_entity=spec.source,
+            target_entity=spec.target,
+            key_field=spec.key,
+            owned_fields=owned,
+            produced_fields=produced,
+            source_file=self.file,
+            description=spec.description,
+            filters=filters,
+            steps=[build(items, self.file)],
+        )
+
+    def _spec(self) -> MappingSpec:
+        """The validated file. Fields with shape errors are set aside (their errors noted) so the rest
+        of the file is still checked in the same pass."""
+        try:
+            return MappingSpec.model_validate(self.data)
+        except ValidationError as exc:
+            errors = self._pydantic_errors(exc)
+        self.errors.extend(errors)
+        fields = self.data.get("fields")
+        bad = {e.field.split(".")[1] for e in errors if e.field and e.field.startswith("fields.")
+               and e.field.count(".") >= 1}
+        if isinstance(fields, dict) and bad and all(e.field and e.field.startswith("fields.") for e in errors):
+            rest = {k: v for k, v in fields.items() if k not in bad}
+            if rest:
+                try:
+                    return MappingSpec.model_validate({**self.data, "fields": rest})
+                except ValidationError:
+                    pass
+        self.raise_errors()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def raise_errors(self) -> None:
+        if not self.errors:
+            return
+        ordered = self.errors  # in the order found: shape, fields, then whole-file rules
+        if len(ordered) == 1:
+            raise ordered[0]
+        raise MappingErrors(ordered)
+
+    def _key_and_owns(self, spec: MappingSpec, produced: frozenset[str]) -> frozenset[str] | None:
         if spec.key is None and self.target is not None and self.target.key_field:
             # Without a key a create that landed before a crash cannot be found again: it would be duplicated.
             raise self.error(f"target entity {self.target.name!r} matches records by "
@@ -273,17 +375,7 @@ class _Compiler:
                     raise self.error(f"owned field {name!r} is not produced by this mapping"
                                      f"{_suggest(name, produced)}", ("owns", i))
             owned = frozenset(spec.owns)
-        return Plan(
-            source_entity=spec.source,
-            target_entity=spec.target,
-            key_field=spec.key,
-            owned_fields=owned,
-            produced_fields=produced,
-            source_file=self.file,
-            description=spec.description,
-            filters=filters,
-            steps=steps,
-        )
+        return owned
 
     # --- filters and conditions ------------------------------------------------------------------------
 
@@ -335,20 +427,26 @@ class _Compiler:
         names = list(fields)
         for name in names:
             parts = name.split(".")
-            if any(not p.strip() for p in parts):
-                raise self.error(f"target field path {name!r} has an empty segment", (*where, name))
-            self._check_target(parts[0], (*where, name), child_target, parts[1] if len(parts) > 1 else None)
+            try:
+                if any(not p.strip() for p in parts):
+                    raise self.error(f"target field path {name!r} has an empty segment", (*where, name))
+                self._check_target(parts[0], (*where, name), child_target, parts[1] if len(parts) > 1 else None)
+            except MappingError as exc:
+                self.collect(exc)
         for a in names:  # `FGroup` and `FGroup.FNumber` would overwrite each other
             for b in names:
                 if a != b and b.startswith(a + "."):
-                    raise self.error(f"target field {b!r} is inside {a!r}, which is also set", (*where, b))
+                    self.collect(self.error(f"target field {b!r} is inside {a!r}, which is also set", (*where, b)))
         items: list[Item] = []
         for name, fs in fields.items():
             here = (*where, name)
-            if fs.each is not None:
-                items.append(self._child(name, fs, here, scope_list))
-            else:
-                items.append(self._value_field(name, fs, here, scope_list))
+            try:
+                if fs.each is not None:
+                    items.append(self._child(name, fs, here, scope_list))
+                else:
+                    items.append(self._value_field(name, fs, here, scope_list))
+            except MappingError as exc:
+                self.collect(exc)
         return items
 
     def _raw(self, where: YamlPath) -> Any:
@@ -492,6 +590,10 @@ class _Compiler:
                 raise self.error(msg, at or named) from None
         try:
             return tdef.build(args, self)
+        except TableArgError as exc:
+            line, column = self.locator.find(named)
+            used = f"{self.file}:{line}:{column} {dotted(named)}" if line else f"{self.file} {dotted(named)}"
+            raise MappingError(f"{exc} (table used at {used})", file=exc.file, line=exc.line) from None
         except ArgError as exc:
             at = named if exc.arg is None or not isinstance(raw, dict) else self._data_path((*named, exc.arg))
             raise self.error(str(exc), at or named) from None
@@ -523,11 +625,21 @@ class _Compiler:
         return token if token != key else key
 
     def _chain(self, fs: FieldSpec, where: YamlPath) -> list[Fn]:
-        fns = [self._transform(item, (*where, "transforms", i)) for i, item in enumerate(fs.transforms)]
+        steps = [(item, (*where, "transforms", i)) for i, item in enumerate(fs.transforms)]
         if fs.map is not None:
-            fns.append(self._transform({"map": fs.map}, where))
+            steps.append(({"map": fs.map}, where))
         if fs.lookup is not None:
-            fns.append(self._transform({"lookup": fs.lookup}, where))
+            steps.append(({"lookup": fs.lookup}, where))
+        fns: list[Fn] = []
+        failed = 0
+        for item, at in steps:  # every bad transform of the field is reported, not only the first
+            try:
+                fns.append(self._transform(item, at))
+            except MappingError as exc:
+                self.collect(exc)
+                failed += 1
+        if failed:
+            raise _Reported()
         return fns
 
     def _checks(self, fs: FieldSpec, where: YamlPath, required: bool = False) -> list[tuple[str, Check]]:

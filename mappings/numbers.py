@@ -57,6 +57,23 @@ def show(value: Any, limit: int = 60) -> str:
     return f"a {type(value).__name__}"
 
 
+def kind(value: Any) -> str:
+    """What a value is, in words: 'text', 'a number', 'a boolean', 'a list', 'an object', 'null'."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float | Decimal):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return "a date" if hasattr(value, "isoformat") else "an unknown kind of value"
+
+
 def plain(value: Decimal) -> str:
     """Digits only: `Decimal('1E-7')` -> '0.0000001', `Decimal('-0.00')` -> '0.00'."""
     if value.is_zero() and value.is_signed():

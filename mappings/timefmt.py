@@ -35,6 +35,8 @@ from decimal import Decimal
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from erphub.mappings.numbers import kind, show
+
 NAMED_FORMATS = ("iso8601", "kingdee", "kingdee_t", "date", "epoch_ms", "epoch_s")
 SHANGHAI = "Asia/Shanghai"
 DEFAULT_TZ = {"iso8601": "UTC", "kingdee": SHANGHAI, "kingdee_t": SHANGHAI, "date": "UTC",
@@ -67,7 +69,7 @@ def zone(name: str) -> tzinfo:
 
 def _text(value: object) -> str:
     if not isinstance(value, str):
-        raise ValueError(f"expected a date/time text, got {type(value).__name__}")
+        raise ValueError(f"expected a date/time text, got {kind(value)} {show(value)}")
     text = value.strip()
     if not text:
         raise ValueError("empty date/time")
@@ -83,7 +85,7 @@ def _epoch_number(value: object) -> Decimal:
         return Decimal(repr(value))
     if isinstance(value, str) and re.fullmatch(r"\s*-?\d+(\.\d+)?\s*", value):
         return Decimal(value.strip())
-    raise ValueError(f"expected an epoch number, got {value!r}")
+    raise ValueError(f"expected an epoch number, got {show(value)}")
 
 
 def localiser(tz: tzinfo, on_nonexistent: OnNonexistent = "error",
@@ -180,7 +182,7 @@ def _make_text_parser(fmt: str, localise: Callable[[datetime], datetime]) -> Par
             try:
                 return _EPOCH + timedelta(microseconds=int(number * 1_000_000 / scale))
             except OverflowError:
-                raise ValueError(f"epoch value out of range: {value!r}") from None
+                raise ValueError(f"epoch value out of range: {show(value)}") from None
         return parse_epoch
     if "%" in fmt:
         has_time = any(d in fmt for d in ("%H", "%I", "%M", "%S", "%f", "%p", "%X", "%c", "%z", "%s"))

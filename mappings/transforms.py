@@ -694,6 +694,21 @@ def _map(args: MapArgs, ctx: BuildContext) -> Fn:
 OnMissing = Literal["error", "null", "default", "pass"]
 
 
+class TableArgError(ArgError):
+    """A problem inside a lookup CSV: the error names the CSV file and line, then the mapping line."""
+
+    def __init__(self, message: str, arg: str | None, file: str, line: int | None) -> None:
+        super().__init__(message, arg)
+        self.file = file
+        self.line = line
+
+
+def _table_error(exc: LookupTableError, arg: str) -> ArgError:
+    if exc.file is None:
+        return ArgError(str(exc), arg)
+    return TableArgError(str(exc), arg, exc.file, exc.line)
+
+
 class LookupArgs(Args):
     table: str = Field(min_length=1)
     key: str | None = None  # column holding the incoming code; default: the first column
@@ -712,7 +727,7 @@ def _lookup(args: LookupArgs, ctx: BuildContext) -> Fn:
     try:
         table = ctx.lookup_table(args.table)
     except LookupTableError as exc:
-        raise ArgError(str(exc), "table") from None
+        raise _table_error(exc, "table") from None
     if len(table.columns) < 2 and (args.key is None or args.value is None):
         raise ArgError(f"lookup table {args.table!r} needs two columns", "table")
     key = args.key or table.columns[0]
@@ -724,7 +739,7 @@ def _lookup(args: LookupArgs, ctx: BuildContext) -> Fn:
     try:
         index: Mapping[str, str | None] = table.index(key, value_col)
     except LookupTableError as exc:
-        raise ArgError(str(exc), "key") from None
+        raise _table_error(exc, "key") from None
     name, policy, default = args.table, args.on_missing, args.default
 
     def look(value: Any) -> Any:
