@@ -232,13 +232,15 @@ def test_lookup_table_with_a_duplicate_code(tmp_path: Path) -> None:
     (tmp_path / "units.csv").write_text("crm,kd\n个,Pcs\n台,Set\n个,Box\n", encoding="utf-8")
     err = fail(HEAD + "fields:\n  FNote:\n    from: remark\n    lookup: units\n", lookups=tmp_path)
     assert "has code '个' twice in column 'crm' (lines 2 and 4)" in err.message
-    at(err, 6, 5)
+    assert (err.file, err.line) == (str(tmp_path / "units.csv"), 4)  # the CSV's own file and line
+    assert "table used at m.yaml:6:5 fields.FNote.lookup" in err.message
 
 
 def test_lookup_table_with_a_short_row(tmp_path: Path) -> None:
     (tmp_path / "units.csv").write_text("crm,kd\n个\n", encoding="utf-8")
     err = fail(HEAD + "fields:\n  FNote:\n    from: remark\n    lookup: units\n", lookups=tmp_path)
     assert "line 2 has 1 cells, the header has 2" in err.message
+    assert (err.file, err.line) == (str(tmp_path / "units.csv"), 2)
 
 
 def test_on_unknown_default_needs_a_default() -> None:
