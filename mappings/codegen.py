@@ -39,6 +39,7 @@ class ValueField:
     required: str | None  # the rejection reason when required and missing
     checks: tuple[Check, ...]
     omit_if_null: bool
+    takes_out: bool = False  # an expression: it may read fields already written (`target.X`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +121,8 @@ class _Writer:
         if fld.key is not None:
             self.emit(depth, f"v = {scope}.get({fld.key!r})")
         else:
-            self.emit(depth, f"v = {self.name('g', fld.getter)}({scope}, root)")
+            extra = f", {out}" if fld.takes_out else ""
+            self.emit(depth, f"v = {self.name('g', fld.getter)}({scope}, root{extra})")
         if fld.has_default:
             fallback = self.name("d", fld.default)
             self.emit(depth, f"if v is None or (v.__class__ is str and not v.strip()): v = {fallback}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date
 from decimal import Decimal
 from pathlib import Path as FsPath
@@ -23,6 +23,7 @@ from erphub.core.records import EntitySpec
 from erphub.core.yamlsource import Locator, dotted, parse_yaml
 from erphub.mappings.codegen import ChildField, Item, ValueField, build
 from erphub.mappings.conditions import (
+    Unevaluable,
     COMPARISONS,
     ConditionError,
     Predicate,
@@ -30,7 +31,9 @@ from erphub.mappings.conditions import (
     describe,
 )
 from erphub.mappings.lookups import LookupTable, LookupTables
+from erphub.mappings.expressions import Eval, ExprError, compile_expression
 from erphub.mappings.numbers import DecimalMark, format_value, show
+from erphub.mappings.numbers import kind as kind_of
 from erphub.mappings.paths import Getter, Path, PathSyntaxError, compile_getter, parse_path
 from erphub.mappings.plan import Filter, Plan
 from erphub.mappings.spec import ALLOWED_KEYS, FieldSpec, MappingSpec
@@ -39,6 +42,7 @@ from erphub.mappings.validation import Check, compile_checks
 
 YamlPath = tuple[str | int, ...]
 _NO_ARGS = object()
+_PARAM = re.compile(r"\$\{param:([A-Za-z_][\w.-]*)\}")
 _PLAIN_KEY = re.compile(r"(.*?)\s*:(?:\s|$|[,}\]])")  # a plain YAML key ends at ': ' (or ':' at a flow end)
 
 
@@ -49,8 +53,10 @@ def compile_mapping(
     target: EntitySpec | None = None,
     lookups_dir: str | FsPath | None = None,
     tables: LookupTables | None = None,
+    params: Mapping[str, Any] | None = None,
 ) -> Plan:
-    """Compile a mapping file. `source`/`target` (a connector's EntitySpecs) enable schema checks."""
+    """Compile a mapping file. `source`/`target` (a connector's EntitySpecs) enable schema checks;
+    `params` (the pipeline's `params:`) fill `${param:NAME}` over the mapping's own defaults."""
     file = str(path)
     try:
         text = FsPath(path).read_text(encoding="utf-8")
@@ -58,7 +64,8 @@ def compile_mapping(
         raise MappingError("file not found", file=file) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise MappingError(f"cannot read file: {exc}", file=file) from None
-    return compile_text(text, file=file, source=source, target=target, lookups_dir=lookups_dir, tables=tables)
+    return compile_text(text, file=file, source=source, target=target, lookups_dir=lookups_dir, tables=tables,
+                        params=params)
 
 
 def compile_text(
@@ -69,11 +76,13 @@ def compile_text(
     target: EntitySpec | None = None,
     lookups_dir: str | FsPath | None = None,
     tables: LookupTables | None = None,
+    params: Mapping[str, Any] | None = None,
 ) -> Plan:
     try:
         data, locator = parse_yaml(text, file, MappingError)
         compiler = _Compiler(data, locator, file, source, target, tables or LookupTables(lookups_dir))
         compiler.lines = text.splitlines()
+        compiler.pipeline_params = {str(k): str(v) for k, v in (params or {}).items()}
         return compiler.compile()
     except RecursionError:
         raise MappingError("the mapping is nested too deeply", file=file) from None
@@ -150,6 +159,11 @@ class _Compiler:
         self.tables = tables
         self.lines: list[str] = []  # the file's text, to read map keys as written
         self.errors: list[MappingError] = []
+        self.pipeline_params: dict[str, str] = {}
+        self.param_values: dict[str, str] = {}
+        self.lets: dict[str, Eval] = {}
+        self._scope_list: str | None = None
+        self._expr_where: YamlPath | None = None
         mark = data.get("decimal") if isinstance(data, dict) else None
         self.decimal_mark: DecimalMark = "comma" if mark == "comma" else "point"
 
@@ -223,6 +237,8 @@ class _Compiler:
             return "mapping"
         if len(parent) >= 2 and parent[-2] == "fields":
             return "field"
+        if len(parent) >= 2 and parent[-2] == "cases":
+            return "cases"
         return str(parent[-1]) if parent[-1] in ALLOWED_KEYS else ""
 
     # --- schema checks -------------------------------------------------------------------------------
@@ -294,7 +310,9 @@ class _Compiler:
     def compile(self) -> Plan:
         if not isinstance(self.data, dict):
             raise self.error("a mapping file is a YAML object with source, target and fields", ())
+        self._params_and_substitute()
         spec = self._spec()
+        self._lets(spec)
         for role, entity in (("source", self.source), ("target", self.target)):
             try:
                 self._check_entity(getattr(spec, role), entity, role)
@@ -323,6 +341,50 @@ class _Compiler:
             filters=filters,
             steps=[build(items, self.file)],
         )
+
+    def _params_and_substitute(self) -> None:
+        """`${param:NAME}` in any text of the file: the pipeline's `params:` win over the mapping's
+        own defaults. Expressions read their parameters themselves (as values, never as code)."""
+        assert isinstance(self.data, dict)
+        declared = self.data.get("params")
+        defaults: dict[str, str] = {}
+        if isinstance(declared, dict):
+            for name, value in declared.items():
+                if isinstance(value, str | int | float) and not isinstance(value, bool):
+                    defaults[str(name)] = str(value)
+        self.param_values = {**defaults, **self.pipeline_params}
+        self.data = self._substitute(self.data, ())
+
+    def _substitute(self, node: Any, where: YamlPath) -> Any:
+        if isinstance(node, dict):
+            return {k: (v if k in ("expr", "if", "let", "params") else self._substitute(v, (*where, k)))
+                    for k, v in node.items()}
+        if isinstance(node, list):
+            return [self._substitute(v, (*where, i)) for i, v in enumerate(node)]
+        if isinstance(node, str) and "${param:" in node:
+            def one(m: re.Match[str]) -> str:
+                value = self.param_values.get(m.group(1))
+                if value is None:
+                    known = ", ".join(sorted(self.param_values)) or "none"
+                    self.collect(self.error(f"unknown parameter {m.group(1)!r} (declared: {known}); declare it "
+                                            f"under `params:` in the mapping or the pipeline", where))
+                    return m.group(0)
+                return value
+            return _PARAM.sub(one, node)
+        return node
+
+    def _lets(self, spec: MappingSpec) -> None:
+        """`let:` names, in the order written; each may use the ones before it."""
+        for name, text in spec.let.items():
+            where = ("let", name)
+            if not re.fullmatch(r"[^\W\d]\w*", name) or name in ("target",):
+                self.collect(self.error(f"a let name is a plain word, not {name!r}", where))
+                continue
+            try:
+                self._scope_list, self._expr_where = None, None  # paths are read where the name is used
+                self.lets[name] = compile_expression(text, self)
+            except ExprError as exc:
+                self.collect(self._expr_error(exc, text, where))
 
     def _spec(self) -> MappingSpec:
         """The validated file. Fields with shape errors are set aside (their errors noted) so the rest
@@ -380,6 +442,16 @@ class _Compiler:
     # --- filters and conditions ------------------------------------------------------------------------
 
     def _condition(self, node: Any, where: YamlPath, scope_list: str | None) -> Predicate:
+        if isinstance(node, str):  # `when: "amount > 0 and currency == 'CNY'"`
+            test = self._expression(node, where, scope_list)
+            what = f"the condition {node!r}"
+
+            def holds(scope: Any, root: Any) -> bool:
+                hit = test(scope, root, {})
+                if hit is True or hit is False:
+                    return hit
+                raise Unevaluable(f"{what} is {kind_of(hit)} {show(hit)}, not true or false", "")
+            return holds
         try:
             return compile_condition(node, where, lambda p, w: self._check_source(p, w, scope_list))
         except ConditionError as exc:
@@ -485,8 +557,79 @@ class _Compiler:
                 return None
 
             return coalesce, "coalesce(" + ", ".join(fs.coalesce) + ")", None
+        if kind == "expr":
+            assert fs.expr is not None
+            return self._expression(fs.expr, (*where, "expr"), scope_list), f"expr {fs.expr!r}", None
+        if kind == "cases":
+            assert fs.cases is not None
+            return self._cases(fs, (*where, "cases"), scope_list), "cases", None
         assert fs.template is not None
         return self._template(fs.template, (*where, "template"), scope_list), "template", None
+
+    # --- expressions ---------------------------------------------------------------------------------
+
+    def _expression(self, text: str, where: YamlPath, scope_list: str | None) -> Eval:
+        self._scope_list, self._expr_where = scope_list, where
+        try:
+            return compile_expression(text, self)
+        except ExprError as exc:
+            raise self._expr_error(exc, text, where) from None
+
+    def _expr_error(self, exc: ExprError, text: str, where: YamlPath) -> MappingError:
+        line, column = self.locator.find(where)
+        if line is not None and column is not None and 0 < line <= len(self.lines) and "\n" not in text:
+            found = self.lines[line - 1].find(text, column - 1)
+            if found >= 0:
+                column = found + exc.offset + 1
+        return MappingError(f"expression: {exc}", file=self.file, line=line, column=column,
+                            field=dotted(where) or None)
+
+    def _cases(self, fs: FieldSpec, where: YamlPath, scope_list: str | None) -> Eval:
+        assert fs.cases is not None
+        branches: list[tuple[Eval, Eval]] = []
+        otherwise: Eval | None = None
+        for i, case in enumerate(fs.cases):
+            here = (*where, i)
+            if case.if_ is None:
+                if i != len(fs.cases) - 1:
+                    raise self.error("`else` must be the last case", here)
+                otherwise = self._case_value(case.else_, (*here, "else"), scope_list)
+                continue
+            cond = self._expression(case.if_, (*here, "if"), scope_list)
+            branches.append((cond, self._case_value(case.then, (*here, "then"), scope_list)))
+        frozen = tuple(branches)
+
+        def choose(scope: Any, root: Any, out: Any) -> Any:
+            for n, (cond, value) in enumerate(frozen):
+                hit = cond(scope, root, out)
+                if hit is True:
+                    return value(scope, root, out)
+                if hit is not False:
+                    raise TransformError(f"the condition of case {n} is {kind_of(hit)} {show(hit)}, "
+                                         f"not true or false")
+            return otherwise(scope, root, out) if otherwise is not None else None
+
+        return choose
+
+    def _case_value(self, node: Any, where: YamlPath, scope_list: str | None) -> Eval:
+        if isinstance(node, dict) and set(node) == {"expr"}:
+            return self._expression(node["expr"], (*where, "expr"), scope_list)
+        if isinstance(node, dict | list):
+            return lambda scope, root, out: _clone(node)
+        return lambda scope, root, out: node
+
+    # ExprContext: what an expression may ask the compiler while it is parsed.
+
+    def param(self, name: str) -> str | None:
+        return self.param_values.get(name)
+
+    def let(self, name: str) -> Eval | None:
+        return self.lets.get(name)
+
+    def check_source(self, path_text: str, offset: int) -> None:
+        if self._expr_where is None:
+            return
+        self._check_source(parse_path(path_text), self._expr_where, self._scope_list)
 
     def _template(self, text: str, where: YamlPath, scope_list: str | None) -> Getter:
         try:
@@ -650,6 +793,7 @@ class _Compiler:
 
     def _value_field(self, name: str, fs: FieldSpec, where: YamlPath, scope_list: str | None) -> ValueField:
         getter, label, key = self._source(fs, where, scope_list)
+        takes_out = fs.source_kind in ("expr", "cases")
         chain = tuple(self._chain(fs, where))
         when = self._condition(fs.when, (*where, "when"), scope_list) if fs.when is not None else None
         is_key = scope_list is None and self._is_key(name)
@@ -660,6 +804,7 @@ class _Compiler:
             has_default=fs.has("default"), default=fs.default, chain=chain, when=when,
             required=f"required value is missing (source: {label})" if required else None,
             checks=tuple(check for rule, check in checks if rule != "required"), omit_if_null=fs.omit_if_null,
+            takes_out=takes_out,
         )
 
     def _is_key(self, name: str) -> bool:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from erphub.core.errors import Reject
+from erphub.core.errors import Reject, TransformError
 from erphub.mappings.conditions import Unevaluable
 
 
@@ -122,7 +122,9 @@ class Plan:
         except Reject as rej:
             return Rejected(rej.field, rej.reason, rej.code)
         except Unevaluable as exc:  # a record filter that cannot say yes or no: never a silent skip
-            return Rejected(exc.field, str(exc), exc.code)
+            return Rejected(exc.field or "filter", str(exc), exc.code)
+        except TransformError as exc:  # an expression in a record filter that cannot be evaluated
+            return Rejected("filter", str(exc), "condition")
         except RecursionError:
             return Rejected("", "the record is nested too deeply to map", "input")
         except Exception as exc:  # a defect must cost one record, never the run

@@ -137,7 +137,7 @@ def test_unknown_field_key() -> None:
 def test_field_needs_exactly_one_source() -> None:
     err = fail(HEAD + "fields:\n  FBillNo:\n    transforms: [trim]\n")
     at(err, 4, 3)
-    assert "exactly one of from, const, coalesce, template (got none)" in err.message
+    assert "exactly one of from, const, coalesce, template, expr, cases (got none)" in err.message
     err = fail(HEAD + "fields:\n  FBillNo: {from: a, const: b}\n")
     assert "(got from, const)" in err.message
 
