@@ -98,6 +98,8 @@ class PipelineConfig(Strict):
     source: Endpoint
     target: Endpoint
     mapping: str
+    # `${param:NAME}` values for this pipeline's mapping (over the mapping's own `params:` defaults)
+    params: dict[str, str | int | float] = Field(default_factory=dict)
     schedule: str | None = Field(default=None, description="cron expression, e.g. '*/15 * * * *'")
     webhook: WebhookTrigger | None = None
     batch_size: Annotated[int, Field(ge=1, le=1000)] = 100

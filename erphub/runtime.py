@@ -115,7 +115,8 @@ class Hub:
         if cfg.write_back is not None:
             self.entity_spec(name, "source", Direction.WRITE)  # the write-back goes to the source system
         target_spec = self.entity_spec(name, "target", Direction.WRITE)
-        plan = compile_mapping(self.config.mapping_path(name), source=source_spec, target=target_spec)
+        plan = compile_mapping(self.config.mapping_path(name), source=source_spec, target=target_spec,
+                               params=cfg.params)
         if plan.source_entity != cfg.source.entity or plan.target_entity != cfg.target.entity:
             raise self.config.error(
                 f"mapping {Path(plan.source_file).name} maps {plan.source_entity} -> {plan.target_entity}, "

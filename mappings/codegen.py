@@ -31,7 +31,7 @@ class ValueField:
     name: str  # target path, as the author wrote it: "FGroup.FNumber"
     parts: tuple[str, ...]
     key: str | None  # a plain one-key source path: read with scope.get(key)
-    getter: Getter | None  # any other source: path, coalesce, template, constant
+    getter: Getter | Callable[[Any, Any, Any], Any] | None  # any other source (expressions also get `out`)
     has_default: bool
     default: Any
     chain: tuple[Fn, ...]

@@ -23,15 +23,15 @@ from erphub.core.records import EntitySpec
 from erphub.core.yamlsource import Locator, dotted, parse_yaml
 from erphub.mappings.codegen import ChildField, Item, ValueField, build
 from erphub.mappings.conditions import (
-    Unevaluable,
     COMPARISONS,
     ConditionError,
     Predicate,
+    Unevaluable,
     compile_condition,
     describe,
 )
-from erphub.mappings.lookups import LookupTable, LookupTables
 from erphub.mappings.expressions import Eval, ExprError, compile_expression
+from erphub.mappings.lookups import LookupTable, LookupTables
 from erphub.mappings.numbers import DecimalMark, format_value, show
 from erphub.mappings.numbers import kind as kind_of
 from erphub.mappings.paths import Getter, Path, PathSyntaxError, compile_getter, parse_path
@@ -164,14 +164,69 @@ class _Compiler:
         self.lets: dict[str, Eval] = {}
         self._scope_list: str | None = None
         self._expr_where: YamlPath | None = None
+        self.included: dict[tuple[str | int, ...], tuple[str, Locator, list[str]]] = {}
         mark = data.get("decimal") if isinstance(data, dict) else None
         self.decimal_mark: DecimalMark = "comma" if mark == "comma" else "point"
 
     # --- errors ------------------------------------------------------------------------------------
 
     def error(self, message: str, where: YamlPath) -> MappingError:
-        line, column = self.locator.find(where)
-        return MappingError(message, file=self.file, line=line, column=column, field=dotted(where) or None)
+        file, locator, _ = self._origin(where)
+        line, column = locator.find(where)
+        return MappingError(message, file=file, line=line, column=column, field=dotted(where) or None)
+
+    def _origin(self, where: YamlPath) -> tuple[str, Locator, list[str]]:
+        """The file a piece of the mapping came from: the mapping itself or an `include:`d fragment."""
+        return self.included.get(tuple(where[:2]), (self.file, self.locator, self.lines))
+
+    def _includes(self) -> None:
+        """`include: [shared.yaml]`: a fragment's params, let and fields, under the mapping's own."""
+        assert isinstance(self.data, dict)
+        names = self.data.get("include")
+        if names is None:
+            return
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            self.collect(self.error("include is a list of fragment files", ("include",)))
+            return
+        base = FsPath(self.file).parent
+        merged: dict[str, dict[str, Any]] = {"params": {}, "let": {}, "fields": {}}
+        for i, name in enumerate(names):
+            path = base / name
+            try:
+                text = path.read_text(encoding="utf-8")
+                data, locator = parse_yaml(text, str(path), MappingError)
+            except (OSError, UnicodeDecodeError) as exc:
+                self.collect(self.error(f"cannot read included fragment {name!r}: {exc}", ("include", i)))
+                continue
+            except MappingError as exc:
+                self.collect(exc)
+                continue
+            if not isinstance(data, dict):
+                self.collect(MappingError("a fragment is a YAML object with params, let and/or fields", file=str(path)))
+                continue
+            for key in data:
+                if key not in merged:
+                    self.collect(MappingError(f"unknown key {key!r} in a fragment{_suggest(key, merged)} "
+                                              f"(allowed: params, let, fields)", file=str(path),
+                                              line=locator.find((key,))[0], column=locator.find((key,))[1],
+                                              field=key))
+                    continue
+                section = data[key]
+                if not isinstance(section, dict):
+                    self.collect(MappingError(f"{key} is an object", file=str(path), line=locator.find((key,))[0],
+                                              field=key))
+                    continue
+                for sub, value in section.items():
+                    merged[key][sub] = value
+                    self.included[(key, sub)] = (str(path), locator, text.splitlines())
+        own = self.data
+        for key, section in merged.items():
+            mine = own.get(key)
+            if section:
+                for sub in (mine or {}):
+                    self.included.pop((key, sub), None)  # the mapping's own definition wins
+                own[key] = {**section, **(mine if isinstance(mine, dict) else {})}
+        own.pop("include", None)
 
     def _data_path(self, loc: Sequence[Any]) -> YamlPath:
         """The part of a pydantic error location that exists in the YAML (drops union tags)."""
@@ -310,6 +365,8 @@ class _Compiler:
     def compile(self) -> Plan:
         if not isinstance(self.data, dict):
             raise self.error("a mapping file is a YAML object with source, target and fields", ())
+        self.data = dict(self.data)
+        self._includes()
         self._params_and_substitute()
         spec = self._spec()
         self._lets(spec)
@@ -527,7 +584,8 @@ class _Compiler:
             node = node[part]
         return node
 
-    def _source(self, fs: FieldSpec, where: YamlPath, scope_list: str | None) -> tuple[Getter, str, str | None]:
+    def _source(self, fs: FieldSpec, where: YamlPath,
+                scope_list: str | None) -> tuple[Getter | Eval, str, str | None]:
         """The getter of a field's raw value, a label for messages, and the key of a one-key path."""
         kind = fs.source_kind
         raw_is_map = isinstance(self._raw(where), dict)
@@ -576,12 +634,13 @@ class _Compiler:
             raise self._expr_error(exc, text, where) from None
 
     def _expr_error(self, exc: ExprError, text: str, where: YamlPath) -> MappingError:
-        line, column = self.locator.find(where)
-        if line is not None and column is not None and 0 < line <= len(self.lines) and "\n" not in text:
-            found = self.lines[line - 1].find(text, column - 1)
+        file, locator, lines = self._origin(where)
+        line, column = locator.find(where)
+        if line is not None and column is not None and 0 < line <= len(lines) and "\n" not in text:
+            found = lines[line - 1].find(text, column - 1)
             if found >= 0:
                 column = found + exc.offset + 1
-        return MappingError(f"expression: {exc}", file=self.file, line=line, column=column,
+        return MappingError(f"expression: {exc}", file=file, line=line, column=column,
                             field=dotted(where) or None)
 
     def _cases(self, fs: FieldSpec, where: YamlPath, scope_list: str | None) -> Eval:
@@ -753,12 +812,13 @@ class _Compiler:
         return out
 
     def _written_key(self, key: str, where: YamlPath) -> str:
-        if where not in self.locator.positions:
+        _, locator, lines = self._origin(where)
+        if where not in locator.positions:
             return key
-        line, column = self.locator.positions[where]
-        if not 0 < line <= len(self.lines):
+        line, column = locator.positions[where]
+        if not 0 < line <= len(lines):
             return key
-        rest = self.lines[line - 1][column - 1:]
+        rest = lines[line - 1][column - 1:]
         if not rest or rest[0] in "'\"!&*?|>[{":
             return key  # quoted or tagged: YAML already kept it as text
         m = _PLAIN_KEY.match(rest)

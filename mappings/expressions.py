@@ -213,9 +213,12 @@ def _null_safe(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapped
 
 
-function("upper", 1, 1, "upper-case text", "upper('cus-1') -> 'CUS-1'")(_null_safe(lambda s: _text(s, "upper").upper()))
-function("lower", 1, 1, "lower-case text", "lower('A@B.CN') -> 'a@b.cn'")(_null_safe(lambda s: _text(s, "lower").lower()))
-function("trim", 1, 1, "strip surrounding whitespace", "trim('  a ') -> 'a'")(_null_safe(lambda s: _text(s, "trim").strip()))
+function("upper", 1, 1, "upper-case text", "upper('cus-1') -> 'CUS-1'")(
+    _null_safe(lambda s: _text(s, "upper").upper()))
+function("lower", 1, 1, "lower-case text", "lower('A@B.CN') -> 'a@b.cn'")(
+    _null_safe(lambda s: _text(s, "lower").lower()))
+function("trim", 1, 1, "strip surrounding whitespace", "trim('  a ') -> 'a'")(
+    _null_safe(lambda s: _text(s, "trim").strip()))
 function("len", 1, 1, "length of a text or list", "len('深圳') -> 2")(
     _null_safe(lambda s: Decimal(len(s if isinstance(s, list) else _text(s, "len")))))
 function("text", 1, 1, "a value as text (numbers plain, dates ISO)", "text(12.50) -> '12.50'")(
@@ -453,7 +456,8 @@ def _group_sum(value: Any, key_field: Any, amount_field: Any) -> Any:
 
 @builder("lookup", 3, None, "lookup(table, value_column(s), key_column, key, [key_column2, key2, ...]): a code "
          "table row by one or more key columns; value_column a text, or a list of texts for an object; "
-         "no row is an error naming the table and the key", "lookup('material_codes', 'kingdee_number', 'crm_sku', sku)")
+         "no row is an error naming the table and the key",
+         "lookup('material_codes', 'kingdee_number', 'crm_sku', sku)")
 def _lookup(args: list[Node], ctx: ExprContext, pos: int) -> Eval:
     return _table_lookup(args, ctx, pos, dated=False)
 
@@ -590,9 +594,7 @@ class _Parser:
         while self.at("kw", "or"):
             pos = self.take().pos
             right = self.and_()
-            lf, rf, what = left.fn, right.fn, f"`or` at position {pos + 1}"
-            left = Node(lambda s, r, o, lf=lf, rf=rf, what=what: _bool(lf(s, r, o), what) or _bool(rf(s, r, o), what),
-                        left.pos)
+            left = Node(_either(left.fn, right.fn, f"`or` at position {pos + 1}"), left.pos)
         return left
 
     def and_(self) -> Node:
@@ -600,9 +602,7 @@ class _Parser:
         while self.at("kw", "and"):
             pos = self.take().pos
             right = self.not_()
-            lf, rf, what = left.fn, right.fn, f"`and` at position {pos + 1}"
-            left = Node(lambda s, r, o, lf=lf, rf=rf, what=what: _bool(lf(s, r, o), what) and _bool(rf(s, r, o), what),
-                        left.pos)
+            left = Node(_both(left.fn, right.fn, f"`and` at position {pos + 1}"), left.pos)
         return left
 
     def not_(self) -> Node:
@@ -833,6 +833,14 @@ class _Parser:
             raise ExprError(str(exc), pos) from None
         get = compile_getter(path)
         return lambda s, r, o: get(o, o)
+
+
+def _either(lf: Eval, rf: Eval, what: str) -> Eval:
+    return lambda s, r, o: _bool(lf(s, r, o), what) or _bool(rf(s, r, o), what)
+
+
+def _both(lf: Eval, rf: Eval, what: str) -> Eval:
+    return lambda s, r, o: _bool(lf(s, r, o), what) and _bool(rf(s, r, o), what)
 
 
 def _unquote(token: str) -> str:
