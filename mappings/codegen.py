@@ -40,6 +40,7 @@ class ValueField:
     checks: tuple[Check, ...]
     omit_if_null: bool
     takes_out: bool = False  # an expression: it may read fields already written (`target.X`)
+    finite: bool = False  # a constant checked at compile time: no NaN check per record
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +100,7 @@ class _Writer:
         self.ns: dict[str, Any] = {
             "Reject": Reject, "TransformError": TransformError, "Invalid": Invalid, "_where": _where,
             "_not_a_list": _not_a_list, "_not_an_object": _not_an_object,
-            "_SUSPECT": frozenset({float, Decimal, dict, list}), "_finite": _finite,
+            "_SUSPECT": frozenset({float, dict, list}), "_finite": _finite, "Decimal": Decimal,
         }
         self.lines: list[str] = []
         self.counter = 0
@@ -133,8 +134,12 @@ class _Writer:
                 self.emit(depth, f"v = {self.name('q', fast)}(v) if v.__class__ is str else {ident}(v)")
             else:
                 self.emit(depth, f"v = {ident}(v)")
-        # NaN or an infinity would be written as invalid JSON (or a wrong amount): refuse it, wherever it hides
-        self.emit(depth, "if v.__class__ in _SUSPECT: _finite(v)")
+        # NaN or an infinity would be written as invalid JSON (or a wrong amount): refuse it, wherever it
+        # hides. Transforms that only ever return finite numbers or text (finite_out) need no check.
+        computed = fld.chain[-1] if fld.chain else fld.getter  # what produced the value last
+        if not fld.finite and not getattr(computed, "finite_out", False):
+            self.emit(depth, "if v.__class__ in _SUSPECT: _finite(v)")
+            self.emit(depth, "elif v.__class__ is Decimal and not v.is_finite(): _finite(v)")
         self.required(fld.required, depth)
         for check in fld.checks:
             self.emit(depth, f"{self.name('k', check)}(v)")

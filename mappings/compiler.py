@@ -32,7 +32,7 @@ from erphub.mappings.conditions import (
 )
 from erphub.mappings.expressions import Eval, ExprError, compile_expression
 from erphub.mappings.lookups import LookupTable, LookupTables
-from erphub.mappings.numbers import DecimalMark, format_value, show
+from erphub.mappings.numbers import DecimalMark, finite_problem, format_value, show
 from erphub.mappings.numbers import kind as kind_of
 from erphub.mappings.paths import Getter, Path, PathSyntaxError, compile_getter, parse_path
 from erphub.mappings.plan import Filter, Plan
@@ -595,6 +595,9 @@ class _Compiler:
             return compile_getter(path), str(fs.from_), path.steps[0] if simple else None  # type: ignore[return-value]
         if kind == "const":
             value = fs.const
+            problem = finite_problem(value)
+            if problem:
+                raise self.error(f"constant: {problem}", (*where, "const") if raw_is_map else where)
             if isinstance(value, dict) and not any(isinstance(v, dict | list) for v in value.values()):
                 flat = value  # the common `{FNumber: "100"}`: a shallow copy is a fresh copy
                 return (lambda scope, root: flat.copy()), "const", None
@@ -864,7 +867,7 @@ class _Compiler:
             has_default=fs.has("default"), default=fs.default, chain=chain, when=when,
             required=f"required value is missing (source: {label})" if required else None,
             checks=tuple(check for rule, check in checks if rule != "required"), omit_if_null=fs.omit_if_null,
-            takes_out=takes_out,
+            takes_out=takes_out, finite=fs.source_kind == "const" and not chain,
         )
 
     def _is_key(self, name: str) -> bool:

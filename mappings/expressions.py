@@ -102,6 +102,11 @@ def tokenize(text: str) -> list[Token]:
 # --- values ------------------------------------------------------------------------------------------
 
 def _num(value: Any, mark: DecimalMark, what: str) -> Decimal:
+    cls = value.__class__
+    if cls is Decimal and value.is_finite():
+        return value
+    if cls is int:
+        return Decimal(value)
     try:
         return to_decimal(value, mark)
     except TransformError:
@@ -213,12 +218,17 @@ def _null_safe(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapped
 
 
-function("upper", 1, 1, "upper-case text", "upper('cus-1') -> 'CUS-1'")(
-    _null_safe(lambda s: _text(s, "upper").upper()))
-function("lower", 1, 1, "lower-case text", "lower('A@B.CN') -> 'a@b.cn'")(
-    _null_safe(lambda s: _text(s, "lower").lower()))
-function("trim", 1, 1, "strip surrounding whitespace", "trim('  a ') -> 'a'")(
-    _null_safe(lambda s: _text(s, "trim").strip()))
+def _text_method(method: Callable[[str], str], name: str) -> Callable[[Any], Any]:
+    def apply(value: Any) -> Any:
+        if value.__class__ is str:
+            return method(value)
+        return None if value is None else method(_text(value, name))
+    return apply
+
+
+function("upper", 1, 1, "upper-case text", "upper('cus-1') -> 'CUS-1'")(_text_method(str.upper, "upper"))
+function("lower", 1, 1, "lower-case text", "lower('A@B.CN') -> 'a@b.cn'")(_text_method(str.lower, "lower"))
+function("trim", 1, 1, "strip surrounding whitespace", "trim('  a ') -> 'a'")(_text_method(str.strip, "trim"))
 function("len", 1, 1, "length of a text or list", "len('深圳') -> 2")(
     _null_safe(lambda s: Decimal(len(s if isinstance(s, list) else _text(s, "len")))))
 function("text", 1, 1, "a value as text (numbers plain, dates ISO)", "text(12.50) -> '12.50'")(
@@ -230,13 +240,29 @@ def _concat(*values: Any) -> Any:
     return "".join(_text(v, "concat") for v in values if v is not None)
 
 
-@function("substr", 2, 3, "part of a text: substr(text, start (0-based), length?)", "substr('SO-17', 3) -> '17'")
 def _substr(s: Any, start: Any, length: Any = None) -> Any:
     if s is None:
         return None
     text = _text(s, "substr")
     a = int(_num(start, "point", "substr start"))
     return text[a:] if length is None else text[a: a + int(_num(length, "point", "substr length"))]
+
+
+@builder("substr", 2, 3, "part of a text: substr(text, start (0-based), length?)", "substr('SO-17', 3) -> '17'")
+def _substr_builder(args: list[Node], ctx: ExprContext, pos: int) -> Eval:
+    if all(a.is_const for a in args[1:]):  # the usual `substr(x, 0, 40)`: bounds fixed once
+        start = _const_int(args[1], "start", 0, 1_000_000)
+        stop = start + _const_int(args[2], "length", 0, 1_000_000) if len(args) > 2 else None
+        text_fn = args[0].fn
+
+        def fixed(s_: Any, r: Any, o: Any) -> Any:
+            v = text_fn(s_, r, o)
+            if v.__class__ is str:
+                return v[start:stop]
+            return None if v is None else _text(v, "substr")[start:stop]
+        return _finite(fixed)
+    fns = [a.fn for a in args]
+    return lambda s_, r, o: _substr(*[f(s_, r, o) for f in fns])
 
 
 @function("replace", 3, 3, "replace every occurrence", "replace(phone, '-', '') -> '1380000'")
@@ -264,12 +290,21 @@ def _starts_with(s: Any, prefix: Any) -> Any:
     return False if s is None else _text(s, "starts_with").startswith(_text(prefix, "starts_with"))
 
 
-@function("coalesce", 1, None, "the first value that is not null or blank", "coalesce(short_name, name)")
-def _coalesce(*values: Any) -> Any:
-    for v in values:
-        if v is not None and not (isinstance(v, str) and not v.strip()) and v != []:
+@builder("coalesce", 1, None, "the first value that is not null or blank (the rest are not evaluated)",
+         "coalesce(short_name, name)")
+def _coalesce(args: list[Node], ctx: ExprContext, pos: int) -> Eval:
+    fns = tuple(a.fn for a in args)
+
+    def coalesce(s: Any, r: Any, o: Any) -> Any:
+        for f in fns:
+            v = f(s, r, o)
+            if v is None or v == []:
+                continue
+            if v.__class__ is str and not v.strip():
+                continue
             return v
-    return None
+        return None
+    return coalesce
 
 
 @function("abs", 1, 1, "absolute value", "abs(-2.5) -> 2.5")
@@ -296,8 +331,11 @@ def _round(args: list[Node], ctx: ExprContext, pos: int) -> Eval:
 
     def rnd(scope: Any, root: Any, out: Any) -> Any:
         v = value(scope, root, out)
-        return None if v is None else no_negative_zero(_num(v, mark, "round").quantize(exp, rounding=mode))
-    return rnd
+        if v is None:
+            return None
+        q = _num(v, mark, "round").quantize(exp, rounding=mode)
+        return q if q or not q.is_signed() else q.copy_abs()
+    return _finite(rnd)
 
 
 @builder("money", 2, 2, "money(amount, currency): rounds to the currency's minor unit (half_up); the "
@@ -317,7 +355,7 @@ def _money(args: list[Node], ctx: ExprContext, pos: int) -> Eval:
             raise TransformError(f"money: unknown currency {show(cur)}; known: {', '.join(sorted(CURRENCY_PLACES))}")
         exp = Decimal(1).scaleb(-CURRENCY_PLACES[code])
         return no_negative_zero(_num(v, mark, "money").quantize(exp, rounding=ROUND_HALF_UP))
-    return money
+    return _finite(money)
 
 
 def _const_int(node: Node, what: str, lo: int, hi: int) -> int:
@@ -643,7 +681,7 @@ class _Parser:
             def cat(s: Any, r: Any, o: Any, lf: Eval = lf, rf: Eval = rf) -> Any:
                 a, b = lf(s, r, o), rf(s, r, o)
                 return ("" if a is None else _text(a, "&")) + ("" if b is None else _text(b, "&"))
-            left = Node(cat, left.pos)
+            left = Node(_finite(cat), left.pos)
         return left
 
     def additive(self) -> Node:
@@ -672,7 +710,8 @@ class _Parser:
             a, b = lf(s, r, o), rf(s, r, o)
             if a is None or b is None:
                 return None
-            x, y = _num(a, mark, what), _num(b, mark, what)
+            x = a if a.__class__ is Decimal and a.is_finite() else _num(a, mark, what)
+            y = b if b.__class__ is Decimal and b.is_finite() else _num(b, mark, what)
             if sym in ("/", "%") and not y:
                 raise TransformError(f"division by zero at {what}")
             try:
@@ -685,7 +724,7 @@ class _Parser:
             except TransformError as exc:
                 raise ExprError(str(exc), op.pos) from None
             return Node(lambda s, r, o: value, left.pos, value, True)
-        return Node(arith, left.pos)
+        return Node(_finite(arith), left.pos)
 
     def unary(self) -> Node:
         if self.at("op", "-"):
@@ -776,10 +815,16 @@ class _Parser:
             return Node(fdef.build(args, self.ctx, name_tok.pos), name_tok.pos)
         impl, fns = fdef.impl, [a.fn for a in args]
         assert impl is not None
+        call: Eval
         if len(fns) == 1:
             only = fns[0]
-            return Node(lambda s, r, o: impl(only(s, r, o)), name_tok.pos)
-        return Node(lambda s, r, o: impl(*[f(s, r, o) for f in fns]), name_tok.pos)
+            call = lambda s, r, o: impl(only(s, r, o))  # noqa: E731
+        elif len(fns) == 2:
+            f0, f1 = fns
+            call = lambda s, r, o: impl(f0(s, r, o), f1(s, r, o))  # noqa: E731
+        else:
+            call = lambda s, r, o: impl(*[f(s, r, o) for f in fns])  # noqa: E731
+        return Node(_finite(call) if fdef.name in FINITE_RESULTS else call, name_tok.pos)
 
     def _reference(self, prefix: str, pos: int) -> Node:
         first = self.tok
@@ -833,6 +878,18 @@ class _Parser:
             raise ExprError(str(exc), pos) from None
         get = compile_getter(path)
         return lambda s, r, o: get(o, o)
+
+
+# Functions whose result is text, a boolean, a finite number, a date or null, never a value passed
+# through from the record: a field computed by one needs no NaN check per record.
+FINITE_RESULTS = {"upper", "lower", "trim", "len", "text", "concat", "replace", "pad_left", "contains",
+                  "starts_with", "abs", "number", "date", "add_days", "add_months", "days_between",
+                  "format_date", "sum", "min", "max", "count", "join"}
+
+
+def _finite(fn: Eval) -> Eval:
+    fn.finite_out = True  # type: ignore[attr-defined]
+    return fn
 
 
 def _either(lf: Eval, rf: Eval, what: str) -> Eval:

@@ -34,7 +34,15 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_
 from erphub.core.errors import ArgError, TransformError
 from erphub.mappings import textnorm, timefmt
 from erphub.mappings.lookups import LookupTable, LookupTableError
-from erphub.mappings.numbers import DecimalMark, no_negative_zero, parse_text, plain, show, to_decimal
+from erphub.mappings.numbers import (
+    DecimalMark,
+    finite_problem,
+    no_negative_zero,
+    parse_text,
+    plain,
+    show,
+    to_decimal,
+)
 
 Fn = Callable[[Any], Any]
 
@@ -79,11 +87,24 @@ class TransformDef:
 TRANSFORMS: dict[str, TransformDef] = {}
 
 
+# Transforms whose result is always text, a boolean, a finite Decimal/int/float or null: a field
+# ending with one of them needs no NaN check in the generated code.
+FINITE_OUT = {"trim", "upper", "lower", "halfwidth", "collapse_spaces", "truncate", "replace", "regex_replace",
+              "to_str", "to_int", "to_decimal", "to_float", "to_bool", "round", "multiply", "money", "sum",
+              "count", "datetime", "phone", "uscc", "join"}
+
+
 def transform(name: str, *, summary: str, example: str, args: type[Args] | None = None,
               positional: str | None = None) -> Callable[[Callable[[Any, BuildContext], Fn]],
                                                           Callable[[Any, BuildContext], Fn]]:
     def register(build: Callable[[Any, BuildContext], Fn]) -> Callable[[Any, BuildContext], Fn]:
-        TRANSFORMS[name] = TransformDef(name, summary, example, args, positional, build)
+        def marked(parsed: Any, ctx: BuildContext) -> Fn:
+            fn = build(parsed, ctx)
+            if name in FINITE_OUT:
+                fn.finite_out = True  # type: ignore[attr-defined]
+            return fn
+
+        TRANSFORMS[name] = TransformDef(name, summary, example, args, positional, marked)
         return build
 
     return register
@@ -671,6 +692,9 @@ def _map(args: MapArgs, ctx: BuildContext) -> Fn:
         raise ArgError("on_unknown: default needs a `default:` value", "on_unknown")
     known = ", ".join(repr(k) for k in list(table)[:10]) + (" ..." if len(table) > 10 else "")
     sentinel = object()
+    bad = finite_problem([*table.values(), default])
+    if bad:
+        raise ArgError(f"value map: {bad}", "values")
 
     def mapped(value: Any) -> Any:
         if value is None:
@@ -688,6 +712,8 @@ def _map(args: MapArgs, ctx: BuildContext) -> Fn:
         raise TransformError(f"value {_short(value)} is not in the value map (known: {known})",
                              "unknown_value")
 
+    if policy != "pass":  # only the map's own (checked) values or null come out
+        mapped.finite_out = True  # type: ignore[attr-defined]
     return mapped
 
 
@@ -763,6 +789,8 @@ def _lookup(args: LookupArgs, ctx: BuildContext) -> Fn:
             f"code {_short(value)} not found in lookup table {name} (column {key})", "lookup_missing"
         )
 
+    if policy != "pass" and finite_problem(default) is None:  # CSV text, the default or null come out
+        look.finite_out = True  # type: ignore[attr-defined]
     return look
 
 
