@@ -26,16 +26,21 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal, DivisionByZero, InvalidOperation
+from decimal import ROUND_HALF_UP, Context, Decimal, DivisionByZero, Inexact, InvalidOperation, Overflow
 from typing import Any, Protocol
 
 from erphub.core.errors import MappingPartError, TransformError
 from erphub.mappings import timefmt
 from erphub.mappings.lookups import LookupTable, LookupTableError
-from erphub.mappings.numbers import DecimalMark, kind, no_negative_zero, plain, show, to_decimal
+from erphub.mappings.numbers import EXACT, DecimalMark, exact, kind, no_negative_zero, plain, show, to_decimal
 from erphub.mappings.paths import PathSyntaxError, compile_getter, parse_path
 
 Eval = Callable[[Any, Any, Any], Any]  # (scope, root, out) -> value
+
+# + - * and % are exact or an error (never silently rounded to 28 digits); / keeps 34 significant
+# digits (a quotient such as 1/3 has no exact form) and is normally followed by round().
+_EXACT = Context(prec=60, traps=[InvalidOperation, DivisionByZero, Overflow, Inexact])
+_DIVIDE = Context(prec=34, traps=[InvalidOperation, DivisionByZero, Overflow])
 
 
 class ExprError(MappingPartError):
@@ -333,7 +338,10 @@ def _round(args: list[Node], ctx: ExprContext, pos: int) -> Eval:
         v = value(scope, root, out)
         if v is None:
             return None
-        q = _num(v, mark, "round").quantize(exp, rounding=mode)
+        try:
+            q = _num(v, mark, "round").quantize(exp, rounding=mode, context=_DIVIDE)
+        except InvalidOperation:
+            raise TransformError(f"round: {show(v)} is too large to round to {places} places") from None
         return q if q or not q.is_signed() else q.copy_abs()
     return _finite(rnd)
 
@@ -354,7 +362,10 @@ def _money(args: list[Node], ctx: ExprContext, pos: int) -> Eval:
         if code not in CURRENCY_PLACES:
             raise TransformError(f"money: unknown currency {show(cur)}; known: {', '.join(sorted(CURRENCY_PLACES))}")
         exp = Decimal(1).scaleb(-CURRENCY_PLACES[code])
-        return no_negative_zero(_num(v, mark, "money").quantize(exp, rounding=ROUND_HALF_UP))
+        try:
+            return no_negative_zero(_num(v, mark, "money").quantize(exp, rounding=ROUND_HALF_UP, context=_DIVIDE))
+        except InvalidOperation:
+            raise TransformError(f"money: {show(v)} is too large") from None
     return _finite(money)
 
 
@@ -438,7 +449,10 @@ def _numbers(value: Any, what: str) -> list[Decimal]:
 
 @function("sum", 1, 1, "sum of a list of numbers; an empty item is refused", "sum(lines[*].amount)")
 def _sum(value: Any) -> Any:
-    return no_negative_zero(sum(_numbers(value, "sum"), Decimal(0)))
+    total = Decimal(0)
+    for item in _numbers(value, "sum"):
+        total = exact(EXACT.add, total, item)
+    return total
 
 
 @function("min", 1, None, "smallest number: min(list) or min(a, b, ...)", "min(lines[*].price)")
@@ -488,7 +502,7 @@ def _group_sum(value: Any, key_field: Any, amount_field: Any) -> Any:
         if amount is None or amount == "":
             raise TransformError(f"group_sum: item {i} has no {af!r}")
         slot = groups.setdefault(show(key, 10_000), {"key": key, "sum": Decimal(0)})
-        slot["sum"] += _num(amount, "point", "group_sum")
+        slot["sum"] = exact(EXACT.add, slot["sum"], _num(amount, "point", "group_sum"))
     return list(groups.values())
 
 
@@ -703,8 +717,8 @@ class _Parser:
     def _arith(self, op: Token, left: Node, right: Node) -> Node:
         lf, rf, mark, sym = left.fn, right.fn, self.mark, op.text
         what = f"`{sym}` at position {op.pos + 1}"
-        calc = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
-                "/": lambda a, b: a / b, "%": lambda a, b: a % b}[sym]
+        calc = {"+": _EXACT.add, "-": _EXACT.subtract, "*": _EXACT.multiply,
+                "/": _DIVIDE.divide, "%": _EXACT.remainder}[sym]
 
         def arith(s: Any, r: Any, o: Any) -> Any:
             a, b = lf(s, r, o), rf(s, r, o)
@@ -716,7 +730,10 @@ class _Parser:
                 raise TransformError(f"division by zero at {what}")
             try:
                 return no_negative_zero(calc(x, y))
-            except (InvalidOperation, DivisionByZero):
+            except Inexact:
+                raise TransformError(f"{what}: the exact result of {show(x)} {sym} {show(y)} has more than "
+                                     f"{_EXACT.prec} digits") from None
+            except (InvalidOperation, DivisionByZero, Overflow):
                 raise TransformError(f"cannot compute {what} with {show(x)} and {show(y)}") from None
         if left.is_const and right.is_const:  # fold constants once: `1 + 13 / 100`
             try:

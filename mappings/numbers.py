@@ -14,13 +14,32 @@ as a negative zero.
 from __future__ import annotations
 
 import re
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
+from decimal import (
+    ROUND_HALF_UP,
+    Context,
+    Decimal,
+    DivisionByZero,
+    Inexact,
+    InvalidOperation,
+    Overflow,
+    localcontext,
+)
 from typing import Any, Literal
 
 from erphub.core.errors import TransformError
 from erphub.mappings import textnorm
 
 DecimalMark = Literal["point", "comma"]
+
+# Sums and products are exact or an error, never silently rounded to the default 28 digits.
+EXACT = Context(prec=60, traps=[InvalidOperation, DivisionByZero, Overflow, Inexact])
+
+
+def exact(op: Any, a: Decimal, b: Decimal) -> Decimal:
+    try:
+        return no_negative_zero(op(a, b))
+    except (Inexact, InvalidOperation, Overflow):
+        raise TransformError(f"the exact result of {show(a)} and {show(b)} has more than {EXACT.prec} digits") from None
 
 _PLAIN = {
     "point": re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d{1,4})?"),

@@ -97,6 +97,9 @@ class FieldSpec(_Strict):
             which = ", ".join(given) if given else "none"
             raise ValueError(f"say where the value comes from with exactly one of from, const, coalesce, "
                              f"template, expr, cases (got {which})")
+        attr = {"from": "from_"}.get(given[0], given[0])
+        if given[0] != "const" and getattr(self, attr) is None:
+            raise ValueError(f"{given[0]} needs a value (null is not a {given[0]})")
         if self.each is not None and given != ["from"]:
             raise ValueError("a child collection (each) takes its lines `from` a list path")
         return self

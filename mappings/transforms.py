@@ -35,7 +35,9 @@ from erphub.core.errors import ArgError, TransformError
 from erphub.mappings import textnorm, timefmt
 from erphub.mappings.lookups import LookupTable, LookupTableError
 from erphub.mappings.numbers import (
+    EXACT,
     DecimalMark,
+    exact,
     finite_problem,
     no_negative_zero,
     parse_text,
@@ -477,7 +479,7 @@ def _multiply(args: MultiplyArgs, ctx: BuildContext) -> Fn:
     except TransformError as exc:
         raise ArgError(str(exc), "by") from None
     mark = ctx.decimal_mark
-    return _none_safe(lambda v: no_negative_zero(to_decimal(v, mark) * factor))
+    return _none_safe(lambda v: exact(EXACT.multiply, to_decimal(v, mark), factor))
 
 
 CURRENCY_PLACES = {"CNY": 2, "USD": 2, "EUR": 2, "HKD": 2, "GBP": 2, "JPY": 0, "KRW": 0, "TWD": 2}
@@ -557,8 +559,8 @@ def _sum(args: None, ctx: BuildContext) -> Fn:
         for i, item in enumerate(items):
             if item is None or item == "":
                 raise TransformError(f"item {i} of the list is empty; refusing to sum a partial list")
-            acc += to_decimal(item, mark)
-        return no_negative_zero(acc)
+            acc = exact(EXACT.add, acc, to_decimal(item, mark))
+        return acc
 
     return total
 

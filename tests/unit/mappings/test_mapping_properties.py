@@ -11,7 +11,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from erphub.core.errors import TransformError
+from erphub.core.errors import MappingError, TransformError
 from erphub.core.records import canonical_json
 from erphub.mappings import Mapped, Rejected, Skipped, compile_mapping, compile_text
 from erphub.mappings.numbers import parse_text, plain
@@ -252,3 +252,19 @@ def test_date_conversions_without_a_zone_change_keep_the_date(moment: datetime, 
     assert outcome.data["k"] == moment.date().isoformat() + " 00:00:00"
     # with from_tz only a DST gap may move the wall time, and only forward by the gap (< 1 day)
     assert outcome.data["d"] in (moment.date().isoformat(), (moment + timedelta(hours=2)).date().isoformat())
+
+
+PIECES = ["source: a\n", "target: b\n", "fields:\n", "  x: ", "{expr: ", '"', "'", "qty", " * ", "(", ")", "round(",
+          ", ", "2", "}", "\n", "  y:\n    cases:\n", "      - {if: ", "then: ", "else: ", "let:\n  n: ", "params: ",
+          "{a: 1}", "[", "]", "${param:a}", "map: {values: {010: a}}", "lookup: units", "when: ", "filter: ",
+          "decimal: comma\n", "null", "true", ".nan", "{const: .inf}", "  z: {from: a, transforms: [", "money",
+          "]}", "each:\n", "      fields:\n", "target.", "$.", "&", ":", "-", "?", "!!python/object", "\ud800"]
+
+
+@FAST
+@given(st.lists(st.sampled_from(PIECES), min_size=1, max_size=25))
+def test_the_compiler_answers_any_text_with_a_plan_or_a_mapping_error(pieces: list[str]) -> None:
+    try:
+        compile_text("".join(pieces), file="fuzz.yaml")
+    except MappingError as exc:
+        assert exc.render().startswith("fuzz.yaml")
