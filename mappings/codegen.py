@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 from erphub.mappings.conditions import Predicate
-from erphub.mappings.numbers import finite_problem
+from erphub.mappings.numbers import finite_problem, kind
 from erphub.mappings.paths import Getter
 from erphub.mappings.plan import Reject, Step
 from erphub.mappings.transforms import Fn, TransformError
@@ -82,7 +82,7 @@ def _where(field: str, child: str | None, index: int) -> str:
 
 
 def _not_a_list(name: str, source: str, items: Any) -> Reject:
-    return Reject(name, f"expected a list of lines at {source}, got {type(items).__name__}", "type")
+    return Reject(name, f"expected a list of lines at {source}, got {kind(items)}", "type")
 
 
 def _finite(value: Any) -> None:

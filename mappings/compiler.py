@@ -129,6 +129,17 @@ def _text_of(value: Any) -> str:
     return str(value)
 
 
+def _dates_as_text(fn: Eval) -> Eval:
+    """A computed date is written as ISO text (`2026-04-01`), like the datetime transform writes text."""
+    def field(scope: Any, root: Any, out: Any) -> Any:
+        v = fn(scope, root, out)
+        return v.isoformat() if v.__class__ is date else v
+
+    if getattr(fn, "finite_out", False):
+        field.finite_out = True  # type: ignore[attr-defined]
+    return field
+
+
 def _clone(value: Any) -> Any:
     """Fresh copy of a YAML constant, so no two output records share a dict or list."""
     if isinstance(value, dict):
@@ -620,10 +631,10 @@ class _Compiler:
             return coalesce, "coalesce(" + ", ".join(fs.coalesce) + ")", None
         if kind == "expr":
             assert fs.expr is not None
-            return self._expression(fs.expr, (*where, "expr"), scope_list), f"expr {fs.expr!r}", None
+            return _dates_as_text(self._expression(fs.expr, (*where, "expr"), scope_list)), f"expr {fs.expr!r}", None
         if kind == "cases":
             assert fs.cases is not None
-            return self._cases(fs, (*where, "cases"), scope_list), "cases", None
+            return _dates_as_text(self._cases(fs, (*where, "cases"), scope_list)), "cases", None
         assert fs.template is not None
         return self._template(fs.template, (*where, "template"), scope_list), "template", None
 
