@@ -131,6 +131,9 @@ def _text_of(value: Any) -> str:
 
 def _dates_as_text(fn: Eval) -> Eval:
     """A computed date is written as ISO text (`2026-04-01`), like the datetime transform writes text."""
+    if getattr(fn, "no_date", False):  # arithmetic, round, money, text: never a date, no wrapper
+        return fn
+
     def field(scope: Any, root: Any, out: Any) -> Any:
         v = fn(scope, root, out)
         return v.isoformat() if v.__class__ is date else v

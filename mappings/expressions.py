@@ -841,7 +841,9 @@ class _Parser:
             call = lambda s, r, o: impl(f0(s, r, o), f1(s, r, o))  # noqa: E731
         else:
             call = lambda s, r, o: impl(*[f(s, r, o) for f in fns])  # noqa: E731
-        return Node(_finite(call) if fdef.name in FINITE_RESULTS else call, name_tok.pos)
+        if fdef.name in FINITE_RESULTS:
+            call = _finite(call, may_be_date=fdef.name in DATE_RESULTS)
+        return Node(call, name_tok.pos)
 
     def _reference(self, prefix: str, pos: int) -> Node:
         first = self.tok
@@ -904,8 +906,12 @@ FINITE_RESULTS = {"upper", "lower", "trim", "len", "text", "concat", "replace", 
                   "format_date", "sum", "min", "max", "count", "join"}
 
 
-def _finite(fn: Eval) -> Eval:
+DATE_RESULTS = {"date", "add_days", "add_months"}
+
+
+def _finite(fn: Eval, *, may_be_date: bool = False) -> Eval:
     fn.finite_out = True  # type: ignore[attr-defined]
+    fn.no_date = not may_be_date  # type: ignore[attr-defined]  # a field need not turn a date into text
     return fn
 
 
