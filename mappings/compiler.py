@@ -799,6 +799,10 @@ class _Compiler:
                 msg = err["msg"].removeprefix("Value error, ")
                 if err["type"] == "missing":
                     msg = f"missing argument {arg!r} ({name}: {{{tdef.signature()}}})"
+                    extras = [str(e["loc"][0]) for e in exc.errors() if e["type"] == "extra_forbidden" and e["loc"]]
+                    close = difflib.get_close_matches(arg, extras, n=1)
+                    if close:
+                        msg += f"; is {close[0]!r} a misspelling of it?"
                 elif err["type"] == "extra_forbidden":
                     allowed = [f.alias or n for n, f in tdef.args.model_fields.items()]
                     msg = (f"unknown argument {arg!r}{_suggest(arg, allowed)} "

@@ -38,6 +38,14 @@ def test_a_misspelt_required_key_is_named() -> None:
     assert "missing required key 'fields'; is 'feilds' a misspelling of it?" in info.value.render()
 
 
+def test_a_misspelt_required_transform_argument_is_named() -> None:
+    with pytest.raises(MappingError) as info:
+        compile_text("source: a\ntarget: b\nfields:\n  x: {from: v, transforms: [{round: {place: 2, mode: up}}]}\n",
+                     file="m.yaml")
+    assert "missing argument 'places'" in info.value.message
+    assert "is 'place' a misspelling of it?" in info.value.message
+
+
 def test_csv_errors_name_the_csv_file_and_line(tmp_path: Path) -> None:
     (tmp_path / "dup.csv").write_text("a,b\nX,1\nY,2\nX,3\n", encoding="utf-8")
     (tmp_path / "ragged.csv").write_text("a,b\nX,1,2\n", encoding="utf-8")
