@@ -298,11 +298,11 @@ def _starts_with(s: Any, prefix: Any) -> Any:
 @builder("coalesce", 1, None, "the first value that is not null or blank (the rest are not evaluated)",
          "coalesce(short_name, name)")
 def _coalesce(args: list[Node], ctx: ExprContext, pos: int) -> Eval:
-    fns = tuple(a.fn for a in args)
+    fns = tuple((a.key, a.fn) for a in args)
 
     def coalesce(s: Any, r: Any, o: Any) -> Any:
-        for f in fns:
-            v = f(s, r, o)
+        for key, f in fns:
+            v = s.get(key) if key is not None and s.__class__ is dict else f(s, r, o)
             if v is None or v == []:
                 continue
             if v.__class__ is str and not v.strip():
@@ -588,6 +588,7 @@ class Node:
     pos: int
     const: Any = None  # the value of a literal (for arguments read at compile time)
     is_const: bool = False
+    key: str | None = None  # a one-key source path: callers may read it with scope.get(key) directly
 
 
 class _Parser:
@@ -887,7 +888,7 @@ class _Parser:
         get = compile_getter(path)
         if not path.from_root and len(path.steps) == 1 and isinstance(path.steps[0], str):
             key = path.steps[0]
-            return Node(lambda s, r, o: s.get(key) if s.__class__ is dict else get(s, r), pos)
+            return Node(lambda s, r, o: s.get(key) if s.__class__ is dict else get(s, r), pos, key=key)
         return Node(lambda s, r, o: get(s, r), pos)
 
     def _target(self, text: str, pos: int) -> Eval:
