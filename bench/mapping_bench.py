@@ -64,6 +64,9 @@ def make_orders(n: int) -> list[dict[str, Any]]:
             "salesperson": fake.staff_code(), "remark": "请于  周五前发货" if i % 2 else "", "status": "待发货",
             "lines": fake.order_lines(1 + i % 5),
         })
+        if i % 7 == 0:  # some CRM lines carry no amount: the mapping's expression computes qty × price
+            for line in out[-1]["lines"]:
+                del line["amount"]
     return out
 
 
@@ -208,7 +211,8 @@ class HandWritten:
                 rate = 13 if rate is None else rate
                 rate = Decimal(self._look(self.rates, str(int(dec(rate))), "tax_rates", "FEntryTaxRate") or "0")
                 amount = line.get("amount")
-                amount = dec(amount).quantize(CENT, rounding=ROUND_HALF_UP) if amount is not None else None
+                amount = (dec(amount) if amount is not None and amount != "" else qty * dec(line["price"])
+                          ).quantize(CENT, rounding=ROUND_HALF_UP)
                 entries.append({"FMaterialId": {"FNumber": material}, "FUnitID": {"FNumber": unit}, "FQty": qty,
                                 "FTaxPrice": price, "FEntryTaxRate": rate, "FAllAmount": amount})
         except Refused as no:
@@ -255,7 +259,7 @@ JSONATA_ORDER = """
     "FQty": $dec(qty),
     "FTaxPrice": $round2(price),
     "FEntryTaxRate": $dec($need($rates, $string(tax_rate ? tax_rate : 13), "tax_rates")),
-    "FAllAmount": $round2(amount)
+    "FAllAmount": $round2($exists(amount) ? amount : qty * price)
   }]
 }
 """

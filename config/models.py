@@ -124,6 +124,8 @@ class PipelineConfig(Strict):
     source: Endpoint
     target: Endpoint
     mapping: str
+    # `${param:NAME}` values for this pipeline's mapping (over the mapping's own `params:` defaults)
+    params: dict[str, str | int | float] = Field(default_factory=dict)
     schedule: str | None = Field(default=None, description="cron expression, e.g. '*/15 * * * *'")
     webhook: WebhookTrigger | None = None
     batch_size: Annotated[int, Field(ge=1, le=1000)] = 100
@@ -193,10 +195,27 @@ class ServeConfig(Strict):
     port: Annotated[int, Field(ge=0, le=65535)] = 9464
     webhooks: dict[str, WebhookSource] = Field(default_factory=dict)
     inbox: InboxSettings = Field(default_factory=InboxSettings)
+    # The Prefect UI of the embedded Prefect server (flow runs named PIPELINE-RUN_ID); off: the
+    # server's port is loopback-only and unauthenticated, so it is opt-in.
+    prefect_ui: bool = False
 
 
 class MetricsConfig(Strict):
     pushgateway_url: str | None = None
+    instance: str | None = Field(default=None, description="Pushgateway grouping key (default: the host name)")
+    # /metrics on its own listener, apart from the public webhook one (serve.host/serve.port):
+    # with `port` set, the webhook listener stops serving /metrics.
+    host: str | None = Field(default=None, description="bind address of the metrics listener (default serve.host)")
+    port: Annotated[int, Field(ge=0, le=65535)] | None = None
+
+
+class LoggingConfig(Strict):
+    """Where erphub's log lines go besides stderr, and how much of them."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] | None = None
+    file: str | None = Field(default=None, description="JSON lines appended here (relative: to the config file)")
+    max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, description="rotate the file at this size")
+    backups: int = Field(default=5, ge=0, le=100, description="rotated files kept (PATH.1 ... PATH.N)")
 
 
 class HubConfig(Strict):
@@ -205,5 +224,6 @@ class HubConfig(Strict):
     store: StoreConfig = Field(default_factory=StoreConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
     systems: dict[Annotated[str, Field(pattern=NAME_PATTERN)], SystemConfig]
     pipelines: dict[Annotated[str, Field(pattern=NAME_PATTERN)], PipelineConfig]

@@ -49,7 +49,10 @@ class Hub:
     def store(self) -> Store:
         if self._store is None:
             self._store = Store(self.config.store_url())
-            self._store.schedule_interval_by_pipeline.update(self.schedule_intervals())
+            intervals = self.schedule_intervals()
+            self._store.schedule_interval_by_pipeline.update(intervals)
+            # Every enabled pipeline: its dead-letter series then exists (at 0) before its first dead letter.
+            self._store.note_configured(name for name, p in self.config.hub.pipelines.items() if p.enabled)
         return self._store
 
     def schedule_intervals(self) -> dict[str, float]:
@@ -112,7 +115,8 @@ class Hub:
         if cfg.write_back is not None:
             self.entity_spec(name, "source", Direction.WRITE)  # the write-back goes to the source system
         target_spec = self.entity_spec(name, "target", Direction.WRITE)
-        plan = compile_mapping(self.config.mapping_path(name), source=source_spec, target=target_spec)
+        plan = compile_mapping(self.config.mapping_path(name), source=source_spec, target=target_spec,
+                               params=cfg.params)
         if plan.source_entity != cfg.source.entity or plan.target_entity != cfg.target.entity:
             raise self.config.error(
                 f"mapping {Path(plan.source_file).name} maps {plan.source_entity} -> {plan.target_entity}, "

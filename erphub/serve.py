@@ -2,6 +2,8 @@
 
     main thread ── signal handlers (SIGTERM/SIGINT) ── waits, then stops the others in order
     ├── uvicorn thread ── /webhooks/{source}, /metrics, /healthz
+    ├── uvicorn thread ── /metrics, /healthz on their own address (only with `metrics.port` set: then
+    │                     the public webhook listener serves no /metrics)
     ├── inbox worker thread ── delivers accepted events through their pipelines
     ├── schedules thread ── whatever `schedules` was given: the CLI passes `erphub.flows.server.Schedules`
     │                       (a Prefect server child and Prefect's runner serving a deployment per
@@ -51,6 +53,7 @@ class ScheduleService(Protocol):
 
     state: str          # idle | starting | running | none | stopped | failed
     error: str | None
+    api_url: str | None  # the Prefect API serving the schedules (its UI too, when enabled)
 
     def start(self) -> None: ...
 
@@ -124,18 +127,22 @@ class HubServer:
         self.worker = InboxWorker(self.hub.store, self.hub.pipeline, inbox_settings or serve.inbox,
                                   redact=self.hub.redactor())
         self.reconciles = ReconcileSchedule(loaded)
+        metrics = loaded.hub.metrics
+        self.metrics_address = None if metrics.port is None else (metrics.host or self.host, metrics.port)
         self._stop = threading.Event()
-        self._server: uvicorn.Server | None = None
-        self._http_thread: threading.Thread | None = None
+        self._servers: list[tuple[uvicorn.Server, threading.Thread]] = []
 
     # -- the ASGI app ------------------------------------------------------------------------
     def build_app(self) -> Starlette:
         hub = self.hub.config.hub
         receiver = WebhookReceiver(hub.serve.webhooks, self.hub.store, router_from_config(hub.pipelines),
                                    on_accepted=self.worker.notify, verifiers=webhook_verifiers(self.loaded))
-        metrics_app = make_metrics_app(self.hub.store)
+        metrics_routes = [] if self.metrics_address is not None else self.build_metrics_app().routes
         # Our /healthz first: it says more than the metrics app's plain "ok".
-        return Starlette(routes=[Route("/healthz", self.healthz), *receiver.routes(), *metrics_app.routes])
+        return Starlette(routes=[Route("/healthz", self.healthz), *receiver.routes(), *metrics_routes])
+
+    def build_metrics_app(self) -> Starlette:
+        return make_metrics_app(self.hub.store)
 
     def scheduler_state(self) -> str:
         return "off" if self.scheduler is None else self.scheduler.state
@@ -146,6 +153,7 @@ class HubServer:
         body = {"status": "ok" if healthy else "degraded",
                 "inbox_worker": "running" if self.worker.alive else "down",
                 "schedules": self.scheduler_state(), "inbox": counts,
+                "prefect_api": self.scheduler.api_url if self.scheduler is not None else None,
                 "prefect_loaded": "prefect" in sys.modules}
         return JSONResponse(body, status_code=200 if healthy else 503)
 
@@ -168,16 +176,19 @@ class HubServer:
         previous = self._install_signals()
         try:
             self.worker.start()
-            server_thread = self._start_http()
-            if server_thread is None:
+            threads = [self._start_http(self.build_app(), self.host, self.port)]
+            if self.metrics_address is not None:
+                threads.append(self._start_http(self.build_metrics_app(), *self.metrics_address))
+            if None in threads:
                 return 1
             if self.scheduler is not None:
                 self.scheduler.start()
             self.reconciles.start()
             log.info("erphub serve ready", host=self.host, port=self.port, schedules=self.scheduler_state(),
-                     webhook_sources=sorted(hub.serve.webhooks))
+                     webhook_sources=sorted(hub.serve.webhooks),
+                     metrics=":".join(map(str, self.metrics_address)) if self.metrics_address else "same listener")
             while not self._stop.wait(0.5):
-                if not server_thread.is_alive():
+                if not all(t is not None and t.is_alive() for t in threads):
                     log.error("http server stopped unexpectedly")
                     return 1
             log.info("erphub serve stopping")
@@ -202,26 +213,26 @@ class HubServer:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
-    def _start_http(self) -> threading.Thread | None:
-        config = uvicorn.Config(self.build_app(), host=self.host, port=self.port, log_config=None,
+    def _start_http(self, app: Starlette, host: str, port: int) -> threading.Thread | None:
+        config = uvicorn.Config(app, host=host, port=port, log_config=None,
                                 access_log=False, lifespan="off", timeout_graceful_shutdown=10)
-        self._server = uvicorn.Server(config)
-        thread = threading.Thread(target=self._server.run, name="erphub-http", daemon=True)
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, name=f"erphub-http-{port}", daemon=True)
         thread.start()
-        self._http_thread = thread
+        self._servers.append((server, thread))
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while not self._server.started:
+        while not server.started:
             if not thread.is_alive() or time.monotonic() > deadline:
-                log.error("http server did not start", host=self.host, port=self.port)
+                log.error("http server did not start", host=host, port=port)
                 return None
             time.sleep(0.05)
         return thread
 
     def _shutdown(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True  # in-flight requests finish: an accepted event is committed
-        if self._http_thread is not None:
-            self._http_thread.join(15)
+        for server, _ in self._servers:
+            server.should_exit = True  # in-flight requests finish: an accepted event is committed
+        for _, thread in self._servers:
+            thread.join(15)
         if self.scheduler is not None:
             self.scheduler.stop()
         self.reconciles.stop()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from erphub.monitoring.logging import PREFECT_LOGGING_CONFIG
+
 
 def configure_prefect_env(state_dir: Path) -> None:
     """Project-local PREFECT_HOME and a startup timeout long enough for the embedded server here."""
@@ -18,6 +20,8 @@ def configure_prefect_env(state_dir: Path) -> None:
         "PREFECT_LOGGING_LEVEL": "WARNING",
         "PREFECT_LOGGING_TO_API_ENABLED": "false",
         "PREFECT_UI_ENABLED": "false",
+        # Prefect's loggers through erphub's handlers (JSON lines, redaction); see that file.
+        "PREFECT_LOGGING_SETTINGS_PATH": PREFECT_LOGGING_CONFIG,
     }
     for name, value in defaults.items():
         os.environ.setdefault(name, value)

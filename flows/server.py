@@ -50,8 +50,9 @@ def _free_port() -> int:
 class PrefectServerProcess:
     """`prefect server start` on a free loopback port, as a child of erphub serve."""
 
-    def __init__(self, log_path: Path, startup_timeout_s: float = 180.0) -> None:
+    def __init__(self, log_path: Path, startup_timeout_s: float = 180.0, *, ui: bool = False) -> None:
         self.log_path = log_path
+        self.ui = ui
         self.startup_timeout_s = startup_timeout_s
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -64,7 +65,8 @@ class PrefectServerProcess:
         with self.log_path.open("ab") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port),
-                 "--no-ui", "--analytics-off"],
+                 *([] if self.ui else ["--no-ui"]), "--analytics-off"],
+                env={**os.environ, "PREFECT_UI_ENABLED": "true" if self.ui else "false"},
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 preexec_fn=_death_signal_hook())
         url = f"http://127.0.0.1:{port}/api"
@@ -101,6 +103,7 @@ class Schedules:
         self.state_dir = state_dir
         self.state = "idle"  # idle | starting | running | none | stopped | failed
         self.error: str | None = None
+        self.api_url: str | None = os.environ.get("PREFECT_API_URL") or None  # the Prefect API the runner uses
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._server: PrefectServerProcess | None = None
@@ -126,12 +129,14 @@ class Schedules:
 
         configure_prefect_env(self.state_dir)
         if not os.environ.get("PREFECT_API_URL"):
-            self._server = PrefectServerProcess(self.state_dir / "prefect-server.log")
+            self._server = PrefectServerProcess(self.state_dir / "prefect-server.log",
+                                                ui=self.loaded.hub.serve.prefect_ui)
             started = time.monotonic()
             url = self._server.start(self._stop)
             if url is None:
                 return
             os.environ["PREFECT_API_URL"] = url  # before prefect is imported: its settings read the env
+            self.api_url = url
             log.info("prefect server started", seconds=round(time.monotonic() - started, 1))
         from erphub.flows.deployments import ScheduleRunner, build_deployments
 

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from erphub.mappings.conditions import Predicate
+from erphub.mappings.numbers import finite_problem, kind
 from erphub.mappings.paths import Getter
 from erphub.mappings.plan import Reject, Step
 from erphub.mappings.transforms import Fn, TransformError
@@ -29,7 +31,7 @@ class ValueField:
     name: str  # target path, as the author wrote it: "FGroup.FNumber"
     parts: tuple[str, ...]
     key: str | None  # a plain one-key source path: read with scope.get(key)
-    getter: Getter | None  # any other source: path, coalesce, template, constant
+    getter: Getter | Callable[[Any, Any, Any], Any] | None  # any other source (expressions also get `out`)
     has_default: bool
     default: Any
     chain: tuple[Fn, ...]
@@ -37,6 +39,8 @@ class ValueField:
     required: str | None  # the rejection reason when required and missing
     checks: tuple[Check, ...]
     omit_if_null: bool
+    takes_out: bool = False  # an expression: it may read fields already written (`target.X`)
+    finite: bool = False  # a constant checked at compile time: no NaN check per record
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +67,11 @@ _HANDLER = """\
         raise Reject(_where(f, cn, ci), str(exc), exc.code) from None
     except Invalid as bad:
         raise Reject(_where(f, cn, ci), bad.reason, bad.code) from None
+    except RecursionError:
+        raise Reject(_where(f, cn, ci), 'the value is nested too deeply to map', 'input') from None
     except Exception as exc:
-        raise Reject(_where(f, cn, ci), f'internal error: {type(exc).__name__}: {exc}', 'internal') from None
+        raise Reject(_where(f, cn, ci), f'internal error while mapping (please report it): {exc}',
+                     'internal') from None
 """
 
 
@@ -75,7 +82,13 @@ def _where(field: str, child: str | None, index: int) -> str:
 
 
 def _not_a_list(name: str, source: str, items: Any) -> Reject:
-    return Reject(name, f"expected a list of lines at {source}, got {type(items).__name__}", "type")
+    return Reject(name, f"expected a list of lines at {source}, got {kind(items)}", "type")
+
+
+def _finite(value: Any) -> None:
+    problem = finite_problem(value)
+    if problem is not None:
+        raise TransformError(problem, "not_finite")
 
 
 def _not_an_object(source: str, index: int) -> Reject:
@@ -87,6 +100,7 @@ class _Writer:
         self.ns: dict[str, Any] = {
             "Reject": Reject, "TransformError": TransformError, "Invalid": Invalid, "_where": _where,
             "_not_a_list": _not_a_list, "_not_an_object": _not_an_object,
+            "_SUSPECT": frozenset({float, dict, list}), "_finite": _finite, "Decimal": Decimal,
         }
         self.lines: list[str] = []
         self.counter = 0
@@ -108,7 +122,8 @@ class _Writer:
         if fld.key is not None:
             self.emit(depth, f"v = {scope}.get({fld.key!r})")
         else:
-            self.emit(depth, f"v = {self.name('g', fld.getter)}({scope}, root)")
+            extra = f", {out}" if fld.takes_out else ""
+            self.emit(depth, f"v = {self.name('g', fld.getter)}({scope}, root{extra})")
         if fld.has_default:
             fallback = self.name("d", fld.default)
             self.emit(depth, f"if v is None or (v.__class__ is str and not v.strip()): v = {fallback}")
@@ -119,6 +134,12 @@ class _Writer:
                 self.emit(depth, f"v = {self.name('q', fast)}(v) if v.__class__ is str else {ident}(v)")
             else:
                 self.emit(depth, f"v = {ident}(v)")
+        # NaN or an infinity would be written as invalid JSON (or a wrong amount): refuse it, wherever it
+        # hides. Transforms that only ever return finite numbers or text (finite_out) need no check.
+        computed = fld.chain[-1] if fld.chain else fld.getter  # what produced the value last
+        if not fld.finite and not getattr(computed, "finite_out", False):
+            self.emit(depth, "if v.__class__ in _SUSPECT: _finite(v)")
+            self.emit(depth, "elif v.__class__ is Decimal and not v.is_finite(): _finite(v)")
         self.required(fld.required, depth)
         for check in fld.checks:
             self.emit(depth, f"{self.name('k', check)}(v)")
@@ -169,6 +190,8 @@ class _Writer:
         self.emit(d, "for ci, line in enumerate(items):")
         self.emit(d + 1, "if not isinstance(line, dict):")
         self.emit(d + 2, f"raise _not_an_object({src}, ci)")
+        if child.line_filters:
+            self.emit(d + 1, "f = ''")  # a line filter that cannot tell rejects the record at this line
         for pred in child.line_filters:
             self.emit(d + 1, f"if not {self.name('lf', pred)}(line, root): continue")
         self.emit(d + 1, "row = {}")

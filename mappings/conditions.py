@@ -4,8 +4,12 @@
     {path: phone, present: true}            present: not null, not blank, not an empty list/object
     {all: [c1, c2]}  {any: [c1, c2]}  {not: c}
 
-A predicate never raises: a value that cannot be compared is simply not greater, not equal, not in.
-`eq`/`in` compare by type (13 equals 13.0, not "13"); gt/gte/lt/lte also read numeric text ("5").
+A predicate answers a clean yes or no, or raises `Unevaluable` when it cannot tell: an ordered
+comparison (gt/gte/lt/lte) on a missing value, on text that is not a number, on a boolean, list or
+object; `matches` on a list or object. A filter that cannot tell rejects the record (a dead letter
+naming the field and why) instead of skipping it: a won order whose amount is "abc" must not
+silently stay behind. `eq`/`in` compare by type (13 equals 13.0, not "13"); gt/gte/lt/lte also read
+numeric text ("5", "1,234.50") by the grammar of numbers.py.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
-from erphub.core.errors import ConditionError
+from erphub.core.errors import ConditionError, TransformError
+from erphub.mappings.numbers import parse_text, show
 from erphub.mappings.paths import Path, PathSyntaxError, compile_getter, parse_path
 
 Predicate = Callable[[Any, Any], bool]
@@ -24,6 +29,14 @@ YamlPath = tuple[str | int, ...]
 
 COMPARISONS = ("eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "matches", "present")
 COMBINATORS = ("all", "any", "not")
+
+
+class Unevaluable(TransformError):
+    """A condition that cannot say yes or no about this record; `field` is the source path it tests."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message, "condition")
+        self.field = field
 
 
 def _number(value: Any) -> Decimal | None:
@@ -36,12 +49,12 @@ def _number(value: Any) -> Decimal | None:
     return None
 
 
-_NUMBER_TEXT = re.compile(r"\s*[+-]?(\d+(\.\d*)?|\.\d+)\s*")
-
-
 def _number_text(text: str) -> Decimal | None:
     """Ordered comparisons read numeric text (ERP APIs often send amounts as strings)."""
-    return Decimal(text.strip()) if len(text) < 100 and _NUMBER_TEXT.fullmatch(text) else None
+    try:
+        return parse_text(text)
+    except TransformError:
+        return None
 
 
 def values_equal(value: Any, operand: Any) -> bool:
@@ -114,10 +127,11 @@ def compile_condition(node: Any, where: YamlPath,
     if len(ops) != 1:
         raise ConditionError(f"a comparison takes exactly one operator of {', '.join(COMPARISONS)}", where)
     op = ops[0]
-    return _comparison(compile_getter(path), op, node[op], (*where, op))
+    return _comparison(compile_getter(path), op, node[op], (*where, op), path.text)
 
 
-def _comparison(get: Callable[[Any, Any], Any], op: str, operand: Any, where: YamlPath) -> Predicate:
+def _comparison(get: Callable[[Any, Any], Any], op: str, operand: Any, where: YamlPath,
+                label: str) -> Predicate:
     if op in ("eq", "ne") and isinstance(operand, str):
         # text equals only text: one comparison, no number handling (the usual status filter)
         if op == "eq":
@@ -153,7 +167,12 @@ def _comparison(get: Callable[[Any, Any], Any], op: str, operand: Any, where: Ya
 
         def matches(scope: Any, root: Any) -> bool:
             v = get(scope, root)
-            return isinstance(v, str) and rx.search(v) is not None
+            if v is None:
+                return False
+            if isinstance(v, dict | list):
+                raise Unevaluable(f"condition `{label} matches {operand!r}` cannot be evaluated: "
+                                  f"{label} is {show(v)}, not text", label)
+            return rx.search(v if isinstance(v, str) else show(v)) is not None
 
         return matches
     bound = _number(operand)
@@ -169,6 +188,10 @@ def _comparison(get: Callable[[Any, Any], Any], op: str, operand: Any, where: Ya
     def ordered(scope: Any, root: Any) -> bool:
         raw = get(scope, root)
         v = _number_text(raw) if isinstance(raw, str) else _number(raw)
-        return v is not None and compare(v)
+        if v is None:
+            what = "missing" if raw is None or raw == "" else f"{show(raw)}, not a number"
+            raise Unevaluable(f"condition `{label} {op} {operand}` cannot be evaluated: {label} is {what}",
+                              label)
+        return compare(v)
 
     return ordered

@@ -22,10 +22,13 @@ class LookupTable:
     file: str
     columns: tuple[str, ...]
     rows: list[tuple[int, dict[str, str]]]  # (CSV line number, row)
-    _indexes: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
+    _indexes: dict[tuple[str, str], dict[str, str | None]] = field(default_factory=dict)
 
-    def index(self, key: str, value: str) -> dict[str, str]:
-        """`{key code: value}`; built once per (key, value) pair and shared by every mapping."""
+    def index(self, key: str, value: str) -> dict[str, str | None]:
+        """`{key code: value}`; built once per (key, value) pair and shared by every mapping.
+
+        An empty value cell is None: the code is known but has no answer, so the lookup's
+        `on_missing` decides (an empty text would slip into the target as if it were a code)."""
         for column in (key, value):
             if column not in self.columns:
                 raise LookupTableError(
@@ -34,7 +37,7 @@ class LookupTable:
         cached = self._indexes.get((key, value))
         if cached is not None:
             return cached
-        out: dict[str, str] = {}
+        out: dict[str, str | None] = {}
         first_line: dict[str, int] = {}
         for line, row in self.rows:
             code = row.get(key, "")
@@ -46,7 +49,7 @@ class LookupTable:
                     f"(lines {first_line[code]} and {line}); a lookup must have one answer",
                     file=self.file, line=line,
                 )
-            out[code] = row.get(value, "")
+            out[code] = row.get(value) or None
             first_line[code] = line
         self._indexes[(key, value)] = out
         return out

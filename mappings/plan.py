@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from erphub.core.errors import Reject
+from erphub.core.errors import Reject, TransformError
+from erphub.mappings.conditions import Unevaluable
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,5 +121,11 @@ class Plan:
             return Mapped(out, value if value.__class__ is str else key_text(value))
         except Reject as rej:
             return Rejected(rej.field, rej.reason, rej.code)
+        except Unevaluable as exc:  # a record filter that cannot say yes or no: never a silent skip
+            return Rejected(exc.field or "filter", str(exc), exc.code)
+        except TransformError as exc:  # an expression in a record filter that cannot be evaluated
+            return Rejected("filter", str(exc), "condition")
+        except RecursionError:
+            return Rejected("", "the record is nested too deeply to map", "input")
         except Exception as exc:  # a defect must cost one record, never the run
-            return Rejected("", f"internal error while mapping: {type(exc).__name__}: {exc}", "internal")
+            return Rejected("", f"internal error while mapping (please report it): {exc}", "internal")

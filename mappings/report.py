@@ -4,23 +4,25 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from erphub.mappings.numbers import plain
 from erphub.mappings.plan import Mapped, Outcome, Rejected, Skipped
 
 
 def _default(value: Any) -> Any:
     if isinstance(value, Decimal):
-        return str(value)  # exact: 12.50 stays "12.50"
-    if isinstance(value, datetime):
+        return plain(value)  # exact: 12.50 stays "12.50", 1E-7 is "0.0000001"
+    if isinstance(value, datetime | date):
         return value.isoformat()
     return str(value)
 
 
 def dumps(data: Any, *, indent: int | None = 2) -> str:
-    return json.dumps(data, ensure_ascii=False, indent=indent, default=_default, sort_keys=False)
+    # allow_nan=False: a NaN that slipped through would be invalid JSON; say so instead of writing it
+    return json.dumps(data, ensure_ascii=False, indent=indent, default=_default, sort_keys=False, allow_nan=False)
 
 
 def outcome_dict(outcome: Outcome) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
 
 Number = StrictInt | float
 
@@ -47,7 +47,23 @@ class EachSpec(_Strict):
     fields: dict[str, FieldSpec] = Field(min_length=1)
 
 
-SOURCES = ("from", "const", "coalesce", "template")
+SOURCES = ("from", "const", "coalesce", "template", "expr", "cases")
+
+
+class CaseSpec(_Strict):
+    """One branch of `cases:`: `{if: EXPR, then: VALUE}`, or the last `{else: VALUE}`. A VALUE is a
+    constant, or `{expr: EXPR}` for a computed one."""
+
+    if_: str | None = Field(default=None, alias="if")
+    then: Any = None
+    else_: Any = Field(default=None, alias="else")
+
+    @model_validator(mode="after")
+    def _shape(self) -> CaseSpec:
+        given = {("if" if n == "if_" else "else" if n == "else_" else n) for n in self.model_fields_set}
+        if given not in ({"if", "then"}, {"else"}):
+            raise ValueError("a case is {if: EXPRESSION, then: VALUE} or, last, {else: VALUE}")
+        return self
 
 
 class FieldSpec(_Strict):
@@ -55,6 +71,8 @@ class FieldSpec(_Strict):
     const: Any = None
     coalesce: list[str] | None = Field(default=None, min_length=1)
     template: str | None = None
+    expr: str | None = None
+    cases: list[CaseSpec] | None = Field(default=None, min_length=1)
     default: Any = None
     transforms: list[Any] = Field(default_factory=list)
     map: Any = None
@@ -78,7 +96,10 @@ class FieldSpec(_Strict):
         if len(given) != 1:
             which = ", ".join(given) if given else "none"
             raise ValueError(f"say where the value comes from with exactly one of from, const, coalesce, "
-                             f"template (got {which})")
+                             f"template, expr, cases (got {which})")
+        attr = {"from": "from_"}.get(given[0], given[0])
+        if given[0] != "const" and getattr(self, attr) is None:
+            raise ValueError(f"{given[0]} needs a value (null is not a {given[0]})")
         if self.each is not None and given != ["from"]:
             raise ValueError("a child collection (each) takes its lines `from` a list path")
         return self
@@ -101,6 +122,10 @@ class MappingSpec(_Strict):
     source: str = Field(min_length=1)
     target: str = Field(min_length=1)
     description: str = ""
+    decimal: Literal["point", "comma"] = "point"  # how number text writes its decimal mark
+    params: dict[str, StrictStr | StrictInt | float] = Field(default_factory=dict)  # ${param:NAME} defaults
+    let: dict[str, StrictStr] = Field(default_factory=dict)  # named expressions every field can use
+    include: list[StrictStr] = Field(default_factory=list)  # shared fragments (params, let, fields)
     key: str | None = None
     owns: list[str] | None = None
     filter: Any = None
@@ -114,4 +139,5 @@ ALLOWED_KEYS = {
     "validate": tuple(f.alias or n for n, f in ValidateSpec.model_fields.items()),
     "length": ("min", "max"),
     "range": ("min", "max", "gt", "lt"),
+    "cases": ("if", "then", "else"),
 }

@@ -34,11 +34,24 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_
 from erphub.core.errors import ArgError, TransformError
 from erphub.mappings import textnorm, timefmt
 from erphub.mappings.lookups import LookupTable, LookupTableError
+from erphub.mappings.numbers import (
+    EXACT,
+    DecimalMark,
+    exact,
+    finite_problem,
+    no_negative_zero,
+    parse_text,
+    plain,
+    show,
+    to_decimal,
+)
 
 Fn = Callable[[Any], Any]
 
 
 class BuildContext(Protocol):
+    decimal_mark: DecimalMark  # the mapping's `decimal:` (point unless it declares comma)
+
     def lookup_table(self, name: str) -> LookupTable: ...
 
 
@@ -76,11 +89,24 @@ class TransformDef:
 TRANSFORMS: dict[str, TransformDef] = {}
 
 
+# Transforms whose result is always text, a boolean, a finite Decimal/int/float or null: a field
+# ending with one of them needs no NaN check in the generated code.
+FINITE_OUT = {"trim", "upper", "lower", "halfwidth", "collapse_spaces", "truncate", "replace", "regex_replace",
+              "to_str", "to_int", "to_decimal", "to_float", "to_bool", "round", "multiply", "money", "sum",
+              "count", "datetime", "phone", "uscc", "join"}
+
+
 def transform(name: str, *, summary: str, example: str, args: type[Args] | None = None,
               positional: str | None = None) -> Callable[[Callable[[Any, BuildContext], Fn]],
                                                           Callable[[Any, BuildContext], Fn]]:
     def register(build: Callable[[Any, BuildContext], Fn]) -> Callable[[Any, BuildContext], Fn]:
-        TRANSFORMS[name] = TransformDef(name, summary, example, args, positional, build)
+        def marked(parsed: Any, ctx: BuildContext) -> Fn:
+            fn = build(parsed, ctx)
+            if name in FINITE_OUT:
+                fn.finite_out = True  # type: ignore[attr-defined]
+            return fn
+
+        TRANSFORMS[name] = TransformDef(name, summary, example, args, positional, marked)
         return build
 
     return register
@@ -93,6 +119,8 @@ def _text(value: Any) -> str:
         return value
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
         raise TransformError(f"expected text, got {_kind(value)}")
+    if isinstance(value, Decimal | float):
+        return plain(to_decimal(value))  # refuses NaN/infinity; never '1E-7' or '-0.00'
     return str(value)
 
 
@@ -107,51 +135,11 @@ def _kind(value: Any) -> str:
         return "a list"
     if isinstance(value, str):
         return f"text {_short(value)}"
-    return f"{type(value).__name__} {value!r}"
+    return f"the number {show(value)}" if isinstance(value, int | float | Decimal) else show(value)
 
 
 def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "...'"
-
-
-_INF, _NINF = float("inf"), float("-inf")
-_DECIMAL_TEXT = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
-
-
-def to_decimal(value: Any) -> Decimal:
-    cls = value.__class__  # exact-type fast paths first: this runs for every amount of every line
-    if cls is float:
-        if value != value or value in (_INF, _NINF):
-            raise TransformError(f"not a finite number: {value}")
-        return Decimal(repr(value))  # repr is the shortest text that round-trips: 0.1 -> Decimal("0.1")
-    if cls is int:
-        return Decimal(value)
-    if cls is Decimal and value.is_finite():
-        return value
-    if cls is str:
-        text = (value if value.isascii() else textnorm.halfwidth(value)).strip()
-        if len(text) <= 100 and _DECIMAL_TEXT.fullmatch(text):
-            return Decimal(text)
-        raise TransformError(f"not a number: {_short(value)}")
-    if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise TransformError(f"not a finite number: {value}")
-        return value
-    if isinstance(value, bool):
-        raise TransformError("expected a number, got a boolean")
-    if isinstance(value, int):
-        return Decimal(value)
-    if isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
-            raise TransformError(f"not a finite number: {value}")
-        return Decimal(repr(value))  # repr is the shortest text that round-trips: 0.1 -> Decimal("0.1")
-    if isinstance(value, str):
-        text = textnorm.halfwidth(value).strip()
-        if _DECIMAL_TEXT.fullmatch(text) and len(text) <= 100:
-            return Decimal(text)
-        raise TransformError(f"not a number: {_short(value)}")
-    raise TransformError(f"expected a number, got {_kind(value)}")
+    return show(value, limit)
 
 
 def _none_safe(fn: Fn) -> Fn:
@@ -379,10 +367,12 @@ def _to_str(args: None, ctx: BuildContext) -> Fn:
 @transform("to_int", summary="integer; refuses fractions (round first)",
            example="'42' -> 42; '4.5' -> rejected")
 def _to_int(args: None, ctx: BuildContext) -> Fn:
+    mark = ctx.decimal_mark
+
     def to_int(value: Any) -> Any:
         if value is None or (type(value) is int):
             return value
-        number = to_decimal(value)
+        number = to_decimal(value, mark)
         if number != number.to_integral_value():
             raise TransformError(f"{_short(value)} is not a whole number")
         return int(number)
@@ -393,20 +383,23 @@ def _to_int(args: None, ctx: BuildContext) -> Fn:
 @transform("to_decimal", summary="exact decimal number from text or number (floats via their shortest text)",
            example="'１２.５' -> Decimal('12.5')")
 def _to_decimal(args: None, ctx: BuildContext) -> Fn:
+    mark = ctx.decimal_mark
+
     def to_dec(value: Any) -> Any:
         cls = value.__class__
         if cls is int:  # the common cases without a second call
             return Decimal(value)
         if cls is Decimal and value.is_finite():
             return value
-        return None if value is None else to_decimal(value)
+        return None if value is None else to_decimal(value, mark)
 
     return to_dec
 
 
 @transform("to_float", summary="binary float (for targets that want JSON numbers)", example="'12.5' -> 12.5")
 def _to_float(args: None, ctx: BuildContext) -> Fn:
-    return _none_safe(lambda v: float(to_decimal(v)))
+    mark = ctx.decimal_mark
+    return _none_safe(lambda v: float(to_decimal(v, mark)))
 
 
 _TRUE = {"true", "1", "yes", "y", "t", "是", "对", "真"}
@@ -457,14 +450,17 @@ class RoundArgs(Args):
 def _round(args: RoundArgs, ctx: BuildContext) -> Fn:
     exp = Decimal(1).scaleb(-args.places)
     mode = ROUNDING[args.mode]
+    mark = ctx.decimal_mark
 
     def rnd(value: Any) -> Any:
         if value is None:
             return None
         try:
             if value.__class__ is float and value - value == 0:  # finite float: read as its shortest text
-                return Decimal(repr(value)).quantize(exp, rounding=mode)
-            return to_decimal(value).quantize(exp, rounding=mode)
+                out = Decimal(repr(value)).quantize(exp, rounding=mode)
+            else:
+                out = to_decimal(value, mark).quantize(exp, rounding=mode)
+            return out if out or not out.is_signed() else out.copy_abs()  # -0.001 -> 0.00, not -0.00
         except InvalidOperation:
             raise TransformError(f"{_short(value)} is too large to round to {args.places} places") from None
 
@@ -482,14 +478,15 @@ def _multiply(args: MultiplyArgs, ctx: BuildContext) -> Fn:
         factor = to_decimal(args.by)
     except TransformError as exc:
         raise ArgError(str(exc), "by") from None
-    return _none_safe(lambda v: to_decimal(v) * factor)
+    mark = ctx.decimal_mark
+    return _none_safe(lambda v: exact(EXACT.multiply, to_decimal(v, mark), factor))
 
 
 CURRENCY_PLACES = {"CNY": 2, "USD": 2, "EUR": 2, "HKD": 2, "GBP": 2, "JPY": 0, "KRW": 0, "TWD": 2}
 _CURRENCY_MARKS = {"¥": "CNY", "￥": "CNY", "元": "CNY", "RMB": "CNY", "CNY": "CNY", "$": "USD", "US$": "USD",
                    "USD": "USD", "€": "EUR", "EUR": "EUR", "HK$": "HKD", "HKD": "HKD", "£": "GBP",
                    "GBP": "GBP", "JPY": "JPY", "円": "JPY"}
-_MONEY = re.compile(r"(?P<pre>[^\d\s+-.]*)\s*(?P<num>[+-]?[\d,]*\.?\d+)\s*(?P<post>[^\d\s]*)")
+_MONEY = re.compile(r"(?P<sign>[+-]?)(?P<pre>[^\d\s+\-.,]*)\s*(?P<num>[+-]?[\d.,]*\d)\s*(?P<post>[^\d\s]*)")
 
 
 class MoneyArgs(Args):
@@ -509,12 +506,14 @@ class MoneyArgs(Args):
                    "minor unit (default mode half_up); a symbol that contradicts `currency` is rejected",
            example="money: CNY   '￥1,234.565' -> Decimal('1234.57')")
 def _money(args: MoneyArgs, ctx: BuildContext) -> Fn:
-    declared, mode = args.currency, ROUNDING[args.mode]
+    declared, mode, mark = args.currency, ROUNDING[args.mode], ctx.decimal_mark
 
     def money(value: Any) -> Any:
         if value is None:
             return None
         if isinstance(value, str):
+            if "，" in value or "．" in value:  # a full-width comma is a typo we do not guess about
+                raise TransformError(f"not an amount of money: {_short(value)} has a full-width separator")
             text = textnorm.halfwidth(value).strip().replace(" ", "")
             m = _MONEY.fullmatch(text)
             if m is None:
@@ -526,13 +525,17 @@ def _money(args: MoneyArgs, ctx: BuildContext) -> Fn:
             if len(found) > 1 or (declared and found and found != {declared}):
                 raise TransformError(f"currency of {_short(value)} is not {declared}")
             currency = declared or (found.pop() if found else None)
-            number = to_decimal(m.group("num").replace(",", ""))
+            number = parse_text(m.group("num"), mark)
+            if m.group("sign") == "-":
+                if number.is_signed():
+                    raise TransformError(f"not an amount of money: {_short(value)}")
+                number = -number
         else:
             currency = declared
-            number = to_decimal(value)
+            number = to_decimal(value, mark)
         if currency is None:
             raise TransformError(f"no currency given or written in {_short(value)}")
-        return number.quantize(Decimal(1).scaleb(-CURRENCY_PLACES[currency]), rounding=mode)
+        return no_negative_zero(number.quantize(Decimal(1).scaleb(-CURRENCY_PLACES[currency]), rounding=mode))
 
     return money
 
@@ -546,6 +549,8 @@ def _list_arg(value: Any, name: str) -> list[Any]:
 @transform("sum", summary="sum of a list of numbers (path with [*]); an empty item is rejected, not skipped",
            example="from: lines[*].amount, transforms: [sum]   [1.5, 2] -> Decimal('3.5')")
 def _sum(args: None, ctx: BuildContext) -> Fn:
+    mark = ctx.decimal_mark
+
     def total(value: Any) -> Any:
         if value is None:
             return None
@@ -554,7 +559,7 @@ def _sum(args: None, ctx: BuildContext) -> Fn:
         for i, item in enumerate(items):
             if item is None or item == "":
                 raise TransformError(f"item {i} of the list is empty; refusing to sum a partial list")
-            acc += to_decimal(item)
+            acc = exact(EXACT.add, acc, to_decimal(item, mark))
         return acc
 
     return total
@@ -583,11 +588,15 @@ class DatetimeArgs(Args):
     to: str
     from_tz: str | None = None
     to_tz: str | None = None
+    on_nonexistent: timefmt.OnNonexistent = "error"  # a wall time inside a DST gap
+    on_ambiguous: timefmt.OnAmbiguous = "error"  # a wall time that a DST change repeats
 
 
 @transform("datetime", args=DatetimeArgs,
            summary="convert between date/time formats and zones: iso8601, kingdee ('yyyy-MM-dd HH:mm:ss', "
-                   "Asia/Shanghai), kingdee_t, date, epoch_ms, epoch_s or a %-pattern",
+                   "Asia/Shanghai), kingdee_t, date, epoch_ms, epoch_s or a %-pattern; `date` and patterns "
+                   "keep the value's zone unless to_tz is given; on_nonexistent: error|shift_forward|"
+                   "shift_backward, on_ambiguous: error|earlier|later for DST changes",
            example="datetime: {from: iso8601, to: kingdee}   '2026-03-01T02:30:00Z' -> '2026-03-01 10:30:00'")
 def _datetime(args: DatetimeArgs, ctx: BuildContext) -> Fn:
     for name, fmt in (("from", args.from_), ("to", args.to)):
@@ -600,22 +609,21 @@ def _datetime(args: DatetimeArgs, ctx: BuildContext) -> Fn:
                 timefmt.zone(tz)
             except ValueError as exc:
                 raise ArgError(str(exc), name) from None
-    parse = timefmt.make_parser(args.from_, args.from_tz)
+    parse = timefmt.make_parser(args.from_, args.from_tz, args.on_nonexistent, args.on_ambiguous)
     render = timefmt.make_formatter(args.to, args.to_tz)
 
     fast_iso = args.from_ == "iso8601"
-    naive_tz = timefmt.zone(args.from_tz or timefmt.DEFAULT_TZ["iso8601"])
     fromiso = datetime.fromisoformat
 
     def convert(value: Any) -> Any:
-        if fast_iso and value.__class__ is str:  # the usual clean ISO text; anything odd takes the full path
+        if fast_iso and value.__class__ is str and len(value) > 19:  # clean ISO text with a zone: no detour
             try:
                 dt = fromiso(value)
             except ValueError:
                 dt = None
-            if dt is not None:
+            if dt is not None and dt.tzinfo is not None:
                 try:
-                    return render(dt if dt.tzinfo is not None else dt.replace(tzinfo=naive_tz))
+                    return render(dt)
                 except (ValueError, OverflowError) as exc:
                     raise TransformError(str(exc)) from None
         if value is None:
@@ -665,7 +673,9 @@ def _code(value: Any) -> str | None:
         return str(value)
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int | Decimal | float):
+    if isinstance(value, Decimal):
+        return plain(value) if value.is_finite() else None
+    if isinstance(value, int | float):
         return str(value)
     return None
 
@@ -684,6 +694,9 @@ def _map(args: MapArgs, ctx: BuildContext) -> Fn:
         raise ArgError("on_unknown: default needs a `default:` value", "on_unknown")
     known = ", ".join(repr(k) for k in list(table)[:10]) + (" ..." if len(table) > 10 else "")
     sentinel = object()
+    bad = finite_problem([*table.values(), default])
+    if bad:
+        raise ArgError(f"value map: {bad}", "values")
 
     def mapped(value: Any) -> Any:
         if value is None:
@@ -701,10 +714,27 @@ def _map(args: MapArgs, ctx: BuildContext) -> Fn:
         raise TransformError(f"value {_short(value)} is not in the value map (known: {known})",
                              "unknown_value")
 
+    if policy != "pass":  # only the map's own (checked) values or null come out
+        mapped.finite_out = True  # type: ignore[attr-defined]
     return mapped
 
 
 OnMissing = Literal["error", "null", "default", "pass"]
+
+
+class TableArgError(ArgError):
+    """A problem inside a lookup CSV: the error names the CSV file and line, then the mapping line."""
+
+    def __init__(self, message: str, arg: str | None, file: str, line: int | None) -> None:
+        super().__init__(message, arg)
+        self.file = file
+        self.line = line
+
+
+def _table_error(exc: LookupTableError, arg: str) -> ArgError:
+    if exc.file is None:
+        return ArgError(str(exc), arg)
+    return TableArgError(str(exc), arg, exc.file, exc.line)
 
 
 class LookupArgs(Args):
@@ -725,7 +755,7 @@ def _lookup(args: LookupArgs, ctx: BuildContext) -> Fn:
     try:
         table = ctx.lookup_table(args.table)
     except LookupTableError as exc:
-        raise ArgError(str(exc), "table") from None
+        raise _table_error(exc, "table") from None
     if len(table.columns) < 2 and (args.key is None or args.value is None):
         raise ArgError(f"lookup table {args.table!r} needs two columns", "table")
     key = args.key or table.columns[0]
@@ -735,9 +765,9 @@ def _lookup(args: LookupArgs, ctx: BuildContext) -> Fn:
             raise ArgError(f"lookup table {args.table!r} has no column {column!r}; "
                            f"columns: {', '.join(table.columns)}", arg)
     try:
-        index: Mapping[str, str] = table.index(key, value_col)
+        index: Mapping[str, str | None] = table.index(key, value_col)
     except LookupTableError as exc:
-        raise ArgError(str(exc), "key") from None
+        raise _table_error(exc, "key") from None
     name, policy, default = args.table, args.on_missing, args.default
 
     def look(value: Any) -> Any:
@@ -754,10 +784,15 @@ def _lookup(args: LookupArgs, ctx: BuildContext) -> Fn:
             return default
         if policy == "pass":
             return value
+        if code is not None and code in index:
+            raise TransformError(f"code {_short(value)} has an empty {value_col!r} cell in lookup table {name}",
+                                 "lookup_missing")
         raise TransformError(
             f"code {_short(value)} not found in lookup table {name} (column {key})", "lookup_missing"
         )
 
+    if policy != "pass" and finite_problem(default) is None:  # CSV text, the default or null come out
+        look.finite_out = True  # type: ignore[attr-defined]
     return look
 
 

@@ -11,8 +11,9 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from erphub.core.errors import Invalid
+from erphub.core.errors import Invalid, TransformError
 from erphub.mappings.conditions import is_present, values_equal
+from erphub.mappings.numbers import kind, parse_text, show
 from erphub.mappings.spec import LengthSpec, ValidateSpec
 from erphub.mappings.transforms import ArgError
 
@@ -20,8 +21,7 @@ Check = Callable[[Any], None]
 
 
 def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return show(value)
 
 
 _TYPES: dict[str, Callable[[Any], bool]] = {
@@ -45,10 +45,9 @@ def _as_number(v: Any) -> Decimal | None:
         return Decimal(repr(v)) if v == v and abs(v) != float("inf") else None
     if isinstance(v, str):
         try:
-            d = Decimal(v.strip())
-        except ArithmeticError:
+            return parse_text(v)
+        except TransformError:
             return None
-        return d if d.is_finite() else None
     return None
 
 
@@ -67,7 +66,7 @@ def compile_checks(spec: ValidateSpec | None, *, required: bool = False) -> list
 
         def check_type(v: Any) -> None:
             if v is not None and not test(v):
-                raise Invalid("type", f"expected {name}, got {type(v).__name__} {_shown(v)}")
+                raise Invalid("type", f"expected {name}, got {kind(v)} {_shown(v)}")
         checks.append(("type", check_type))
     if spec.regex is not None:
         try:
@@ -93,7 +92,7 @@ def compile_checks(spec: ValidateSpec | None, *, required: bool = False) -> list
             if v is None:
                 return
             if not isinstance(v, str | list | dict):
-                raise Invalid("type", f"length applies to text or lists, got {type(v).__name__}")
+                raise Invalid("type", f"length applies to text or lists, got {kind(v)}")
             n = len(v)
             if (lo is not None and n < lo) or (hi is not None and n > hi):
                 upper = hi if hi is not None else "any"
@@ -108,7 +107,7 @@ def compile_checks(spec: ValidateSpec | None, *, required: bool = False) -> list
             raise ArgError("range needs at least one of min, max, gt, lt", "range")
 
         least, most, above, below = (bounds.get(k) for k in ("min", "max", "gt", "lt"))
-        limits = ", ".join(f"{k} {b}" for k, b in bounds.items())
+        limits = ", ".join(f"{k} {show(b)}" for k, b in bounds.items())
 
         def check_range(v: Any) -> None:
             if v is None:
@@ -118,13 +117,13 @@ def compile_checks(spec: ValidateSpec | None, *, required: bool = False) -> list
                 raise Invalid("type", f"range applies to numbers, got {_shown(v)}")
             if (least is not None and n < least) or (most is not None and n > most) \
                     or (above is not None and n <= above) or (below is not None and n >= below):
-                raise Invalid("range", f"{n} is out of range ({limits})")
+                raise Invalid("range", f"{show(n)} is out of range ({limits})")
         checks.append(("range", check_range))
     if spec.one_of is not None:
         options = tuple(spec.one_of)
 
         def check_one_of(v: Any) -> None:
             if v is not None and not any(values_equal(v, o) for o in options):
-                raise Invalid("one_of", f"{_shown(v)} is not one of {list(options)!r}")
+                raise Invalid("one_of", f"{_shown(v)} is not one of {', '.join(show(o) for o in options)}")
         checks.append(("one_of", check_one_of))
     return checks

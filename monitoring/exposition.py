@@ -23,7 +23,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from erphub.core.outcomes import OUTCOMES
-from erphub.monitoring import metrics
+from erphub.monitoring import metrics, multiprocess
 from erphub.monitoring.metrics import REGISTRY
 
 DEAD_LETTERS = "erphub_dead_letters"
@@ -31,9 +31,11 @@ DEAD_LETTERS_OLDEST_AGE = "erphub_dead_letters_oldest_age_seconds"
 LAST_SUCCESS = "erphub_last_success_timestamp_seconds"
 LAST_RUN = "erphub_last_run_timestamp_seconds"
 SCHEDULE_INTERVAL = "erphub_pipeline_schedule_interval_seconds"
+CONFIGURED = "erphub_pipeline_configured_timestamp_seconds"
 
 # The names whose truth is the store; the registry's same-named gauges are hidden when a reader exists.
-STORE_GAUGES = frozenset({DEAD_LETTERS, DEAD_LETTERS_OLDEST_AGE, LAST_SUCCESS, LAST_RUN, SCHEDULE_INTERVAL})
+STORE_GAUGES = frozenset({DEAD_LETTERS, DEAD_LETTERS_OLDEST_AGE, LAST_SUCCESS, LAST_RUN, SCHEDULE_INTERVAL,
+                          CONFIGURED})
 
 
 @runtime_checkable
@@ -58,6 +60,11 @@ class StoreStateReader(Protocol):
         """Expected seconds between runs of each scheduled pipeline (from its cron)."""
         ...
 
+    def configured_times(self) -> dict[str, float]:
+        """Unix time the store first saw each pipeline in the config (for a scheduled one, the start
+        of the clock for "never succeeded")."""
+        ...
+
 
 class StoreCollector(Collector):
     """Builds the store-backed gauges at scrape time."""
@@ -72,10 +79,11 @@ class StoreCollector(Collector):
         oldest = self._reader.oldest_open_dead_letter_age_by_pipeline()
         times = self._reader.last_run_times()
         intervals = self._reader.schedule_intervals()
+        configured = self._reader.configured_times()
 
         # Every known pipeline gets a dead-letter series, 0 included: "rose over the last hour" needs
         # the series to exist before the first dead letter.
-        pipelines = sorted(set(open_letters) | set(times) | set(intervals))
+        pipelines = sorted(set(open_letters) | set(times) | set(intervals) | set(configured))
         dl = GaugeMetricFamily(DEAD_LETTERS, "Open dead letters of a pipeline (read from the store).",
                                labels=["pipeline"])
         for p in pipelines:
@@ -109,6 +117,14 @@ class StoreCollector(Collector):
             sched.add_metric([p], float(seconds))
         yield sched
 
+        # Only pipelines scheduled now: a pipeline taken off its schedule must not page as stale.
+        seen = GaugeMetricFamily(CONFIGURED, "Unix time the store first saw the scheduled pipeline in the config.",
+                                 labels=["pipeline"])
+        for p, at in sorted(configured.items()):
+            if p in intervals:
+                seen.add_metric([p], float(at))
+        yield seen
+
 
 class MetricsView:
     """A registry-like object (``collect()``) for `generate_latest` and `push_to_gateway`.
@@ -121,9 +137,14 @@ class MetricsView:
         self,
         reader: StoreStateReader | None = None,
         *,
-        registry: Collector = REGISTRY,
+        registry: Collector | None = None,
         only_pipeline: str | None = None,
     ) -> None:
+        # In multiprocess mode the truth is every process's file in the metrics folder, this
+        # process's included; otherwise this process's registry.
+        shared = multiprocess.folder()
+        if registry is None:
+            registry = multiprocess.FolderCollector(shared) if shared is not None else REGISTRY
         self._registry = registry
         self._store = StoreCollector(reader) if reader is not None else None
         self._only = only_pipeline

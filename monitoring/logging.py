@@ -5,6 +5,20 @@ renders either JSON lines (production, pipes, files) or readable console lines (
 structlog event and an ``httpx`` INFO line therefore get the same timestamp, level, run context and
 secret filtering.
 
+An optional log file (`logging.file` in the config) gets the same lines as JSON whatever the terminal
+format, through `SharedRotatingFileHandler`: several processes (erphub serve, Prefect's flow-run
+subprocesses, one-shot runs) append to one file, and whichever rotates it, the others notice and reopen.
+
+Prefect's loggers: `PREFECT_LOGGING_SETTINGS_PATH` points at ``prefect_logging.yml`` beside this module.
+It gives Prefect's loggers no console handler of their own (they propagate to the root, that is to
+this module's handler) and never touches the root logger, so in JSON mode every line Prefect writes is
+one JSON object with its traceback in the ``exception`` field. Its ``erphub`` handler factory
+configures erphub's logging from the environment the moment Prefect sets up its logging, so a flow-run
+subprocess's first line is JSON too.
+
+Settings reach child processes through the environment (``ERPHUB_LOG_FORMAT``, ``ERPHUB_LOG_LEVEL``,
+``ERPHUB_LOG_FILE``), which `configure_logging` exports.
+
 Run context (``pipeline``, ``run_id``, ``system``) lives in structlog contextvars: `run_context` binds
 it for the duration of a run and `system_context` switches the system for a stretch of work, so every
 event in between carries all three keys.
@@ -13,6 +27,7 @@ event in between carries all three keys.
 from __future__ import annotations
 
 import logging
+import logging.handlers
 import os
 import sys
 from collections.abc import Iterable, Iterator, MutableMapping
@@ -34,6 +49,23 @@ ROUTED_LOGGERS = ("httpx", "httpcore", "uvicorn", "uvicorn.error", "uvicorn.acce
 FILTERED_LOGGERS = ("prefect", "prefect.flow_runs", "prefect.task_runs")
 
 _HANDLER_MARK = "_erphub_handler"
+PREFECT_LOGGING_CONFIG = os.path.join(os.path.dirname(__file__), "prefect_logging.yml")
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class SharedRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """Size-rotated file shared by several processes: before writing, reopen when another process
+    has rotated the file away (the path's inode changed), so nobody keeps writing into PATH.1."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            current = os.stat(self.baseFilename).st_ino
+        except FileNotFoundError:
+            current = None
+        if self.stream is not None and current != os.fstat(self.stream.fileno()).st_ino:
+            self.stream.close()
+            self.stream = self._open()
+        super().emit(record)
 
 
 class RedactingFilter(logging.Filter):
@@ -101,22 +133,47 @@ def _level_number(level: int | str) -> int:
     return number
 
 
+def _formatter(shared: list[Processor], renderer: Processor) -> logging.Formatter:
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder(), _keep_exception_text],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            RedactProcessor(),
+            renderer,
+        ],
+    )
+
+
 def configure_logging(
     fmt: LogFormat = "auto",
     level: int | str = "INFO",
     secrets: Iterable[str] = (),
     *,
     stream: TextIO | None = None,
+    file: str | None = None,
+    max_bytes: int = 10 * 1024 * 1024,
+    backups: int = 5,
 ) -> None:
-    """Set up structlog and the stdlib root logger; safe to call again (it replaces its own handler).
+    """Set up structlog and the stdlib root logger; safe to call again (it replaces its own handlers).
 
     *stream* defaults to stderr so that command output on stdout (tables, ``--json``) stays clean;
-    its TTY-ness decides ``auto``.
+    its TTY-ness decides ``auto``. *file*, when given, receives every line as JSON, rotated at
+    *max_bytes* with *backups* old files kept.
     """
     add_secrets(secrets)
     out = stream if stream is not None else sys.stderr
     chosen = choose_format(fmt, out)
     numeric_level = _level_number(level)
+    # Child processes (Prefect flow runs) log the same way: see `ensure_logging`.
+    os.environ["ERPHUB_LOG_FORMAT"] = chosen
+    os.environ["ERPHUB_LOG_LEVEL"] = logging.getLevelName(numeric_level)
+    if file:
+        os.environ["ERPHUB_LOG_FILE"] = file
+        os.environ["ERPHUB_LOG_FILE_ROTATION"] = f"{max_bytes}:{backups}"
+    else:  # a later call without a file: children must not keep writing to the old one
+        os.environ.pop("ERPHUB_LOG_FILE", None)
+        os.environ.pop("ERPHUB_LOG_FILE_ROTATION", None)
 
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -127,23 +184,22 @@ def configure_logging(
     ]
     renderer: Processor = _RedactedJSON() if chosen == "json" else _RedactedConsole(colors=out.isatty())
 
-    formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder(), _keep_exception_text],
-        processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.format_exc_info,
-            RedactProcessor(),
-            renderer,
-        ],
-    )
-    handler = logging.StreamHandler(out)
-    handler.setFormatter(formatter)
-    setattr(handler, _HANDLER_MARK, True)
+    handler: logging.Handler = logging.StreamHandler(out)
+    handler.setFormatter(_formatter(shared, renderer))
+    handlers = [handler]
+    if file:
+        os.makedirs(os.path.dirname(os.path.abspath(file)), exist_ok=True)
+        file_handler = SharedRotatingFileHandler(file, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
+        file_handler.setFormatter(_formatter(shared, _RedactedJSON()))
+        handlers.append(file_handler)
 
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, _HANDLER_MARK, False)]:
         root.removeHandler(old)
-    root.addHandler(handler)
+        old.close()
+    for h in handlers:
+        setattr(h, _HANDLER_MARK, True)
+        root.addHandler(h)
     root.setLevel(numeric_level)
 
     for name in ROUTED_LOGGERS:
@@ -172,13 +228,28 @@ def configure_logging(
 
 def ensure_logging(secrets: Iterable[str] = ()) -> None:
     """Configure logging unless this process already did (a flow run Prefect started in a subprocess
-    has not: its logs must be structured and redacted too). ERPHUB_LOG_FORMAT picks the format."""
+    has not: its logs must be structured and redacted too). ERPHUB_LOG_FORMAT, ERPHUB_LOG_LEVEL and
+    ERPHUB_LOG_FILE (set by the parent's `configure_logging`) pick the format, level and file."""
     if any(getattr(h, _HANDLER_MARK, False) for h in logging.getLogger().handlers):
         add_secrets(secrets)
         return
     wanted = os.environ.get("ERPHUB_LOG_FORMAT", "auto")
     fmt: LogFormat = "json" if wanted == "json" else "console" if wanted == "console" else "auto"
-    configure_logging(fmt=fmt, level="INFO", secrets=secrets)
+    level = os.environ.get("ERPHUB_LOG_LEVEL", "INFO").upper()
+    rotation = os.environ.get("ERPHUB_LOG_FILE_ROTATION", "")
+    max_bytes, _, backups = rotation.partition(":")
+    configure_logging(fmt=fmt, level=level if level in LEVELS else "INFO", secrets=secrets,
+                      file=os.environ.get("ERPHUB_LOG_FILE") or None,
+                      max_bytes=int(max_bytes) if max_bytes.isdigit() else 10 * 1024 * 1024,
+                      backups=int(backups) if backups.isdigit() else 5)
+
+
+def prefect_setup_handler() -> logging.Handler:
+    """Named in ``prefect_logging.yml``: Prefect calls it while it sets up its logging, so erphub's
+    handlers are on the root before Prefect's first line. Prefect's loggers propagate there; this
+    handler itself writes nothing."""
+    ensure_logging()
+    return logging.NullHandler()
 
 
 def attach_redaction_filters(logger_names: Iterable[str]) -> None:

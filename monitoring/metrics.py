@@ -4,6 +4,10 @@ Metrics live in their own `REGISTRY` (not prometheus-client's global one) so a p
 expose exactly erphub's series and tests can read values without cross-talk. Gauges that must be
 right after a restart (open dead letters, last success) are also computed from the store at
 scrape time by `erphub.monitoring.exposition`.
+
+In multiprocess mode (`erphub.monitoring.multiprocess`) every process writes its counters to the
+shared metrics folder and `/metrics` sums them; the gauges say how to merge processes
+(``multiprocess_mode``): timestamps take the newest, dead letters the most recent value.
 """
 
 from __future__ import annotations
@@ -33,21 +37,25 @@ last_success_timestamp = Gauge(
     "Unix time of the pipeline's last successful run.",
     ["pipeline"],
     registry=REGISTRY,
+    multiprocess_mode="max",
 )
 last_run_timestamp = Gauge(
     "erphub_last_run_timestamp_seconds",
     "Unix time of the pipeline's last run, whatever its outcome.",
     ["pipeline"],
     registry=REGISTRY,
+    multiprocess_mode="max",
 )
 schedule_interval_seconds = Gauge(
     "erphub_pipeline_schedule_interval_seconds",
     "Expected seconds between runs, from the pipeline's cron schedule.",
     ["pipeline"],
     registry=REGISTRY,
+    multiprocess_mode="mostrecent",
 )
 dead_letters = Gauge(
-    "erphub_dead_letters", "Open dead letters of a pipeline (read from the store).", ["pipeline"], registry=REGISTRY
+    "erphub_dead_letters", "Open dead letters of a pipeline (read from the store).", ["pipeline"], registry=REGISTRY,
+    multiprocess_mode="mostrecent",
 )
 http_requests_total = Counter(
     "erphub_http_requests",

@@ -18,7 +18,9 @@ from erphub.cli.output import fail
 from erphub.core.errors import MappingError, UserInputError
 from erphub.core.records import Direction, EntitySpec
 from erphub.mappings.compiler import compile_mapping
+from erphub.mappings.expressions import describe_functions
 from erphub.mappings.lookups import LookupTables
+from erphub.mappings.plan import Rejected
 from erphub.mappings.report import dumps, outcome_dict, outcome_text, unwrap_record
 from erphub.mappings.transforms import TRANSFORMS
 
@@ -44,7 +46,7 @@ def _all_mapping_files() -> list[Path]:
     return sorted(p for p in MAPPINGS_DIR.rglob("*.yaml") if "samples" not in p.parts)
 
 
-PipelineSpecs = tuple[str, Path, EntitySpec | None, EntitySpec | None, str]
+PipelineSpecs = tuple[str, Path, EntitySpec | None, EntitySpec | None, str, dict[str, Any]]
 
 
 def _pipeline_specs(config_path: Path) -> Iterator[PipelineSpecs]:
@@ -70,7 +72,8 @@ def _pipeline_specs(config_path: Path) -> Iterator[PipelineSpecs]:
                         notes.append(f"{side} schema not checked ({exc.message})")
                     else:
                         raise
-            yield name, config.mapping_path(name), specs[0], specs[1], "; ".join(notes)
+            params = dict(config.hub.pipelines[name].params)
+            yield name, config.mapping_path(name), specs[0], specs[1], "; ".join(notes), params
 
 
 @mapping_app.command("check")
@@ -88,10 +91,10 @@ def check(
     try:
         if config is not None:
             wanted = {p.resolve() for p in files} if files else None
-            for name, path, source, target, note in _pipeline_specs(config):
+            for name, path, source, target, note, params in _pipeline_specs(config):
                 if wanted is not None and path.resolve() not in wanted:
                     continue
-                plan = compile_mapping(path, source=source, target=target, tables=tables)
+                plan = compile_mapping(path, source=source, target=target, tables=tables, params=params)
                 suffix = f"  [{note}]" if note else ""
                 typer.echo(f"ok  {path}  ({name}: {plan.source_entity} -> {plan.target_entity}){suffix}")
                 checked += 1
@@ -116,6 +119,8 @@ def _read_records(path: Path) -> list[Any]:
         raise MappingError(f"cannot read input: {exc}", file=path) from None
     except json.JSONDecodeError as exc:
         raise MappingError(f"invalid JSON: {exc.msg}", file=path, line=exc.lineno, column=exc.colno) from None
+    except RecursionError:
+        raise MappingError("invalid input: the JSON is nested too deeply", file=path) from None
     if isinstance(data, dict) and isinstance(data.get("records"), list):
         return list(data["records"])
     if isinstance(data, list):
@@ -128,11 +133,20 @@ def test(
     file: Annotated[Path, typer.Argument(help="the mapping file")],
     input: Annotated[Path, typer.Option("--input", "-i", help="JSON file: a list of source records")],
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON document instead of text")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="exit 1 when any record was rejected (for CI)")] = False,
+    param: Annotated[list[str] | None, typer.Option("--param", "-p",
+                                                    help="NAME=VALUE for ${param:NAME} (repeatable)")] = None,
     lookups: LookupsOpt = None,
 ) -> None:
     """Apply a mapping to sample records: each mapped record, each rejection and skip with its reason."""
+    params: dict[str, str] = {}
+    for item in param or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise fail(f"--param {item!r}: write NAME=VALUE", 2)
+        params[name.strip()] = value
     try:
-        plan = compile_mapping(file, lookups_dir=lookups)
+        plan = compile_mapping(file, lookups_dir=lookups, params=params)
         records = _read_records(input)
     except UserInputError as exc:
         raise _fail(exc) from None
@@ -141,26 +155,66 @@ def test(
     for index, item in enumerate(records):
         label, data = unwrap_record(item)
         outcome = plan.apply(data)
-        kind = outcome_dict(outcome)["outcome"]
+        try:
+            kind = outcome_dict(outcome)["outcome"]
+        except (RecursionError, ValueError) as exc:  # a mapped value that cannot be written as JSON
+            outcome = Rejected("", f"the mapped record cannot be written as JSON: {exc}", "input")
+            kind = "rejected"
         counts[kind] += 1
         if as_json:
             results.append({"index": index, "id": label or None, **outcome_dict(outcome)})
         else:
-            typer.echo(outcome_text(index, label, outcome))
+            _echo(outcome_text(index, label, outcome))
     if as_json:
-        typer.echo(dumps({"mapping": str(file), "source": plan.source_entity, "target": plan.target_entity,
-                          "counts": counts, "results": results}))
+        _echo(dumps({"mapping": str(file), "source": plan.source_entity, "target": plan.target_entity,
+                     "counts": counts, "results": results}))
     else:
         typer.echo(f"{len(records)} record(s): {counts['mapped']} mapped, {counts['rejected']} rejected, "
                    f"{counts['skipped']} skipped")
+    if strict and counts["rejected"]:
+        raise typer.Exit(1)
+
+
+def _echo(text: str) -> None:
+    """Print what a record holds, even a lone surrogate (written as \\udxxx), never a traceback."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    typer.echo(text)
 
 
 @mapping_app.command("transforms")
 def transforms() -> None:
-    """List every transform with its arguments and a one-line example."""
+    """List every transform, every expression function and the other field sources, each with an example."""
+    typer.echo("Transforms (in `transforms:` lists):")
     for name in sorted(TRANSFORMS):
         tdef = TRANSFORMS[name]
         sig = tdef.signature()
         typer.echo(f"{name}({sig})" if sig else name)
         typer.echo(f"    {tdef.summary}")
         typer.echo(f"    e.g. {tdef.example}")
+    typer.echo("")
+    typer.echo("Expression functions (in `expr:`, `cases:` `if:`, `let:` and text conditions):")
+    for fdef in describe_functions():
+        lo, hi = fdef.arity
+        typer.echo(f"{fdef.name}()  [{lo if lo == hi else f'{lo}..{hi if hi is not None else chr(8734)}'} argument(s)]")
+        typer.echo(f"    {fdef.summary}")
+        typer.echo(f"    e.g. {fdef.example}")
+    typer.echo("")
+    typer.echo("Field sources and file keys:")
+    for line in _LANGUAGE:
+        typer.echo(line)
+
+
+_LANGUAGE = (
+    "expr: \"round(qty * price / (1 + tax_rate / 100), 2)\"   arithmetic (+ - * / %), comparisons, and/or/not,",
+    "    if C then A else B, 'text' & 'joined', lists [a, b], references to source paths, $.root paths,",
+    "    target.FIELD (written earlier), let names and ${param:NAME}",
+    "cases: [{if: \"amount >= 10000\", then: A}, {if: \"amount > 0\", then: {expr: \"'B' & grade\"}}, {else: C}]",
+    "let: {net: \"price / (1 + tax_rate / 100)\"}      a named expression; use it as `net` in any field",
+    "params: {org_number: \"100\"}   defaults for ${param:org_number}; a pipeline's `params:` wins",
+    "include: [shared/kingdee_org.yaml]   params, let and fields from a fragment file (the mapping's own win)",
+    "decimal: comma   number text writes a decimal comma (12,50; 1.234,56); default point (1,234.56)",
+    "when: \"amount > 0 and currency == 'CNY'\"   a condition may also be an expression",
+)

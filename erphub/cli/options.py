@@ -6,21 +6,26 @@ Command modules import the engine inside their commands, not at the top: `erphub
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from erphub.core.errors import ConfigError
-from erphub.monitoring.logging import LogFormat, configure_logging
+from erphub.monitoring import multiprocess
+from erphub.monitoring.logging import LEVELS, LogFormat, configure_logging
 
 if TYPE_CHECKING:
+    from erphub.config.loader import LoadedConfig
     from erphub.runtime import Hub
 
 DEFAULT_CONFIG = "config/demo.yaml"
 ConfigOption = Annotated[str, typer.Option("--config", "-c", help="Config file.", envvar="ERPHUB_CONFIG")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 LogFormatOption = Annotated[str, typer.Option(help="auto, json or console.")]
+LogLevelOption = Annotated[str | None, typer.Option(
+    "--log-level", envvar="ERPHUB_LOG_LEVEL", help="DEBUG, INFO, WARNING or ERROR (default: logging.level, INFO).")]
 
 
 def open_hub(config: str, **kwargs: Any) -> Hub:
@@ -36,8 +41,41 @@ def as_log_format(value: str) -> LogFormat:
     raise ConfigError(f"--log-format must be auto, json or console, not {value!r}")
 
 
-def setup_logging(log_format: str = "auto", secrets: list[str] | None = None) -> None:
-    configure_logging(fmt=as_log_format(log_format), level="INFO", secrets=secrets or [])
+def as_log_level(value: str | None, loaded: LoadedConfig | None = None) -> str:
+    """--log-level / ERPHUB_LOG_LEVEL, else the config's `logging.level`, else INFO."""
+    if value is None:
+        value = os.environ.get("ERPHUB_LOG_LEVEL") or None
+    if value is None:
+        return (loaded.hub.logging.level if loaded is not None else None) or "INFO"
+    if value.upper() not in LEVELS:
+        raise ConfigError(f"--log-level must be one of {', '.join(LEVELS)}, not {value!r}")
+    return value.upper()
+
+
+def log_file(loaded: LoadedConfig) -> Path | None:
+    """`logging.file`, relative to the config file's folder."""
+    name = loaded.hub.logging.file
+    if not name:
+        return None
+    path = Path(name).expanduser()
+    return path if path.is_absolute() else (loaded.path.parent / path).resolve()
+
+
+def setup_logging(log_format: str = "auto", secrets: list[str] | None = None, *,
+                  loaded: LoadedConfig | None = None, log_level: str | None = None) -> None:
+    settings = loaded.hub.logging if loaded is not None else None
+    file = log_file(loaded) if loaded is not None else None
+    configure_logging(fmt=as_log_format(log_format), level=as_log_level(log_level, loaded),
+                      secrets=secrets if secrets is not None else (loaded.secret_values if loaded else []),
+                      file=str(file) if file else None,
+                      max_bytes=settings.max_bytes if settings else 10 * 1024 * 1024,
+                      backups=settings.backups if settings else 5)
+
+
+def count_metrics_in_state_dir() -> Path:
+    """Counters and histograms of this process (and the children it starts) go to the shared metrics
+    folder, so whichever process counts, `erphub serve`'s /metrics and Pushgateway pushes see it."""
+    return multiprocess.enable(state_dir() / "metrics")
 
 
 def state_dir() -> Path:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from erphub.cli.options import DEFAULT_CONFIG, ConfigOption, JsonOption, LogFormatOption
+from erphub.cli.options import DEFAULT_CONFIG, ConfigOption, JsonOption, LogFormatOption, LogLevelOption
 from erphub.cli.output import fail, out, print_json, results_table, user_errors
 
 
@@ -33,6 +33,7 @@ def run(
     config: ConfigOption = DEFAULT_CONFIG,
     as_json: JsonOption = False,
     log_format: LogFormatOption = "auto",
+    log_level: LogLevelOption = None,
 ) -> None:
     """Run pipelines now. Exit 0 when every run completed (dead letters are counted), 1 when one failed."""
     if engine not in ("prefect", "plain"):
@@ -44,7 +45,7 @@ def run(
 
     with user_errors():
         results, failed = run_pipelines(config, pipeline or [], run_all=all_, since=since_at, until=until_at,
-                                        full=full, engine=engine, log_format=log_format,
+                                        full=full, engine=engine, log_format=log_format, log_level=log_level,
                                         progress=sys.stderr.isatty() and not as_json)
     if as_json:
         print_json(results)

@@ -10,7 +10,7 @@ from typing import Any
 
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from erphub.cli.options import setup_logging, state_dir
+from erphub.cli.options import count_metrics_in_state_dir, setup_logging, state_dir
 from erphub.config.loader import LoadedConfig, load_config
 from erphub.core.errors import ConfigError, RunFailed
 from erphub.engine import run_pipeline
@@ -48,22 +48,27 @@ def progress_reporter(enabled: bool, pipeline: str) -> Iterator[Callable[[dict[s
         yield update
 
 
-def push_metrics(loaded: LoadedConfig, names: list[str]) -> None:
-    """A one-shot run leaves before Prometheus could scrape it: hand its metrics to the Pushgateway."""
-    url = loaded.hub.metrics.pushgateway_url
-    if not url:
+def push_metrics(loaded: LoadedConfig) -> None:
+    """A one-shot run leaves before Prometheus could scrape it: hand the hub's cumulative metrics
+    (every process's counters in the metrics folder, the store's gauges) to the Pushgateway."""
+    settings = loaded.hub.metrics
+    if not settings.pushgateway_url:
         return
-    from erphub.monitoring.pushgateway import push_run_metrics
+    from erphub.monitoring.pushgateway import PushgatewaySettings, push_run_metrics
 
+    target = PushgatewaySettings(url=settings.pushgateway_url)
+    if settings.instance:
+        target.instance = settings.instance
     with Hub(loaded) as hub:
-        for name in names:
-            push_run_metrics(url, name, state_reader=hub.store)
+        push_run_metrics(target, state_reader=hub.store)
 
 
 def run_pipelines(config: str, names: list[str], *, run_all: bool, since: datetime | None, until: datetime | None,
-                  full: bool, engine: str, log_format: str, progress: bool) -> tuple[list[dict[str, Any]], bool]:
+                  full: bool, engine: str, log_format: str, progress: bool,
+                  log_level: str | None = None) -> tuple[list[dict[str, Any]], bool]:
     loaded = load_config(config)
-    setup_logging(log_format, loaded.secret_values)
+    setup_logging(log_format, loaded=loaded, log_level=log_level)
+    count_metrics_in_state_dir()
     selected = select_pipelines(loaded, names, run_all)
     results: list[dict[str, Any]] = []
     failed = False
@@ -87,7 +92,7 @@ def run_pipelines(config: str, names: list[str], *, run_all: bool, since: dateti
             else:
                 failed = True
                 results.append(_failed_result(loaded, name, state))
-        push_metrics(loaded, selected)
+        push_metrics(loaded)
         return results, failed
     with Hub(loaded) as hub:
         for name in selected:
@@ -98,7 +103,7 @@ def run_pipelines(config: str, names: list[str], *, run_all: bool, since: dateti
                 except RunFailed as exc:
                     failed = True
                     results.append(failed_result(hub.store, exc))
-    push_metrics(loaded, selected)
+    push_metrics(loaded)
     return results, failed
 
 

@@ -6,7 +6,15 @@ from typing import Annotated
 
 import typer
 
-from erphub.cli.options import DEFAULT_CONFIG, ConfigOption, LogFormatOption, setup_logging, state_dir
+from erphub.cli.options import (
+    DEFAULT_CONFIG,
+    ConfigOption,
+    LogFormatOption,
+    LogLevelOption,
+    count_metrics_in_state_dir,
+    setup_logging,
+    state_dir,
+)
 from erphub.cli.output import user_errors
 
 
@@ -16,6 +24,7 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port (default: serve.port, 9464).")] = None,
     no_schedules: Annotated[bool, typer.Option("--no-schedules", help="Webhooks and /metrics only.")] = False,
     log_format: LogFormatOption = "auto",
+    log_level: LogLevelOption = None,
 ) -> None:
     """Schedules (Prefect deployments), the webhook receiver and /metrics, in one process.
 
@@ -23,11 +32,14 @@ def serve(
     """
     from erphub.config.loader import load_config
     from erphub.flows.server import Schedules
+    from erphub.monitoring import multiprocess
     from erphub.serve import HubServer
 
     with user_errors():
         loaded = load_config(config)
-        setup_logging(log_format, loaded.secret_values)
+        setup_logging(log_format, loaded=loaded, log_level=log_level)
+        # A new counting epoch for every process of this hub (this one, its flow runs, one-shot runs).
+        multiprocess.reset(count_metrics_in_state_dir())
         schedules = None if no_schedules else Schedules(loaded, state_dir())
         code = HubServer(loaded, host=host, port=port, schedules=schedules).run()
     if code:

@@ -26,10 +26,13 @@ def _begin(run: PipelineRun) -> None:
         raise RunFailed(str(exc), pipeline=run.pipeline.name, run_id="-", cause=exc) from None
 
 
-def drive_run(run: PipelineRun, work: Callable[[], None]) -> RunInfo:
+def drive_run(run: PipelineRun, work: Callable[[], None], on_start: Callable[[str], None] | None = None) -> RunInfo:
     """Begin, work, finish. Whatever stops the work is recorded on the run and releases the pipeline:
-    an error becomes RunFailed (the CLI's exit 1, the worker's retry), an interrupt is re-raised."""
+    an error becomes RunFailed (the CLI's exit 1, the worker's retry), an interrupt is re-raised.
+    *on_start* learns the run id as soon as the store gave it (the Prefect flow names its flow run)."""
     _begin(run)
+    if on_start is not None:
+        on_start(run.run_id)
     try:
         work()
     except Exception as exc:
@@ -48,7 +51,8 @@ def _process(run: PipelineRun, page: Page) -> object:
 def run_pipeline(pipeline: Pipeline, store: Store, *, trigger: str = "manual", since: datetime | None = None,
                  until: datetime | None = None, full: bool = False,
                  on_progress: Callable[[dict[str, int]], None] | None = None,
-                 page_step: Callable[[PipelineRun, Page], object] = _process) -> RunInfo:
+                 page_step: Callable[[PipelineRun, Page], object] = _process,
+                 on_start: Callable[[str], None] | None = None) -> RunInfo:
     """Run one pipeline to the end; raise RunFailed (after recording the failed run) if it cannot go on.
 
     `page_step` processes one page; the Prefect flow passes its page task so each page is one task run.
@@ -60,7 +64,7 @@ def run_pipeline(pipeline: Pipeline, store: Store, *, trigger: str = "manual", s
         for page in run.pages():
             page_step(run, page)
 
-    return drive_run(run, work)
+    return drive_run(run, work, on_start)
 
 
 def deliver_records(pipeline: Pipeline, store: Store, records: Sequence[Record], *,

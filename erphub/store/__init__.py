@@ -20,7 +20,7 @@ from erphub.core.records import Cursor, utcnow
 from erphub.store import leases
 from erphub.store.db import as_utc, make_engine, migrate, to_utc
 from erphub.store.models import AgreedValue, BatchCommit, Conflict, DeadLetter, Link, LinkUpdate, NewDeadLetter, RunInfo
-from erphub.store.tables import AgreedRow, ConflictRow, CursorRow, DeadLetterRow, LinkRow, RunRow
+from erphub.store.tables import AgreedRow, ConfiguredPipelineRow, ConflictRow, CursorRow, DeadLetterRow, LinkRow, RunRow
 
 __all__ = ["AgreedValue", "BatchCommit", "Conflict", "DeadLetter", "Link", "LinkUpdate", "NewDeadLetter", "RunInfo", "Store"]
 
@@ -473,6 +473,25 @@ class Store:
 
     def schedule_intervals(self) -> dict[str, float]:
         return dict(self.schedule_interval_by_pipeline)
+
+    def note_configured(self, pipelines: Iterable[str]) -> None:
+        """Remember when each of these (scheduled) pipelines was first seen; later sightings keep the first."""
+        names = set(pipelines)
+        if not names:
+            return
+        now = utcnow()
+        try:
+            with self.session() as session, session.begin():
+                known = set(session.scalars(select(ConfiguredPipelineRow.pipeline)))
+                session.add_all(ConfiguredPipelineRow(pipeline=name, first_seen_at=now) for name in names - known)
+        except SQLAlchemyError:
+            # Two processes opening the same new config at once: the other one's row stands.
+            return
+
+    def configured_times(self) -> dict[str, float]:
+        with self.session() as session:
+            rows = session.execute(select(ConfiguredPipelineRow.pipeline, ConfiguredPipelineRow.first_seen_at))
+            return {name: (as_utc(at) or utcnow()).timestamp() for name, at in rows}
 
     def link_count(self, pipeline: str) -> int:
         with self.session() as session:

@@ -154,3 +154,12 @@ class LeaseRow(Base):
     owner: Mapped[str] = mapped_column(String(255))
     acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ConfiguredPipelineRow(Base):
+    """When the store first saw a pipeline in the config: where "never succeeded" starts counting."""
+
+    __tablename__ = "erphub_configured_pipelines"
+
+    pipeline: Mapped[str] = mapped_column(String(128), primary_key=True)
+    first_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

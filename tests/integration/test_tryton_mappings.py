@@ -66,7 +66,7 @@ def test_sales_order_mapping_shape(specs: Any) -> None:
     assert out.data["customer_code"] == "CUS-000123" and out.data["currency"] == "CNY"
     assert [(ln["product"], ln["unit"], ln["quantity"]) for ln in out.data["lines"]] == [
         ("1.01.016", "Box", Decimal("5")), ("1.01.002", "Unit", Decimal("10"))]
-    assert out.data["lines"][1]["unit_price_tax_included"] == Decimal("265.0050")
+    assert out.data["lines"][1]["unit_price"] == Decimal("234.5177")  # 265.005 / 1.13, the tax-exclusive price
 
 
 @pytest.fixture(scope="module")

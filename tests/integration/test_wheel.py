@@ -24,6 +24,7 @@ PACKAGE_DATA = [
     "erphub/config/demo.yaml", "erphub/config/demo.env", "erphub/config/examples/erp_tryton.yaml",
     "erphub/mappings/jiandaoyun_to_kingdee/customer.yaml", "erphub/mappings/lookups/material_codes.csv",
     "erphub/monitoring/alerts.yml", "erphub/monitoring/RUNBOOK.md", "erphub/monitoring/grafana/erphub.json",
+    "erphub/monitoring/prefect_logging.yml",
     "erphub/store/migrations/env.py", "erphub/store/migrations/script.py.mako",
     "erphub/store/migrations/versions/0001_initial.py", "erphub/py.typed",
 ]

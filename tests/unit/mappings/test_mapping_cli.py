@@ -10,6 +10,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from erphub.cli.mapping import mapping_app
+from erphub.mappings.expressions import FUNCTIONS
 from erphub.mappings.transforms import TRANSFORMS
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -132,4 +133,8 @@ def test_transforms_lists_every_transform_with_arguments_and_example() -> None:
         assert name in result.output
     assert "round(places, mode)" in result.output
     assert "lookup(table, key=None, value=None, on_missing='error', default=None)" in result.output
-    assert result.output.count("e.g. ") == len(TRANSFORMS)
+    assert result.output.count("e.g. ") == len(TRANSFORMS) + len(FUNCTIONS)
+    for name in FUNCTIONS:  # and every expression function, each with an example
+        assert f"{name}()" in result.output
+    for feature in ("expr:", "cases:", "let:", "params:", "include:", "decimal: comma", "${param:"):
+        assert feature in result.output

@@ -76,12 +76,12 @@ KD_ORDER = EntitySpec(
 HEAD = "source: sales_order\ntarget: sales_order\n"
 
 
-def fail(body: str, *, schemas: bool = False, lookups: Path | None = None) -> MappingError:
+def fail(body: str, *, schemas: bool = False, lookups: Path | None = None, file: str = "m.yaml") -> MappingError:
     source, target = (JDY_ORDER, KD_ORDER) if schemas else (None, None)
     with pytest.raises(MappingError) as info:
         compile_text(body, file="m.yaml", lookups_dir=lookups, source=source, target=target)
     err = info.value
-    assert err.file == "m.yaml"
+    assert err.file == file
     return err
 
 
@@ -137,7 +137,7 @@ def test_unknown_field_key() -> None:
 def test_field_needs_exactly_one_source() -> None:
     err = fail(HEAD + "fields:\n  FBillNo:\n    transforms: [trim]\n")
     at(err, 4, 3)
-    assert "exactly one of from, const, coalesce, template (got none)" in err.message
+    assert "exactly one of from, const, coalesce, template, expr, cases (got none)" in err.message
     err = fail(HEAD + "fields:\n  FBillNo: {from: a, const: b}\n")
     assert "(got from, const)" in err.message
 
@@ -230,15 +230,19 @@ def test_unknown_lookup_column() -> None:
 
 def test_lookup_table_with_a_duplicate_code(tmp_path: Path) -> None:
     (tmp_path / "units.csv").write_text("crm,kd\n个,Pcs\n台,Set\n个,Box\n", encoding="utf-8")
-    err = fail(HEAD + "fields:\n  FNote:\n    from: remark\n    lookup: units\n", lookups=tmp_path)
+    err = fail(HEAD + "fields:\n  FNote:\n    from: remark\n    lookup: units\n", lookups=tmp_path,
+               file=str(tmp_path / "units.csv"))
     assert "has code '个' twice in column 'crm' (lines 2 and 4)" in err.message
-    at(err, 6, 5)
+    assert (err.file, err.line) == (str(tmp_path / "units.csv"), 4)  # the CSV's own file and line
+    assert "table used at m.yaml:6:5 fields.FNote.lookup" in err.message
 
 
 def test_lookup_table_with_a_short_row(tmp_path: Path) -> None:
     (tmp_path / "units.csv").write_text("crm,kd\n个\n", encoding="utf-8")
-    err = fail(HEAD + "fields:\n  FNote:\n    from: remark\n    lookup: units\n", lookups=tmp_path)
+    err = fail(HEAD + "fields:\n  FNote:\n    from: remark\n    lookup: units\n", lookups=tmp_path,
+               file=str(tmp_path / "units.csv"))
     assert "line 2 has 1 cells, the header has 2" in err.message
+    assert (err.file, err.line) == (str(tmp_path / "units.csv"), 2)
 
 
 def test_on_unknown_default_needs_a_default() -> None:

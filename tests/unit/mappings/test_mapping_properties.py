@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import json
+from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from erphub.core.errors import MappingError, TransformError
 from erphub.core.records import canonical_json
 from erphub.mappings import Mapped, Rejected, Skipped, compile_mapping, compile_text
+from erphub.mappings.numbers import parse_text, plain
+
+HEAD_ANY = "source: any\ntarget: any\n"
 
 ROOT = Path(__file__).resolve().parents[3] / "mappings"
 SHIPPED = {
@@ -153,3 +160,113 @@ def test_receipt_shaped_records(record: dict[str, Any]) -> None:
 @given(keyed(SINK_KEYS))
 def test_every_transform_on_hostile_values(record: dict[str, Any]) -> None:
     check(KITCHEN_SINK, record)
+
+
+# --- issue 11: expressions, number grammar and calendar dates ----------------------------------------
+
+QUICK = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+EXPRESSIONS = compile_text(
+    """
+source: any
+target: any
+filter: "n == null or n != 'zzz'"
+let:
+  half: "n / 2"
+fields:
+  e1: {expr: "round(half * 3 + 1, 2)"}
+  e2: {expr: "if n > 0 then upper(text(a)) & '!' else coalesce(s, 'none')"}
+  e3: {expr: "add_days(date(d), 30)"}
+  e4: {expr: "sum(xs[*]) + count(xs) - max(xs[*]) * min(xs[*])"}
+  e5: {expr: "distinct(xs[*])"}
+  e6: {expr: "group_sum(xs, 'k', 'v')"}
+  e7: {expr: "money(n, s)"}
+  e8: {expr: "lookup('units', 'kingdee_unit', 'crm_unit', s)"}
+  e9: {expr: "substr(trim(a), 0, 3) & pad_left(n, 5, '0')"}
+  e10: {expr: "target.e1 * 2"}
+  e11:
+    cases:
+      - {if: "n >= 100", then: big}
+      - {if: "contains(a, 'x')", then: {expr: "len(a)"}}
+      - {else: small}
+""",
+    file="expressions.yaml",
+)
+
+
+def check_json(plan: Any, record: Any) -> None:
+    check(plan, record)
+    outcome = plan.apply(record)
+    if isinstance(outcome, Mapped):  # nothing non-finite ever comes out (it would be invalid JSON)
+        json.dumps(outcome.data, default=str, allow_nan=False)
+
+
+hostile = json_values | st.sampled_from([float("nan"), float("inf"), "\ud800", "1,234.5", "12,50", "1,2,3",
+                                        "１２，５０", "NaN", "-0.001", "2026-03-08 02:30:00"])
+
+
+@QUICK
+@given(st.dictionaries(st.sampled_from(SINK_KEYS), hostile, max_size=len(SINK_KEYS)))
+def test_expressions_never_raise_and_never_write_nan(record: dict[str, Any]) -> None:
+    for plan in (EXPRESSIONS, KITCHEN_SINK, *SHIPPED.values()):
+        check_json(plan, record)
+
+
+decimals = st.decimals(allow_nan=False, allow_infinity=False, min_value=-10**15, max_value=10**15, places=4)
+
+
+@QUICK
+@given(decimals)
+def test_number_parsing_keeps_the_magnitude(value: Decimal) -> None:
+    """Whatever form the number is written in, reading it back gives the same Decimal."""
+    for text, mark in ((plain(value), "point"), (f"{value:,}", "point"),
+                       (f"{value:,}".replace(",", "_").replace(".", ",").replace("_", "."), "comma"),
+                       (plain(value).replace(".", ","), "comma")):
+        assert parse_text(text, mark) == value, text  # type: ignore[arg-type]
+
+
+@QUICK
+@given(st.text(alphabet="0123456789,.-", min_size=1, max_size=12))
+def test_accepted_number_text_is_never_a_different_magnitude(text: str) -> None:
+    try:
+        value = parse_text(text, "point")
+    except TransformError:
+        return  # refused: the author hears about it
+    assert value == Decimal(text.replace(",", ""))  # commas only ever grouped digits
+    assert parse_text(plain(value)) == value
+
+
+zones = st.sampled_from(["Asia/Shanghai", "UTC", "America/New_York", "Europe/Berlin", "Australia/Lord_Howe"])
+
+
+@QUICK
+@given(st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2100, 1, 1)), zones)
+def test_date_conversions_without_a_zone_change_keep_the_date(moment: datetime, tz: str) -> None:
+    text = moment.strftime("%Y-%m-%d %H:%M:%S")
+    p = compile_text(HEAD_ANY + f"fields:\n  d: {{from: v, transforms: [{{datetime: {{from: kingdee, to: date, "
+                                f"from_tz: {tz}, on_nonexistent: shift_forward, on_ambiguous: earlier}}}}]}}\n"
+                                f"  p: {{from: v, transforms: [{{datetime: {{from: kingdee, to: '%d.%m.%Y'}}}}]}}\n"
+                                f"  k: {{from: day, transforms: [{{datetime: {{from: date, to: kingdee}}}}]}}\n",
+                     file="d.yaml")
+    outcome = p.apply({"v": text, "day": moment.date().isoformat()})
+    assert isinstance(outcome, Mapped), outcome
+    assert outcome.data["p"] == moment.strftime("%d.%m.%Y")
+    assert outcome.data["k"] == moment.date().isoformat() + " 00:00:00"
+    # with from_tz only a DST gap may move the wall time, and only forward by the gap (< 1 day)
+    assert outcome.data["d"] in (moment.date().isoformat(), (moment + timedelta(hours=2)).date().isoformat())
+
+
+PIECES = ["source: a\n", "target: b\n", "fields:\n", "  x: ", "{expr: ", '"', "'", "qty", " * ", "(", ")", "round(",
+          ", ", "2", "}", "\n", "  y:\n    cases:\n", "      - {if: ", "then: ", "else: ", "let:\n  n: ", "params: ",
+          "{a: 1}", "[", "]", "${param:a}", "map: {values: {010: a}}", "lookup: units", "when: ", "filter: ",
+          "decimal: comma\n", "null", "true", ".nan", "{const: .inf}", "  z: {from: a, transforms: [", "money",
+          "]}", "each:\n", "      fields:\n", "target.", "$.", "&", ":", "-", "?", "!!python/object", "\ud800"]
+
+
+@QUICK
+@given(st.lists(st.sampled_from(PIECES), min_size=1, max_size=25))
+def test_the_compiler_answers_any_text_with_a_plan_or_a_mapping_error(pieces: list[str]) -> None:
+    try:
+        compile_text("".join(pieces), file="fuzz.yaml")
+    except MappingError as exc:
+        assert exc.render().startswith("fuzz.yaml")

@@ -16,8 +16,9 @@ LOOKUPS = Path(__file__).resolve().parents[3] / "mappings" / "lookups"
 
 
 class Ctx:
-    def __init__(self) -> None:
+    def __init__(self, decimal_mark: str = "point") -> None:
         self.tables = LookupTables(LOOKUPS)
+        self.decimal_mark = decimal_mark
 
     def lookup_table(self, name: str) -> LookupTable:
         return self.tables.get(name)
@@ -195,7 +196,8 @@ def test_to_decimal() -> None:
     assert d("１２.５") == Decimal("12.5")
     assert d("-3e2") == Decimal("-300")
     assert d(".5") == Decimal("0.5")
-    rejects(d, "1,234.5", "not a number")
+    assert d("1,234.5") == Decimal("1234.5")  # groups of three: unambiguous
+    rejects(d, "1,23.5", "ambiguous number")
     rejects(d, "NaN", "not a number")
     rejects(d, float("nan"), "finite")
     rejects(d, float("inf"), "finite")

@@ -22,6 +22,7 @@ class FakeStoreState:
     oldest_age: dict[str, float] = field(default_factory=dict)
     times: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
     intervals: dict[str, float] = field(default_factory=dict)
+    configured: dict[str, float] = field(default_factory=dict)
     fail_with: Exception | None = None
     reads: int = 0
 
@@ -42,3 +43,6 @@ class FakeStoreState:
 
     def schedule_intervals(self) -> dict[str, float]:
         return dict(self.intervals)
+
+    def configured_times(self) -> dict[str, float]:
+        return dict(self.configured)

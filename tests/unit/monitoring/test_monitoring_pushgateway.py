@@ -1,10 +1,13 @@
-"""Pushing a one-shot run's metrics, against a fake Pushgateway on 127.0.0.1."""
+"""Pushing one-shot runs' metrics, against a fake Pushgateway on 127.0.0.1."""
 
 from __future__ import annotations
 
 import base64
 import logging
+import os
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -63,53 +66,67 @@ def gateway() -> Iterator[tuple[FakePushgateway, str]]:
         yield fake, server.base_url
 
 
-def test_push_replaces_the_pipeline_group_with_only_that_pipelines_samples(gateway) -> None:
+PUSH_FROM_A_FRESH_PROCESS = """
+import sys
+from pathlib import Path
+from erphub.monitoring import metrics, multiprocess
+from erphub.monitoring.pushgateway import PushgatewaySettings, push_run_metrics
+multiprocess.enable(Path(sys.argv[1]))
+metrics.count_auth_failure("push_kingdee")
+metrics.observe_run("push_orders", ok=False, duration_s=3.0, finished_at=1_700_000_000.0)
+ok = push_run_metrics(PushgatewaySettings(url=sys.argv[2], instance="hub-a"))
+sys.exit(0 if ok else 1)
+"""
+
+
+def test_one_shot_runs_push_cumulative_counters_so_increase_sees_every_run(gateway, tmp_path) -> None:
+    """Two one-shot runs, each its own process with one auth failure: the second push says 2, not a
+    fresh 1 (on a per-process push increase() stays 0 and ErphubAuthFailing never fires)."""
     fake, url = gateway
-    metrics.observe_run("push_orders", ok=False, duration_s=3.0, finished_at=1_700_000_000.0)
-    metrics.count_records("push_orders", "dead_lettered", 2)
-    metrics.count_records("push_other", "created", 5)  # another pipeline in the same process
-    metrics.observe_http("push_kingdee", 429, 0.1)
-
-    assert push_run_metrics(url, "push_orders") is True
-
-    [push] = fake.pushes
-    assert push.method == "PUT"  # replaces the group: no stale series from an older run
-    assert push.path == "/metrics/job/erphub/pipeline/push_orders"
-    series = _series(push.body)
-    assert series[("erphub_runs_total", (("pipeline", "push_orders"), ("status", "failed")))] == 1
-    assert series[("erphub_last_run_timestamp_seconds", (("pipeline", "push_orders"),))] == 1_700_000_000
-    assert series[("erphub_records_total", (("outcome", "dead_lettered"), ("pipeline", "push_orders")))] == 2
-    assert series[("erphub_http_requests_total", (("status_class", "4xx"), ("system", "push_kingdee")))] >= 1
-    assert not [k for k in series if dict(k[1]).get("pipeline") == "push_other"]
+    folder = tmp_path / "metrics"
+    for _ in range(2):
+        subprocess.run([sys.executable, "-c", PUSH_FROM_A_FRESH_PROCESS, str(folder), url], check=True,
+                       env={k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}, timeout=60)
+    first, second = fake.pushes
+    assert first.method == second.method == "PUT"  # replaces the hub's group
+    assert second.path == "/metrics/job/erphub/instance/hub-a"
+    auth = ("erphub_auth_failures_total", (("system", "push_kingdee"),))
+    failed = ("erphub_runs_total", (("pipeline", "push_orders"), ("status", "failed")))
+    assert _series(first.body)[auth] == 1 and _series(second.body)[auth] == 2
+    assert _series(first.body)[failed] == 1 and _series(second.body)[failed] == 2
+    # No per-process label leaks out of multiprocess mode.
+    assert not [k for k in _series(second.body) if "pid" in dict(k[1])]
 
 
-def test_push_with_a_store_reader_sends_the_store_view(gateway) -> None:
+def test_push_with_a_store_reader_sends_the_store_view_of_every_pipeline(gateway) -> None:
     fake, url = gateway
     metrics.dead_letters.labels(pipeline="push_store").set(99)
     state = FakeStoreState(
         open_letters={"push_store": 4, "push_elsewhere": 1},
         times={"push_store": (100.0, 200.0)},
         intervals={"push_store": 3600.0},
+        configured={"push_store": 50.0},
     )
-    settings = PushgatewaySettings(url=url, job="erphub-test")
-    assert push_run_metrics(settings, "push_store", state_reader=state) is True
+    settings = PushgatewaySettings(url=url, job="erphub-test", instance="hub-b")
+    assert push_run_metrics(settings, state_reader=state) is True
     [push] = fake.pushes
-    assert push.path == "/metrics/job/erphub-test/pipeline/push_store"
+    assert push.path == "/metrics/job/erphub-test/instance/hub-b"
     series = _series(push.body)
-    assert series[("erphub_dead_letters", (("pipeline", "push_store"),))] == 4
+    assert series[("erphub_dead_letters", (("pipeline", "push_store"),))] == 4  # the store, not the gauge's 99
+    assert series[("erphub_dead_letters", (("pipeline", "push_elsewhere"),))] == 1
     assert series[("erphub_last_success_timestamp_seconds", (("pipeline", "push_store"),))] == 100
-    assert ("erphub_dead_letters", (("pipeline", "push_elsewhere"),)) not in series
+    assert series[("erphub_pipeline_configured_timestamp_seconds", (("pipeline", "push_store"),))] == 50
 
 
 def test_basic_auth_is_sent_and_the_password_never_logged(gateway, caplog) -> None:
     fake, url = gateway
     fake.status = 500
-    settings = PushgatewaySettings(url=url, username="hub", password=SecretStr(CANARY))
+    settings = PushgatewaySettings(url=url, username="hub", password=SecretStr(CANARY), instance="push_auth")
     with caplog.at_level(logging.WARNING, logger="erphub.monitoring.pushgateway"):
-        assert push_run_metrics(settings, "push_auth") is False  # a 500 never fails the run
+        assert push_run_metrics(settings) is False  # a 500 never fails the run
     [push] = fake.pushes
     assert push.authorization == "Basic " + base64.b64encode(f"hub:{CANARY}".encode()).decode()
-    assert "pushgateway push failed for pipeline push_auth" in caplog.text
+    assert "pushgateway push failed for instance push_auth" in caplog.text
     assert CANARY not in caplog.text
 
 
@@ -118,4 +135,4 @@ def test_unreachable_gateway_returns_false() -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     settings = PushgatewaySettings(url=f"http://127.0.0.1:{port}", timeout_s=2)
-    assert push_run_metrics(settings, "push_nowhere") is False
+    assert push_run_metrics(settings) is False
