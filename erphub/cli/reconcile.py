@@ -37,7 +37,7 @@ def reconcile(
         if url:  # a one-shot command ends before a scrape: hand erphub_drift_records to the Pushgateway
             from erphub.monitoring.pushgateway import push_run_metrics
 
-            push_run_metrics(url, pipeline, state_reader=hub.store)
+            push_run_metrics(url, state_reader=hub.store)
     if as_json:
         print_json(report.as_dict())
     else:

@@ -154,7 +154,7 @@ class TwoWayBatch:
         requests = [request for _, request in self.pushes]
         results = p.source.write(p.source_entity, requests)
         refused = 0
-        for (record, request), result in zip(self.pushes, requests and results, strict=True):
+        for (record, request), result in zip(self.pushes, results, strict=True):
             if result.ok:
                 for reverse_field, value in request.data.items():
                     ours = next(f for f, r in spec.fields.items() if r == reverse_field)

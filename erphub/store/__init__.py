@@ -22,7 +22,8 @@ from erphub.store.db import as_utc, make_engine, migrate, to_utc
 from erphub.store.models import AgreedValue, BatchCommit, Conflict, DeadLetter, Link, LinkUpdate, NewDeadLetter, RunInfo
 from erphub.store.tables import AgreedRow, ConfiguredPipelineRow, ConflictRow, CursorRow, DeadLetterRow, LinkRow, RunRow
 
-__all__ = ["AgreedValue", "BatchCommit", "Conflict", "DeadLetter", "Link", "LinkUpdate", "NewDeadLetter", "RunInfo", "Store"]
+__all__ = ["AgreedValue", "BatchCommit", "Conflict", "DeadLetter", "Link", "LinkUpdate", "NewDeadLetter", "RunInfo",
+           "Store"]
 
 _CHUNK = 500  # stay under SQLite's bound-parameter limit in IN (...) queries
 

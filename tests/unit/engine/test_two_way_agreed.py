@@ -52,7 +52,7 @@ def wrong_customers(world: World) -> list[str]:
 
 
 @pytest.mark.parametrize("rule", ["newest_wins", "owner_wins"])
-@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("seed", [3])  # seed 3 fails the old code under both rules
 def test_after_the_integrators_history_every_customer_holds_its_last_phone_edit_on_both_sides(
         tmp_path: Path, seed: int, rule: str) -> None:
     world = World(f"agreed-{rule}-{seed}", tmp_path, rule)
