@@ -189,7 +189,7 @@ def test_a_one_shot_reconcile_hands_its_drift_to_the_pushgateway(
         result = CliRunner().invoke(app, ["reconcile", "crm_to_erp", "--config", str(config)])
     assert result.exit_code == 1
     [push] = fake.pushes
-    assert push.path.endswith("/pipeline/crm_to_erp")
+    assert push.path.startswith("/metrics/job/erphub/")  # main pushes one hub-wide group (job, instance)
     assert 'erphub_drift_records{kind="missing",pipeline="crm_to_erp"} 2.0' in push.body
 
 
