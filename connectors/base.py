@@ -86,6 +86,7 @@ class Connector(Protocol):
 
     kind: ClassVar[str]
     settings_model: ClassVar[type[ConnectorSettings]]
+    read_lag_s: ClassVar[float]
 
     def entities(self) -> Mapping[str, EntitySpec]: ...
 
@@ -100,6 +101,11 @@ class Connector(Protocol):
 
     def lookup(self, entity: str, keys: Sequence[str]) -> dict[str, str]:
         """Target ids of existing records by match-key value (keys not found are absent)."""
+        ...
+
+    def key_identity(self, entity: str, key: str) -> str:
+        """The form of a match key under which the target tells keys apart: two keys with one identity
+        are one record to the target (Kingdee's FNumber ignores case and outer spaces, say)."""
         ...
 
     def check(self) -> None:
@@ -154,6 +160,10 @@ class ConnectorBase(ABC):
 
     kind: ClassVar[str]
     settings_model: ClassVar[type[ConnectorSettings]]
+    # The default overlap window of incremental reads from this system (a pipeline's `lag_seconds`
+    # overrides it): how far behind the saved cursor each run starts reading again, to cover the
+    # vendor's clock skew and commit delays. 60 s unless a connector knows better and says why.
+    read_lag_s: ClassVar[float] = 60.0
 
     @abstractmethod
     def entities(self) -> Mapping[str, EntitySpec]:
@@ -182,6 +192,10 @@ class ConnectorBase(ABC):
             if value not in (None, ""):
                 return str(value)
         return None
+
+    def key_identity(self, entity: str, key: str) -> str:
+        """Keys compare exactly (case, width and spaces count) unless a connector says otherwise."""
+        return key
 
     def close(self) -> None:
         """Release connections; by default there are none to release."""

@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -85,9 +86,20 @@ class PipelineRun:
             return self.since
         return self.store.get_cursor(self.pipeline.name)
 
+    def read_from(self) -> Cursor | None:
+        """Where the read starts: the saved cursor minus the overlap window (an explicit `since` as given).
+
+        The saved cursor never moves back (store._advance_cursor), so the re-read costs a page of
+        "unchanged" records and never a write.
+        """
+        start = self.start_cursor()
+        if start is None or self.since is not None or self.pipeline.lag_s <= 0:
+            return start
+        return Cursor(start.updated_at - timedelta(seconds=self.pipeline.lag_s), "")
+
     def pages(self) -> Iterator[Page]:
         p = self.pipeline
-        yield from p.source.read_changes(p.source_entity, self.start_cursor(), page_size=p.page_size,
+        yield from p.source.read_changes(p.source_entity, self.read_from(), page_size=p.page_size,
                                          until=self.until)
 
     def finish(self, error: BaseException | None = None) -> RunInfo:
