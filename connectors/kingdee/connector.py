@@ -1,4 +1,9 @@
-"""The Kingdee K/3 Cloud connector: keyset-paged ExecuteBillQuery reads, BatchSave writes by DIndex."""
+"""The Kingdee K/3 Cloud connector: keyset-paged ExecuteBillQuery reads, BatchSave writes by DIndex.
+
+Keys: a number (FNumber, FBillNo) is looked up and compared as Kingdee compares it: case-insensitive,
+trailing spaces ignored (`kingdee_key`, with its sources); `key_identity` tells the engine the same,
+so two CRM codes that differ only so are one ERP record and the engine refuses the second.
+"""
 
 from __future__ import annotations
 
@@ -46,6 +51,18 @@ DEFAULT_CONCURRENCY = 4
 # MsgCodes whose Errors belong to individual records (validation, not allowed, network control).
 PER_RECORD_CODES = {0, 11, 12, 13}
 TRANSIENT_CODES = {6, 13}  # database failure, network-control (lock) conflict
+
+
+def kingdee_key(number: str) -> str:
+    """A number as K/3 Cloud tells numbers apart: case-insensitive, trailing spaces ignored.
+
+    K/3 Cloud keeps its account sets in SQL Server with the collation Chinese_PRC_CI_AS [assumed:
+    the default of Chinese installations; the sandbox compares the same way]; under it `=` ignores
+    case, and SQL Server ignores trailing spaces in `=` and IN (support.microsoft.com/kb/316626).
+    Leading and inner spaces and full/half width count as different here (width: the mappings fold
+    codes to half width before they reach us).
+    """
+    return number.rstrip(" ").casefold()
 
 
 def _jsonable(value: Any) -> Any:
@@ -168,7 +185,7 @@ class KingdeeConnector(ConnectorBase):
         if unresolved:
             found = self._lookup_folded(shape, unresolved)
             targets = [
-                t or (found.get(k.casefold()) if k else None) for k, t in zip(keys, targets, strict=True)
+                t or (found.get(kingdee_key(k)) if k else None) for k, t in zip(keys, targets, strict=True)
             ]
 
         results: list[WriteResult | None] = [None] * len(batch)
@@ -193,9 +210,9 @@ class KingdeeConnector(ConnectorBase):
                     results[i] = WriteResult(batch[i].source_id, outcome.target_id, action)
                     continue
                 key = keys[i]
-                if creating and key and key.casefold() in now_found and i not in converted:
+                if creating and key and kingdee_key(key) in now_found and i not in converted:
                     # "Number already exists": it landed before (lost answer, crash) -> update it.
-                    targets[i] = now_found[key.casefold()]
+                    targets[i] = now_found[kingdee_key(key)]
                     converted.add(i)
                     retry.append(i)
                     continue
@@ -246,7 +263,11 @@ class KingdeeConnector(ConnectorBase):
     def lookup(self, entity: str, keys: Sequence[str]) -> dict[str, str]:
         shape = self._shape(entity)
         found = self._lookup_folded(shape, [k for k in keys if k])
-        return {k: found[k.casefold()] for k in keys if k and k.casefold() in found}
+        return {k: found[kingdee_key(k)] for k in keys if k and kingdee_key(k) in found}
+
+    def key_identity(self, entity: str, key: str) -> str:
+        """Two numbers are one record to Kingdee when they differ only in case or trailing spaces."""
+        return kingdee_key(key)
 
     def check(self) -> None:
         """Log in and read one customer row; raises the ConnectorError that says why not."""
@@ -327,8 +348,11 @@ class KingdeeConnector(ConnectorBase):
                 return rows
 
     def _lookup_folded(self, shape: Shape, keys: Sequence[str]) -> dict[str, str]:
-        """casefolded number -> id (Kingdee compares codes case-insensitively)."""
-        unique = sorted({k for k in keys if k})
+        """kingdee_key(number) -> id (Kingdee compares codes as its collation does: see kingdee_key).
+
+        The filter carries the numbers without trailing spaces: SQL Server ignores them in `=`/IN anyway.
+        """
+        unique = sorted({k.rstrip(" ") for k in keys if k and k.rstrip(" ")})
         found: dict[str, str] = {}
         for start in range(0, len(unique), MAX_IN_LIST):
             chunk = unique[start : start + MAX_IN_LIST]
@@ -341,7 +365,7 @@ class KingdeeConnector(ConnectorBase):
             )
             for pk, number in rows:
                 if number is not None:
-                    found.setdefault(str(number).casefold(), str(pk))
+                    found.setdefault(kingdee_key(str(number)), str(pk))
         return found
 
     # ---- writing ---------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from erphub.core.records import (
     payload_hash,
 )
 from erphub.engine.items import Classified
+from erphub.engine.keys import find_key_conflicts
 from erphub.engine.lease import Lease
 from erphub.engine.pipeline import Pipeline
 from erphub.engine.twoway_batch import TwoWayBatch, paired_targets
@@ -188,6 +189,7 @@ class PipelineRun:
     def _deliver(self, items: Sequence[Classified], batch: BatchCommit) -> None:
         p = self.pipeline
         found = self._match_existing(items)
+        items = self._refuse_key_conflicts(items, found, batch)
         targets = {item.record.id: self._known_target(item, found) for item in items}
         two_way: TwoWayBatch | None = None
         if p.two_way is not None:
@@ -226,6 +228,23 @@ class PipelineRun:
                                 system=p.target_system)
         for item, request, result in zip(writing, requests, results, strict=True):
             self._settle(item, request, result, batch)
+
+    def _refuse_key_conflicts(self, items: Sequence[Classified], found: Mapping[str, str],
+                              batch: BatchCommit) -> list[Classified]:
+        """Records whose key is another source record's are dead letters, never written (engine.keys)."""
+        conflicts = find_key_conflicts(self.pipeline, self.store, items, found)
+        if not conflicts:
+            return list(items)
+        for conflict in conflicts:
+            item = conflict.item
+            batch.dead_letters.append(NewDeadLetter(
+                source_id=item.record.id, source_payload=item.record.data, mapped_payload=item.mapped.data,
+                stage=Stage.WRITE, error_class=ErrorClass.KEY_CONFLICT, error_code="key_conflict",
+                message=self.pipeline.redact(conflict.message()), field=self.pipeline.plan.key_field,
+                source_updated_at=item.record.updated_at))
+        self._count(Outcome.DEAD_LETTERED, len(conflicts))
+        refused = {conflict.item.record.id for conflict in conflicts}
+        return [item for item in items if item.record.id not in refused]
 
     @staticmethod
     def _known_target(item: Classified, found: Mapping[str, str]) -> str | None:

@@ -18,7 +18,14 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from erphub.sandbox.kingdee.filter import FilterSyntaxError, evaluate, fields_of, parse_datetime, parse_filter
+from erphub.sandbox.kingdee.filter import (
+    FilterSyntaxError,
+    evaluate,
+    fields_of,
+    fold_text,
+    parse_datetime,
+    parse_filter,
+)
 from erphub.sandbox.kingdee.forms import FORMS, FieldDef, FormDef, find_form
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -128,17 +135,17 @@ class KingdeeStore:
     def by_number(self, form_id: str, number: str) -> dict[str, Any] | None:
         with self.lock:
             form = self._form(form_id)
-            doc_id = self._numbers[form.form_id].get(str(number).lower())
+            doc_id = self._numbers[form.form_id].get(fold_text(str(number)))
             return None if doc_id is None else self.docs[form.form_id][doc_id]
 
     def count_number(self, form_id: str, number: str) -> int:
         with self.lock:
             form = self._form(form_id)
-            want = str(number).lower()
+            want = fold_text(str(number))
             return sum(
                 1
                 for d in self.docs[form.form_id].values()
-                if str(d.get(form.number_key) or "").lower() == want
+                if fold_text(str(d.get(form.number_key) or "")) == want
             )
 
     def _ref_form_id(self, fdef: FieldDef, doc: dict[str, Any]) -> str:
@@ -166,7 +173,7 @@ class KingdeeStore:
             ref_form = find_form(self._ref_form_id(fdef, doc))
             if ref_form is None:
                 return None, FieldError(fdef.key, f"字段[{fdef.caption}]的往来单位类型不存在")
-            ref_id = self._numbers[ref_form.form_id].get(str(number).lower())
+            ref_id = self._numbers[ref_form.form_id].get(fold_text(str(number)))
             if ref_id is None:
                 return None, FieldError(fdef.key, f"字段[{fdef.caption}]的值“{number}”在系统中不存在")
             return ref_id, None
@@ -355,7 +362,7 @@ class KingdeeStore:
         errors.extend(self._required_errors(form, doc))
         number = doc.get(form.number_key)
         if number:
-            other = self._numbers[form.form_id].get(str(number).lower())
+            other = self._numbers[form.form_id].get(fold_text(str(number)))
             if other is not None and other != pk:
                 kind = "单据编号" if form.is_bill else "编码"
                 errors.append(
@@ -396,9 +403,9 @@ class KingdeeStore:
         if existing is not None:
             old_number = existing.get(form.number_key)
             if old_number:
-                self._numbers[form.form_id].pop(str(old_number).lower(), None)
+                self._numbers[form.form_id].pop(fold_text(str(old_number)), None)
         self.docs[form.form_id][pk] = doc
-        self._numbers[form.form_id][str(number).lower()] = pk
+        self._numbers[form.form_id][fold_text(str(number))] = pk
         return_data = None
         if need_return_fields:
             model_out = self.to_model(form.form_id, doc)
@@ -462,7 +469,7 @@ class KingdeeStore:
                     except ValueError:
                         out.append((None, text))
         for number in numbers or []:
-            doc_id = self._numbers[form.form_id].get(str(number).lower())
+            doc_id = self._numbers[form.form_id].get(fold_text(str(number)))
             out.append((doc_id, str(number)))
         return out
 
