@@ -7,9 +7,14 @@ Reading: rows changed strictly after the cursor, in (cursor column, id column) o
 keyset: `WHERE (c > :t OR (c = :t AND id > :i)) ORDER BY c, id LIMIT n`, the next page starting
 after the last row of the previous one, so rows sharing a timestamp across a page boundary are
 neither lost nor repeated. Naive timestamps are taken as UTC. Rows whose cursor column is NULL
-are never read: declare it NOT NULL with a default. As with any timestamp cursor, a producer
-whose transaction commits with an older timestamp than rows already read is missed; give the
-pipeline a lag window if the producer has long transactions.
+are never read: declare it NOT NULL with a default.
+
+Commit order: a producer's row carries the time its transaction stamped it (PostgreSQL's now() and
+CURRENT_TIMESTAMP are the transaction's start, postgresql.org/docs/current/functions-datetime.html),
+so a transaction that began before rows the hub has read and commits after them lands behind the
+cursor. The engine's overlap window re-reads `read_lag_s` = 60 s behind the cursor on every run
+(raise the pipeline's `lag_seconds` above the producer's longest transaction): a row committed
+late within the window is read on the next run; rows already delivered count as unchanged.
 
 Writing: upsert by the key column (unique index required): PostgreSQL and SQLite
 `ON CONFLICT DO UPDATE`, MariaDB `ON DUPLICATE KEY UPDATE`. Each record runs in its own
@@ -22,7 +27,9 @@ found by reflection, text columns holding JSON are listed in `json_columns`. Val
 on read and encoded on write (Decimals as strings), so the record shape matches the CRM's
 sub-form lists without a second table.
 
-Handshake: with `status_column`, reads return only rows in `status_new`; after the engine has
+Handshake: with `status_column`, the status is the protocol: every read returns every row in
+`status_new`, whatever its cursor value (the cursor only pages within one read), so a row committed
+late is never passed over and never stays `new` for ever; after the engine has
 committed a batch it calls `acknowledge(entity, ids, ok=..., error=...)` to mark them
 `status_done` / `status_error` (with the reason in `error_column`). Acknowledging never touches
 the cursor column, so it cannot make a row look changed again.
@@ -222,7 +229,8 @@ class SqlConnector(ConnectorBase):
     def read_changes(self, entity: str, since: Cursor | None, *, page_size: int = 100,
                      until: Cursor | None = None) -> Iterator[Page]:
         t = self._table(entity)
-        after = since
+        # Handshake tables: the status says what is still to take, not the cursor (see the docstring).
+        after = None if t.cfg.status_column else since
         yielded = False
         while True:
             query = select(t.table).where(*self._window(t, after, until))

@@ -64,6 +64,7 @@ class PipelineRun:
     run_id: str = ""
     started: float = 0.0
     _lease: Lease = field(init=False, repr=False)
+    _skipped: list[str] = field(default_factory=list, repr=False)  # the current batch's filtered-out records
 
     def __post_init__(self) -> None:
         p = self.pipeline
@@ -134,6 +135,7 @@ class PipelineRun:
 
     def process_batch(self, records: Sequence[Record], checkpoint: Cursor | None) -> None:
         p = self.pipeline
+        self._skipped = []
         resolution = "replayed" if self.trigger == "replay" else "delivered"
         batch = BatchCommit(p.name, self.run_id, cursor=checkpoint, resolution=resolution)
         self._count(Outcome.READ, len(records))
@@ -159,6 +161,7 @@ class PipelineRun:
                 mapped.pop(record.id, None)  # a newer copy of a record read twice in one batch decides
             if isinstance(result, Skipped):
                 self._count(Outcome.SKIPPED)
+                self._skipped.append(record.id)
             elif isinstance(result, Rejected):
                 batch.dead_letters.append(NewDeadLetter(
                     source_id=record.id, source_payload=record.data, mapped_payload=None, stage=Stage.MAP,
@@ -303,7 +306,9 @@ class PipelineRun:
         if not isinstance(source, SupportsAcknowledge) or not source.acknowledges(entity):
             return
         failed = [letter.source_id for letter in batch.dead_letters]
-        done = sorted(set(batch.resolved_source_ids) - set(failed))
+        # A row the mapping's filter leaves out is handled too: left `new`, a handshake table (read
+        # by status, not cursor) would offer it again on every run.
+        done = sorted((set(batch.resolved_source_ids) | set(self._skipped)) - set(failed))
         if done:
             source.acknowledge(entity, done, ok=True)
         if failed:
