@@ -21,8 +21,9 @@ from erphub.connectors.kingdee.query import (
     MAX_LIMIT,
     SHANGHAI,
     build_record,
+    change_time,
+    changed_since_filter,
     complete_groups,
-    cursor_filter,
     find_status,
     group_rows,
     in_filter,
@@ -37,6 +38,7 @@ from erphub.core.records import (
     Cursor,
     EntitySpec,
     Page,
+    Record,
     RecordError,
     WriteAction,
     WriteRequest,
@@ -141,38 +143,75 @@ class KingdeeConnector(ConnectorBase):
     def read_changes(
         self, entity: str, since: Cursor | None, *, page_size: int = 100, until: Cursor | None = None
     ) -> Iterator[Page]:
-        """Keyset paging: each query starts strictly after the last whole document read.
+        """Documents whose change time (the latest of FModifyDate and the state dates: `Shape.stamp_keys`)
+        is after `since`, in (change time, id) order.
 
-        StartRow offsets would skip a row whenever a record already read is saved again during the
-        read (it moves to the end and every later row shifts one place up); re-anchoring the
-        FilterString on (FModifyDate, pk) cannot skip. StartRow is still used to read a single
-        document whose entry lines alone fill more than one page.
+        Two steps, because no single FilterString orders by the latest of several dates: first the ids
+        and dates of every document changed since the cursor (one keyset-paged query per date, on the
+        internal id, which never moves), ordered here; then those documents whole, a page at a time,
+        by id. A document audited or cancelled after an earlier read is read again even though its
+        FModifyDate did not move. StartRow is used only to read a single document whose entry lines
+        alone fill more than one page.
         """
         if entity in VIEW_SPECS:
             yield from self.views.read(entity, since, until, page_size)
             return
         shape = self._shape(entity)
-        keys = shape.field_keys()
-        limit = max(1, min(page_size, MAX_LIMIT))
-        cursor = since
-        yielded = False
-        while True:
-            rows = self._query(
-                shape.form_id, keys, cursor_filter(shape, cursor, until), shape.order_string(), limit=limit
-            )
-            groups, full = complete_groups(shape, rows, limit)
-            if full and not groups:
-                first_pk = group_rows(rows)[0][0]
-                groups = [(first_pk, self._document_rows(shape, keys, first_pk, limit))]
-            records = [build_record(shape, keys, doc_rows) for _, doc_rows in groups]
-            if records:
-                cursor = records[-1].cursor()
-                yielded = True
-                yield Page(records, cursor)
-            if not full:
-                break
-        if not yielded:
+        changed = self._changed(shape, since, until)
+        if not changed:
             yield Page([], None)
+            return
+        keys = shape.field_keys()
+        size = max(1, min(page_size, MAX_LIMIT))
+        for start in range(0, len(changed), size):
+            chunk = changed[start : start + size]
+            docs = self._documents(shape, keys, [pk for _, pk in chunk])
+            records = sorted((docs[pk] for _, pk in chunk if pk in docs), key=lambda r: (r.updated_at, r.id))
+            yield Page(records, Cursor(*chunk[-1]))
+
+    def _changed(self, shape: Shape, since: Cursor | None, until: Cursor | None) -> list[tuple[datetime, str]]:
+        """(change time, id) of every document changed after `since` and at or before `until`, in order."""
+        keys = [shape.pk, *shape.stamp_keys()]
+        stamps: dict[str, Sequence[Any]] = {}
+        for filter_string in [changed_since_filter(key, since) for key in shape.stamp_keys()] if since else [""]:
+            last: int | None = None
+            while True:
+                parts = [part for part in (filter_string, f"{shape.pk} > {last}" if last is not None else "") if part]
+                rows = self._query(shape.form_id, keys, " and ".join(parts), f"{shape.pk} ASC", limit=MAX_LIMIT)
+                for row in rows:
+                    stamps[str(row[0])] = row[1:]
+                if len(rows) < MAX_LIMIT:
+                    break
+                last = int(rows[-1][0])
+        changed = []
+        for pk, dates in stamps.items():
+            moment = change_time(shape, dates, pk)
+            if (since is None or since.is_before(moment, pk)) and (until is None or (moment, pk) <= until.key()):
+                changed.append((moment, pk))
+        return sorted(changed)
+
+    def _documents(self, shape: Shape, keys: Sequence[str], pks: Sequence[str]) -> dict[str, Record]:
+        """Whole documents by internal id (those that still exist), keyset-paged on the id."""
+        order = f"{shape.pk} ASC" + (f", {shape.entry.pk_query_key()} ASC" if shape.entry else "")
+        docs: dict[str, Record] = {}
+        wanted = sorted({int(pk) for pk in pks})
+        for start in range(0, len(wanted), MAX_IN_LIST):
+            ids = ",".join(str(pk) for pk in wanted[start : start + MAX_IN_LIST])
+            last: int | None = None
+            while True:
+                flt = f"{shape.pk} in ({ids})" + (f" and {shape.pk} > {last}" if last is not None else "")
+                rows = self._query(shape.form_id, keys, flt, order, limit=MAX_LIMIT)
+                groups, full = complete_groups(shape, rows, MAX_LIMIT)
+                if full and not groups:
+                    first_pk = group_rows(rows)[0][0]
+                    groups = [(first_pk, self._document_rows(shape, keys, first_pk, MAX_LIMIT))]
+                for _pk, doc_rows in groups:
+                    record = build_record(shape, keys, doc_rows)
+                    docs[record.id] = record
+                if not full or not groups:
+                    break
+                last = int(groups[-1][0])
+        return docs
 
     def write(self, entity: str, batch: Sequence[WriteRequest]) -> list[WriteResult]:
         shape = self._shape(entity)

@@ -385,6 +385,8 @@ class KingdeeStore:
                 doc[form.status_key] = "A"
             if form.locate("FForbidStatus"):
                 doc["FForbidStatus"] = "A"
+            if form.locate("FCancelStatus"):
+                doc["FCancelStatus"] = "A"
         if not number:
             self._number_seq[form.form_id] += 1
             number = f"{form.number_prefix}{self._number_seq[form.form_id]:06d}"
@@ -451,6 +453,8 @@ class KingdeeStore:
                 doc["FCreateDate"] = modify_date
             if status is not None and form.status_key:
                 doc[form.status_key] = status
+                if status == "C" and form.locate("FApproveDate"):
+                    doc["FApproveDate"] = modify_date or doc.get(form.modify_key or "FCreateDate")
             return outcome.id
 
     # ---- Submit / Audit / UnAudit ------------------------------------------------------------------
@@ -476,7 +480,12 @@ class KingdeeStore:
     def change_status(
         self, form_id: str, op: str, numbers: Sequence[str] | None, ids: Any
     ) -> list[OpOutcome]:
-        """Submit (A/D -> B), Audit (B -> C), UnAudit (C -> D): one outcome per target, in order."""
+        """Submit (A/D -> B), Audit (B -> C), UnAudit (C -> D), and what people do in the client:
+        Cancel (作废, an unaudited bill) and Forbid (禁用, base data). One outcome per target, in order.
+
+        None of them touches FModifyDate (only saves do); Audit stamps FApproveDate (UnAudit clears
+        it), Cancel FCancelDate, Forbid FForbidDate, as K/3 Cloud does (vendor-gaps.md).
+        """
         with self.lock:
             form = self._form(form_id)
             if form.status_key is None:
@@ -492,13 +501,33 @@ class KingdeeStore:
                     continue
                 number = str(doc.get(form.number_key))
                 status = doc.get(form.status_key)
+                if op in ("Cancel", "Forbid"):
+                    error = self._flag(form, doc, op, number)
+                    results.append(OpOutcome(doc_id, number, error, 11) if error else OpOutcome(doc_id, number))
+                    continue
                 new_status, error = _transition(op, status, number)
                 if error:
                     results.append(OpOutcome(doc_id, number, error, 11))
                     continue
                 doc[form.status_key] = new_status
+                if form.locate("FApproveDate"):
+                    doc["FApproveDate"] = self._stamp() if op == "Audit" else (
+                        None if op == "UnAudit" else doc.get("FApproveDate"))
                 results.append(OpOutcome(doc_id, number))
             return results
+
+    def _flag(self, form: FormDef, doc: dict[str, Any], op: str, number: str) -> str | None:
+        """Cancel an unaudited bill or forbid base data: the status flag and its date, or why not."""
+        flag, stamp = ("FCancelStatus", "FCancelDate") if op == "Cancel" else ("FForbidStatus", "FForbidDate")
+        if not form.locate(flag):
+            return f"该业务对象不支持{op}操作"
+        if doc.get(flag) == "B":
+            return f"编号为“{number}”的数据已{'作废' if op == 'Cancel' else '禁用'}"
+        if op == "Cancel" and form.status_key and doc.get(form.status_key) in ("B", "C"):
+            return f"编号为“{number}”的单据已提交或已审核，不允许作废"
+        doc[flag] = "B"
+        doc[stamp] = self._stamp()
+        return None
 
     # ---- Query ------------------------------------------------------------------------------------------
 
