@@ -11,7 +11,6 @@ from k3cloud_webapi_sdk.model.api_config import ApiConfig
 from k3cloud_webapi_sdk.util import encode_util, hmac_util
 
 from erphub.connectors.http import Action
-from erphub.core.errors import ProtocolError
 from erphub.connectors.kingdee.auth import KingdeeLogin, classify_body
 from erphub.connectors.kingdee.auth import login_sign as client_login_sign
 from erphub.connectors.kingdee.query import (
@@ -27,6 +26,7 @@ from erphub.connectors.kingdee.query import (
 )
 from erphub.connectors.kingdee.schema import CUSTOMER, SALES_ORDER
 from erphub.connectors.kingdee.settings import KingdeeSettings
+from erphub.core.errors import ProtocolError
 from erphub.core.records import Cursor
 from erphub.sandbox.kingdee.auth import (
     Credentials,
