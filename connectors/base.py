@@ -9,6 +9,7 @@ Optional capabilities are Protocols the engine checks with `isinstance`:
 
     SupportsFetch        current records by id (two-way pipelines need it)
     SupportsAcknowledge  tells the source which records were taken (handshake staging tables)
+    SupportsCompare      tells which records differ from the target's current ones (`--full`)
     SupportsWebhook      verifies the signature of an event the system pushes (a class-level check,
                          so `erphub serve` can verify before any connector is built)
 """
@@ -47,6 +48,7 @@ __all__ = [
     "Record",
     "RecordError",
     "SupportsAcknowledge",
+    "SupportsCompare",
     "SupportsFetch",
     "SupportsWebhook",
     "SystemContext",
@@ -120,6 +122,20 @@ class SupportsFetch(Protocol):
     """Optional: current records by id. Two-way pipelines need it to see what the target has now."""
 
     def fetch(self, entity: str, ids: Sequence[str]) -> dict[str, Record]: ...
+
+
+@runtime_checkable
+class SupportsCompare(Protocol):
+    """Optional: which records differ from what the target holds now, so `--full` judges by the target
+    (not by our links) and re-sends what someone changed there."""
+
+    def compares(self, entity: str) -> bool:
+        """Whether this entity's records can be compared with the target's current ones."""
+        ...
+
+    def differing(self, entity: str, batch: Sequence[WriteRequest]) -> set[str]:
+        """Source ids of the requests whose target record differs from the request's data, or is gone."""
+        ...
 
 
 @runtime_checkable

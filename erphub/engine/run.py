@@ -22,7 +22,7 @@ from typing import Any
 
 import structlog
 
-from erphub.connectors.base import SupportsAcknowledge
+from erphub.connectors.base import SupportsAcknowledge, SupportsCompare
 from erphub.core.errors import ProtocolError
 from erphub.core.outcomes import OUTCOMES, ErrorClass, Outcome, Stage
 from erphub.core.records import (
@@ -47,6 +47,10 @@ from erphub.monitoring import metrics
 from erphub.store import BatchCommit, LinkUpdate, NewDeadLetter, RunInfo, Store
 
 log = structlog.get_logger("erphub.engine")
+
+# What a run counts for a write the target accepted: "unchanged" when it applied nothing.
+_OUTCOME_OF = {WriteAction.CREATED: Outcome.CREATED, WriteAction.UPDATED: Outcome.UPDATED,
+               WriteAction.UNCHANGED: Outcome.UNCHANGED}
 
 
 @dataclass
@@ -176,6 +180,7 @@ class PipelineRun:
     def _classify(self, mapped: Sequence[tuple[Record, Mapped]], batch: BatchCommit) -> list[Classified]:
         links = self.store.links_for(self.pipeline.name, [record.id for record, _ in mapped])
         to_write: list[Classified] = []
+        judge_by_target: list[Classified] = []
         for record, result in mapped:
             digest = payload_hash(result.data)
             link = links.get(record.id)
@@ -183,11 +188,36 @@ class PipelineRun:
                 self._count(Outcome.UNCHANGED)  # a copy older than what was delivered (a late push): stale
                 continue
             if link is not None and link.state == "synced" and link.target_id and link.payload_hash == digest:
+                if self._compares_with_target():
+                    judge_by_target.append(Classified(record, result, digest, link))
+                    continue
                 self._count(Outcome.UNCHANGED)
                 batch.resolved_source_ids.append(record.id)
                 continue
             to_write.append(Classified(record, result, digest, link))
+        if judge_by_target:
+            to_write += self._differing_in_target(judge_by_target, batch)
         return to_write
+
+    def _compares_with_target(self) -> bool:
+        """`--full` asks the target, where it can tell, instead of trusting the links' hashes."""
+        target = self.pipeline.target
+        return self.full and isinstance(target, SupportsCompare) and target.compares(self.pipeline.target_entity)
+
+    def _differing_in_target(self, items: Sequence[Classified], batch: BatchCommit) -> list[Classified]:
+        """Of records our links call unchanged, those the target now holds differently (to write again)."""
+        p = self.pipeline
+        target = p.target
+        assert isinstance(target, SupportsCompare)
+        requests = [WriteRequest(source_id=item.record.id, key=item.mapped.key,
+                                 target_id=item.link.target_id if item.link else None,
+                                 data=self._owned_part(item.mapped.data), idempotency_key="",
+                                 owned_fields=p.plan.owned_fields) for item in items]
+        differing = target.differing(p.target_entity, requests)
+        same = [item for item in items if item.record.id not in differing]
+        self._count(Outcome.UNCHANGED, len(same))
+        batch.resolved_source_ids.extend(item.record.id for item in same)
+        return [item for item in items if item.record.id in differing]
 
     def _deliver(self, items: Sequence[Classified], batch: BatchCommit) -> None:
         p = self.pipeline
@@ -284,7 +314,7 @@ class PipelineRun:
                                           {**previous, **request.data},
                                           source_updated_at=item.record.updated_at))
             batch.resolved_source_ids.append(item.record.id)
-            self._count(Outcome.UPDATED if result.action == WriteAction.UPDATED else Outcome.CREATED)
+            self._count(_OUTCOME_OF.get(result.action or WriteAction.CREATED, Outcome.CREATED))
             return
         error = result.error or RecordError("no_target_id", "the target accepted the record but returned no id")
         batch.dead_letters.append(NewDeadLetter(
