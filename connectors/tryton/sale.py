@@ -273,7 +273,7 @@ class Sales:
     def changes(self, data: Mapping[str, Any], existing: Mapping[str, Any]) -> list[str]:
         """The fields of a sale whose value in Tryton differs from what `data` would write."""
         values = self._header(data)
-        changed = [name for name in ("party", "currency", "payment_term", "sale_date", "description")
+        changed: list[str] = [name for name in ("party", "currency", "payment_term", "sale_date", "description")
                    if name in values and (values[name] or None) != (existing.get(name) or None)]
         if "lines" in data:
             current = self.rpc.read("sale.line", existing.get("lines") or [],
