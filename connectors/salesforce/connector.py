@@ -1,4 +1,13 @@
-"""The Salesforce connector: SOQL incremental reads by (SystemModstamp, Id), external-id upserts."""
+"""The Salesforce connector: SOQL incremental reads by (SystemModstamp, Id), external-id upserts.
+
+Change capture: SystemModstamp is the "date and time when a user or automated process (such as a
+trigger) last modified this record", where LastModifiedDate moves only for a user's edits
+(developer.salesforce.com/docs/atlas.en-us.api.meta/api/system_fields.htm). State changes (an
+Order's Status, an Opportunity's StageName and IsClosed) are writes of the record, and system
+updates (roll-ups, flows) move SystemModstamp too, so it covers every state change this
+connector's mappings read. The engine's overlap window (`read_lag_s` = 60 s) covers a transaction
+that commits after a record stamped earlier was read [assumed: Salesforce documents no bound].
+"""
 
 from __future__ import annotations
 

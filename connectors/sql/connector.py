@@ -7,7 +7,10 @@ Reading: rows changed strictly after the cursor, in (cursor column, id column) o
 keyset: `WHERE (c > :t OR (c = :t AND id > :i)) ORDER BY c, id LIMIT n`, the next page starting
 after the last row of the previous one, so rows sharing a timestamp across a page boundary are
 neither lost nor repeated. Naive timestamps are taken as UTC. Rows whose cursor column is NULL
-are never read: declare it NOT NULL with a default.
+are never read: declare it NOT NULL with a default. The cursor column is the only change time
+a staging table has: the producer must set it on every change of the row, a change of state
+included (an ON UPDATE clause or a trigger); where it does not, use the handshake (below), which
+reads by status and needs no timestamp. The entity's description says which of the two it is.
 
 Commit order: a producer's row carries the time its transaction stamped it (PostgreSQL's now() and
 CURRENT_TIMESTAMP are the transaction's start, postgresql.org/docs/current/functions-datetime.html),
@@ -115,7 +118,10 @@ class _Table:
             name=self.name, native_name=self.cfg.native_name or self.table.fullname,
             directions=frozenset(self.cfg.directions), fields=frozenset(c.name for c in self.table.c),
             key_field=self.cfg.key_column,
-            description=f"staging table {self.table.fullname} (fields by reflection)",
+            description=f"staging table {self.table.fullname} (fields by reflection); changes: "
+            + (f"rows in {self.cfg.status_column} = {self.cfg.status_new!r}, whatever their time"
+               if self.cfg.status_column else
+               f"{self.cfg.cursor_column}, which the producer must set on every change"),
         )
 
     # -- value conversion ------------------------------------------------------------------
