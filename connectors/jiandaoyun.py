@@ -25,6 +25,8 @@ ASSUMED (not confirmed; the sandbox behaves the same way):
 - `success_ids` are in the order of `data_list` when every record succeeded; on a partial
   success we find the created ones by key (`lookup`) and create the rest one by one to learn
   each refusal's reason;
+- keys: `lookup` filters the key field with `in`, which matches text exactly (case, width and
+  spaces count), and `key_identity` says the same;
 - `in` takes at most 200 values (the reference says 200, the transcription 1000; we use 200);
 - no documented concurrency cap: we use 5 parallel requests;
 - clocks: the read window ends at our "now"; the server stamps `updateTime` with its own clock,

@@ -332,14 +332,28 @@ class SqlConnector(ConnectorBase):
         return RecordError(code=type(orig).__name__ if orig is not None else "db_error", message=message)
 
     def _ids_by_key(self, conn: Any, t: _Table, keys: Sequence[Any]) -> dict[Any, str]:
-        found: dict[Any, str] = {}
+        """Row ids by each key asked, matched as the database matched them (see `key_identity`)."""
+        by_identity: dict[Any, str] = {}
         key_col, id_col = t.c[t.cfg.key_column], t.c[t.cfg.id_column]
         unique = list(dict.fromkeys(keys))
         for start in range(0, len(unique), 500):
             chunk = unique[start:start + 500]
             for key, row_id in conn.execute(select(key_col, id_col).where(key_col.in_(chunk))):
-                found[key] = str(row_id)
-        return found
+                by_identity[self._identity(key)] = str(row_id)
+        return {k: by_identity[self._identity(k)] for k in unique if self._identity(k) in by_identity}
+
+    def key_identity(self, entity: str, key: str) -> str:
+        """Keys compare as the database compares the key column. PostgreSQL (deterministic collations)
+        and SQLite (BINARY) compare exactly: case, width and spaces count. MariaDB/MySQL's default
+        collations (utf8mb4_general_ci, utf8mb4_uca1400_ai_ci) ignore case and, being PAD SPACE,
+        trailing spaces (mariadb.com/kb/en/character-set-and-collation-overview); accents, which
+        they ignore too, are not folded here."""
+        return str(self._identity(key))
+
+    def _identity(self, key: Any) -> Any:
+        if isinstance(key, str) and self._engine.dialect.name in ("mysql", "mariadb"):
+            return key.rstrip(" ").casefold()
+        return key
 
     def lookup(self, entity: str, keys: Sequence[str]) -> dict[str, str]:
         t = self._table(entity)
