@@ -186,8 +186,6 @@ class PipelineRun:
             link = links.get(record.id)
             if link is not None and link.source_updated_at is not None and record.updated_at < link.source_updated_at:
                 self._count(Outcome.UNCHANGED)  # a copy older than what was delivered (a late push): stale
-                if self.trigger == "replay":
-                    batch.resolved_source_ids.append(record.id)  # a newer version already landed
                 continue
             if link is not None and link.state == "synced" and link.target_id and link.payload_hash == digest:
                 if self._compares_with_target():
