@@ -1,5 +1,9 @@
 """The Kingdee K/3 Cloud connector: keyset-paged ExecuteBillQuery reads, BatchSave writes by DIndex.
 
+Change capture: a document's change time is the latest of FModifyDate and the dates its state
+changes set (schema.Shape.state_keys); the engine's overlap window (`read_lag_s` = 60 s) covers
+the ERP server's clock and saves that commit after a later-stamped one was read.
+
 Keys: a number (FNumber, FBillNo) is looked up and compared as Kingdee compares it: case-insensitive,
 trailing spaces ignored (`kingdee_key`, with its sources); `key_identity` tells the engine the same,
 so two CRM codes that differ only so are one ERP record and the engine refuses the second.

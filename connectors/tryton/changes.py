@@ -7,6 +7,11 @@ new sales. Pages are keyset-paged in (last_modified_at, id) order with the domai
 `['OR', [lm > t], [lm = t, id > i]]`, and records at or before the cursor are dropped again on
 the client side, so many records sharing a timestamp across a page boundary are each read once.
 Timestamps are naive UTC with microseconds over JSON-RPC; records carry them as aware UTC.
+
+Tryton stamps write_date with the SQL CURRENT_TIMESTAMP, which PostgreSQL fixes at the start of the
+transaction (postgresql.org/docs/current/functions-datetime.html): a long transaction commits rows
+stamped before rows already read. The engine's overlap window (`read_lag_s` = 60 s) re-reads them.
+State changes (quote, confirm, post, pay, cancel) are writes of the record and move write_date.
 """
 
 from __future__ import annotations
