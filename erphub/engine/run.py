@@ -81,8 +81,10 @@ class PipelineRun:
         start_from = self.start_cursor()
         self.run_id = self.store.start_run(self.pipeline.name, self.trigger, start_from)
         structlog.contextvars.bind_contextvars(pipeline=self.pipeline.name, run_id=self.run_id)
+        read_from = self.read_from()
         log.info("run started", trigger=self.trigger, system=self.pipeline.source_system,
-                 since=f"{start_from.updated_at.isoformat()}|{start_from.id}" if start_from else None)
+                 since=f"{start_from.updated_at.isoformat()}|{start_from.id}" if start_from else None,
+                 reads_from=read_from.updated_at.isoformat() if read_from else None)
         return self.run_id
 
     def start_cursor(self) -> Cursor | None:
