@@ -22,7 +22,7 @@ from typing import Any
 
 import structlog
 
-from erphub.connectors.base import SupportsAcknowledge, SupportsCompare
+from erphub.connectors.base import SupportsAcknowledge
 from erphub.core.errors import ProtocolError
 from erphub.core.outcomes import OUTCOMES, ErrorClass, Outcome, Stage
 from erphub.core.records import (
@@ -37,6 +37,7 @@ from erphub.core.records import (
     payload_hash,
 )
 from erphub.engine.items import Classified
+from erphub.engine.judge import differing_in_target, judges_by_target
 from erphub.engine.keys import find_key_conflicts
 from erphub.engine.lease import Lease
 from erphub.engine.pipeline import Pipeline
@@ -190,7 +191,7 @@ class PipelineRun:
                 self._count(Outcome.UNCHANGED)  # a copy older than what was delivered (a late push): stale
                 continue
             if link is not None and link.state == "synced" and link.target_id and link.payload_hash == digest:
-                if self._compares_with_target():
+                if judges_by_target(self.pipeline, self.full):
                     judge_by_target.append(Classified(record, result, digest, link))
                     continue
                 self._count(Outcome.UNCHANGED)
@@ -201,21 +202,9 @@ class PipelineRun:
             to_write += self._differing_in_target(judge_by_target, batch)
         return to_write
 
-    def _compares_with_target(self) -> bool:
-        """`--full` asks the target, where it can tell, instead of trusting the links' hashes."""
-        target = self.pipeline.target
-        return self.full and isinstance(target, SupportsCompare) and target.compares(self.pipeline.target_entity)
-
     def _differing_in_target(self, items: Sequence[Classified], batch: BatchCommit) -> list[Classified]:
-        """Of records our links call unchanged, those the target now holds differently (to write again)."""
-        p = self.pipeline
-        target = p.target
-        assert isinstance(target, SupportsCompare)
-        requests = [WriteRequest(source_id=item.record.id, key=item.mapped.key,
-                                 target_id=item.link.target_id if item.link else None,
-                                 data=self._owned_part(item.mapped.data), idempotency_key="",
-                                 owned_fields=p.plan.owned_fields) for item in items]
-        differing = target.differing(p.target_entity, requests)
+        """Of records our links call unchanged, those the target now holds differently (engine.judge)."""
+        differing = differing_in_target(self.pipeline, items, self._owned_part)
         same = [item for item in items if item.record.id not in differing]
         self._count(Outcome.UNCHANGED, len(same))
         batch.resolved_source_ids.extend(item.record.id for item in same)
