@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from erphub.connectors.tryton.changes import ReadPlan, Rows, read_pages
+from erphub.connectors.tryton.changes import ReadPlan, Rows, read_by_change_time, sale_change_times
 from erphub.connectors.tryton.refdata import RefData
 from erphub.connectors.tryton.rpc import TrytonRPC
 from erphub.connectors.tryton.settings import TrytonSettings
@@ -86,7 +86,9 @@ class Sales:
         self.find_party = find_party  # a sale's customer_code is a party code
 
     def read(self, since: Cursor | None, until: Cursor | None, page_size: int) -> Iterator[Page]:
-        return read_pages(self.rpc, READ, self.data, since, until, page_size)
+        """Sales by change time: their own, or their stock moves' when later (see sale_change_times)."""
+        times = sale_change_times(self.rpc, since)
+        return read_by_change_time(self.rpc, READ, self.data, times, since, until, page_size)
 
     def data(self, rows: Rows) -> Rows:
         """Sales order records of sale rows (reads their lines, taxes and customer moves)."""

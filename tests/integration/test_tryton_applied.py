@@ -6,6 +6,7 @@ invoice is seen (incrementally and by `--full`) and its customer's account follo
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Any
@@ -47,9 +48,9 @@ def customer(conn: TrytonConnector, harness: TrytonHarness) -> str:
     return code
 
 
-def sale(key: str, code: str, price: str, remark: str, target_id: str | None = None) -> WriteRequest:
+def sale(key: str, code: str, price: str, remark: str, target_id: str | None = None, quantity: int = 2) -> WriteRequest:
     data = {"reference": key, "customer_code": code, "sale_date": "2026-03-02", "currency": "CNY",
-            "description": remark, "lines": [{"product": "1.01.001", "quantity": 2, "unit_price": price}]}
+            "description": remark, "lines": [{"product": "1.01.001", "quantity": quantity, "unit_price": price}]}
     return WriteRequest(source_id=f"src-{key}", key=key, target_id=target_id, data=data, idempotency_key=key)
 
 
@@ -151,3 +152,60 @@ def test_a_cancelled_invoice_is_seen_and_the_account_follows(harness: TrytonHarn
     assert accounts(None)[code]["outstanding_balance"] == 0  # and a full read
     assert receipts(None)[number]["status"] == "cancelled"
     conn.close()
+
+
+class ShippedPlan:
+    key_field = "order_no"
+    owned_fields = None
+
+    def __init__(self, reference: str) -> None:
+        self.reference = reference
+
+    def apply(self, record: Mapping[str, Any]) -> Mapped | Rejected | Skipped:
+        if record["reference"] != self.reference:
+            return Skipped("another test's sale")
+        shipped = sum((line["shipped_quantity"] for line in record["lines"]), Decimal(0))
+        return Mapped({"order_no": record["reference"], "shipped_qty": str(shipped)}, key=record["reference"])
+
+
+def ship_part(harness: TrytonHarness, sale_id: int, quantity: float) -> None:
+    """Ship part of the waiting shipment (the picker takes less), as a warehouse would."""
+    [row] = harness.admin_call("model.sale.sale.read", [[sale_id], ["shipments"]])
+    shipments = harness.admin_call("model.stock.shipment.out.read", [row["shipments"], ["state", "inventory_moves"]])
+    [waiting] = [s for s in shipments if s["state"] in ("draft", "waiting")]  # the rest waits as a backorder
+    harness.admin_call("model.stock.move.write", [waiting["inventory_moves"], {"quantity": quantity}])
+    steps = ("wait", "assign_try", "pick", "pack", "do") if waiting["state"] == "draft" else (
+        "assign_try", "pick", "pack", "do")
+    for step in steps:
+        harness.admin_call(f"model.stock.shipment.out.{step}", [[waiting["id"]]])
+
+
+def test_a_second_partial_shipment_reaches_the_target(harness: TrytonHarness, sqlite_store: Store) -> None:
+    erp = connector(harness, "confirm")
+    code, key = customer(erp, harness), uid("SO")
+    [created] = erp.write("sales_order", [sale(key, code, "10", "ship in parts", quantity=10)])
+    assert created.ok, created.error
+    sale_id = int(created.target_id or 0)
+    ship_part(harness, sale_id, 4)
+    # That was two hours ago: the sale and its moves carry that time (far behind any overlap window).
+    [row] = harness.admin_call("model.sale.sale.read", [[sale_id], ["lines"]])
+    lines = harness.admin_call("model.sale.line.read", [row["lines"], ["moves"]])
+    two_hours_ago = datetime.now(UTC) - timedelta(hours=2)
+    harness.set_timestamps("sale_sale", [sale_id], two_hours_ago)
+    harness.set_timestamps("stock_move", [m for ln in lines for m in ln["moves"]], two_hours_ago)
+
+    tag = uid("ship")
+    target_system = memory_system(f"crm-{tag}")
+    target = MemoryConnector(MemorySettings(system=f"crm-{tag}", entities={"order": "order_no"}),
+                             SystemContext(name="crm"))
+    pipeline = Pipeline(name="shipments", source_system="erp", source_entity="sales_order", source=erp,
+                        target_system="crm", target_entity="order", target=target, plan=ShippedPlan(key),
+                        lag_s=erp.read_lag_s)
+    assert run_pipeline(pipeline, sqlite_store).status == "success"
+    assert [r.data["shipped_qty"] for r in target_system.all("order")] == ["4.0"]
+
+    # Now 3 more leave the warehouse: the sale stays "partially shipped", so Tryton does not write it.
+    ship_part(harness, sale_id, 3)
+    assert run_pipeline(pipeline, sqlite_store).status == "success"
+    assert [r.data["shipped_qty"] for r in target_system.all("order")] == ["7.0"]
+    erp.close()
