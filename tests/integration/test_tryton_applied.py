@@ -6,8 +6,8 @@ invoice is seen (incrementally and by `--full`) and its customer's account follo
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
