@@ -128,9 +128,10 @@ def _ids(rpc: TrytonRPC, model: str, domain: list[Any]) -> list[int]:
     """Every id matching `domain`, keyset-paged on the id (ids never move)."""
     found: list[int] = []
     while True:
-        page = rpc.search(model, [*domain, *([["id", ">", found[-1]]] if found else [])], limit=1000)
-        found += sorted(page)
-        if len(page) < 1000:
+        rows = rpc.search_read(model, [*domain, *([["id", ">", found[-1]]] if found else [])], ["id"],
+                               limit=1000, order=[["id", "ASC"]])
+        found += [int(r["id"]) for r in rows]
+        if len(rows) < 1000:
             return found
 
 
