@@ -9,6 +9,7 @@ Optional capabilities are Protocols the engine checks with `isinstance`:
 
     SupportsFetch        current records by id (two-way pipelines need it)
     SupportsAcknowledge  tells the source which records were taken (handshake staging tables)
+    SupportsCompare      tells which records differ from the target's current ones (`--full`)
     SupportsWebhook      verifies the signature of an event the system pushes (a class-level check,
                          so `erphub serve` can verify before any connector is built)
 """
@@ -47,6 +48,7 @@ __all__ = [
     "Record",
     "RecordError",
     "SupportsAcknowledge",
+    "SupportsCompare",
     "SupportsFetch",
     "SupportsWebhook",
     "SystemContext",
@@ -86,6 +88,7 @@ class Connector(Protocol):
 
     kind: ClassVar[str]
     settings_model: ClassVar[type[ConnectorSettings]]
+    read_lag_s: ClassVar[float]
 
     def entities(self) -> Mapping[str, EntitySpec]: ...
 
@@ -102,6 +105,11 @@ class Connector(Protocol):
         """Target ids of existing records by match-key value (keys not found are absent)."""
         ...
 
+    def key_identity(self, entity: str, key: str) -> str:
+        """The form of a match key under which the target tells keys apart: two keys with one identity
+        are one record to the target (Kingdee's FNumber ignores case and outer spaces, say)."""
+        ...
+
     def check(self) -> None:
         """Connect, authenticate and read one page; raise a ConnectorError with the reason."""
         ...
@@ -114,6 +122,20 @@ class SupportsFetch(Protocol):
     """Optional: current records by id. Two-way pipelines need it to see what the target has now."""
 
     def fetch(self, entity: str, ids: Sequence[str]) -> dict[str, Record]: ...
+
+
+@runtime_checkable
+class SupportsCompare(Protocol):
+    """Optional: which records differ from what the target holds now, so `--full` judges by the target
+    (not by our links) and re-sends what someone changed there."""
+
+    def compares(self, entity: str) -> bool:
+        """Whether this entity's records can be compared with the target's current ones."""
+        ...
+
+    def differing(self, entity: str, batch: Sequence[WriteRequest]) -> set[str]:
+        """Source ids of the requests whose target record differs from the request's data, or is gone."""
+        ...
 
 
 @runtime_checkable
@@ -154,6 +176,10 @@ class ConnectorBase(ABC):
 
     kind: ClassVar[str]
     settings_model: ClassVar[type[ConnectorSettings]]
+    # The default overlap window of incremental reads from this system (a pipeline's `lag_seconds`
+    # overrides it): how far behind the saved cursor each run starts reading again, to cover the
+    # vendor's clock skew and commit delays. 60 s unless a connector knows better and says why.
+    read_lag_s: ClassVar[float] = 60.0
 
     @abstractmethod
     def entities(self) -> Mapping[str, EntitySpec]:
@@ -182,6 +208,10 @@ class ConnectorBase(ABC):
             if value not in (None, ""):
                 return str(value)
         return None
+
+    def key_identity(self, entity: str, key: str) -> str:
+        """Keys compare exactly (case, width and spaces count) unless a connector says otherwise."""
+        return key
 
     def close(self) -> None:
         """Release connections; by default there are none to release."""

@@ -1,4 +1,13 @@
-"""The Salesforce connector: SOQL incremental reads by (SystemModstamp, Id), external-id upserts."""
+"""The Salesforce connector: SOQL incremental reads by (SystemModstamp, Id), external-id upserts.
+
+Change capture: SystemModstamp is the "date and time when a user or automated process (such as a
+trigger) last modified this record", where LastModifiedDate moves only for a user's edits
+(developer.salesforce.com/docs/atlas.en-us.api.meta/api/system_fields.htm). State changes (an
+Order's Status, an Opportunity's StageName and IsClosed) are writes of the record, and system
+updates (roll-ups, flows) move SystemModstamp too, so it covers every state change this
+connector's mappings read. The engine's overlap window (`read_lag_s` = 60 s) covers a transaction
+that commits after a record stamped earlier was read [assumed: Salesforce documents no bound].
+"""
 
 from __future__ import annotations
 
@@ -188,15 +197,24 @@ class SalesforceConnector(ConnectorBase):
     def lookup(self, entity: str, keys: Sequence[str]) -> dict[str, str]:
         sobject = self._object(entity)
         ext = self._ext[entity]
-        found: dict[str, str] = {}
+        by_identity: dict[str, str] = {}
         unique = list(dict.fromkeys(keys))
         for start in range(0, len(unique), 100):
             chunk = unique[start : start + 100]
             values = ", ".join(soql_string(k) for k in chunk)
             soql = f"SELECT Id, {ext} FROM {sobject} WHERE {ext} IN ({values}) ORDER BY Id"
             for row in self._query_all(soql):
-                found.setdefault(str(row[ext]), str(row["Id"]))
-        return found
+                by_identity.setdefault(self.key_identity(entity, str(row[ext])), str(row["Id"]))
+        # SOQL's IN matched case-insensitively: answer each key asked, not the spelling stored.
+        return {k: by_identity[self.key_identity(entity, k)] for k in unique
+                if self.key_identity(entity, k) in by_identity}
+
+    def key_identity(self, entity: str, key: str) -> str:
+        """External ids compare case-insensitively: SOQL's `=`/IN on text ignore case, and an External
+        ID field treats 'ABC' and 'abc' as one value unless it is made "Unique, case sensitive"
+        (developer.salesforce.com/docs/atlas.en-us.soql_sosl.meta/soql_sosl/sforce_api_calls_soql_select_comparisonoperators.htm).
+        Spaces and width count."""
+        return key.casefold()
 
     # ---- reading -------------------------------------------------------------------------
     def _object(self, entity: str) -> str:

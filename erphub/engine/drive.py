@@ -7,7 +7,7 @@ kept payloads; both go through the same batches and never move the cursor.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 from erphub.core.errors import PipelineBusy, RunFailed
 from erphub.core.records import Cursor, Page, Record
@@ -80,10 +80,19 @@ def deliver_records(pipeline: Pipeline, store: Store, records: Sequence[Record],
     return drive_run(run, work)
 
 
+# A letter kept without the record's change time (written before the store kept one) replays as
+# the oldest possible version: its link then never claims a change time the record did not have,
+# so the next read of a newer version is delivered, not taken for stale.
+UNKNOWN_CHANGE_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def dead_letter_records(store: Store, pipeline: str, ids: Sequence[int] | None = None) -> list[Record]:
-    """The open dead letters of a pipeline (all, or these ids) as records again, from their kept payloads."""
+    """The open dead letters of a pipeline (all, or these ids) as records again, from their kept payloads.
+
+    Each record keeps its own change time (`source_updated_at`), never the letter's creation time.
+    """
     letters = store.list_dead_letters(pipeline=pipeline, status="open", limit=100_000, ids=ids)
-    return [Record(letter.source_id, letter.source_updated_at or letter.created_at, letter.source_payload)
+    return [Record(letter.source_id, letter.source_updated_at or UNKNOWN_CHANGE_TIME, letter.source_payload)
             for letter in letters]
 
 
