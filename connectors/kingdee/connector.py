@@ -7,6 +7,12 @@ the ERP server's clock and saves that commit after a later-stamped one was read.
 Keys: a number (FNumber, FBillNo) is looked up and compared as Kingdee compares it: case-insensitive,
 trailing spaces ignored (`kingdee_key`, with its sources); `key_identity` tells the engine the same,
 so two CRM codes that differ only so are one ERP record and the engine refuses the second.
+
+`fetch` (current documents by id) is ExecuteBillQuery with `FilterString` "<pk> in (1,2,...)" over the
+same FieldKeys as a read, so a fetched record has exactly the shape of a read one. Kingdee documents
+ExecuteBillQuery's FilterString as an SQL-like condition on field keys and `Limit <= 2000`
+(shared/reference/api-contracts.md section 1); `StartRow` pages a result larger than one call.
+Computed views (order_shipment, customer_account) cannot be fetched by id.
 """
 
 from __future__ import annotations
@@ -311,6 +317,29 @@ class KingdeeConnector(ConnectorBase):
     def key_identity(self, entity: str, key: str) -> str:
         """Two numbers are one record to Kingdee when they differ only in case or trailing spaces."""
         return kingdee_key(key)
+
+    def fetch(self, entity: str, ids: Sequence[str]) -> dict[str, Record]:
+        """`SupportsFetch`: documents as they are now, by internal id (see the module docstring).
+
+        Ids that are not Kingdee ids (not digits) cannot exist and are absent, as are deleted documents.
+        """
+        shape = self._shape(entity)
+        keys = shape.field_keys()
+        wanted = sorted({int(i) for i in ids if str(i).isdigit()})
+        order = f"{shape.pk} ASC" + (f", {shape.entry.pk_query_key()} ASC" if shape.entry is not None else "")
+        found: dict[str, Record] = {}
+        for start in range(0, len(wanted), MAX_IN_LIST):
+            condition = f"{shape.pk} in ({','.join(str(i) for i in wanted[start:start + MAX_IN_LIST])})"
+            rows: list[Sequence[Any]] = []
+            while True:
+                page = self._query(shape.form_id, keys, condition, order, limit=MAX_LIMIT, start_row=len(rows))
+                rows += page
+                if len(page) < MAX_LIMIT:
+                    break
+            for _, doc_rows in group_rows(rows):
+                record = build_record(shape, keys, doc_rows)
+                found[record.id] = record
+        return found
 
     def check(self) -> None:
         """Log in and read one customer row; raises the ConnectorError that says why not."""

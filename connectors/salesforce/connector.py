@@ -7,6 +7,11 @@ Order's Status, an Opportunity's StageName and IsClosed) are writes of the recor
 updates (roll-ups, flows) move SystemModstamp too, so it covers every state change this
 connector's mappings read. The engine's overlap window (`read_lag_s` = 60 s) covers a transaction
 that commits after a record stamped earlier was read [assumed: Salesforce documents no bound].
+
+`fetch` (records by id as they are now) is the read's own SOQL with `WHERE Id IN (...)` (SOQL
+comparison operators, IN lists: developer.salesforce.com/docs/atlas.en-us.soql_sosl.meta/soql_sosl/
+sforce_api_calls_soql_select_comparisonoperators.htm), at most 200 ids per query to keep the query
+string short; a deleted record is simply not returned (queries skip the recycle bin unless `queryAll` is used).
 """
 
 from __future__ import annotations
@@ -97,6 +102,7 @@ def classify(response: httpx.Response, body: Any) -> Verdict | None:
     return None
 
 
+_SF_ID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
 _LIMIT_INFO = re.compile(r"api-usage=(\d+)/(\d+)")
 
 
@@ -216,6 +222,27 @@ class SalesforceConnector(ConnectorBase):
         Spaces and width count."""
         return key.casefold()
 
+    def fetch(self, entity: str, ids: Sequence[str]) -> dict[str, Record]:
+        """`SupportsFetch`: these records as they are now, in the shape a read gives (see the docstring)."""
+        sobject = self._object(entity)
+        fields = ", ".join(self._select_fields(entity))
+        # Anything but a 15/18-character id would make the whole query fail (INVALID_QUERY_FILTER_OPERATOR).
+        unique = list(dict.fromkeys(i for i in ids if _SF_ID.fullmatch(i)))
+        found: list[Record] = []
+        for start in range(0, len(unique), 200):
+            values = ", ".join(soql_string(i) for i in unique[start : start + 200])
+            soql = f"SELECT {fields} FROM {sobject} WHERE Id IN ({values}) ORDER BY Id"
+            found += [self._row_record(row) for row in self._query_all(soql)]
+        return {record.id: record for record in self._with_items(entity, found)}
+
+    @staticmethod
+    def _row_record(row: dict[str, Any]) -> Record:
+        return Record(
+            str(row["Id"]),
+            parse_datetime(str(row["SystemModstamp"])),
+            {k: v for k, v in strip_attributes(row).items() if k != "Id"},
+        )
+
     # ---- reading -------------------------------------------------------------------------
     def _object(self, entity: str) -> str:
         self.spec(entity)  # UnknownEntity listing the valid names when there is none
@@ -268,11 +295,7 @@ class SalesforceConnector(ConnectorBase):
         yielded = False
         for batch in self._batches(soql, batch_size):
             for row in batch:
-                record = Record(
-                    str(row["Id"]),
-                    parse_datetime(str(row["SystemModstamp"])),
-                    {k: v for k, v in strip_attributes(row).items() if k != "Id"},
-                )
+                record = self._row_record(row)
                 if until is not None and until.is_before(record.updated_at, record.id):
                     continue
                 pending.append(record)

@@ -366,6 +366,31 @@ class SqlConnector(ConnectorBase):
             raise self._error(exc) from None
         return {str(k): v for k, v in found.items()}
 
+    def fetch(self, entity: str, ids: Sequence[str]) -> dict[str, Record]:
+        """`SupportsFetch`: the rows with these ids as they are now, whatever their cursor or status.
+
+        A plain `SELECT ... WHERE id IN (...)` in chunks of 500; ids that do not fit the id column's type
+        (a text id for an integer column) cannot exist and are simply absent.
+        """
+        t = self._table(entity)
+        typed: list[Any] = []
+        for value in dict.fromkeys(ids):
+            try:
+                typed.append(t.db_id(value))
+            except ValueError:
+                continue
+        found: dict[str, Record] = {}
+        try:
+            with self._engine.connect() as conn:
+                for start in range(0, len(typed), 500):
+                    query = select(t.table).where(t.c[t.cfg.id_column].in_(typed[start:start + 500]))
+                    for row in conn.execute(query):
+                        record = t.record(dict(row._mapping))
+                        found[record.id] = record
+        except SQLAlchemyError as exc:
+            raise self._error(exc) from None
+        return found
+
     def acknowledges(self, entity: str) -> bool:
         """Whether the engine must acknowledge rows of this entity (a handshake-style staging table)."""
         config = self.settings.entities.get(entity)

@@ -149,9 +149,14 @@ def sale_change_times(rpc: TrytonRPC, since: Cursor | None) -> dict[int, dt.date
         t = naive(since.updated_at)
         ids = sorted(set(_ids(rpc, "sale.sale", [[LM, ">=", t]]))
                      | set(_ids(rpc, "sale.sale", [["lines.moves.last_modified_at", ">=", t]])))
+    return sale_times_of(rpc, ids)
+
+
+def sale_times_of(rpc: TrytonRPC, ids: Sequence[int]) -> dict[int, dt.datetime]:
+    """The change time of each of these sales: the latest of its own and its stock moves' (see above)."""
     times: dict[int, dt.datetime] = {}
     for start in range(0, len(ids), 500):
-        sales = rpc.read("sale.sale", ids[start:start + 500], ["lines", LM])
+        sales = rpc.read("sale.sale", list(ids[start:start + 500]), ["lines", LM])
         lines = rpc.read("sale.line", [ln for s in sales for ln in s.get("lines") or []], ["sale", "moves"])
         moves = {m["id"]: m[LM] for m in rpc.read("stock.move", [m for ln in lines for m in ln.get("moves") or []],
                                                    [LM]) if m.get(LM) is not None}
@@ -187,3 +192,23 @@ def read_by_change_time(
         by_id = {r["id"]: (r, d) for r, d in zip(rows, to_data(rows), strict=True)}
         records = [Record(str(rid), ts, by_id[rid][1]) for ts, rid in chunk if rid in by_id]
         yield Page(records, Cursor(chunk[-1][0], str(chunk[-1][1])))
+
+
+def fetch_records(
+    rpc: TrytonRPC, plan: ReadPlan, to_data: Callable[[Rows], Rows], ids: Sequence[str]
+) -> dict[str, Record]:
+    """Records with these ids as they are now: `search_read` with the read's own domain plus `id in`.
+
+    The read's domain stays (a draft invoice is no receipt), so a record outside it, or deleted, is
+    absent. Ids that are not integers cannot be Tryton ids.
+    """
+    wanted = sorted({int(i) for i in ids if str(i).isdigit()})
+    found: dict[str, Record] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start:start + 500]
+        rows = rpc.search_read(plan.model, [*plan.domain, ["id", "in", chunk]], [*plan.fields, LM],
+                               order=[["id", "ASC"]])
+        rows = [r for r in rows if r.get(LM) is not None]
+        for row, data in zip(rows, to_data(rows), strict=True):
+            found[str(row["id"])] = Record(str(row["id"]), aware(row[LM]), data)
+    return found

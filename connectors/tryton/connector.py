@@ -23,7 +23,7 @@ from erphub.connectors.tryton.sale import SALE_FIELDS, SALE_LINE_FIELDS, Sales
 from erphub.connectors.tryton.settings import TrytonSettings
 from erphub.connectors.tryton.writer import Finder, WritePlan, write_batch
 from erphub.core.errors import ConfigError, PermanentError
-from erphub.core.records import Cursor, Direction, EntitySpec, Page, WriteRequest, WriteResult
+from erphub.core.records import Cursor, Direction, EntitySpec, Page, Record, WriteRequest, WriteResult
 
 RW = frozenset({Direction.READ, Direction.WRITE})
 RO = frozenset({Direction.READ})
@@ -61,6 +61,11 @@ class TrytonConnector(ConnectorBase):
         self._plans: dict[str, Callable[[], WritePlan]] = {
             "customer": self.parties.plan,
             "sales_order": self.sales.plan,
+        }
+        self._fetchers: dict[str, Callable[[Sequence[str]], dict[str, Record]]] = {
+            "customer": self.parties.fetch,
+            "sales_order": self.sales.fetch,
+            "receipt": self.receipts.fetch,
         }
         self._finders: dict[str, Finder] = {
             "customer": self.parties.find,
@@ -133,6 +138,16 @@ class TrytonConnector(ConnectorBase):
         if entity != "sales_order":
             raise ConfigError(f"entity {entity!r} of tryton cannot be compared with the ERP's records")
         return self.sales.differing(batch)
+
+    def fetch(self, entity: str, ids: Sequence[str]) -> dict[str, Record]:
+        """`SupportsFetch`: records by id as they are now (`search_read` on `id in`, see changes.py).
+
+        account_status is computed per customer from several models and cannot be fetched by id.
+        """
+        self.spec(entity)
+        if entity not in self._fetchers:
+            raise ConfigError(f"entity {entity!r} of tryton is computed and cannot be fetched by id")
+        return self._fetchers[entity](ids)
 
     def check(self) -> None:
         version = self.rpc.server_version()

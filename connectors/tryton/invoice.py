@@ -4,13 +4,13 @@ with what was paid, what is still due and when it falls due (the shape is in `__
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
-from erphub.connectors.tryton.changes import ReadPlan, Rows, read_pages
+from erphub.connectors.tryton.changes import ReadPlan, Rows, fetch_records, read_pages
 from erphub.connectors.tryton.rpc import TrytonRPC
-from erphub.core.records import Cursor, Page
+from erphub.core.records import Cursor, Page, Record
 
 RECEIPT_FIELDS = frozenset(
     {
@@ -66,6 +66,9 @@ class Receipts:
 
     def read(self, since: Cursor | None, until: Cursor | None, page_size: int) -> Iterator[Page]:
         return read_pages(self.rpc, READ, self.data, since, until, page_size)
+
+    def fetch(self, ids: Sequence[str]) -> dict[str, Record]:
+        return fetch_records(self.rpc, READ, self.data, ids)
 
     def data(self, rows: Rows) -> Rows:
         """Receipt records of invoice rows (reads their sales' references and move lines)."""

@@ -3,17 +3,17 @@ first contact mechanism of each type and first identifier (the shape is in `__in
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from erphub.connectors.tryton.changes import ReadPlan, Rows, read_pages
+from erphub.connectors.tryton.changes import ReadPlan, Rows, fetch_records, read_pages
 from erphub.connectors.tryton.refdata import RefData
 from erphub.connectors.tryton.rpc import TrytonRPC
 from erphub.connectors.tryton.settings import TrytonSettings
 from erphub.connectors.tryton.values import check_fields, reference
 from erphub.connectors.tryton.writer import WritePlan
 from erphub.core.errors import RecordWriteRefused
-from erphub.core.records import Cursor, Page, WriteRequest
+from erphub.core.records import Cursor, Page, Record, WriteRequest
 
 CUSTOMER_FIELDS = frozenset(
     {
@@ -42,6 +42,9 @@ class Parties:
 
     def read(self, since: Cursor | None, until: Cursor | None, page_size: int) -> Iterator[Page]:
         return read_pages(self.rpc, READ, self.data, since, until, page_size)
+
+    def fetch(self, ids: Sequence[str]) -> dict[str, Record]:
+        return fetch_records(self.rpc, READ, self.data, ids)
 
     def data(self, rows: Rows) -> Rows:
         """Customer records of party rows (reads their first address, mechanisms and identifier)."""

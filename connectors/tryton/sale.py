@@ -13,14 +13,21 @@ from collections.abc import Iterator, Mapping, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from erphub.connectors.tryton.changes import ReadPlan, Rows, read_by_change_time, sale_change_times
+from erphub.connectors.tryton.changes import (
+    ReadPlan,
+    Rows,
+    fetch_records,
+    read_by_change_time,
+    sale_change_times,
+    sale_times_of,
+)
 from erphub.connectors.tryton.refdata import RefData
 from erphub.connectors.tryton.rpc import TrytonRPC
 from erphub.connectors.tryton.settings import TrytonSettings
 from erphub.connectors.tryton.values import check_fields, reference, to_date, to_decimal
 from erphub.connectors.tryton.writer import Finder, WritePlan
 from erphub.core.errors import RecordWriteRefused
-from erphub.core.records import Cursor, Page, WriteAction, WriteRequest
+from erphub.core.records import Cursor, Page, Record, WriteAction, WriteRequest
 
 SALE_FIELDS = frozenset(
     {
@@ -89,6 +96,12 @@ class Sales:
         """Sales by change time: their own, or their stock moves' when later (see sale_change_times)."""
         times = sale_change_times(self.rpc, since)
         return read_by_change_time(self.rpc, READ, self.data, times, since, until, page_size)
+
+    def fetch(self, ids: Sequence[str]) -> dict[str, Record]:
+        """Sales by id with the change time a read gives them (their own or their moves', when later)."""
+        found = fetch_records(self.rpc, READ, self.data, ids)
+        times = sale_times_of(self.rpc, [int(i) for i in found])
+        return {i: Record(i, times.get(int(i), r.updated_at), r.data) for i, r in found.items()}
 
     def data(self, rows: Rows) -> Rows:
         """Sales order records of sale rows (reads their lines, taxes and customer moves)."""

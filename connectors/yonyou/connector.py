@@ -9,6 +9,11 @@ clock skew and late commits.
 Keys: `lookup` asks the list API for a code and keeps only rows whose code equals it exactly (case,
 width and spaces count) [assumed: the list API's `code` filter may match more loosely; our own
 comparison is exact, and so is `key_identity`].
+
+`fetch` (records by id as they are now) asks the entity's list endpoint with its `id` filter, one call
+per id, so a fetched record has exactly the shape of a read one: merchant/newlist documents `id` among
+its filters (shared/reference/api-contracts.md section 2, [Y-API]); for voucherorder/list and the
+receipt list the `id` filter is [assumed] (the sandbox behaves the same way). A deleted record is absent.
 """
 
 from __future__ import annotations
@@ -181,6 +186,25 @@ class YonyouConnector(ConnectorBase):
             target = self._find_id(entity, key)
             if target is not None:
                 found[key] = target
+        return found
+
+    def fetch(self, entity: str, ids: Sequence[str]) -> dict[str, Record]:
+        """`SupportsFetch`: see the module docstring."""
+        self.spec(entity)
+        found: dict[str, Record] = {}
+        for record_id in dict.fromkeys(i for i in ids if str(i).isdigit()):  # Yonyou ids are longs
+            if entity == "customer":
+                rows = self._call("POST", CUSTOMER_LIST, {"pageIndex": 1, "pageSize": 10, "id": record_id}) or []
+                convert: Convert = lambda group: customer_data(group[0])  # noqa: E731
+            else:
+                path = ORDER_LIST if entity == "sales_order" else self._receipt + "/list"
+                size = self.settings.order_page_max
+                data = self._call("POST", path, {"pageIndex": 1, "pageSize": size, "id": record_id}) or {}
+                rows = data.get("recordList") or [] if isinstance(data, dict) else []
+                convert = order_data if entity == "sales_order" else (lambda group: receipt_data(group[0]))
+            mine = [row for row in rows if str(row.get("id")) == record_id]
+            if mine:
+                found[record_id] = self._record(mine, convert)
         return found
 
     # ---- calls ---------------------------------------------------------------------------

@@ -23,6 +23,8 @@ in your conftest.py first for pytest's detailed assertion messages). What it che
 - a create retried after a lost answer (the server applied it) leaves one record, and so does
   the same write sent again by a fresh connector (a rerun after a crash);
 - a bad record fails alone while the rest of its batch lands;
+- `fetch` by id (SupportsFetch) answers each record exactly as a read gives it, a written record as
+  the server now holds it, and leaves out ids the server does not hold;
 - auth renews itself mid-run;
 - the configured rate limit is never exceeded, measured from the server's request log;
 - secrets never appear in captured logs (stdlib logging, structlog, stdout/stderr) or errors.
@@ -41,6 +43,7 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
+from erphub.connectors.base import SupportsFetch
 from erphub.core.records import Cursor, Page
 from erphub.testing.harness import EXPIRE_AUTH, LOG_SECRETS, LOST_RESPONSE, RATE_LIMIT, ContractHarness
 
@@ -51,6 +54,7 @@ __all__ = [
     "test_bad_record_fails_alone",
     "test_configured_rate_limit_is_never_exceeded_at_the_server",
     "test_empty_read",
+    "test_fetch_by_id_answers_what_the_server_holds",
     "test_incremental_read_returns_each_change_once_across_pages",
     "test_read_of_exactly_one_full_page",
     "test_secrets_never_appear_in_logs_or_errors",
@@ -207,6 +211,29 @@ def test_bad_record_fails_alone(harness: ContractHarness, connector: Any) -> Non
     found = connector.lookup(harness.entity, [k1, kb, k3])
     assert found.get(k1) == results[0].target_id and found.get(k3) == results[2].target_id
     assert kb not in found
+
+
+# ---- fetch by id ---------------------------------------------------------------------------
+def test_fetch_by_id_answers_what_the_server_holds(harness: ContractHarness, connector: Any, window: Window) -> None:
+    assert isinstance(connector, SupportsFetch), f"{harness.kind} cannot fetch records by id"
+    seeded = harness.seed(3, updated_at=window.at(1))
+    read_back = {r.id: r for p in read(connector, harness, Cursor(window.start), window) for r in p.records}
+    absent = "0" * len(seeded[0])  # the shape of a real id, held by no server
+    fetched = connector.fetch(harness.entity, [*seeded, absent, seeded[0]])
+    assert sorted(fetched) == sorted(seeded), "every held id once, the absent one left out"
+    for record_id in seeded:
+        assert fetched[record_id].id == record_id
+        assert fetched[record_id].data == read_back[record_id].data, "a fetch answers what a read answers"
+        assert fetched[record_id].updated_at == read_back[record_id].updated_at
+    # A record written through the connector is fetched as the server now holds it.
+    k = key("FETCH")
+    [result] = connector.write(harness.entity, [harness.write_request(5, key=k)])
+    assert result.ok, result.error
+    assert result.target_id is not None
+    [written] = connector.fetch(harness.entity, [result.target_id]).values()
+    assert written.id == result.target_id
+    assert connector.lookup(harness.entity, [k]) == {k: written.id}
+    assert connector.fetch(harness.entity, []) == {}
 
 
 # ---- auth ----------------------------------------------------------------------------------

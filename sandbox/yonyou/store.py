@@ -688,6 +688,8 @@ class YonyouStore:
                 rows = [r for r in rows if r["pubts"] >= since]
             if body.get("code"):
                 rows = [r for r in rows if r["code"] == str(body["code"])]
+            if body.get("id"):  # the same `id` filter as the order list [assumed, like the receipt API]
+                rows = [r for r in rows if str(r["id"]) == str(body["id"])]
             page, index, size = self._page(rows, body.get("pageIndex"), body.get("pageSize", 10), max_page)
             return {
                 "pageIndex": index,
