@@ -99,6 +99,30 @@ conflicts_total = Counter(
 )
 
 
+drift_records = Gauge(
+    "erphub_drift_records",
+    "Records on which source and target disagreed after the pipeline's last reconcile (after its repair), "
+    "by kind (missing, different, extra).",
+    ["pipeline", "kind"],
+    registry=REGISTRY,
+)
+last_reconcile_timestamp = Gauge(
+    "erphub_last_reconcile_timestamp_seconds",
+    "Unix time of the pipeline's last completed reconcile.",
+    ["pipeline"],
+    registry=REGISTRY,
+)
+
+DRIFT_KINDS = ("missing", "different", "extra")
+
+
+def observe_drift(pipeline: str, counts: dict[str, int], *, finished_at: float) -> None:
+    """What a reconcile left: every kind is set (0 included) so a repaired drift clears its series."""
+    for kind in DRIFT_KINDS:
+        drift_records.labels(pipeline, kind).set(counts.get(kind, 0))
+    last_reconcile_timestamp.labels(pipeline).set(finished_at)
+
+
 def status_class(status: int | None) -> str:
     """'2xx' / '4xx' / '5xx', or 'error' when no HTTP answer came back."""
     if status is None:

@@ -66,12 +66,13 @@ def run_pipeline(pipeline: Pipeline, store: Store, *, trigger: str = "manual", s
 
 
 def deliver_records(pipeline: Pipeline, store: Store, records: Sequence[Record], *,
-                    trigger: str = "webhook") -> RunInfo:
+                    trigger: str = "webhook", rewrite: bool = False) -> RunInfo:
     """Map and deliver records in hand, in batches, without touching the cursor.
 
-    `trigger` names the run; "replay" also marks the dead letters it delivers as replayed.
+    `trigger` names the run; "replay" also marks the dead letters it delivers as replayed. `rewrite`
+    writes records even when their link says the target already has them (reconcile's repair).
     """
-    run = PipelineRun(pipeline, store, trigger=trigger)
+    run = PipelineRun(pipeline, store, trigger=trigger, rewrite=rewrite)
 
     def work() -> None:
         for start in range(0, len(records), pipeline.batch_size):

@@ -64,6 +64,9 @@ class PipelineRun:
     since: Cursor | None = None
     until: Cursor | None = None
     full: bool = False
+    # Reconcile's repair: the target was found to differ, so a link whose hash matches is no proof of
+    # "unchanged" and the record is written again.
+    rewrite: bool = False
     on_progress: Callable[[dict[str, int]], None] | None = None
     counts: Counter[str] = field(default_factory=Counter)
     run_id: str = ""
@@ -190,7 +193,8 @@ class PipelineRun:
             if link is not None and link.source_updated_at is not None and record.updated_at < link.source_updated_at:
                 self._count(Outcome.UNCHANGED)  # a copy older than what was delivered (a late push): stale
                 continue
-            if link is not None and link.state == "synced" and link.target_id and link.payload_hash == digest:
+            if (not self.rewrite and link is not None and link.state == "synced" and link.target_id
+                    and link.payload_hash == digest):
                 if judges_by_target(self.pipeline, self.full):
                     judge_by_target.append(Classified(record, result, digest, link))
                     continue

@@ -126,6 +126,35 @@ class Store:
                                                 as_utc(row.source_updated_at))
         return found
 
+    def links_after(self, pipeline: str, after_source_id: str, limit: int) -> list[Link]:
+        """The pipeline's links in source-id order after `after_source_id`, `limit` at a time (reconcile)."""
+        with self.session() as session:
+            rows = session.scalars(select(LinkRow).where(LinkRow.pipeline == pipeline,
+                                                         LinkRow.source_id > after_source_id)
+                                   .order_by(LinkRow.source_id).limit(limit))
+            return [Link(row.source_id, row.target_id, row.match_key, row.payload_hash, row.state,
+                         row.written_payload, as_utc(row.updated_at), as_utc(row.source_updated_at))
+                    for row in rows]
+
+    def forget_targets(self, pipeline: str, source_ids: Sequence[str]) -> None:
+        """These links' target records are gone (reconcile found them missing): the next write looks up
+        the key and creates the record again instead of updating a record that no longer exists."""
+        with self.session() as session, session.begin():
+            for chunk in _chunks(list(source_ids)):
+                for row in session.scalars(select(LinkRow).where(LinkRow.pipeline == pipeline,
+                                                                 LinkRow.source_id.in_(chunk))):
+                    row.target_id = None
+                    row.payload_hash = None
+                    row.updated_at = utcnow()
+
+    def remove_links(self, pipeline: str, source_ids: Sequence[str]) -> None:
+        """The source records are gone and their deletion was applied: the links have nothing to join."""
+        with self.session() as session, session.begin():
+            for chunk in _chunks(list(source_ids)):
+                for row in session.scalars(select(LinkRow).where(LinkRow.pipeline == pipeline,
+                                                                 LinkRow.source_id.in_(chunk))):
+                    session.delete(row)
+
     def links_by_target(self, target_system: str, target_entity: str, target_ids: Sequence[str]) -> dict[str, Link]:
         """Links whose target is one of these records (used to recognise our own writes read back)."""
         found: dict[str, Link] = {}
@@ -355,6 +384,11 @@ class Store:
                 row.updated_at = now
                 done.append(row.id)
         return sorted(done)
+
+    def close_dead_letters(self, pipeline: str, source_ids: Sequence[str], resolution: str) -> None:
+        """Close open dead letters with a resolution that is not a delivery (`source_deleted`)."""
+        with self.session() as session, session.begin():
+            self._resolve_dead_letters(session, pipeline, source_ids, utcnow(), resolution)
 
     def mark_replayed(self, pipeline: str, source_ids: Sequence[str]) -> None:
         with self.session() as session, session.begin():

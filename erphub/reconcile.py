@@ -1,0 +1,254 @@
+"""Reconcile: the other side is the judge. Compare what the source says with what the target holds.
+
+    source.read_changes(since=None) ─► plan.apply (mapping + filter, as a run) ─► target id (link or key)
+        ─► target.fetch(ids) ─► compare the owned fields ─► missing | different
+    links whose source record is gone (confirmed by source.fetch when it can) ─► extra
+
+Everything is done a page at a time (the source's pages, one fetch per page, links `page_size` at a
+time), so a large pipeline never sits in memory whole; only the source ids seen are kept, to find the
+extras. `repair` sends missing and different records through the normal write path (`deliver_records`:
+links, dead letters, metrics, the pipeline's lease) and then checks again: the report counts the drift
+found and what was repaired, `left` (and the drift metric) what the second look still found.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import structlog
+
+from erphub.connectors.base import SupportsFetch
+from erphub.core.errors import ConfigError
+from erphub.core.records import Record, owned_part
+from erphub.engine import Pipeline, deliver_records
+from erphub.mappings.plan import Mapped
+from erphub.monitoring import metrics
+from erphub.store import Store
+
+log = structlog.get_logger("erphub.reconcile")
+
+MISSING, DIFFERENT, EXTRA = "missing", "different", "extra"
+
+
+@dataclass(frozen=True, slots=True)
+class DriftItem:
+    key: str
+    kind: str
+    fields: tuple[str, ...] = ()
+    source_id: str | None = None
+    target_id: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "kind": self.kind, "fields": list(self.fields)}
+
+
+@dataclass
+class Report:
+    pipeline: str
+    compared: int = 0
+    items: list[DriftItem] = field(default_factory=list)  # the drift found
+    repaired: int = 0
+    left: list[DriftItem] = field(default_factory=list)  # the drift still there at the end (after a repair)
+
+    def count(self, kind: str) -> int:
+        return sum(1 for item in self.items if item.kind == kind)
+
+    @property
+    def drift(self) -> bool:
+        """Whether source and target still disagree: the exit code and the alert go by this."""
+        return bool(self.left)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"pipeline": self.pipeline, "compared": self.compared, "missing": self.count(MISSING),
+                "different": self.count(DIFFERENT), "extra": self.count(EXTRA), "repaired": self.repaired,
+                "items": [item.as_dict() for item in self.items]}
+
+
+# ---- comparing ---------------------------------------------------------------------------------
+def _number(value: Any) -> Decimal | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float | Decimal):
+        return Decimal(str(value))
+    return None
+
+
+def _moment(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=None) if value.tzinfo is None else value
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day)
+    if isinstance(value, str) and len(value) >= 10 and value[4:5] == "-":
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed
+    return None
+
+
+def same_value(want: Any, have: Any) -> bool:
+    """Whether the target's value says what the mapping wants, across the systems' own spellings.
+
+    Numbers compare by value (1130 == 1130.0 == "1130"? no: a string is not a number), dates and
+    datetimes by the moment they name, None and "" alike (systems answer an empty field either way).
+    A mapping value that is an object or a list is compared field by field on the fields it names, so
+    a target's extra keys (line ids, a reference's name) are not drift.
+    """
+    if want in (None, "") and have in (None, ""):
+        return True
+    if isinstance(want, Mapping):
+        return isinstance(have, Mapping) and all(k not in have or same_value(v, have[k]) for k, v in want.items())
+    if isinstance(want, list | tuple):
+        return (isinstance(have, list | tuple) and len(want) == len(have)
+                and all(same_value(w, h) for w, h in zip(want, have, strict=True)))
+    wn, hn = _number(want), _number(have)
+    if wn is not None and hn is not None:
+        return wn == hn
+    if wn is not None and isinstance(have, str):
+        try:
+            return wn == Decimal(have)
+        except InvalidOperation:
+            return False
+    wm, hm = _moment(want), _moment(have)
+    if wm is not None and hm is not None:
+        if (wm.tzinfo is None) != (hm.tzinfo is None):  # one side keeps no zone: compare wall times
+            return wm.replace(tzinfo=None) == hm.replace(tzinfo=None)
+        return wm == hm
+    return bool(want == have)
+
+
+def differing_fields(pipeline: Pipeline, mapped: Mapping[str, Any], target: Mapping[str, Any]) -> list[str]:
+    """The owned fields whose target value differs from what the mapping makes of the source.
+
+    A field the target does not return at all (write-only for this reader) cannot be judged and is
+    left out; field names are matched case-blind for systems whose field keys ignore case.
+    """
+    owned = owned_part(mapped, pipeline.plan.owned_fields, keep=(pipeline.key_top(),))
+    folded = {str(k).casefold(): v for k, v in target.items()}
+    out: list[str] = []
+    for name, want in owned.items():
+        if name in target:
+            have = target[name]
+        elif name.casefold() in folded:
+            have = folded[name.casefold()]
+        else:
+            continue
+        if not same_value(want, have):
+            out.append(name)
+    return sorted(out)
+
+
+# ---- reading -----------------------------------------------------------------------------------
+def _fetcher(pipeline: Pipeline) -> SupportsFetch:
+    target = pipeline.target
+    if not isinstance(target, SupportsFetch):
+        raise ConfigError(f"reconcile needs a target that can fetch records by id; {pipeline.target_system!r} "
+                          "cannot")
+    return target
+
+
+def _mapped_pages(pipeline: Pipeline) -> Iterator[tuple[list[str], list[tuple[Record, Mapped]]]]:
+    """Per source page: every record id read, and the records the mapping and filter let through."""
+    for page in pipeline.source.read_changes(pipeline.source_entity, None, page_size=pipeline.page_size):
+        seen = [record.id for record in page.records]
+        mapped: dict[str, tuple[Record, Mapped]] = {}
+        for record in page.records:
+            result = pipeline.plan.apply(record.data)
+            if isinstance(result, Mapped):
+                mapped[record.id] = (record, result)
+            else:
+                mapped.pop(record.id, None)  # skipped or rejected: a run would not deliver it either
+        yield seen, list(mapped.values())
+
+
+@dataclass
+class _Pass:
+    items: list[DriftItem] = field(default_factory=list)
+    records: dict[str, Record] = field(default_factory=dict)  # source records to repair, by source id
+    compared: int = 0
+    stale_links: list[str] = field(default_factory=list)  # links to a target record that is gone
+
+
+def _compare_page(pipeline: Pipeline, store: Store, mapped: Sequence[tuple[Record, Mapped]], out: _Pass) -> None:
+    links = store.links_for(pipeline.name, [record.id for record, _ in mapped])
+    targets: dict[str, str] = {}
+    unlinked = [m.key for r, m in mapped if m.key and not (links.get(r.id) and links[r.id].target_id)]
+    found = pipeline.target.lookup(pipeline.target_entity, unlinked) if unlinked else {}
+    for record, result in mapped:
+        link = links.get(record.id)
+        target_id = link.target_id if link is not None and link.target_id else found.get(result.key or "")
+        if target_id:
+            targets[record.id] = target_id
+    current = _fetcher(pipeline).fetch(pipeline.target_entity, sorted(set(targets.values())))
+    for record, result in mapped:
+        out.compared += 1
+        key = result.key or record.id
+        target_id = targets.get(record.id)
+        have = current.get(target_id) if target_id else None
+        if have is None:
+            out.items.append(DriftItem(key, MISSING, (), record.id, target_id))
+            out.records[record.id] = record
+            link = links.get(record.id)
+            if link is not None and link.target_id:
+                out.stale_links.append(record.id)
+            continue
+        fields = differing_fields(pipeline, result.data, have.data)
+        if fields:
+            out.items.append(DriftItem(key, DIFFERENT, tuple(fields), record.id, target_id))
+            out.records[record.id] = record
+
+
+def _extras(pipeline: Pipeline, store: Store, seen: set[str]) -> list[DriftItem]:
+    """Links whose source record the full read did not return, and (when the source can say) is gone."""
+    extras: list[DriftItem] = []
+    after = ""
+    while True:
+        links = store.links_after(pipeline.name, after, max(1, pipeline.page_size))
+        if not links:
+            return extras
+        after = links[-1].source_id
+        unseen = [link for link in links if link.source_id not in seen and link.target_id]
+        if unseen and isinstance(pipeline.source, SupportsFetch):
+            # A handshake staging table reads only new rows: an unseen row may still be there.
+            still = pipeline.source.fetch(pipeline.source_entity, [link.source_id for link in unseen])
+            unseen = [link for link in unseen if link.source_id not in still]
+        extras += [DriftItem(link.match_key or link.source_id, EXTRA, (), link.source_id, link.target_id)
+                   for link in unseen]
+
+
+def compare(pipeline: Pipeline, store: Store) -> _Pass:
+    """One look at both sides (no writes)."""
+    out = _Pass()
+    seen: set[str] = set()
+    for page_ids, mapped in _mapped_pages(pipeline):
+        seen.update(page_ids)
+        if mapped:
+            _compare_page(pipeline, store, mapped, out)
+    out.items += _extras(pipeline, store, seen)
+    return out
+
+
+# ---- the whole thing ---------------------------------------------------------------------------
+def reconcile(pipeline: Pipeline, store: Store, *, repair: bool = False) -> Report:
+    """Compare (and with `repair`, repair and compare again); publish what drift is left."""
+    started = time.monotonic()
+    found = compare(pipeline, store)
+    report = Report(pipeline.name, compared=found.compared, items=found.items, left=list(found.items))
+    if repair and found.records:
+        if found.stale_links:
+            store.forget_targets(pipeline.name, found.stale_links)
+        info = deliver_records(pipeline, store, list(found.records.values()), trigger="reconcile", rewrite=True)
+        report.repaired = info.counts.get("created", 0) + info.counts.get("updated", 0)
+        report.left = compare(pipeline, store).items
+    left = {kind: sum(1 for item in report.left if item.kind == kind) for kind in (MISSING, DIFFERENT, EXTRA)}
+    metrics.observe_drift(pipeline.name, left, finished_at=time.time())
+    log.info("reconcile finished", pipeline=pipeline.name, compared=report.compared, missing=report.count(MISSING),
+             different=report.count(DIFFERENT), extra=report.count(EXTRA), repaired=report.repaired,
+             left=len(report.left), seconds=round(time.monotonic() - started, 3))
+    return report

@@ -1,0 +1,136 @@
+"""`erphub reconcile` over in-memory systems: missing, different and extra found by reading the target's own
+records, repaired through the normal write path, and a second pass clean."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from erphub.cli.main import app
+from erphub.config.loader import load_config
+from erphub.connectors.memory import MemorySystem, memory_system
+from erphub.engine import run_pipeline
+from erphub.monitoring import metrics
+from erphub.reconcile import reconcile, same_value
+from erphub.runtime import Hub
+
+MAPPING = """\
+source: customer
+target: customer
+key: number
+owns: [number, name, phone]
+filter:
+  - when: {path: status, eq: active}
+    reason: only active customers
+fields:
+  number: {from: code}
+  name: {from: name}
+  phone: {from: phone}
+"""
+
+
+def make_config(tmp_path: Path, tag: str) -> Path:
+    (tmp_path / "crm_to_erp.yaml").write_text(MAPPING, encoding="utf-8")
+    path = tmp_path / "hub.yaml"
+    path.write_text(f"""\
+store: {{url: "sqlite:///state.db"}}
+systems:
+  crm: {{connector: memory, settings: {{system: crm-{tag}, entities: {{customer: code}}}}}}
+  erp: {{connector: memory, settings: {{system: erp-{tag}, entities: {{customer: number}}}}}}
+pipelines:
+  crm_to_erp:
+    source: {{system: crm, entity: customer}}
+    target: {{system: erp, entity: customer}}
+    mapping: crm_to_erp.yaml
+""", encoding="utf-8")
+    return path
+
+
+def erp_by_number(erp: MemorySystem) -> dict[str, dict]:
+    return {str(r.data["number"]): r.data for r in erp.all("customer")}
+
+
+@pytest.fixture
+def rig(tmp_path: Path, request: pytest.FixtureRequest) -> tuple[Path, MemorySystem, MemorySystem]:
+    tag = request.node.name
+    crm, erp = memory_system(f"crm-{tag}"), memory_system(f"erp-{tag}")
+    for n in range(1, 7):
+        crm.put("customer", {"code": f"C{n}", "name": f"Customer {n}", "phone": f"100{n}", "status": "active"})
+    crm.put("customer", {"code": "P1", "name": "Prospect", "phone": "9", "status": "prospect"})  # filtered out
+    config = make_config(tmp_path, tag)
+    with Hub(load_config(config)) as hub:
+        assert run_pipeline(hub.pipeline("crm_to_erp"), hub.store).counts["created"] == 6
+    return config, crm, erp
+
+
+def drift(crm: MemorySystem, erp: MemorySystem) -> None:
+    """Behind the hub's back: one ERP record deleted, one owned field changed, one field the pipeline does
+    not own changed, one CRM record deleted, one CRM customer made while the hub was not looking."""
+    target = {str(r.data["number"]): r for r in erp.all("customer")}
+    del erp.records["customer"][target["C2"].id]
+    erp.put("customer", {**target["C3"].data, "phone": "WRONG"}, record_id=target["C3"].id)
+    erp.put("customer", {**target["C4"].data, "credit_limit": 5000}, record_id=target["C4"].id)
+    source = {str(r.data["code"]): r for r in crm.all("customer")}
+    del crm.records["customer"][source["C5"].id]
+    crm.put("customer", {"code": "C7", "name": "Customer 7", "phone": "1007", "status": "active"})
+
+
+def test_reconcile_reports_missing_different_and_extra_from_the_targets_own_records(
+        rig: tuple[Path, MemorySystem, MemorySystem]) -> None:
+    config, crm, erp = rig
+    with Hub(load_config(config)) as hub:
+        report = reconcile(hub.pipeline("crm_to_erp"), hub.store)
+        assert report.as_dict() == {"pipeline": "crm_to_erp", "compared": 6, "missing": 0, "different": 0,
+                                    "extra": 0, "repaired": 0, "items": []}
+        drift(crm, erp)
+        found = reconcile(hub.pipeline("crm_to_erp"), hub.store).as_dict()
+    assert found["compared"] == 6  # C1-C4, C6, C7 (the prospect is filtered out, as in a run)
+    assert sorted((i["key"], i["kind"], tuple(i["fields"])) for i in found["items"]) == [
+        ("C2", "missing", ()), ("C3", "different", ("phone",)), ("C5", "extra", ()), ("C7", "missing", ())]
+    assert (found["missing"], found["different"], found["extra"]) == (2, 1, 1)
+    assert metrics.drift_records.labels("crm_to_erp", "missing")._value.get() == 2
+
+
+def test_repair_goes_through_the_write_path_and_a_second_pass_is_clean(
+        rig: tuple[Path, MemorySystem, MemorySystem]) -> None:
+    config, crm, erp = rig
+    drift(crm, erp)
+    runner = CliRunner()
+    args = ["reconcile", "crm_to_erp", "--json", "--config", str(config)]
+    before = runner.invoke(app, args)
+    assert before.exit_code == 1, before.output
+    assert json.loads(before.stdout)["missing"] == 2
+
+    repaired = runner.invoke(app, [*args, "--repair"])
+    report = json.loads(repaired.stdout)
+    assert report["repaired"] == 3 and report["missing"] == 2 and report["different"] == 1
+    assert repaired.exit_code == 1, "the extra (a CRM record deleted, on_delete ignore) is still drift"
+    target = erp_by_number(erp)
+    assert target["C2"]["phone"] == "1002" and target["C7"]["name"] == "Customer 7"
+    assert target["C3"]["phone"] == "1003"
+    assert target["C4"]["credit_limit"] == 5000, "a field the pipeline does not own is left alone"
+    assert sorted(target) == ["C1", "C2", "C3", "C4", "C5", "C6", "C7"]  # nothing created twice
+
+    again = json.loads(runner.invoke(app, args).stdout)
+    assert (again["missing"], again["different"], again["extra"]) == (0, 0, 1)
+    with Hub(load_config(config)) as hub:  # links were written: a normal run now has nothing to do
+        counts = run_pipeline(hub.pipeline("crm_to_erp"), hub.store, full=True).counts
+    assert counts["created"] + counts["updated"] == 0
+
+
+def test_reconcile_of_an_unknown_pipeline_is_bad_input(rig: tuple[Path, MemorySystem, MemorySystem]) -> None:
+    config, _, _ = rig
+    result = CliRunner().invoke(app, ["reconcile", "nope", "--config", str(config)])
+    assert result.exit_code == 2
+    assert "unknown pipeline 'nope'" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(("want", "have", "same"), [
+    (1130, 1130.0, True), ("2026-03-01", "2026-03-01T00:00:00", True), (None, "", True),
+    ({"FNumber": "KA"}, {"FNumber": "KA", "FName": "Key accounts"}, True), ("A", "a", False), (1, "x", False),
+    ([{"q": 1}], [{"q": 1, "id": 9}], True), ([{"q": 1}], [], False)])
+def test_values_compare_across_the_systems_own_spellings(want: object, have: object, same: bool) -> None:
+    assert same_value(want, have) is same
