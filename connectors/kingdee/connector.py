@@ -43,7 +43,7 @@ from erphub.connectors.kingdee.query import (
 from erphub.connectors.kingdee.schema import SHAPES, Shape
 from erphub.connectors.kingdee.settings import KingdeeSettings
 from erphub.connectors.kingdee.views import VIEW_SPECS, KingdeeViews
-from erphub.core.errors import AuthError, PermanentError, ProtocolError, TransientError
+from erphub.core.errors import AuthError, CannotFetch, PermanentError, ProtocolError, TransientError
 from erphub.core.records import (
     Cursor,
     EntitySpec,
@@ -323,6 +323,9 @@ class KingdeeConnector(ConnectorBase):
 
         Ids that are not Kingdee ids (not digits) cannot exist and are absent, as are deleted documents.
         """
+        if entity in VIEW_SPECS:
+            raise CannotFetch(f"kingdee view {entity!r} is computed and cannot be fetched by id",
+                              system=self.context.name)
         shape = self._shape(entity)
         keys = shape.field_keys()
         wanted = sorted({int(i) for i in ids if str(i).isdigit()})

@@ -22,7 +22,7 @@ from erphub.connectors.tryton.rpc import TrytonRPC
 from erphub.connectors.tryton.sale import SALE_FIELDS, SALE_LINE_FIELDS, Sales
 from erphub.connectors.tryton.settings import TrytonSettings
 from erphub.connectors.tryton.writer import Finder, WritePlan, write_batch
-from erphub.core.errors import ConfigError, PermanentError
+from erphub.core.errors import CannotFetch, ConfigError, PermanentError
 from erphub.core.records import Cursor, Direction, EntitySpec, Page, Record, WriteRequest, WriteResult
 
 RW = frozenset({Direction.READ, Direction.WRITE})
@@ -146,7 +146,8 @@ class TrytonConnector(ConnectorBase):
         """
         self.spec(entity)
         if entity not in self._fetchers:
-            raise ConfigError(f"entity {entity!r} of tryton is computed and cannot be fetched by id")
+            raise CannotFetch(f"entity {entity!r} of tryton is computed and cannot be fetched by id",
+                              system=self.context.name)
         return self._fetchers[entity](ids)
 
     def check(self) -> None:

@@ -58,13 +58,17 @@ def dlq_show(letter_id: Annotated[int, typer.Argument(help="Dead letter id.")],
 def dlq_replay(
     ids: Annotated[list[int] | None, typer.Argument(help="Dead letter ids (default: all open of --pipeline).")] = None,
     pipeline: Annotated[str | None, typer.Option(help="Replay every open dead letter of this pipeline.")] = None,
+    kept: Annotated[bool, typer.Option("--kept", help="Replay the payloads kept at failure time instead of "
+                                                      "re-reading each source record.")] = False,
     config: ConfigOption = DEFAULT_CONFIG,
     as_json: JsonOption = False,
 ) -> None:
-    """Send dead letters through mapping and delivery again from their kept source payloads."""
+    """Deliver dead letters again: each source record re-read by id where the source can (so a fix made in
+    the source is used), a record gone from the source closed as source_deleted. Exit 1 when letters stay open.
+    """
     if not ids and not pipeline:
         raise fail("error: name dead letter ids or --pipeline", 2)
-    from erphub.engine import replay_dead_letters
+    from erphub.engine import replay
 
     results: list[dict[str, Any]] = []
     failed = False
@@ -78,14 +82,26 @@ def dlq_replay(
         for name in sorted({letter.pipeline for letter in letters}):
             chosen = [letter.id for letter in letters if letter.pipeline == name]
             try:
-                results.append(replay_dead_letters(hub.pipeline(name), hub.store, chosen).as_dict())
+                outcome = replay(hub.pipeline(name), hub.store, chosen, kept=kept)
             except RunFailed as exc:
                 failed = True
                 err.print(f"replay failed: {exc}", markup=False, soft_wrap=True)
+                continue
+            results.append(outcome.as_dict())
+            if outcome.failed:
+                failed = True
+                results[-1]["status"] = "failed"
+                shown = ", ".join(map(str, outcome.failed[:20])) + (" ..." if len(outcome.failed) > 20 else "")
+                err.print(f"{name}: {len(outcome.failed)} dead letters stayed open (ids {shown})",
+                          markup=False, soft_wrap=True)
     if as_json:
         print_json(results)
     else:
-        out.print(results_table(results) if results else "nothing to replay")
+        out.print(results_table(results, title="erphub replays") if results else "nothing to replay")
+        for result in results:
+            out.print(f"{result['pipeline']}: {result['letters']} letters from the {result['source']} records, "
+                      f"{result['source_deleted']} closed as source_deleted, {result['failed']} still open",
+                      markup=False)
     if failed:
         raise typer.Exit(1)
 

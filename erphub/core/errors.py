@@ -22,6 +22,7 @@
     │   │   └── RateLimitedError    the system said "slow down" (counted as a state, not a failure)
     │   ├── PermanentError          will fail the same way again (4xx, bad request)
     │   │   ├── AuthError           credentials rejected: nothing works until a person acts
+    │   │   ├── CannotFetch         this entity cannot be read by id (a view computed from many records)
     │   │   └── VendorRefusal       the system's own business error, with its code
     │   │       ├── TrytonUserError     UserError, UserWarning, AccessError... of one Tryton call
     │   │       └── YonyouBusinessError a `code` other than "200" answered with HTTP 200
@@ -215,6 +216,11 @@ class PermanentError(ConnectorError):
 
 class AuthError(PermanentError):
     """Credentials were rejected."""
+
+
+class CannotFetch(PermanentError):
+    """The entity exists but cannot be fetched by id (computed from several records): callers that
+    would re-read a record fall back to what they hold."""
 
 
 class VendorRefusal(PermanentError):

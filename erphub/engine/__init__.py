@@ -5,6 +5,7 @@
     drive      run_pipeline (from the cursor), deliver_records (records in hand: webhooks, replays), drive_run
     twoway     two-way fields: the pure rules (echo, news or conflict, per field)
     twoway_batch  those rules on one batch: what the target has now, the reverse links, held conflicts
+    replay     dead letters replayed with the fix: the source record re-read by id (or the kept payload)
     writeback  the target's number written back into the source record
     lease      one run of a pipeline at a time: wait, renew, release
     items      Classified: a mapped record that needs a write, with its link
@@ -14,6 +15,7 @@
 
 from erphub.engine.drive import dead_letter_records, deliver_records, drive_run, replay_dead_letters, run_pipeline
 from erphub.engine.pipeline import Pipeline, PlanLike
+from erphub.engine.replay import ReplayOutcome, replay
 from erphub.engine.run import PipelineRun
 from erphub.engine.twoway import TwoWaySpec
 
@@ -21,10 +23,12 @@ __all__ = [
     "Pipeline",
     "PipelineRun",
     "PlanLike",
+    "ReplayOutcome",
     "TwoWaySpec",
     "dead_letter_records",
     "deliver_records",
     "drive_run",
+    "replay",
     "replay_dead_letters",
     "run_pipeline",
 ]
