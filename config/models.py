@@ -93,6 +93,32 @@ class WriteBack(Strict):
         default="key", description="the match key (e.g. the ERP customer number) or the target's own record id")
 
 
+def _cron(value: str | None) -> str | None:
+    if value is None:
+        return value
+    from croniter import croniter
+
+    if not croniter.is_valid(value):
+        raise ValueError(f"invalid cron expression {value!r} (five fields: minute hour day month weekday)")
+    return value
+
+
+class ReconcileConfig(Strict):
+    """`erphub serve` reconciles the pipeline on this schedule (as `erphub reconcile`, with `--repair`
+    when `repair` is true) and publishes `erphub_drift_records`."""
+
+    schedule: str = Field(description="cron expression, e.g. '0 3 * * *'")
+    repair: bool = False
+
+    @field_validator("schedule")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        return _cron(value) or value
+
+
+OnDelete = Literal["ignore", "deactivate", "delete"]
+
+
 class PipelineConfig(Strict):
     description: str = ""
     source: Endpoint
@@ -117,17 +143,15 @@ class PipelineConfig(Strict):
     busy_wait_s: Annotated[float, Field(ge=0)] = 300.0
     flow_retries: Annotated[int, Field(ge=0, le=5)] = 1
     flow_retry_delay_s: Annotated[float, Field(ge=0)] = 30.0
+    reconcile: ReconcileConfig | None = None
+    # What a record deleted in the source does to its target record (a Jiandaoyun `data_remove` push,
+    # or reconcile's `extra` with --repair): nothing, deactivate it (Kingdee: Forbid), or delete it.
+    on_delete: OnDelete = "ignore"
 
     @field_validator("schedule")
     @classmethod
     def _valid_cron(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        from croniter import croniter
-
-        if not croniter.is_valid(value):
-            raise ValueError(f"invalid cron expression {value!r} (five fields: minute hour day month weekday)")
-        return value
+        return _cron(value)
 
 
 class StoreConfig(Strict):

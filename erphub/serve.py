@@ -5,9 +5,11 @@
     ├── uvicorn thread ── /metrics, /healthz on their own address (only with `metrics.port` set: then
     │                     the public webhook listener serves no /metrics)
     ├── inbox worker thread ── delivers accepted events through their pipelines
-    └── schedules thread ── whatever `schedules` was given: the CLI passes `erphub.flows.server.Schedules`
-                            (a Prefect server child and Prefect's runner serving a deployment per
-                            scheduled pipeline); with --no-schedules none, and Prefect is never imported
+    ├── schedules thread ── whatever `schedules` was given: the CLI passes `erphub.flows.server.Schedules`
+    │                       (a Prefect server child and Prefect's runner serving a deployment per
+    │                       scheduled pipeline); with --no-schedules none, and Prefect is never imported
+    └── reconcile thread ── `ReconcileSchedule`: each pipeline's `reconcile: {schedule}` (plain Python, its
+                            own Hub so its connectors are not shared with the worker's)
 
 Shutdown: stop taking requests (uvicorn finishes the ones in flight), stop the schedules (Prefect
 pauses them), let the worker finish its pass, close connectors and the store. Exit code 0.
@@ -19,11 +21,13 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from types import FrameType
 from typing import Any, Protocol
 
 import structlog
 import uvicorn
+from croniter import croniter
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -33,6 +37,7 @@ from starlette.routing import Route
 from erphub.config.loader import LoadedConfig
 from erphub.core.errors import ErphubError
 from erphub.monitoring.exposition import make_metrics_app, prime_series
+from erphub.reconcile import Report, reconcile
 from erphub.runtime import Hub
 from erphub.webhooks import inbox
 from erphub.webhooks.receiver import WebhookReceiver, router_from_config, webhook_verifiers
@@ -55,6 +60,61 @@ class ScheduleService(Protocol):
     def stop(self, timeout: float = 40.0) -> None: ...
 
 
+class ReconcileSchedule:
+    """Runs `reconcile` (with `repair` when configured) for every enabled pipeline with a `reconcile:`
+    schedule, at its cron times, one pipeline after another on one thread: a reconcile reads through the
+    same connectors and rate limits as a run, and its repair takes the pipeline's lease like a run."""
+
+    def __init__(self, loaded: LoadedConfig, *, clock: Callable[[], float] = time.time) -> None:
+        self.loaded = loaded
+        self.clock = clock
+        self.entries = {name: p.reconcile for name, p in loaded.hub.pipelines.items()
+                        if p.enabled and p.reconcile is not None}
+        start = clock()
+        self.next_at = {name: float(croniter(entry.schedule, start).get_next(float))
+                        for name, entry in self.entries.items()}
+        self.reports: dict[str, Report] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._hub: Hub | None = None
+
+    def run_due(self, now: float | None = None) -> list[str]:
+        """Reconcile every pipeline whose time has come; schedule its next time. The names reconciled."""
+        now = self.clock() if now is None else now
+        done: list[str] = []
+        for name, entry in self.entries.items():
+            if self.next_at[name] > now or self._stop.is_set():
+                continue
+            self.next_at[name] = float(croniter(entry.schedule, now).get_next(float))
+            if self._hub is None:
+                self._hub = Hub(self.loaded)
+            try:
+                self.reports[name] = reconcile(self._hub.pipeline(name), self._hub.store, repair=entry.repair)
+            except Exception as exc:  # one failed reconcile must not stop the others or the thread
+                log.error("scheduled reconcile failed", pipeline=name, error=f"{exc.__class__.__name__}: {exc}")
+                continue
+            done.append(name)
+        return done
+
+    def start(self) -> None:
+        if self.entries:
+            self._thread = threading.Thread(target=self._main, name="erphub-reconcile", daemon=True)
+            self._thread.start()
+
+    def _main(self) -> None:
+        while not self._stop.is_set():
+            self.run_due()
+            wait = min(self.next_at.values()) - self.clock()
+            self._stop.wait(max(0.5, min(wait, 60.0)))
+
+    def stop(self, timeout: float = 60.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self._hub is not None:
+            self._hub.close()
+
+
 class HubServer:
     def __init__(self, loaded: LoadedConfig, *, host: str | None = None, port: int | None = None,
                  schedules: ScheduleService | None = None, inbox_settings: InboxSettings | None = None) -> None:
@@ -68,6 +128,7 @@ class HubServer:
                                   redact=self.hub.redactor())
         metrics = loaded.hub.metrics
         self.metrics_address = None if metrics.port is None else (metrics.host or self.host, metrics.port)
+        self.reconciles = ReconcileSchedule(loaded)
         self._stop = threading.Event()
         self._servers: list[tuple[uvicorn.Server, threading.Thread]] = []
 
@@ -101,7 +162,7 @@ class HubServer:
         """Build every webhook-fed pipeline now, so a config problem stops the start, not the first event."""
         webhook_verifiers(self.loaded)  # an unknown webhook kind: a ConfigError at its line
         for name, p in self.loaded.hub.pipelines.items():
-            if p.enabled and p.webhook is not None:
+            if p.enabled and (p.webhook is not None or p.reconcile is not None):
                 self.hub.pipeline(name)
 
     def request_stop(self, *_: object) -> None:
@@ -122,6 +183,7 @@ class HubServer:
                 return 1
             if self.scheduler is not None:
                 self.scheduler.start()
+            self.reconciles.start()
             log.info("erphub serve ready", host=self.host, port=self.port, schedules=self.scheduler_state(),
                      webhook_sources=sorted(hub.serve.webhooks),
                      metrics=":".join(map(str, self.metrics_address)) if self.metrics_address else "same listener")
@@ -173,6 +235,7 @@ class HubServer:
             thread.join(15)
         if self.scheduler is not None:
             self.scheduler.stop()
+        self.reconciles.stop()
         self.worker.stop()
         try:
             self.hub.close()

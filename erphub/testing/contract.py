@@ -215,11 +215,12 @@ def test_bad_record_fails_alone(harness: ContractHarness, connector: Any) -> Non
 
 # ---- fetch by id ---------------------------------------------------------------------------
 def test_fetch_by_id_answers_what_the_server_holds(harness: ContractHarness, connector: Any, window: Window) -> None:
-    assert isinstance(connector, SupportsFetch), f"{harness.kind} cannot fetch records by id"
+    fetcher = connector
+    assert isinstance(fetcher, SupportsFetch), f"{harness.kind} cannot fetch records by id"
     seeded = harness.seed(3, updated_at=window.at(1))
     read_back = {r.id: r for p in read(connector, harness, Cursor(window.start), window) for r in p.records}
     absent = "0" * len(seeded[0])  # the shape of a real id, held by no server
-    fetched = connector.fetch(harness.entity, [*seeded, absent, seeded[0]])
+    fetched = fetcher.fetch(harness.entity, [*seeded, absent, seeded[0]])
     assert sorted(fetched) == sorted(seeded), "every held id once, the absent one left out"
     for record_id in seeded:
         assert fetched[record_id].id == record_id
@@ -230,10 +231,10 @@ def test_fetch_by_id_answers_what_the_server_holds(harness: ContractHarness, con
     [result] = connector.write(harness.entity, [harness.write_request(5, key=k)])
     assert result.ok, result.error
     assert result.target_id is not None
-    [written] = connector.fetch(harness.entity, [result.target_id]).values()
+    [written] = fetcher.fetch(harness.entity, [result.target_id]).values()
     assert written.id == result.target_id
     assert connector.lookup(harness.entity, [k]) == {k: written.id}
-    assert connector.fetch(harness.entity, []) == {}
+    assert fetcher.fetch(harness.entity, []) == {}
 
 
 # ---- auth ----------------------------------------------------------------------------------

@@ -134,3 +134,39 @@ def test_reconcile_of_an_unknown_pipeline_is_bad_input(rig: tuple[Path, MemorySy
     ([{"q": 1}], [{"q": 1, "id": 9}], True), ([{"q": 1}], [], False)])
 def test_values_compare_across_the_systems_own_spellings(want: object, have: object, same: bool) -> None:
     assert same_value(want, have) is same
+
+
+def test_serve_reconciles_on_the_pipelines_own_schedule_and_repairs(
+        rig: tuple[Path, MemorySystem, MemorySystem]) -> None:
+    from erphub.serve import ReconcileSchedule
+
+    config, crm, erp = rig
+    config.write_text(config.read_text(encoding="utf-8")
+                      + '    reconcile: {schedule: "*/5 * * * *", repair: true}\n', encoding="utf-8")
+    drift(crm, erp)
+    start = 1_800_000_000.0  # a 5-minute boundary: the first fire is 300 s later
+    schedule = ReconcileSchedule(load_config(config), clock=lambda: start)
+    try:
+        assert schedule.next_at == {"crm_to_erp": start + 300}
+        assert schedule.run_due(start + 299) == []
+        assert erp_by_number(erp)["C3"]["phone"] == "WRONG"
+        assert schedule.run_due(start + 300) == ["crm_to_erp"]
+        assert schedule.next_at["crm_to_erp"] == start + 600
+    finally:
+        schedule.stop()
+    assert erp_by_number(erp)["C3"]["phone"] == "1003" and "C7" in erp_by_number(erp)
+    assert schedule.reports["crm_to_erp"].repaired == 3
+    # What is left (the extra: on_delete ignore) is what the drift metric, and so ErphubDrift, sees.
+    assert metrics.drift_records.labels("crm_to_erp", "extra")._value.get() == 1
+    assert metrics.drift_records.labels("crm_to_erp", "missing")._value.get() == 0
+
+
+def test_a_reconcile_schedule_must_be_a_cron_expression(tmp_path: Path) -> None:
+    from erphub.core.errors import ConfigError
+
+    config = make_config(tmp_path, "badcron")
+    config.write_text(config.read_text(encoding="utf-8") + "    reconcile: {schedule: nightly}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(config)
+    assert "pipelines.crm_to_erp.reconcile.schedule" in caught.value.render()
+    assert f"{config}:" in caught.value.render()
