@@ -7,7 +7,8 @@ which is how a write that crashed half-way is never repeated as a duplicate.
 
 Optional capabilities are Protocols the engine checks with `isinstance`:
 
-    SupportsFetch        current records by id (two-way pipelines need it)
+    SupportsFetch        current records by id (two-way pipelines, reconcile and replay need it)
+    SupportsDelete       applies a deletion in the source to the target record (deactivate or delete)
     SupportsAcknowledge  tells the source which records were taken (handshake staging tables)
     SupportsCompare      tells which records differ from the target's current ones (`--full`)
     SupportsWebhook      verifies the signature of an event the system pushes (a class-level check,
@@ -49,6 +50,7 @@ __all__ = [
     "RecordError",
     "SupportsAcknowledge",
     "SupportsCompare",
+    "SupportsDelete",
     "SupportsFetch",
     "SupportsWebhook",
     "SystemContext",
@@ -135,6 +137,19 @@ class SupportsCompare(Protocol):
 
     def differing(self, entity: str, batch: Sequence[WriteRequest]) -> set[str]:
         """Source ids of the requests whose target record differs from the request's data, or is gone."""
+        ...
+
+
+@runtime_checkable
+class SupportsDelete(Protocol):
+    """Optional: a record deleted in the source is deactivated or deleted in this target (`on_delete`)."""
+
+    def delete_modes(self, entity: str) -> frozenset[str]:
+        """Which of "deactivate" and "delete" this entity can take (empty: neither)."""
+        ...
+
+    def delete(self, entity: str, ids: Sequence[str], *, mode: str) -> list[WriteResult]:
+        """One result per id, in order (`source_id` is the target id); a record already gone is ok."""
         ...
 
 

@@ -149,6 +149,20 @@ class MemoryConnector(ConnectorBase):
         records = self.system.records.get(entity, {})
         return {record_id: records[record_id] for record_id in ids if record_id in records}
 
+    def delete_modes(self, entity: str) -> frozenset[str]:
+        return frozenset({"deactivate", "delete"})
+
+    def delete(self, entity: str, ids: Sequence[str], *, mode: str) -> list[WriteResult]:
+        """`SupportsDelete`: deactivate sets `active: false` (with a new change time); delete removes."""
+        records = self.system.records.setdefault(entity, {})
+        for record_id in ids:
+            if record_id in records:
+                if mode == "delete":
+                    del records[record_id]
+                else:
+                    self.system.put(entity, {**records[record_id].data, "active": False}, record_id=record_id)
+        return [WriteResult(record_id, record_id, WriteAction.UPDATED) for record_id in ids]
+
     def check(self) -> None:
         if self.system.down:
             raise TransientError("system is down", system=self.context.name)

@@ -8,7 +8,8 @@ Everything is done a page at a time (the source's pages, one fetch per page, lin
 time), so a large pipeline never sits in memory whole; only the source ids seen are kept, to find the
 extras. `repair` sends missing and different records through the normal write path (`deliver_records`:
 links, dead letters, metrics, the pipeline's lease) and then checks again: the report counts the drift
-found and what was repaired, `left` (and the drift metric) what the second look still found.
+found and what was repaired, `left` (and the drift metric) what the second look still found. Extras
+are repaired by the pipeline's `on_delete` (`engine.deletions`); under `ignore` they stay reported.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import structlog
 from erphub.connectors.base import SupportsFetch
 from erphub.core.errors import ConfigError
 from erphub.core.records import Record, owned_part
-from erphub.engine import Pipeline, deliver_records
+from erphub.engine import Pipeline, apply_deletions, deliver_records
 from erphub.mappings.plan import Mapped
 from erphub.monitoring import metrics
 from erphub.store import Store
@@ -240,11 +241,15 @@ def reconcile(pipeline: Pipeline, store: Store, *, repair: bool = False) -> Repo
     started = time.monotonic()
     found = compare(pipeline, store)
     report = Report(pipeline.name, compared=found.compared, items=found.items, left=list(found.items))
-    if repair and found.records:
+    extras = [item.source_id for item in found.items if item.kind == EXTRA and item.source_id]
+    if repair and (found.records or (extras and pipeline.on_delete != "ignore")):
         if found.stale_links:
             store.forget_targets(pipeline.name, found.stale_links)
-        info = deliver_records(pipeline, store, list(found.records.values()), trigger="reconcile", rewrite=True)
-        report.repaired = info.counts.get("created", 0) + info.counts.get("updated", 0)
+        if found.records:
+            info = deliver_records(pipeline, store, list(found.records.values()), trigger="reconcile",
+                                   rewrite=True)
+            report.repaired = info.counts.get("created", 0) + info.counts.get("updated", 0)
+        report.repaired += apply_deletions(pipeline, store, extras, run_id="reconcile")
         report.left = compare(pipeline, store).items
     left = {kind: sum(1 for item in report.left if item.kind == kind) for kind in (MISSING, DIFFERENT, EXTRA)}
     metrics.observe_drift(pipeline.name, left, finished_at=time.time())

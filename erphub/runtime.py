@@ -20,7 +20,7 @@ from erphub.connectors.base import Connector, SupportsFetch, SystemContext
 from erphub.connectors.registry import connector_class
 from erphub.core.errors import UnknownEntity
 from erphub.core.records import Direction, EntitySpec
-from erphub.engine import Pipeline, TwoWaySpec
+from erphub.engine import Pipeline, TwoWaySpec, check_on_delete
 from erphub.mappings.compiler import compile_mapping
 from erphub.monitoring.redaction import add_secrets, redact_text
 from erphub.store import Store
@@ -137,7 +137,11 @@ class Hub:
             batch_size=cfg.batch_size, page_size=cfg.page_size, redact=self.redactor(), two_way=two_way,
             write_back=(cfg.write_back.field, cfg.write_back.value) if cfg.write_back else None,
             create_missing=cfg.create_missing, lease_wait_s=cfg.busy_wait_s,
-            lag_s=cfg.lag_seconds if cfg.lag_seconds is not None else self.connector(cfg.source.system).read_lag_s)
+            lag_s=cfg.lag_seconds if cfg.lag_seconds is not None else self.connector(cfg.source.system).read_lag_s,
+            on_delete=cfg.on_delete)
+        problem = check_on_delete(pipeline)
+        if problem is not None:
+            raise self.config.error(problem, "pipelines", name, "on_delete")
         self._pipelines[name] = pipeline
         return pipeline
 

@@ -13,6 +13,12 @@ same FieldKeys as a read, so a fetched record has exactly the shape of a read on
 ExecuteBillQuery's FilterString as an SQL-like condition on field keys and `Limit <= 2000`
 (shared/reference/api-contracts.md section 1); `StartRow` pages a result larger than one call.
 Computed views (order_shipment, customer_account) cannot be fetched by id.
+
+Deletions (`on_delete`): base data is forbidden (禁用), not deleted — `ExcuteOperation` (the vendor's own
+spelling) with `{"formid", "opNumber": "Forbid", "data": {"Ids": "1,2"}}` sets FForbidStatus to B
+(api-contracts.md section 1: "ExcuteOperation Forbid/Enable" on BD_Customer). A customer is referenced by
+orders and receivables, so both `deactivate` and `delete` forbid it; bills cannot be deleted once audited,
+so no other form takes a deletion. An "already forbidden" answer counts as done.
 """
 
 from __future__ import annotations
@@ -63,6 +69,7 @@ DEFAULT_CONCURRENCY = 4
 # MsgCodes whose Errors belong to individual records (validation, not allowed, network control).
 PER_RECORD_CODES = {0, 11, 12, 13}
 TRANSIENT_CODES = {6, 13}  # database failure, network-control (lock) conflict
+FORBIDDEN_NOT_DELETED = frozenset({"customer"})  # base data: a deletion forbids it (see the docstring)
 
 
 def kingdee_key(number: str) -> str:
@@ -343,6 +350,31 @@ class KingdeeConnector(ConnectorBase):
                 record = build_record(shape, keys, doc_rows)
                 found[record.id] = record
         return found
+
+    def delete_modes(self, entity: str) -> frozenset[str]:
+        """`SupportsDelete`: only base data with a forbid status (customers) takes a deletion, as Forbid."""
+        return frozenset({"deactivate", "delete"}) if entity in FORBIDDEN_NOT_DELETED else frozenset()
+
+    def delete(self, entity: str, ids: Sequence[str], *, mode: str) -> list[WriteResult]:
+        """Forbid these documents (see the module docstring); one result per id."""
+        shape = self._shape(entity)
+        if entity not in FORBIDDEN_NOT_DELETED:
+            raise PermanentError(f"kingdee {entity!r} takes no deletion", system=self.context.name)
+        if not ids:
+            return []
+        body = self._post("ExcuteOperation", {"formid": shape.form_id, "opNumber": "Forbid",
+                                              "data": {"Ids": ",".join(str(i) for i in ids)}})
+        status = find_status(body)
+        if status is None:
+            raise ProtocolError("ExcuteOperation answered without a ResponseStatus", system=self.context.name)
+        problems: dict[int, str] = {}
+        for err in status.get("Errors") or []:
+            message = str(err.get("Message") or "") if isinstance(err, dict) else ""
+            if isinstance(err, dict) and "已禁用" not in message:
+                problems[int(err.get("DIndex") or 0)] = message or "Forbid failed"
+        return [WriteResult(target_id, target_id, WriteAction.UPDATED) if n not in problems
+                else WriteResult(target_id, target_id, None, RecordError("forbid_failed", problems[n]))
+                for n, target_id in enumerate(ids)]
 
     def check(self) -> None:
         """Log in and read one customer row; raises the ConnectorError that says why not."""

@@ -20,12 +20,15 @@ from erphub.config.models import InboxSettings
 from erphub.core.errors import RunFailed
 from erphub.core.outcomes import ErrorClass, Stage
 from erphub.core.records import Record, utcnow
-from erphub.engine import Pipeline, deliver_records
+from erphub.engine import Pipeline, apply_deletions, deliver_records
 from erphub.store import BatchCommit, NewDeadLetter, Store
 from erphub.webhooks import inbox
 from erphub.webhooks.inbox import InboxEvent, Settlement
 
 log = structlog.get_logger("erphub.webhooks.worker")
+
+# Push operations that mean "this record was deleted in the source" (Jiandaoyun's `data_remove`).
+DELETE_OPS = frozenset({"data_remove"})
 
 
 @dataclass
@@ -106,6 +109,10 @@ class InboxWorker:
                 outcome.done(ev.id, name)
                 result.superseded += 1
         live = [ev for ev in events if ev.id not in superseded]
+        removed = [ev for ev in live if ev.op in DELETE_OPS]
+        if removed and not self._delete(name, pipeline, removed, outcome, result):
+            return
+        live = [ev for ev in live if ev.op not in DELETE_OPS]
         if not live:
             return
         # Oldest change first, so when one record changed twice in the batch the newest is what lands.
@@ -124,6 +131,21 @@ class InboxWorker:
         result.delivered += len(live)
         log.info("webhook events delivered", pipeline=name, events=len(live), run_id=info.id,
                  **{k: v for k, v in info.counts.items() if v})
+
+    def _delete(self, name: str, pipeline: Pipeline, events: Sequence[InboxEvent], outcome: Settlement,
+                result: PassResult) -> bool:
+        """A record removed in the source: the pipeline's `on_delete` (ignore: the event is simply done)."""
+        try:
+            applied = apply_deletions(pipeline, self.store, [ev.record_id for ev in events])
+        except Exception as exc:  # the target is down: retry like a failed delivery
+            self._failed(name, pipeline, events, f"{exc.__class__.__name__}: {exc}", "", outcome, result)
+            return False
+        for ev in events:
+            outcome.done(ev.id, name)
+        result.delivered += len(events)
+        log.info("webhook deletions handled", pipeline=name, events=len(events), mode=pipeline.on_delete,
+                 applied=applied)
+        return True
 
     def _failed(self, name: str, pipeline: Pipeline | None, events: Sequence[InboxEvent], error: str,
                 run_id: str, outcome: Settlement, result: PassResult) -> None:

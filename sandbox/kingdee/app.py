@@ -216,6 +216,7 @@ class KingdeeApp:
             "Submit": lambda body, path: self.change_status(body, "Submit"),
             "Audit": lambda body, path: self.change_status(body, "Audit"),
             "UnAudit": lambda body, path: self.change_status(body, "UnAudit"),
+            "ExcuteOperation": self.excute_operation,
             "QueryAsyncResult": self.query_async_result,
         }
 
@@ -452,6 +453,19 @@ class KingdeeApp:
             raise KdRequestError("数据不存在或已被删除", 10)
         record = self.state.store.view(form_id, doc)
         return {"Result": {"ResponseStatus": status_body(ok=True), "Result": record}}
+
+    def excute_operation(self, body: Any, path: str) -> Any:
+        """`ExcuteOperation` (sic): `{"formid", "opNumber", "data"}` or positional [formid, opNumber, data]."""
+        if isinstance(body, dict) and isinstance(body.get("parameters"), list) and len(body["parameters"]) >= 3:
+            params = body["parameters"]
+            op, rest = params[1], {"parameters": [params[0], params[2]]}
+        else:
+            op, rest = _ci(body, "opNumber") if isinstance(body, dict) else None, body
+        if not isinstance(op, str) or not op:
+            raise KdRequestError("opNumber不能为空", 8)
+        if op not in ("Forbid", "Cancel"):  # the operations this sandbox knows (as the client's buttons)
+            raise KdRequestError(f"该业务对象不支持{op}操作", 12)
+        return self.change_status(rest, op)
 
     def change_status(self, body: Any, op: str) -> Any:
         form_id, data = self._save_args(body)
