@@ -23,6 +23,8 @@ in your conftest.py first for pytest's detailed assertion messages). What it che
 - a create retried after a lost answer (the server applied it) leaves one record, and so does
   the same write sent again by a fresh connector (a rerun after a crash);
 - a bad record fails alone while the rest of its batch lands;
+- `erphub reconcile` with the connector as the target finds a missing, a different and an extra
+  record by reading the server, its repair fixes them through the write path, and a second pass is clean;
 - `fetch` by id (SupportsFetch) answers each record exactly as a read gives it, a written record as
   the server now holds it, and leaves out ids the server does not hold;
 - auth renews itself mid-run;
@@ -35,7 +37,8 @@ from __future__ import annotations
 import itertools
 import logging
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -43,8 +46,13 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from erphub.connectors.base import SupportsFetch
+from erphub.connectors.base import SupportsFetch, SystemContext
+from erphub.connectors.memory import MemoryConnector, MemorySettings, memory_system
 from erphub.core.records import Cursor, Page
+from erphub.engine import Pipeline, run_pipeline
+from erphub.mappings.plan import Mapped
+from erphub.reconcile import differing_fields, reconcile
+from erphub.store import Store
 from erphub.testing.harness import EXPIRE_AUTH, LOG_SECRETS, LOST_RESPONSE, RATE_LIMIT, ContractHarness
 
 # What `from erphub.testing.contract import *` brings into a test module: the tests and their fixtures.
@@ -56,6 +64,7 @@ __all__ = [
     "test_empty_read",
     "test_fetch_by_id_answers_what_the_server_holds",
     "test_incremental_read_returns_each_change_once_across_pages",
+    "test_reconcile_finds_and_repairs_drift_on_the_server",
     "test_read_of_exactly_one_full_page",
     "test_secrets_never_appear_in_logs_or_errors",
     "test_write_retried_after_lost_response_is_not_duplicated",
@@ -235,6 +244,62 @@ def test_fetch_by_id_answers_what_the_server_holds(harness: ContractHarness, con
     assert written.id == result.target_id
     assert connector.lookup(harness.entity, [k]) == {k: written.id}
     assert fetcher.fetch(harness.entity, []) == {}
+
+
+# ---- reconcile -----------------------------------------------------------------------------
+class _HarnessPlan:
+    """A mapping stand-in: source record {n, key} -> the harness's valid write of record n (owns all fields)."""
+
+    owned_fields = None
+
+    def __init__(self, harness: ContractHarness, key_field: str | None) -> None:
+        self.harness = harness
+        self.key_field = key_field
+
+    def apply(self, record: Mapping[str, Any]) -> Mapped:
+        request = self.harness.write_request(int(record["n"]), key=str(record["key"]))
+        return Mapped(dict(request.data), str(record["key"]))
+
+
+def test_reconcile_finds_and_repairs_drift_on_the_server(harness: ContractHarness, connector: Any,
+                                                          tmp_path: Path) -> None:
+    source_name = f"contract-source-{uuid.uuid4().hex[:8]}"
+    source_system = memory_system(source_name)
+    source = MemoryConnector(MemorySettings(system=source_name, entities={"row": "key"}),
+                             SystemContext(name="source"))
+    keys = {n: key(f"RC{n}") for n in range(1, 5)}
+    records = {n: source_system.put("row", {"n": n, "key": keys[n]}) for n in (1, 2, 3)}
+    spec = connector.entities()[harness.entity]
+    pipeline = Pipeline(name=f"contract-{harness.kind}", source_system="source", source_entity="row", source=source,
+                        target_system=harness.kind, target_entity=harness.entity, target=connector,
+                        plan=_HarnessPlan(harness, spec.key_field))
+    store = Store(f"sqlite:///{tmp_path}/contract.db")
+    try:
+        assert run_pipeline(pipeline, store).counts["created"] == 3
+        assert reconcile(pipeline, store).as_dict()["items"] == [], "just synced: no drift"
+
+        # Behind the hub's back: record 2 changed on the server, record 3 deleted in the source,
+        # record 4 new in the source (never synced).
+        target_id = store.links_for(pipeline.name, [records[2].id])[records[2].id].target_id
+        [changed] = connector.write(harness.entity, [harness.write_request(77, key=keys[2], target_id=target_id)])
+        assert changed.ok, changed.error
+        del source_system.records["row"][records[3].id]
+        source_system.put("row", {"n": 4, "key": keys[4]})
+        found = reconcile(pipeline, store)
+        kinds = sorted((item.key, item.kind) for item in found.items)
+        assert kinds == sorted([(keys[2], "different"), (keys[3], "extra"), (keys[4], "missing")]), kinds
+        assert next(i for i in found.items if i.kind == "different").fields, "the differing fields are named"
+
+        repaired = reconcile(pipeline, store, repair=True)
+        assert repaired.repaired == 2
+        assert [(item.key, item.kind) for item in repaired.left] == [(keys[3], "extra")], "on_delete ignore"
+        assert harness.count_with_key(keys[4]) == 1 and harness.count_with_key(keys[2]) == 1
+        [now] = connector.fetch(harness.entity, [target_id]).values()
+        want = harness.write_request(2, key=keys[2]).data
+        assert not differing_fields(pipeline, want, now.data), "the server holds record 2's values again"
+        assert [i.kind for i in reconcile(pipeline, store).items] == ["extra"], "second pass: clean but the extra"
+    finally:
+        store.close()
 
 
 # ---- auth ----------------------------------------------------------------------------------
