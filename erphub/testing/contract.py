@@ -38,8 +38,8 @@ import itertools
 import logging
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -64,8 +64,8 @@ __all__ = [
     "test_empty_read",
     "test_fetch_by_id_answers_what_the_server_holds",
     "test_incremental_read_returns_each_change_once_across_pages",
-    "test_reconcile_finds_and_repairs_drift_on_the_server",
     "test_read_of_exactly_one_full_page",
+    "test_reconcile_finds_and_repairs_drift_on_the_server",
     "test_secrets_never_appear_in_logs_or_errors",
     "test_write_retried_after_lost_response_is_not_duplicated",
     "window",
@@ -250,7 +250,7 @@ def test_fetch_by_id_answers_what_the_server_holds(harness: ContractHarness, con
 class _HarnessPlan:
     """A mapping stand-in: source record {n, key} -> the harness's valid write of record n (owns all fields)."""
 
-    owned_fields = None
+    owned_fields: frozenset[str] | None = None
 
     def __init__(self, harness: ContractHarness, key_field: str | None) -> None:
         self.harness = harness

@@ -31,7 +31,8 @@ SECRET = "jdy-push-secret-on-delete"
 def configure(demo: Demo, on_delete: str) -> None:
     (demo.config.parent / "jdy.secret").write_text(SECRET, encoding="utf-8")
     text = demo.config.read_text(encoding="utf-8")
-    text = text.replace("serve:\n", 'serve:\n  webhooks:\n    jdy: {kind: jiandaoyun, secret: "${file:jdy.secret}"}\n', 1)
+    webhooks = '  webhooks:\n    jdy: {kind: jiandaoyun, secret: "${file:jdy.secret}"}\n'
+    text = text.replace("serve:\n", "serve:\n" + webhooks, 1)
     text = text.replace("    batch_size: 50\n", f"    batch_size: 50\n    on_delete: {on_delete}\n"
                         "    webhook: {source: jdy, events: [data_create, data_update, data_remove]}\n", 1)
     demo.config.write_text(text, encoding="utf-8")
@@ -74,7 +75,7 @@ def push_remove(demo: Demo, hub: Hub, record: dict) -> None:
 @pytest.mark.parametrize("on_delete", ["deactivate", "ignore"])
 def test_a_data_remove_push_forbids_the_erp_customer(demo: Demo, on_delete: str) -> None:
     configure(demo, on_delete)
-    [first, second] = seed_and_sync(demo, 2)
+    first = seed_and_sync(demo, 2)[0]
     removed = demo.crm.state.get("customer_form", first)
     demo.crm.state.delete("customer_form", first)
     with demo.hub() as hub:
