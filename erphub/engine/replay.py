@@ -16,17 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from erphub.connectors.base import SupportsFetch
 from erphub.core.errors import CannotFetch
 from erphub.core.records import Record
-from erphub.engine.drive import deliver_records
+from erphub.engine.drive import UNKNOWN_CHANGE_TIME, deliver_records
 from erphub.engine.pipeline import Pipeline
 from erphub.store import DeadLetter, RunInfo, Store
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass
@@ -46,7 +43,7 @@ class ReplayOutcome:
 
 
 def kept_record(letter: DeadLetter) -> Record:
-    return Record(letter.source_id, letter.source_updated_at or EPOCH, letter.source_payload)
+    return Record(letter.source_id, letter.source_updated_at or UNKNOWN_CHANGE_TIME, letter.source_payload)
 
 
 def _fetch(pipeline: Pipeline, ids: Sequence[str]) -> dict[str, Record] | None:
@@ -66,7 +63,7 @@ def replay(pipeline: Pipeline, store: Store, ids: Sequence[int] | None = None, *
     current = None if kept else _fetch(pipeline, source_ids)
     outcome = ReplayOutcome(pipeline.name, len(letters), "kept" if current is None else "fetched")
     if current is None:
-        records = [kept_record(letter) for letter in letters]
+        records = [kept_record(letter) for letter in letters]  # each with its own change time
     else:
         outcome.source_deleted = [source_id for source_id in source_ids if source_id not in current]
         if outcome.source_deleted:
