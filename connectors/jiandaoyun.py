@@ -20,7 +20,11 @@ Vendor facts CONFIRMED from `shared/reference/jiandaoyun.md` (hc.jiandaoyun.com/
   rate exceeded and 8304 rate exceeded (both "wait 1 s"), 17018 invalid key, 17052-17054 key
   not allowed (IP/app/API), 4001 data not found, 4000 submission failed, 17024 batch > 100;
 - `data/get` with `app_id`, `entry_id`, `data_id` reads one record as it is now, `{"data": {...}}`
-  (reference "Read one"); `fetch` uses it once per id, within its 30/s endpoint limit.
+  (reference "Read one"); `fetch` uses it once per id, within its 30/s endpoint limit;
+- `data/delete` (`app_id`, `entry_id`, `data_id`) deletes one record, `data/batch_delete` up to 100 by
+  `data_ids` answering only `success_count` (help.jodoo.com/zh_tw/open/1675, 10/s): `on_delete: delete`
+  uses `data/delete` per id so each refusal is known; 4001 (already gone) counts as done. A form has no
+  standard "inactive" field, so `deactivate` is not offered.
 ASSUMED (not confirmed; the sandbox behaves the same way):
 - an invalid key answers HTTP 401 (the transcription says errors come with HTTP 400; the
   body classifier below maps the codes, so either status works);
@@ -86,6 +90,7 @@ ENDPOINT_RATES = {
     "data/update": 20.0,
     "data/batch_create": 10.0,
     "data/batch_update": 10.0,
+    "data/delete": 20.0,  # [assumed] like the other single-record writes
     "widget/list": 30.0,
 }
 DEFAULT_CONCURRENCY = 5
@@ -400,6 +405,27 @@ class JiandaoyunConnector(ConnectorBase):
             row = self._record(result.body)
             found[str(row["_id"])] = Record(str(row["_id"]), parse_time(row.get("updateTime")), row)
         return found
+
+    def delete_modes(self, entity: str) -> frozenset[str]:
+        """`SupportsDelete`: records can be deleted (see the docstring), not deactivated."""
+        self.spec(entity)
+        return frozenset({"delete"})
+
+    def delete(self, entity: str, ids: Sequence[str], *, mode: str) -> list[WriteResult]:
+        spec = self.spec(entity)
+        if mode != "delete":
+            raise ProtocolError(f"jiandaoyun cannot {mode} records", system=self.context.name)
+        results: list[WriteResult] = []
+        for data_id in ids:
+            # Deleting twice leaves the record deleted (the second answers 4001): safe to retry.
+            result = self.http.request("POST", f"{API}/data/delete", json={**self._form(spec), "data_id": data_id},
+                                       endpoint="data/delete", return_statuses=(400,))
+            body = result.body if isinstance(result.body, dict) else {}
+            if result.response.status_code >= 400 and body.get("code") != 4001:
+                results.append(WriteResult(data_id, data_id, error=self._refusal(result.body)))
+            else:
+                results.append(WriteResult(data_id, data_id, WriteAction.UPDATED))
+        return results
 
     def check(self) -> None:
         spec = next(iter(self._entities.values()))

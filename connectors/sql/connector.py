@@ -36,6 +36,9 @@ late is never passed over and never stays `new` for ever; after the engine has
 committed a batch it calls `acknowledge(entity, ids, ok=..., error=...)` to mark them
 `status_done` / `status_error` (with the reason in `error_column`). Acknowledging never touches
 the cursor column, so it cannot make a row look changed again.
+
+Fetch and delete by id: `SELECT`/`DELETE ... WHERE id IN (...)`, 500 ids at a time. `on_delete: delete`
+deletes the staging row; a table has no standard "inactive" column, so `deactivate` is not offered.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ from sqlalchemy import (
     Table,
     and_,
     create_engine,
+    delete,
     event,
     or_,
     select,
@@ -70,6 +74,7 @@ from erphub.connectors.sql.upsert import upsert
 from erphub.core.errors import ConfigError, PermanentError, TransientError, UnknownEntity
 from erphub.core.records import (
     Cursor,
+    Direction,
     EntitySpec,
     Page,
     Record,
@@ -390,6 +395,25 @@ class SqlConnector(ConnectorBase):
         except SQLAlchemyError as exc:
             raise self._error(exc) from None
         return found
+
+    def delete_modes(self, entity: str) -> frozenset[str]:
+        """`SupportsDelete`: rows of a writable table can be deleted."""
+        t = self._table(entity)
+        return frozenset({"delete"}) if Direction.WRITE in t.cfg.directions else frozenset()
+
+    def delete(self, entity: str, ids: Sequence[str], *, mode: str) -> list[WriteResult]:
+        """Delete these rows (one transaction); a row already gone counts as deleted."""
+        t = self._table(entity)
+        if mode not in self.delete_modes(entity):
+            raise ConfigError(f"table {t.table.fullname} cannot {mode} rows", field=f"entities.{entity}")
+        typed = [t.db_id(i) for i in ids]
+        try:
+            with self._engine.begin() as conn:
+                for start in range(0, len(typed), 500):
+                    conn.execute(delete(t.table).where(t.c[t.cfg.id_column].in_(typed[start:start + 500])))
+        except SQLAlchemyError as exc:
+            raise self._error(exc) from None
+        return [WriteResult(i, i, WriteAction.UPDATED) for i in ids]
 
     def acknowledges(self, entity: str) -> bool:
         """Whether the engine must acknowledge rows of this entity (a handshake-style staging table)."""

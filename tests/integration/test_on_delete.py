@@ -127,3 +127,15 @@ def test_kingdee_sandbox_forbids_like_the_vendor(demo: Demo) -> None:
     assert not gone.ok and gone.error is not None and "不存在" in gone.error.message
     assert forbid_status(demo, "CUS-DEL000") == "B"
     assert load_config(demo.config, environ=demo.environ)  # the config itself stayed valid
+
+
+def test_jiandaoyun_deletes_records_for_on_delete_delete(demo: Demo) -> None:
+    kept = demo.crm.state.insert_plain("customer_form", customer("CUS-JD1", "留下的客户"))
+    gone = demo.crm.state.insert_plain("customer_form", customer("CUS-JD2", "删掉的客户"))
+    with demo.hub() as hub:
+        crm = hub.connector("crm")
+        assert crm.delete_modes("customer") == frozenset({"delete"})  # type: ignore[attr-defined]
+        [done] = crm.delete("customer", [gone], mode="delete")  # type: ignore[attr-defined]
+        [again] = crm.delete("customer", [gone], mode="delete")  # type: ignore[attr-defined]
+    assert done.ok and again.ok, "a record already gone counts as deleted"
+    assert [r["_id"] for r in demo.crm.state.all("customer_form")] == [kept]
