@@ -33,6 +33,11 @@ def reconcile(
             raise hub.config.error(f"reconcile needs a target that can fetch records by id; "
                                    f"{built.target_system!r} cannot", "pipelines", pipeline, "target")
         report = run_reconcile(built, hub.store, repair=repair)
+        url = hub.config.hub.metrics.pushgateway_url
+        if url:  # a one-shot command ends before a scrape: hand erphub_drift_records to the Pushgateway
+            from erphub.monitoring.pushgateway import push_run_metrics
+
+            push_run_metrics(url, pipeline, state_reader=hub.store)
     if as_json:
         print_json(report.as_dict())
     else:
