@@ -23,7 +23,16 @@ from erphub.connectors.tryton.sale import SALE_FIELDS, SALE_LINE_FIELDS, Sales
 from erphub.connectors.tryton.settings import TrytonSettings
 from erphub.connectors.tryton.writer import Finder, WritePlan, write_batch
 from erphub.core.errors import CannotFetch, ConfigError, PermanentError
-from erphub.core.records import Cursor, Direction, EntitySpec, Page, Record, WriteRequest, WriteResult
+from erphub.core.records import (
+    Cursor,
+    Direction,
+    EntitySpec,
+    Page,
+    Record,
+    WriteAction,
+    WriteRequest,
+    WriteResult,
+)
 
 RW = frozenset({Direction.READ, Direction.WRITE})
 RO = frozenset({Direction.READ})
@@ -149,6 +158,23 @@ class TrytonConnector(ConnectorBase):
             raise CannotFetch(f"entity {entity!r} of tryton is computed and cannot be fetched by id",
                               system=self.context.name)
         return self._fetchers[entity](ids)
+
+    def delete_modes(self, entity: str) -> frozenset[str]:
+        """`SupportsDelete`: a customer (party.party, a DeactivableMixin model) can be deactivated; sales
+        and invoices are documents with a workflow and take no deletion."""
+        self.spec(entity)
+        return frozenset({"deactivate"}) if entity == "customer" else frozenset()
+
+    def delete(self, entity: str, ids: Sequence[str], *, mode: str) -> list[WriteResult]:
+        """Deactivate parties: `write` `active = False` (inactive records drop out of searches and reads,
+        Tryton's `active_test`); a party that no longer exists counts as done."""
+        if mode not in self.delete_modes(entity):
+            raise ConfigError(f"tryton cannot {mode} {entity!r} records")
+        wanted = [int(i) for i in ids if str(i).isdigit()]
+        existing = self.rpc.search("party.party", [["id", "in", wanted], ["active", "in", [True, False]]])
+        if existing:
+            self.rpc.write("party.party", existing, {"active": False})
+        return [WriteResult(i, i, WriteAction.UPDATED) for i in ids]
 
     def check(self) -> None:
         version = self.rpc.server_version()

@@ -303,3 +303,17 @@ def test_overdue_invoice_marks_the_customer_overdue(harness: TrytonHarness) -> N
     assert customer in {r.data["customer_code"] for p in conn.read_changes("account_status", later, page_size=50)
                         for r in p.records}
     conn.close()
+
+
+def test_on_delete_deactivates_the_party_and_fetch_no_longer_sees_it(
+        harness: TrytonHarness, conn: TrytonConnector) -> None:
+    keep, gone = ensure_customer(conn, harness), ensure_customer(conn, harness)
+    ids = conn.lookup("customer", [keep, gone])
+    assert conn.delete_modes("customer") == frozenset({"deactivate"})
+    assert conn.delete_modes("sales_order") == frozenset()
+    results = conn.delete("customer", [ids[gone], "999999999"], mode="deactivate")
+    assert [r.ok for r in results] == [True, True]
+    [row] = conn.rpc.search_read("party.party", [["id", "=", int(ids[gone])], ["active", "in", [True, False]]],
+                                 ["active"])
+    assert not row["active"]  # Tryton's own record: deactivated, not deleted
+    assert sorted(conn.fetch("customer", [ids[keep], ids[gone]])) == [ids[keep]]
