@@ -192,6 +192,8 @@ def _compare_page(pipeline: Pipeline, store: Store, mapped: Sequence[tuple[Recor
         key = result.key or record.id
         target_id = targets.get(record.id)
         have = current.get(target_id) if target_id else None
+        if have is None and not pipeline.create_missing:
+            continue  # an update-only pipeline never creates: a record the target lacks is not drift
         if have is None:
             out.items.append(DriftItem(key, MISSING, (), record.id, target_id))
             out.records[record.id] = record

@@ -189,3 +189,12 @@ def test_a_one_shot_reconcile_hands_its_drift_to_the_pushgateway(
     [push] = fake.pushes
     assert push.path.endswith("/pipeline/crm_to_erp")
     assert 'erphub_drift_records{kind="missing",pipeline="crm_to_erp"} 2.0' in push.body
+
+
+def test_an_update_only_pipeline_reports_no_missing(rig: tuple[Path, MemorySystem, MemorySystem]) -> None:
+    config, crm, erp = rig
+    config.write_text(config.read_text(encoding="utf-8") + "    create_missing: false\n", encoding="utf-8")
+    drift(crm, erp)
+    with Hub(load_config(config)) as hub:
+        found = reconcile(hub.pipeline("crm_to_erp"), hub.store).as_dict()
+    assert (found["missing"], found["different"], found["extra"]) == (0, 1, 1)
