@@ -14,10 +14,10 @@ are repaired by the pipeline's `on_delete` (`engine.deletions`); under `ignore` 
 
 from __future__ import annotations
 
-import time
+import time as clock
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -119,8 +119,12 @@ def same_value(want: Any, have: Any) -> bool:
     wm, hm = _moment(want), _moment(have)
     if wm is not None and hm is not None:
         if (wm.tzinfo is None) != (hm.tzinfo is None):  # one side keeps no zone: compare wall times
-            return wm.replace(tzinfo=None) == hm.replace(tzinfo=None)
-        return wm == hm
+            wm, hm = wm.replace(tzinfo=None), hm.replace(tzinfo=None)
+        if wm == hm:
+            return True
+        # A date field keeps the day only (Kingdee FDate answers "2026-11-03T00:00:00" for a saved
+        # "2026-11-03 07:00:00"): a target value at midnight agrees with any moment of that day.
+        return hm.time() == time(0) and hm.tzinfo is None and wm.date() == hm.date()
     return bool(want == have)
 
 
@@ -240,7 +244,7 @@ def compare(pipeline: Pipeline, store: Store) -> _Pass:
 # ---- the whole thing ---------------------------------------------------------------------------
 def reconcile(pipeline: Pipeline, store: Store, *, repair: bool = False) -> Report:
     """Compare (and with `repair`, repair and compare again); publish what drift is left."""
-    started = time.monotonic()
+    started = clock.monotonic()
     found = compare(pipeline, store)
     report = Report(pipeline.name, compared=found.compared, items=found.items, left=list(found.items))
     extras = [item.source_id for item in found.items if item.kind == EXTRA and item.source_id]
@@ -254,8 +258,8 @@ def reconcile(pipeline: Pipeline, store: Store, *, repair: bool = False) -> Repo
         report.repaired += apply_deletions(pipeline, store, extras, run_id="reconcile")
         report.left = compare(pipeline, store).items
     left = {kind: sum(1 for item in report.left if item.kind == kind) for kind in (MISSING, DIFFERENT, EXTRA)}
-    metrics.observe_drift(pipeline.name, left, finished_at=time.time())
+    metrics.observe_drift(pipeline.name, left, finished_at=clock.time())
     log.info("reconcile finished", pipeline=pipeline.name, compared=report.compared, missing=report.count(MISSING),
              different=report.count(DIFFERENT), extra=report.count(EXTRA), repaired=report.repaired,
-             left=len(report.left), seconds=round(time.monotonic() - started, 3))
+             left=len(report.left), seconds=round(clock.monotonic() - started, 3))
     return report

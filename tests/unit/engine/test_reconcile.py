@@ -130,6 +130,8 @@ def test_reconcile_of_an_unknown_pipeline_is_bad_input(rig: tuple[Path, MemorySy
 
 @pytest.mark.parametrize(("want", "have", "same"), [
     (1130, 1130.0, True), ("2026-03-01", "2026-03-01T00:00:00", True), (None, "", True),
+    ("2026-11-03 07:00:00", "2026-11-03T00:00:00", True), ("2026-11-03 07:00:00", "2026-11-04T00:00:00", False),
+    ("2026-11-03 07:00:00", "2026-11-03T08:00:00", False),
     ({"FNumber": "KA"}, {"FNumber": "KA", "FName": "Key accounts"}, True), ("A", "a", False), (1, "x", False),
     ([{"q": 1}], [{"q": 1, "id": 9}], True), ([{"q": 1}], [], False)])
 def test_values_compare_across_the_systems_own_spellings(want: object, have: object, same: bool) -> None:
