@@ -12,6 +12,11 @@ that commits after a record stamped earlier was read [assumed: Salesforce docume
 comparison operators, IN lists: developer.salesforce.com/docs/atlas.en-us.soql_sosl.meta/soql_sosl/
 sforce_api_calls_soql_select_comparisonoperators.htm), at most 200 ids per query to keep the query
 string short; a deleted record is simply not returned (queries skip the recycle bin unless `queryAll` is used).
+
+`on_delete: delete` is sObject Rows `DELETE /sobjects/{sObject}/{id}` (204; 404 NOT_FOUND or
+ENTITY_IS_DELETED when it is already gone, which counts as done): developer.salesforce.com/docs/
+atlas.en-us.api_rest.meta/api_rest/dome_delete_record.htm. The record goes to the recycle bin. There is no
+standard "inactive" field on Account/Order, so `deactivate` is not offered.
 """
 
 from __future__ import annotations
@@ -242,6 +247,31 @@ class SalesforceConnector(ConnectorBase):
             parse_datetime(str(row["SystemModstamp"])),
             {k: v for k, v in strip_attributes(row).items() if k != "Id"},
         )
+
+    def delete_modes(self, entity: str) -> frozenset[str]:
+        """`SupportsDelete`: see the module docstring."""
+        self._object(entity)
+        return frozenset({"delete"})
+
+    def delete(self, entity: str, ids: Sequence[str], *, mode: str) -> list[WriteResult]:
+        sobject = self._object(entity)
+        if mode != "delete":
+            raise ProtocolError(f"salesforce cannot {mode} records", system=self.context.name)
+        results: list[WriteResult] = []
+        for record_id in ids:
+            # Deleting again answers 404: a retried DELETE leaves the same state.
+            result = self.http.request("DELETE", f"{self.base}/sobjects/{sobject}/{record_id}", endpoint="sobjects",
+                                       return_statuses=(400, 404))
+            self._note_usage(result.response)
+            body = result.body
+            first = body[0] if isinstance(body, list) and body and isinstance(body[0], dict) else {}
+            code = str(first.get("errorCode", ""))
+            if result.response.status_code < 300 or code in ("NOT_FOUND", "ENTITY_IS_DELETED"):
+                results.append(WriteResult(record_id, record_id, WriteAction.UPDATED))
+            else:
+                results.append(WriteResult(record_id, record_id, error=RecordError(
+                    code or str(result.response.status_code), str(first.get("message", "delete refused")))))
+        return results
 
     # ---- reading -------------------------------------------------------------------------
     def _object(self, entity: str) -> str:
