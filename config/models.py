@@ -131,7 +131,9 @@ class PipelineConfig(Strict):
     batch_size: Annotated[int, Field(ge=1, le=1000)] = 100
     page_size: Annotated[int, Field(ge=1, le=5000)] = 100
     enabled: bool = True
-    lag_seconds: Annotated[float, Field(ge=0)] = 0.0
+    # The overlap window of incremental reads: each run re-reads from cursor - lag_seconds (links make
+    # the re-read harmless). Unset: the source connector's default (60 s for most systems).
+    lag_seconds: Annotated[float | None, Field(ge=0)] = None
     two_way: TwoWay | None = None
     write_back: WriteBack | None = None
     # false: this pipeline only updates records the target already has (found by link or match key);

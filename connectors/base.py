@@ -10,6 +10,7 @@ Optional capabilities are Protocols the engine checks with `isinstance`:
     SupportsFetch        current records by id (two-way pipelines, reconcile and replay need it)
     SupportsDelete       applies a deletion in the source to the target record (deactivate or delete)
     SupportsAcknowledge  tells the source which records were taken (handshake staging tables)
+    SupportsCompare      tells which records differ from the target's current ones (`--full`)
     SupportsWebhook      verifies the signature of an event the system pushes (a class-level check,
                          so `erphub serve` can verify before any connector is built)
 """
@@ -48,6 +49,7 @@ __all__ = [
     "Record",
     "RecordError",
     "SupportsAcknowledge",
+    "SupportsCompare",
     "SupportsDelete",
     "SupportsFetch",
     "SupportsWebhook",
@@ -88,6 +90,7 @@ class Connector(Protocol):
 
     kind: ClassVar[str]
     settings_model: ClassVar[type[ConnectorSettings]]
+    read_lag_s: ClassVar[float]
 
     def entities(self) -> Mapping[str, EntitySpec]: ...
 
@@ -104,6 +107,11 @@ class Connector(Protocol):
         """Target ids of existing records by match-key value (keys not found are absent)."""
         ...
 
+    def key_identity(self, entity: str, key: str) -> str:
+        """The form of a match key under which the target tells keys apart: two keys with one identity
+        are one record to the target (Kingdee's FNumber ignores case and outer spaces, say)."""
+        ...
+
     def check(self) -> None:
         """Connect, authenticate and read one page; raise a ConnectorError with the reason."""
         ...
@@ -116,6 +124,20 @@ class SupportsFetch(Protocol):
     """Optional: current records by id. Two-way pipelines need it to see what the target has now."""
 
     def fetch(self, entity: str, ids: Sequence[str]) -> dict[str, Record]: ...
+
+
+@runtime_checkable
+class SupportsCompare(Protocol):
+    """Optional: which records differ from what the target holds now, so `--full` judges by the target
+    (not by our links) and re-sends what someone changed there."""
+
+    def compares(self, entity: str) -> bool:
+        """Whether this entity's records can be compared with the target's current ones."""
+        ...
+
+    def differing(self, entity: str, batch: Sequence[WriteRequest]) -> set[str]:
+        """Source ids of the requests whose target record differs from the request's data, or is gone."""
+        ...
 
 
 @runtime_checkable
@@ -169,6 +191,10 @@ class ConnectorBase(ABC):
 
     kind: ClassVar[str]
     settings_model: ClassVar[type[ConnectorSettings]]
+    # The default overlap window of incremental reads from this system (a pipeline's `lag_seconds`
+    # overrides it): how far behind the saved cursor each run starts reading again, to cover the
+    # vendor's clock skew and commit delays. 60 s unless a connector knows better and says why.
+    read_lag_s: ClassVar[float] = 60.0
 
     @abstractmethod
     def entities(self) -> Mapping[str, EntitySpec]:
@@ -197,6 +223,10 @@ class ConnectorBase(ABC):
             if value not in (None, ""):
                 return str(value)
         return None
+
+    def key_identity(self, entity: str, key: str) -> str:
+        """Keys compare exactly (case, width and spaces count) unless a connector says otherwise."""
+        return key
 
     def close(self) -> None:
         """Release connections; by default there are none to release."""

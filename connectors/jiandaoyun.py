@@ -31,12 +31,16 @@ ASSUMED (not confirmed; the sandbox behaves the same way):
 - `success_ids` are in the order of `data_list` when every record succeeded; on a partial
   success we find the created ones by key (`lookup`) and create the rest one by one to learn
   each refusal's reason;
+- keys: `lookup` filters the key field with `in`, which matches text exactly (case, width and
+  spaces count), and `key_identity` says the same;
 - `in` takes at most 200 values (the reference says 200, the transcription 1000; we use 200);
 - no documented concurrency cap: we use 5 parallel requests;
 - `data/get` answers code 4001 "数据不存在" (with HTTP 400) for a data id the form does not hold
   (`fetch` counts that as "gone", e.g. a record deleted after it failed);
-- clocks: the read window ends at our "now" minus `read_lag_s` (0 by default); raise it if
-  the server clock may run behind ours.
+- clocks: the read window ends at our "now"; the server stamps `updateTime` with its own clock,
+  which may run behind ours, and pages go by data id, not time, so an edit made during a run to a
+  record on a page already read carries a stamp below the run's checkpoint. Both are covered by the
+  engine's overlap window: `read_lag_s` = 60 s (a pipeline's `lag_seconds` overrides it).
 
 Pushes (webhook kind "jiandaoyun", `verify_webhook`), CONFIRMED from `shared/reference/jiandaoyun.md`:
 the push carries `?timestamp=...&nonce=...` and the header `X-JDY-Signature` = hex SHA-1 of the UTF-8
@@ -49,7 +53,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -175,7 +179,6 @@ class JiandaoyunSettings(ConnectorSettings):
     app_id: str = "crm_app_0001"
     api_key: SecretStr
     entry_ids: dict[str, str] = Field(default_factory=lambda: {e: v[0] for e, v in ENTITY_FIELDS.items()})
-    read_lag_s: float = Field(default=0.0, ge=0)
 
 
 def fmt_time(dt: datetime) -> str:
@@ -309,7 +312,7 @@ class JiandaoyunConnector(ConnectorBase):
     ) -> Iterator[Page]:
         spec = self.spec(entity)
         limit = max(1, min(MAX_PAGE, page_size))
-        upper = until.updated_at if until else datetime.now(UTC) - timedelta(seconds=self.settings.read_lag_s)
+        upper = until.updated_at if until else datetime.now(UTC)
         lower = since.updated_at if since else None
         cond = {
             "field": "updateTime",

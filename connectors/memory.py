@@ -85,6 +85,7 @@ class MemorySettings(ConnectorSettings):
 class MemoryConnector(ConnectorBase):
     kind: ClassVar[str] = "memory"
     settings_model: ClassVar[type[ConnectorSettings]] = MemorySettings
+    read_lag_s: ClassVar[float] = 0.0  # one process, one clock, commits are instant: nothing to overlap
 
     def __init__(self, settings: MemorySettings, context: SystemContext) -> None:
         self.settings = settings

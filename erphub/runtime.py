@@ -136,7 +136,9 @@ class Hub:
             target_entity=cfg.target.entity, target=self.connector(cfg.target.system), plan=plan,
             batch_size=cfg.batch_size, page_size=cfg.page_size, redact=self.redactor(), two_way=two_way,
             write_back=(cfg.write_back.field, cfg.write_back.value) if cfg.write_back else None,
-            create_missing=cfg.create_missing, lease_wait_s=cfg.busy_wait_s, on_delete=cfg.on_delete)
+            create_missing=cfg.create_missing, lease_wait_s=cfg.busy_wait_s,
+            lag_s=cfg.lag_seconds if cfg.lag_seconds is not None else self.connector(cfg.source.system).read_lag_s,
+            on_delete=cfg.on_delete)
         problem = check_on_delete(pipeline)
         if problem is not None:
             raise self.config.error(problem, "pipelines", name, "on_delete")

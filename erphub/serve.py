@@ -129,6 +129,7 @@ class HubServer:
         self.reconciles = ReconcileSchedule(loaded)
         metrics = loaded.hub.metrics
         self.metrics_address = None if metrics.port is None else (metrics.host or self.host, metrics.port)
+        self.reconciles = ReconcileSchedule(loaded)
         self._stop = threading.Event()
         self._servers: list[tuple[uvicorn.Server, threading.Thread]] = []
 

@@ -105,12 +105,14 @@ drift_records = Gauge(
     "by kind (missing, different, extra).",
     ["pipeline", "kind"],
     registry=REGISTRY,
+    multiprocess_mode="mostrecent",  # the last reconcile says what is left, whichever process ran it
 )
 last_reconcile_timestamp = Gauge(
     "erphub_last_reconcile_timestamp_seconds",
     "Unix time of the pipeline's last completed reconcile.",
     ["pipeline"],
     registry=REGISTRY,
+    multiprocess_mode="max",
 )
 
 DRIFT_KINDS = ("missing", "different", "extra")

@@ -1,5 +1,13 @@
 """The Kingdee K/3 Cloud connector: keyset-paged ExecuteBillQuery reads, BatchSave writes by DIndex.
 
+Change capture: a document's change time is the latest of FModifyDate and the dates its state
+changes set (schema.Shape.state_keys); the engine's overlap window (`read_lag_s` = 60 s) covers
+the ERP server's clock and saves that commit after a later-stamped one was read.
+
+Keys: a number (FNumber, FBillNo) is looked up and compared as Kingdee compares it: case-insensitive,
+trailing spaces ignored (`kingdee_key`, with its sources); `key_identity` tells the engine the same,
+so two CRM codes that differ only so are one ERP record and the engine refuses the second.
+
 `fetch` (current documents by id) is ExecuteBillQuery with `FilterString` "<pk> in (1,2,...)" over the
 same FieldKeys as a read, so a fetched record has exactly the shape of a read one. Kingdee documents
 ExecuteBillQuery's FilterString as an SQL-like condition on field keys and `Limit <= 2000`
@@ -29,8 +37,9 @@ from erphub.connectors.kingdee.query import (
     MAX_LIMIT,
     SHANGHAI,
     build_record,
+    change_time,
+    changed_since_filter,
     complete_groups,
-    cursor_filter,
     find_status,
     group_rows,
     in_filter,
@@ -61,6 +70,18 @@ DEFAULT_CONCURRENCY = 4
 PER_RECORD_CODES = {0, 11, 12, 13}
 TRANSIENT_CODES = {6, 13}  # database failure, network-control (lock) conflict
 FORBIDDEN_NOT_DELETED = frozenset({"customer"})  # base data: a deletion forbids it (see the docstring)
+
+
+def kingdee_key(number: str) -> str:
+    """A number as K/3 Cloud tells numbers apart: case-insensitive, trailing spaces ignored.
+
+    K/3 Cloud keeps its account sets in SQL Server with the collation Chinese_PRC_CI_AS [assumed:
+    the default of Chinese installations; the sandbox compares the same way]; under it `=` ignores
+    case, and SQL Server ignores trailing spaces in `=` and IN (support.microsoft.com/kb/316626).
+    Leading and inner spaces and full/half width count as different here (width: the mappings fold
+    codes to half width before they reach us).
+    """
+    return number.rstrip(" ").casefold()
 
 
 def _jsonable(value: Any) -> Any:
@@ -139,38 +160,75 @@ class KingdeeConnector(ConnectorBase):
     def read_changes(
         self, entity: str, since: Cursor | None, *, page_size: int = 100, until: Cursor | None = None
     ) -> Iterator[Page]:
-        """Keyset paging: each query starts strictly after the last whole document read.
+        """Documents whose change time (the latest of FModifyDate and the state dates: `Shape.stamp_keys`)
+        is after `since`, in (change time, id) order.
 
-        StartRow offsets would skip a row whenever a record already read is saved again during the
-        read (it moves to the end and every later row shifts one place up); re-anchoring the
-        FilterString on (FModifyDate, pk) cannot skip. StartRow is still used to read a single
-        document whose entry lines alone fill more than one page.
+        Two steps, because no single FilterString orders by the latest of several dates: first the ids
+        and dates of every document changed since the cursor (one keyset-paged query per date, on the
+        internal id, which never moves), ordered here; then those documents whole, a page at a time,
+        by id. A document audited or cancelled after an earlier read is read again even though its
+        FModifyDate did not move. StartRow is used only to read a single document whose entry lines
+        alone fill more than one page.
         """
         if entity in VIEW_SPECS:
             yield from self.views.read(entity, since, until, page_size)
             return
         shape = self._shape(entity)
-        keys = shape.field_keys()
-        limit = max(1, min(page_size, MAX_LIMIT))
-        cursor = since
-        yielded = False
-        while True:
-            rows = self._query(
-                shape.form_id, keys, cursor_filter(shape, cursor, until), shape.order_string(), limit=limit
-            )
-            groups, full = complete_groups(shape, rows, limit)
-            if full and not groups:
-                first_pk = group_rows(rows)[0][0]
-                groups = [(first_pk, self._document_rows(shape, keys, first_pk, limit))]
-            records = [build_record(shape, keys, doc_rows) for _, doc_rows in groups]
-            if records:
-                cursor = records[-1].cursor()
-                yielded = True
-                yield Page(records, cursor)
-            if not full:
-                break
-        if not yielded:
+        changed = self._changed(shape, since, until)
+        if not changed:
             yield Page([], None)
+            return
+        keys = shape.field_keys()
+        size = max(1, min(page_size, MAX_LIMIT))
+        for start in range(0, len(changed), size):
+            chunk = changed[start : start + size]
+            docs = self._documents(shape, keys, [pk for _, pk in chunk])
+            records = sorted((docs[pk] for _, pk in chunk if pk in docs), key=lambda r: (r.updated_at, r.id))
+            yield Page(records, Cursor(*chunk[-1]))
+
+    def _changed(self, shape: Shape, since: Cursor | None, until: Cursor | None) -> list[tuple[datetime, str]]:
+        """(change time, id) of every document changed after `since` and at or before `until`, in order."""
+        keys = [shape.pk, *shape.stamp_keys()]
+        stamps: dict[str, Sequence[Any]] = {}
+        for filter_string in [changed_since_filter(key, since) for key in shape.stamp_keys()] if since else [""]:
+            last: int | None = None
+            while True:
+                parts = [part for part in (filter_string, f"{shape.pk} > {last}" if last is not None else "") if part]
+                rows = self._query(shape.form_id, keys, " and ".join(parts), f"{shape.pk} ASC", limit=MAX_LIMIT)
+                for row in rows:
+                    stamps[str(row[0])] = row[1:]
+                if len(rows) < MAX_LIMIT:
+                    break
+                last = int(rows[-1][0])
+        changed = []
+        for pk, dates in stamps.items():
+            moment = change_time(shape, dates, pk)
+            if (since is None or since.is_before(moment, pk)) and (until is None or (moment, pk) <= until.key()):
+                changed.append((moment, pk))
+        return sorted(changed)
+
+    def _documents(self, shape: Shape, keys: Sequence[str], pks: Sequence[str]) -> dict[str, Record]:
+        """Whole documents by internal id (those that still exist), keyset-paged on the id."""
+        order = f"{shape.pk} ASC" + (f", {shape.entry.pk_query_key()} ASC" if shape.entry else "")
+        docs: dict[str, Record] = {}
+        wanted = sorted({int(pk) for pk in pks})
+        for start in range(0, len(wanted), MAX_IN_LIST):
+            ids = ",".join(str(pk) for pk in wanted[start : start + MAX_IN_LIST])
+            last: int | None = None
+            while True:
+                flt = f"{shape.pk} in ({ids})" + (f" and {shape.pk} > {last}" if last is not None else "")
+                rows = self._query(shape.form_id, keys, flt, order, limit=MAX_LIMIT)
+                groups, full = complete_groups(shape, rows, MAX_LIMIT)
+                if full and not groups:
+                    first_pk = group_rows(rows)[0][0]
+                    groups = [(first_pk, self._document_rows(shape, keys, first_pk, MAX_LIMIT))]
+                for _pk, doc_rows in groups:
+                    record = build_record(shape, keys, doc_rows)
+                    docs[record.id] = record
+                if not full or not groups:
+                    break
+                last = int(groups[-1][0])
+        return docs
 
     def write(self, entity: str, batch: Sequence[WriteRequest]) -> list[WriteResult]:
         shape = self._shape(entity)
@@ -183,7 +241,7 @@ class KingdeeConnector(ConnectorBase):
         if unresolved:
             found = self._lookup_folded(shape, unresolved)
             targets = [
-                t or (found.get(k.casefold()) if k else None) for k, t in zip(keys, targets, strict=True)
+                t or (found.get(kingdee_key(k)) if k else None) for k, t in zip(keys, targets, strict=True)
             ]
 
         results: list[WriteResult | None] = [None] * len(batch)
@@ -208,9 +266,9 @@ class KingdeeConnector(ConnectorBase):
                     results[i] = WriteResult(batch[i].source_id, outcome.target_id, action)
                     continue
                 key = keys[i]
-                if creating and key and key.casefold() in now_found and i not in converted:
+                if creating and key and kingdee_key(key) in now_found and i not in converted:
                     # "Number already exists": it landed before (lost answer, crash) -> update it.
-                    targets[i] = now_found[key.casefold()]
+                    targets[i] = now_found[kingdee_key(key)]
                     converted.add(i)
                     retry.append(i)
                     continue
@@ -261,7 +319,11 @@ class KingdeeConnector(ConnectorBase):
     def lookup(self, entity: str, keys: Sequence[str]) -> dict[str, str]:
         shape = self._shape(entity)
         found = self._lookup_folded(shape, [k for k in keys if k])
-        return {k: found[k.casefold()] for k in keys if k and k.casefold() in found}
+        return {k: found[kingdee_key(k)] for k in keys if k and kingdee_key(k) in found}
+
+    def key_identity(self, entity: str, key: str) -> str:
+        """Two numbers are one record to Kingdee when they differ only in case or trailing spaces."""
+        return kingdee_key(key)
 
     def fetch(self, entity: str, ids: Sequence[str]) -> dict[str, Record]:
         """`SupportsFetch`: documents as they are now, by internal id (see the module docstring).
@@ -393,8 +455,11 @@ class KingdeeConnector(ConnectorBase):
                 return rows
 
     def _lookup_folded(self, shape: Shape, keys: Sequence[str]) -> dict[str, str]:
-        """casefolded number -> id (Kingdee compares codes case-insensitively)."""
-        unique = sorted({k for k in keys if k})
+        """kingdee_key(number) -> id (Kingdee compares codes as its collation does: see kingdee_key).
+
+        The filter carries the numbers without trailing spaces: SQL Server ignores them in `=`/IN anyway.
+        """
+        unique = sorted({k.rstrip(" ") for k in keys if k and k.rstrip(" ")})
         found: dict[str, str] = {}
         for start in range(0, len(unique), MAX_IN_LIST):
             chunk = unique[start : start + MAX_IN_LIST]
@@ -407,7 +472,7 @@ class KingdeeConnector(ConnectorBase):
             )
             for pk, number in rows:
                 if number is not None:
-                    found.setdefault(str(number).casefold(), str(pk))
+                    found.setdefault(kingdee_key(str(number)), str(pk))
         return found
 
     # ---- writing ---------------------------------------------------------------------------------

@@ -58,35 +58,10 @@ def kd_literal(moment: datetime) -> str:
     return local.strftime("%Y-%m-%d %H:%M:%S.") + f"{local.microsecond // 1000:03d}"
 
 
-def _numeric_id(value: str) -> bool:
-    return value.isdigit()
-
-
-def cursor_filter(shape: Shape, since: Cursor | None, until: Cursor | None) -> str:
-    """Records strictly after `since` and at or before `until`, in (FModifyDate, pk) order.
-
-    A cursor id that is not a Kingdee id ("" or a sentinel such as "\\uffff") stands for the
-    lowest / highest id at that time, as tuple comparison of (time, id) would treat it.
-    """
-    m, pk = shape.modify_key, shape.pk
-    parts: list[str] = []
-    if since is not None:
-        t = quote(kd_literal(since.updated_at))
-        if since.id == "":
-            parts.append(f"{m} >= {t}")
-        elif _numeric_id(since.id):
-            parts.append(f"({m} > {t} or ({m} = {t} and {pk} > {int(since.id)}))")
-        else:
-            parts.append(f"{m} > {t}")
-    if until is not None:
-        t = quote(kd_literal(until.updated_at))
-        if until.id == "":
-            parts.append(f"{m} < {t}")
-        elif _numeric_id(until.id):
-            parts.append(f"({m} < {t} or ({m} = {t} and {pk} <= {int(until.id)}))")
-        else:
-            parts.append(f"{m} <= {t}")
-    return " and ".join(parts)
+def changed_since_filter(key: str, since: Cursor | None) -> str:
+    """Documents whose date `key` is at or after the cursor's time (the exact (time, id) order is
+    checked on our side: the change time is the latest of several dates, which one filter cannot order)."""
+    return "" if since is None else f"{key} >= {quote(kd_literal(since.updated_at))}"
 
 
 def in_filter(key: str, values: Iterable[str]) -> str:
@@ -154,10 +129,20 @@ def build_record(shape: Shape, keys: Sequence[str], rows: Sequence[Sequence[Any]
                 {entry.pk: entry_id, **{f.key: _convert(f, cell(row, f.query_key())) for f in entry.fields}}
             )
         data[entry.key] = lines
-    modified = cell(first, shape.modify_key)
-    if modified in (None, ""):
-        raise ProtocolError(f"{shape.form_id} record {data[shape.pk]} has no {shape.modify_key}")
-    return Record(str(data[shape.pk]), parse_kd_datetime(modified), data)
+    for key in shape.state_keys:
+        data[key] = cell(first, key)
+    return Record(str(data[shape.pk]), change_time(shape, [cell(first, key) for key in shape.stamp_keys()],
+                                                  data[shape.pk]), data)
+
+
+def change_time(shape: Shape, stamps: Sequence[Any], pk: Any) -> datetime:
+    """A record's change time: the latest of FModifyDate and its state dates (`Shape.stamp_keys` order).
+
+    FModifyDate is always set; a state date is empty until that state change happened.
+    """
+    if not stamps or stamps[0] in (None, ""):
+        raise ProtocolError(f"{shape.form_id} record {pk} has no {shape.modify_key}")
+    return max(parse_kd_datetime(value) for value in stamps if value not in (None, ""))
 
 
 def find_status(body: Any) -> dict[str, Any] | None:

@@ -52,17 +52,25 @@ class Shape:
     org_fields: tuple[str, ...] = ()  # filled with the configured org on create when absent
     modify_key: str = "FModifyDate"
     description: str = ""
+    # Dates that state changes set without touching FModifyDate (Audit sets FApproveDate, Cancel
+    # FCancelDate, Forbid FForbidDate: vendor-gaps.md). A record's change time is the latest of these
+    # and FModifyDate, so a document audited after it was read is read again.
+    state_keys: tuple[str, ...] = ()
+
+    def stamp_keys(self) -> tuple[str, ...]:
+        """Every date a change of the record sets: the change predicate covers them all."""
+        return (self.modify_key, *self.state_keys)
 
     # Fields the server maintains; never sent in a Model.
     def readonly(self) -> frozenset[str]:
-        keys = {self.modify_key, "FCreateDate", "FForbidStatus"}
+        keys = {self.modify_key, "FCreateDate", "FForbidStatus", *self.state_keys}
         if self.status_key:
             keys.add(self.status_key)
         return frozenset(keys)
 
     def field_keys(self) -> list[str]:
         """FieldKeys of a full read, header first, then sub-head and entry columns."""
-        keys = [self.pk] + [f.query_key() for f in self.header]
+        keys = [self.pk] + [f.query_key() for f in self.header] + list(self.state_keys)
         for sub in self.subheads:
             keys += [f.query_key() for f in sub.fields]
         if self.entry is not None:
@@ -77,7 +85,7 @@ class Shape:
         return order
 
     def spec(self) -> EntitySpec:
-        top = {self.pk, *(f.key for f in self.header), *(s.key for s in self.subheads)}
+        top = {self.pk, *(f.key for f in self.header), *(s.key for s in self.subheads), *self.state_keys}
         if self.entry is not None:
             top.add(self.entry.key)
         children = {s.key: frozenset(f.key for f in s.fields) for s in self.subheads}
@@ -92,6 +100,17 @@ class Shape:
             child_fields=children,
             description=self.description,
         )
+
+
+# K/3 Cloud's standard dates of a state change [vendor-gaps.md: "Audit does not change FModifyDate;
+# FApproveDate records it. Un-audit, forbid and cancel set their own dates"]: bills carry FApproveDate
+# and FCancelDate, base data FApproveDate and FForbidDate.
+BILL_STATE_KEYS = ("FApproveDate", "FCancelDate")
+BASE_DATA_STATE_KEYS = ("FApproveDate", "FForbidDate")
+# What change capture cannot see, said where the entity is described [assumed: no standard form
+# has a submit date, and un-audit clears FApproveDate rather than stamping a date of its own].
+NO_SUBMIT_DATE = ("; change time = latest of FModifyDate and its state dates; Submit and UnAudit set no date, "
+                  "so those two are seen only by the next save or by reconcile")
 
 
 def _ref(key: str, ref_key: str = "FNumber") -> Field:
@@ -121,7 +140,8 @@ CUSTOMER = Shape(
         Field("FModifyDate", kind="datetime"),
     ),
     org_fields=("FCreateOrgId", "FUseOrgId"),
-    description="客户 BD_Customer",
+    state_keys=BASE_DATA_STATE_KEYS,
+    description="客户 BD_Customer" + NO_SUBMIT_DATE,
 )
 
 SALES_ORDER = Shape(
@@ -157,7 +177,8 @@ SALES_ORDER = Shape(
         ),
     ),
     org_fields=("FSaleOrgId",),
-    description="销售订单 SAL_SaleOrder with entries FSaleOrderEntry",
+    state_keys=BILL_STATE_KEYS,
+    description="销售订单 SAL_SaleOrder with entries FSaleOrderEntry" + NO_SUBMIT_DATE,
 )
 
 RECEIPT = Shape(
@@ -191,7 +212,8 @@ RECEIPT = Shape(
         ),
     ),
     org_fields=("FPAYORGID",),
-    description="收款单 AR_RECEIVEBILL with entries FRECEIVEBILLENTRY",
+    state_keys=BILL_STATE_KEYS,
+    description="收款单 AR_RECEIVEBILL with entries FRECEIVEBILLENTRY" + NO_SUBMIT_DATE,
 )
 
 MATERIAL = Shape(
@@ -210,7 +232,8 @@ MATERIAL = Shape(
         Field("FModifyDate", kind="datetime"),
     ),
     org_fields=("FCreateOrgId", "FUseOrgId"),
-    description="物料 BD_MATERIAL",
+    state_keys=BASE_DATA_STATE_KEYS,
+    description="物料 BD_MATERIAL" + NO_SUBMIT_DATE,
 )
 
 # 销售出库单 (outbound delivery): each audited one ships goods of a sales order. Its lines name the
@@ -242,7 +265,8 @@ SHIPMENT = Shape(
         ),
     ),
     org_fields=("FSaleOrgId", "FStockOrgId"),
-    description="销售出库单 SAL_OUTSTOCK with entries FEntity",
+    state_keys=BILL_STATE_KEYS,
+    description="销售出库单 SAL_OUTSTOCK with entries FEntity" + NO_SUBMIT_DATE,
 )
 
 SHAPES: dict[str, Shape] = {s.entity: s for s in (CUSTOMER, SALES_ORDER, RECEIPT, MATERIAL, SHIPMENT)}

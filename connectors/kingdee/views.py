@@ -6,15 +6,17 @@ order_shipment  (one record per sales order that an outbound delivery touched; k
      (order totals), FSaleOrderEntry[{FEntryID, FMaterialId{FNumber}, FQty, FStockOutQty, FRemainOutQty}]}
     Shipped quantities are the audited outstock lines' FRealQty of the order (FSoorDerno) per material,
     given to the order's lines of that material in entry order. Changes are found through the
-    outstocks (their FModifyDate changes on save), so the cursor is the outstock cursor.
+    outstocks (their change time: the latest of FModifyDate, FApproveDate and FCancelDate, since an
+    outstock audited after it was read changes what shipped), so the cursor is the outstock cursor.
 
 customer_account  (one record per customer; key FNumber)
     {FNumber, FName, FReceivable, FReceived, FOutstanding, FOverdue, FAccountStatus
      (overdue | partly_paid | paid | none), FOpenOrders, FLastReceiptDate}
     Receivables are the audited sales orders (FAllAmount summed), due `receivable_days` after FDate;
     audited receipts (AR_RECEIVEBILL) pay the order named in FSALEORDERNO first, the rest pays the
-    oldest open orders. A customer appears when one of its orders or receipts was saved after the
-    cursor, or one of its orders fell due (the start of the day after its due date, Shanghai time).
+    oldest open orders. A customer appears when one of its orders or receipts was saved, audited or
+    cancelled after the cursor, or one of its orders fell due (the start of the day after its due
+    date, Shanghai time).
 
 Both are ASSUMPTIONS about how a K/3 Cloud site would expose this (a real site would read 应收单
 AR_receivable and its 核销 records for the balance); they use only fields of SCHEMAS.md's forms plus
@@ -196,13 +198,21 @@ class KingdeeViews:
             if number not in (None, ""):
                 stamps[str(number)] = max(stamps.get(str(number), ts), ts)
 
-        # Whole timestamps from the cursor on; the (time, customer) order is re-checked below.
-        window = [] if since is None else [f"FModifyDate >= {quote(kd_literal(since.updated_at))}"]
-        if until is not None:
-            window.append(f"FModifyDate <= {quote(kd_literal(until.updated_at))}")
-        for form_id, cust_key in (("SAL_SaleOrder", "FCustId.FNumber"), ("AR_RECEIVEBILL", "FCONTACTUNIT.FNumber")):
-            for cust, modified in self._all(form_id, [cust_key, "FModifyDate"], " and ".join(window), "FID ASC"):
-                touch(cust, parse_kd_datetime(modified))
+        # Whole timestamps from the cursor on; the (time, customer) order is re-checked below. Every
+        # date a change sets counts: an order or receipt audited (FApproveDate) or cancelled
+        # (FCancelDate) changes the account without a new FModifyDate.
+        for entity, cust_key in (("sales_order", "FCustId.FNumber"), ("receipt", "FCONTACTUNIT.FNumber")):
+            shape = SHAPES[entity]
+            for stamp_key in shape.stamp_keys():
+                window = [] if since is None else [f"{stamp_key} >= {quote(kd_literal(since.updated_at))}"]
+                if until is not None:
+                    window.append(f"{stamp_key} <= {quote(kd_literal(until.updated_at))}")
+                elif since is None and stamp_key != shape.modify_key:
+                    continue  # a full read: every document is already found by FModifyDate
+                for cust, stamped in self._all(shape.form_id, [cust_key, stamp_key], " and ".join(window),
+                                               "FID ASC"):
+                    if stamped not in (None, ""):
+                        touch(cust, parse_kd_datetime(stamped))
         # Orders that fell due since the cursor: nothing is saved when that happens.
         last_due = now.astimezone(SHANGHAI).date() - timedelta(days=self.receivable_days + 1)
         due_filter = ["FDocumentStatus = 'C'", f"FDate <= {quote(_kd_date(last_due))}"]

@@ -1,9 +1,22 @@
 """The Salesforce connector: SOQL incremental reads by (SystemModstamp, Id), external-id upserts.
 
+Change capture: SystemModstamp is the "date and time when a user or automated process (such as a
+trigger) last modified this record", where LastModifiedDate moves only for a user's edits
+(developer.salesforce.com/docs/atlas.en-us.api.meta/api/system_fields.htm). State changes (an
+Order's Status, an Opportunity's StageName and IsClosed) are writes of the record, and system
+updates (roll-ups, flows) move SystemModstamp too, so it covers every state change this
+connector's mappings read. The engine's overlap window (`read_lag_s` = 60 s) covers a transaction
+that commits after a record stamped earlier was read [assumed: Salesforce documents no bound].
+
 `fetch` (records by id as they are now) is the read's own SOQL with `WHERE Id IN (...)` (SOQL
 comparison operators, IN lists: developer.salesforce.com/docs/atlas.en-us.soql_sosl.meta/soql_sosl/
 sforce_api_calls_soql_select_comparisonoperators.htm), at most 200 ids per query to keep the query
 string short; a deleted record is simply not returned (queries skip the recycle bin unless `queryAll` is used).
+
+`on_delete: delete` is sObject Rows `DELETE /sobjects/{sObject}/{id}` (204; 404 NOT_FOUND or
+ENTITY_IS_DELETED when it is already gone, which counts as done): developer.salesforce.com/docs/
+atlas.en-us.api_rest.meta/api_rest/dome_delete_record.htm. The record goes to the recycle bin. There is no
+standard "inactive" field on Account/Order, so `deactivate` is not offered.
 """
 
 from __future__ import annotations
@@ -195,15 +208,24 @@ class SalesforceConnector(ConnectorBase):
     def lookup(self, entity: str, keys: Sequence[str]) -> dict[str, str]:
         sobject = self._object(entity)
         ext = self._ext[entity]
-        found: dict[str, str] = {}
+        by_identity: dict[str, str] = {}
         unique = list(dict.fromkeys(keys))
         for start in range(0, len(unique), 100):
             chunk = unique[start : start + 100]
             values = ", ".join(soql_string(k) for k in chunk)
             soql = f"SELECT Id, {ext} FROM {sobject} WHERE {ext} IN ({values}) ORDER BY Id"
             for row in self._query_all(soql):
-                found.setdefault(str(row[ext]), str(row["Id"]))
-        return found
+                by_identity.setdefault(self.key_identity(entity, str(row[ext])), str(row["Id"]))
+        # SOQL's IN matched case-insensitively: answer each key asked, not the spelling stored.
+        return {k: by_identity[self.key_identity(entity, k)] for k in unique
+                if self.key_identity(entity, k) in by_identity}
+
+    def key_identity(self, entity: str, key: str) -> str:
+        """External ids compare case-insensitively: SOQL's `=`/IN on text ignore case, and an External
+        ID field treats 'ABC' and 'abc' as one value unless it is made "Unique, case sensitive"
+        (developer.salesforce.com/docs/atlas.en-us.soql_sosl.meta/soql_sosl/sforce_api_calls_soql_select_comparisonoperators.htm).
+        Spaces and width count."""
+        return key.casefold()
 
     def fetch(self, entity: str, ids: Sequence[str]) -> dict[str, Record]:
         """`SupportsFetch`: these records as they are now, in the shape a read gives (see the docstring)."""
@@ -225,6 +247,31 @@ class SalesforceConnector(ConnectorBase):
             parse_datetime(str(row["SystemModstamp"])),
             {k: v for k, v in strip_attributes(row).items() if k != "Id"},
         )
+
+    def delete_modes(self, entity: str) -> frozenset[str]:
+        """`SupportsDelete`: see the module docstring."""
+        self._object(entity)
+        return frozenset({"delete"})
+
+    def delete(self, entity: str, ids: Sequence[str], *, mode: str) -> list[WriteResult]:
+        sobject = self._object(entity)
+        if mode != "delete":
+            raise ProtocolError(f"salesforce cannot {mode} records", system=self.context.name)
+        results: list[WriteResult] = []
+        for record_id in ids:
+            # Deleting again answers 404: a retried DELETE leaves the same state.
+            result = self.http.request("DELETE", f"{self.base}/sobjects/{sobject}/{record_id}", endpoint="sobjects",
+                                       return_statuses=(400, 404))
+            self._note_usage(result.response)
+            body = result.body
+            first = body[0] if isinstance(body, list) and body and isinstance(body[0], dict) else {}
+            code = str(first.get("errorCode", ""))
+            if result.response.status_code < 300 or code in ("NOT_FOUND", "ENTITY_IS_DELETED"):
+                results.append(WriteResult(record_id, record_id, WriteAction.UPDATED))
+            else:
+                results.append(WriteResult(record_id, record_id, error=RecordError(
+                    code or str(result.response.status_code), str(first.get("message", "delete refused")))))
+        return results
 
     # ---- reading -------------------------------------------------------------------------
     def _object(self, entity: str) -> str:

@@ -7,9 +7,17 @@ Reading: rows changed strictly after the cursor, in (cursor column, id column) o
 keyset: `WHERE (c > :t OR (c = :t AND id > :i)) ORDER BY c, id LIMIT n`, the next page starting
 after the last row of the previous one, so rows sharing a timestamp across a page boundary are
 neither lost nor repeated. Naive timestamps are taken as UTC. Rows whose cursor column is NULL
-are never read: declare it NOT NULL with a default. As with any timestamp cursor, a producer
-whose transaction commits with an older timestamp than rows already read is missed; give the
-pipeline a lag window if the producer has long transactions.
+are never read: declare it NOT NULL with a default. The cursor column is the only change time
+a staging table has: the producer must set it on every change of the row, a change of state
+included (an ON UPDATE clause or a trigger); where it does not, use the handshake (below), which
+reads by status and needs no timestamp. The entity's description says which of the two it is.
+
+Commit order: a producer's row carries the time its transaction stamped it (PostgreSQL's now() and
+CURRENT_TIMESTAMP are the transaction's start, postgresql.org/docs/current/functions-datetime.html),
+so a transaction that began before rows the hub has read and commits after them lands behind the
+cursor. The engine's overlap window re-reads `read_lag_s` = 60 s behind the cursor on every run
+(raise the pipeline's `lag_seconds` above the producer's longest transaction): a row committed
+late within the window is read on the next run; rows already delivered count as unchanged.
 
 Writing: upsert by the key column (unique index required): PostgreSQL and SQLite
 `ON CONFLICT DO UPDATE`, MariaDB `ON DUPLICATE KEY UPDATE`. Each record runs in its own
@@ -22,7 +30,9 @@ found by reflection, text columns holding JSON are listed in `json_columns`. Val
 on read and encoded on write (Decimals as strings), so the record shape matches the CRM's
 sub-form lists without a second table.
 
-Handshake: with `status_column`, reads return only rows in `status_new`; after the engine has
+Handshake: with `status_column`, the status is the protocol: every read returns every row in
+`status_new`, whatever its cursor value (the cursor only pages within one read), so a row committed
+late is never passed over and never stays `new` for ever; after the engine has
 committed a batch it calls `acknowledge(entity, ids, ok=..., error=...)` to mark them
 `status_done` / `status_error` (with the reason in `error_column`). Acknowledging never touches
 the cursor column, so it cannot make a row look changed again.
@@ -113,7 +123,10 @@ class _Table:
             name=self.name, native_name=self.cfg.native_name or self.table.fullname,
             directions=frozenset(self.cfg.directions), fields=frozenset(c.name for c in self.table.c),
             key_field=self.cfg.key_column,
-            description=f"staging table {self.table.fullname} (fields by reflection)",
+            description=f"staging table {self.table.fullname} (fields by reflection); changes: "
+            + (f"rows in {self.cfg.status_column} = {self.cfg.status_new!r}, whatever their time"
+               if self.cfg.status_column else
+               f"{self.cfg.cursor_column}, which the producer must set on every change"),
         )
 
     # -- value conversion ------------------------------------------------------------------
@@ -227,7 +240,8 @@ class SqlConnector(ConnectorBase):
     def read_changes(self, entity: str, since: Cursor | None, *, page_size: int = 100,
                      until: Cursor | None = None) -> Iterator[Page]:
         t = self._table(entity)
-        after = since
+        # Handshake tables: the status says what is still to take, not the cursor (see the docstring).
+        after = None if t.cfg.status_column else since
         yielded = False
         while True:
             query = select(t.table).where(*self._window(t, after, until))
@@ -323,14 +337,28 @@ class SqlConnector(ConnectorBase):
         return RecordError(code=type(orig).__name__ if orig is not None else "db_error", message=message)
 
     def _ids_by_key(self, conn: Any, t: _Table, keys: Sequence[Any]) -> dict[Any, str]:
-        found: dict[Any, str] = {}
+        """Row ids by each key asked, matched as the database matched them (see `key_identity`)."""
+        by_identity: dict[Any, str] = {}
         key_col, id_col = t.c[t.cfg.key_column], t.c[t.cfg.id_column]
         unique = list(dict.fromkeys(keys))
         for start in range(0, len(unique), 500):
             chunk = unique[start:start + 500]
             for key, row_id in conn.execute(select(key_col, id_col).where(key_col.in_(chunk))):
-                found[key] = str(row_id)
-        return found
+                by_identity[self._identity(key)] = str(row_id)
+        return {k: by_identity[self._identity(k)] for k in unique if self._identity(k) in by_identity}
+
+    def key_identity(self, entity: str, key: str) -> str:
+        """Keys compare as the database compares the key column. PostgreSQL (deterministic collations)
+        and SQLite (BINARY) compare exactly: case, width and spaces count. MariaDB/MySQL's default
+        collations (utf8mb4_general_ci, utf8mb4_uca1400_ai_ci) ignore case and, being PAD SPACE,
+        trailing spaces (mariadb.com/kb/en/character-set-and-collation-overview); accents, which
+        they ignore too, are not folded here."""
+        return str(self._identity(key))
+
+    def _identity(self, key: Any) -> Any:
+        if isinstance(key, str) and self._engine.dialect.name in ("mysql", "mariadb"):
+            return key.rstrip(" ").casefold()
+        return key
 
     def lookup(self, entity: str, keys: Sequence[str]) -> dict[str, str]:
         t = self._table(entity)

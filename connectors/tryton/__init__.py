@@ -20,13 +20,17 @@ sales_order  (sale.sale, key `reference` = the CRM order number; read and write)
     invoice_state, untaxed_amount, tax_amount, total_amount, shipped_date (latest done customer
     move) and per line amount, tax_rate (percent), unit_price_tax_included, shipped_quantity.
     Taxes come from the product. Writes create drafts; settings.sale_workflow quotes or confirms
-    them. A draft is rewritten on update (lines replaced); past draft, an identical re-send is
-    accepted and a change is refused with code `locked` (the ERP owns a confirmed order).
+    them. A draft is rewritten on update (lines replaced); a quotation is changed through Tryton's
+    workflow (back to draft, rewritten, quoted again, confirmed if so configured); past quotation
+    an identical re-send is `unchanged` and a change is refused with code `locked` naming the fields
+    (the ERP owns a confirmed order). `--full` compares each sale with Tryton's current one.
 
-receipt  (account.invoice type out, state posted/paid, key `number`; read only)
+receipt  (account.invoice type out, state posted/paid/cancelled, key `number`; read only)
     {number, customer_code, order_no (reference of its sale), currency, invoice_date, due_date
      (earliest maturity), total_amount, amount_paid, amount_to_pay, state, paid_date (latest
-     payment line), status: paid | partly_paid | overdue | open}
+     payment line), status: paid | partly_paid | overdue | open | cancelled}
+    Change capture is by `last_modified_at` (write_date): posting, payment and cancelling all
+    write the invoice; a cancelled invoice is read (status cancelled, nothing paid or owed).
 
 account_status  (per party, key `customer_code`; read only)
     {customer_code, customer_name, outstanding_balance, overdue_balance, account_status:

@@ -1,6 +1,7 @@
 """Account status per customer (key `customer_code`; read only), computed from its receipts.
 
-A customer appears when one of its invoices changed or fell due after the cursor, so the CRM's
+A customer appears when one of its invoices changed (posted, paid or cancelled: each writes the
+invoice, so `write_date` covers every state change) or fell due after the cursor, so the CRM's
 account status follows payments and due dates without a full re-read. Amounts are summed in
 invoice currency (one company currency assumed). The shape is in `__init__.py`.
 """
@@ -13,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from erphub.connectors.tryton.changes import LM, after_cursor, aware, changed_rows, within_cursor
-from erphub.connectors.tryton.invoice import INVOICE_FIELDS, POSTED_OUT, Receipts
+from erphub.connectors.tryton.invoice import INVOICE_FIELDS, ISSUED_OUT, POSTED_OUT, Receipts
 from erphub.connectors.tryton.rpc import TrytonRPC
 from erphub.core.records import Cursor, Page, Record
 
@@ -46,7 +47,8 @@ class AccountStatus:
         now = self.now()
         stamps: dict[int, dt.datetime] = {}
         start = None if since is None else Cursor(since.updated_at)  # whole timestamps: re-filter below
-        for rows in changed_rows(self.rpc, "account.invoice", POSTED_OUT, ["party"], start, None, 500):
+        # Cancelled invoices too: cancelling one changes what its customer owes.
+        for rows in changed_rows(self.rpc, "account.invoice", ISSUED_OUT, ["party"], start, None, 500):
             for r in rows:
                 stamps[r["party"]] = max(stamps.get(r["party"], aware(r[LM])), aware(r[LM]))
         domain: list[Any] = [

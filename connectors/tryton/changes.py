@@ -7,6 +7,11 @@ new sales. Pages are keyset-paged in (last_modified_at, id) order with the domai
 `['OR', [lm > t], [lm = t, id > i]]`, and records at or before the cursor are dropped again on
 the client side, so many records sharing a timestamp across a page boundary are each read once.
 Timestamps are naive UTC with microseconds over JSON-RPC; records carry them as aware UTC.
+
+Tryton stamps write_date with the SQL CURRENT_TIMESTAMP, which PostgreSQL fixes at the start of the
+transaction (postgresql.org/docs/current/functions-datetime.html): a long transaction commits rows
+stamped before rows already read. The engine's overlap window (`read_lag_s` = 60 s) re-reads them.
+State changes (quote, confirm, post, pay, cancel) are writes of the record and move write_date.
 """
 
 from __future__ import annotations
@@ -117,6 +122,76 @@ def read_pages(
             yield Page(records, records[-1].cursor())
     if not yielded:
         yield Page([], None)
+
+
+def _ids(rpc: TrytonRPC, model: str, domain: list[Any]) -> list[int]:
+    """Every id matching `domain`, keyset-paged on the id (ids never move)."""
+    found: list[int] = []
+    while True:
+        rows = rpc.search_read(model, [*domain, *([["id", ">", found[-1]]] if found else [])], ["id"],
+                               limit=1000, order=[["id", "ASC"]])
+        found += [int(r["id"]) for r in rows]
+        if len(rows) < 1000:
+            return found
+
+
+def sale_change_times(rpc: TrytonRPC, since: Cursor | None) -> dict[int, dt.datetime]:
+    """Sales changed at or after `since`, with their change time: the latest of the sale's own
+    `last_modified_at` and that of its lines' stock moves.
+
+    Tryton writes a sale only when one of its states changes (sale.Sale.process writes
+    shipment_state only if it differs), so a second partial shipment, which leaves it at
+    "partially shipped", writes nothing on the sale: only its moves show the new shipped quantity.
+    """
+    if since is None:
+        ids = _ids(rpc, "sale.sale", [])
+    else:
+        t = naive(since.updated_at)
+        ids = sorted(set(_ids(rpc, "sale.sale", [[LM, ">=", t]]))
+                     | set(_ids(rpc, "sale.sale", [["lines.moves.last_modified_at", ">=", t]])))
+    return sale_times_of(rpc, ids)
+
+
+def sale_times_of(rpc: TrytonRPC, ids: Sequence[int]) -> dict[int, dt.datetime]:
+    """The change time of each of these sales: the latest of its own and its stock moves' (see above)."""
+    times: dict[int, dt.datetime] = {}
+    for start in range(0, len(ids), 500):
+        sales = rpc.read("sale.sale", list(ids[start:start + 500]), ["lines", LM])
+        lines = rpc.read("sale.line", [ln for s in sales for ln in s.get("lines") or []], ["sale", "moves"])
+        moves = {m["id"]: m[LM] for m in rpc.read("stock.move", [m for ln in lines for m in ln.get("moves") or []],
+                                                   [LM]) if m.get(LM) is not None}
+        for sale in sales:
+            times[sale["id"]] = aware(sale[LM])
+        for line in lines:
+            for move in line.get("moves") or []:
+                if move in moves:
+                    times[line["sale"]] = max(times[line["sale"]], aware(moves[move]))
+    return times
+
+
+def read_by_change_time(
+    rpc: TrytonRPC,
+    plan: ReadPlan,
+    to_data: Callable[[Rows], Rows],
+    times: dict[int, dt.datetime],
+    since: Cursor | None,
+    until: Cursor | None,
+    page_size: int,
+) -> Iterator[Page]:
+    """Pages of the records in `times` (id -> change time) after `since` up to `until`, in
+    (change time, id) order; each page's checkpoint is its last (change time, id)."""
+    ordered = sorted((ts, rid) for rid, ts in times.items()
+                     if after_cursor(since, ts, rid) and within_cursor(until, ts, rid))
+    if not ordered:
+        yield Page([], None)
+        return
+    for start in range(0, len(ordered), page_size):
+        chunk = ordered[start:start + page_size]
+        rows = rpc.search_read(plan.model, [*plan.domain, ["id", "in", [rid for _, rid in chunk]]],
+                               [*plan.fields, LM], order=[["id", "ASC"]])
+        by_id = {r["id"]: (r, d) for r, d in zip(rows, to_data(rows), strict=True)}
+        records = [Record(str(rid), ts, by_id[rid][1]) for ts, rid in chunk if rid in by_id]
+        yield Page(records, Cursor(chunk[-1][0], str(chunk[-1][1])))
 
 
 def fetch_records(

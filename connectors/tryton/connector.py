@@ -134,8 +134,19 @@ class TrytonConnector(ConnectorBase):
         return write_batch(self.rpc, self._plans[entity](), batch)
 
     def lookup(self, entity: str, keys: Sequence[str]) -> dict[str, str]:
+        """By key, exactly: Tryton's `in` domain compares text as PostgreSQL does (case, width and
+        spaces count; party codes and sale references are varchar)."""
         self.spec(entity)
         return {k: str(v["id"]) for k, v in self._finders[entity](list(keys)).items()}
+
+    # -- SupportsCompare: `--full` compares sales orders with what Tryton holds now --------------
+    def compares(self, entity: str) -> bool:
+        return entity == "sales_order"
+
+    def differing(self, entity: str, batch: Sequence[WriteRequest]) -> set[str]:
+        if entity != "sales_order":
+            raise ConfigError(f"entity {entity!r} of tryton cannot be compared with the ERP's records")
+        return self.sales.differing(batch)
 
     def fetch(self, entity: str, ids: Sequence[str]) -> dict[str, Record]:
         """`SupportsFetch`: records by id as they are now (`search_read` on `id in`, see changes.py).

@@ -30,6 +30,10 @@ RECEIPT_FIELDS = frozenset(
 )
 # The invoices that count as receipts (drafts and cancelled ones owe nothing).
 POSTED_OUT: tuple[list[Any], ...] = (["type", "=", "out"], ["state", "in", ["posted", "paid"]])
+# What change capture reads: those, and the cancelled ones too. Cancelling a posted invoice writes its
+# state (and so its write_date) and nothing else: left out of the read, a cancelled invoice would
+# never be seen, not even by a full read, and the CRM would keep what it owed.
+ISSUED_OUT: tuple[list[Any], ...] = (["type", "=", "out"], ["state", "in", ["posted", "paid", "cancelled"]])
 # What `Receipts.data` needs of an invoice row, besides its party.
 INVOICE_FIELDS = (
     "number",
@@ -42,7 +46,7 @@ INVOICE_FIELDS = (
     "lines_to_pay",
     "payment_lines",
 )
-READ = ReadPlan("account.invoice", POSTED_OUT, ("party.code", *INVOICE_FIELDS))
+READ = ReadPlan("account.invoice", ISSUED_OUT, ("party.code", *INVOICE_FIELDS))
 
 
 def invoice_status(to_pay: Decimal, paid: Decimal, due: dt.date | None, today: dt.date) -> str:
@@ -84,9 +88,10 @@ class Receipts:
             paid_dates = [lines[m]["date"] for m in r.get("payment_lines") or [] if m in lines]
             due = min(maturities) if maturities else r.get("invoice_date")
             total, to_pay_amount = r["total_amount"], r["amount_to_pay"]
-            if r["state"] == "paid":
+            if r["state"] in ("paid", "cancelled"):
                 to_pay_amount = Decimal(0)
-            amount_paid = total - to_pay_amount
+            # A cancelled invoice owes nothing and was paid nothing.
+            amount_paid = Decimal(0) if r["state"] == "cancelled" else total - to_pay_amount
             out.append(
                 {
                     "number": r["number"],
@@ -100,7 +105,8 @@ class Receipts:
                     "amount_to_pay": to_pay_amount,
                     "state": r["state"],
                     "paid_date": max(paid_dates) if paid_dates else None,
-                    "status": invoice_status(to_pay_amount, amount_paid, due, today),
+                    "status": "cancelled" if r["state"] == "cancelled"
+                    else invoice_status(to_pay_amount, amount_paid, due, today),
                 }
             )
         return out

@@ -13,14 +13,21 @@ from collections.abc import Iterator, Mapping, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from erphub.connectors.tryton.changes import ReadPlan, Rows, fetch_records, read_pages
+from erphub.connectors.tryton.changes import (
+    ReadPlan,
+    Rows,
+    fetch_records,
+    read_by_change_time,
+    sale_change_times,
+    sale_times_of,
+)
 from erphub.connectors.tryton.refdata import RefData
 from erphub.connectors.tryton.rpc import TrytonRPC
 from erphub.connectors.tryton.settings import TrytonSettings
 from erphub.connectors.tryton.values import check_fields, reference, to_date, to_decimal
 from erphub.connectors.tryton.writer import Finder, WritePlan
 from erphub.core.errors import RecordWriteRefused
-from erphub.core.records import Cursor, Page, Record, WriteRequest
+from erphub.core.records import Cursor, Page, Record, WriteAction, WriteRequest
 
 SALE_FIELDS = frozenset(
     {
@@ -86,10 +93,15 @@ class Sales:
         self.find_party = find_party  # a sale's customer_code is a party code
 
     def read(self, since: Cursor | None, until: Cursor | None, page_size: int) -> Iterator[Page]:
-        return read_pages(self.rpc, READ, self.data, since, until, page_size)
+        """Sales by change time: their own, or their stock moves' when later (see sale_change_times)."""
+        times = sale_change_times(self.rpc, since)
+        return read_by_change_time(self.rpc, READ, self.data, times, since, until, page_size)
 
     def fetch(self, ids: Sequence[str]) -> dict[str, Record]:
-        return fetch_records(self.rpc, READ, self.data, ids)
+        """Sales by id with the change time a read gives them (their own or their moves', when later)."""
+        found = fetch_records(self.rpc, READ, self.data, ids)
+        times = sale_times_of(self.rpc, [int(i) for i in found])
+        return {i: Record(i, times.get(int(i), r.updated_at), r.data) for i, r in found.items()}
 
     def data(self, rows: Rows) -> Rows:
         """Sales order records of sale rows (reads their lines, taxes and customer moves)."""
@@ -179,7 +191,8 @@ class Sales:
         rows = self.rpc.search_read(
             "sale.sale",
             [["reference", "in", keys]],
-            ["reference", "state", "party.code", "lines"],
+            ["reference", "state", "party", "party.code", "lines", "sale_date", "description", "currency",
+             "payment_term"],
             order=[["id", "ASC"]],
         )
         found: dict[str, dict[str, Any]] = {}
@@ -216,26 +229,75 @@ class Sales:
             values["currency"] = self._company_currency()
         return values
 
-    def update(self, req: WriteRequest, existing: dict[str, Any]) -> None:
+    def update(self, req: WriteRequest, existing: dict[str, Any]) -> WriteAction:
+        """Apply a change the way Tryton allows it, and say whether anything was applied.
+
+        A draft is rewritten. A quotation goes through Tryton's own workflow: back to draft
+        (`draft` button), rewritten, quoted again (and confirmed when so configured). Past quotation
+        the ERP owns the order: an unchanged re-send is UNCHANGED, a change is refused as `locked`
+        naming what differs, so nothing is ever counted delivered that Tryton did not apply.
+        """
         data = req.data
         check_fields(data, SALE_FIELDS, "sales order")
         if existing["state"] != "draft":
-            # Past draft the ERP owns the order: accept an unchanged re-send, refuse a change.
-            if self._differs(data, existing):
+            changes = self.changes(data, existing)
+            if not changes:
+                return WriteAction.UNCHANGED
+            if existing["state"] != "quotation":
                 raise RecordWriteRefused(
                     "locked",
-                    f"sales order {existing['reference']} is {existing['state']} "
-                    "in Tryton; only draft orders can be changed",
+                    f"sales order {existing['reference']} is {existing['state']} in Tryton; its "
+                    f"{', '.join(changes)} cannot be changed (only draft and quotation orders can)",
                     "state",
                 )
-            return
+            self.rpc.button("sale.sale", "draft", [existing["id"]])
+        self._rewrite(data, existing)
+        if existing["state"] == "quotation":
+            self._requote([existing["id"]])
+        else:
+            self.workflow([existing["id"]])
+        return WriteAction.UPDATED
+
+    def _rewrite(self, data: Mapping[str, Any], existing: Mapping[str, Any]) -> None:
         values = self._header(data)
         if "lines" in data:
-            new_lines = self._lines(data)
-            values["lines"] = [["delete", existing.get("lines") or []], ["create", new_lines]]
+            values["lines"] = [["delete", existing.get("lines") or []], ["create", self._lines(data)]]
         if values:
             self.rpc.write("sale.sale", [existing["id"]], values)
-        self.workflow([existing["id"]])
+
+    def _requote(self, ids: list[int]) -> None:
+        """A quotation put back to draft to be changed is quoted again (and confirmed if configured)."""
+        self.rpc.button("sale.sale", "quote", ids)
+        if self.settings.sale_workflow == "confirm":
+            self.rpc.button("sale.sale", "confirm", ids)
+
+    def differing(self, batch: Sequence[WriteRequest]) -> set[str]:
+        """Source ids of requests whose sale in Tryton differs from the request (or is gone)."""
+        keys = {req.source_id: str(req.data.get("reference") or req.key or "") for req in batch}
+        existing = self.find(sorted({k for k in keys.values() if k}))
+        out: set[str] = set()
+        for req in batch:
+            sale = existing.get(keys[req.source_id])
+            try:
+                if sale is None or self.changes(req.data, sale):
+                    out.add(req.source_id)
+            except RecordWriteRefused:
+                out.add(req.source_id)  # the write will say why
+        return out
+
+    def changes(self, data: Mapping[str, Any], existing: Mapping[str, Any]) -> list[str]:
+        """The fields of a sale whose value in Tryton differs from what `data` would write."""
+        values = self._header(data)
+        changed: list[str] = [name for name in ("party", "currency", "payment_term", "sale_date", "description")
+                   if name in values and (values[name] or None) != (existing.get(name) or None)]
+        if "lines" in data:
+            current = self.rpc.read("sale.line", existing.get("lines") or [],
+                                    ["type", "product", "quantity", "unit", "unit_price", "description"])
+            have = sorted(_line_key(ln) for ln in current if ln.get("type") == "line")
+            want = sorted(_line_key(ln) for ln in self._lines(data))
+            if have != want:
+                changed.append("lines")
+        return ["customer_code" if name == "party" else name for name in changed]
 
     def workflow(self, ids: list[int]) -> None:
         """Quote and/or confirm draft sales as configured (all-or-nothing per call)."""
@@ -330,21 +392,10 @@ class Sales:
         company = self.rpc.read("company.company", [self.rpc.context["company"]], ["currency"])
         return int(company[0]["currency"])
 
-    def _differs(self, data: Mapping[str, Any], existing: Mapping[str, Any]) -> bool:
-        """Whether a re-send changes the customer or the lines' (product, quantity) of an order."""
-        if data.get("customer_code") and data["customer_code"] != (existing.get("party.") or {}).get("code"):
-            return True
-        if "lines" not in data:
-            return False
-        current = self.rpc.read("sale.line", existing.get("lines") or [], ["type", "product.code", "quantity"])
-        have = sorted(
-            (str((ln.get("product.") or {}).get("code")), Decimal(str(ln["quantity"])))
-            for ln in current
-            if ln.get("type") == "line"
-        )
-        want = sorted(
-            (str(ln.get("product")), to_decimal(ln.get("quantity"), "quantity"))
-            for ln in data.get("lines") or []
-            if isinstance(ln, Mapping)
-        )
-        return have != want
+
+def _line_key(line: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What identifies a sale line's content: product, quantity, unit, untaxed price, description."""
+    price = line.get("unit_price")
+    return (int(line["product"]), Decimal(str(line["quantity"])), int(line["unit"]),
+            None if price is None else Decimal(str(price)).quantize(Decimal("0.0001"), ROUND_HALF_UP),
+            line.get("description") or None)

@@ -31,7 +31,8 @@ class WritePlan:
     what: str  # how a refusal names the record: "customer has no code"
     find: Finder
     create_values: Callable[[WriteRequest, str], dict[str, Any]]
-    update: Callable[[WriteRequest, dict[str, Any]], None]
+    # Updates an existing record; says UNCHANGED when the target already had it (None: UPDATED).
+    update: Callable[[WriteRequest, dict[str, Any]], WriteAction | None]
     # A workflow step run on the records just created (quote/confirm a sale), and its name for errors.
     after_create: Callable[[list[int]], None] | None = None
     after_create_name: str = ""
@@ -87,12 +88,12 @@ def _refusal(exc: TrytonUserError) -> RecordError:
 
 def _update(req: WriteRequest, existing: dict[str, Any], plan: WritePlan) -> WriteResult:
     try:
-        plan.update(req, existing)
+        action = plan.update(req, existing)
     except RecordWriteRefused as exc:
         return WriteResult(req.source_id, error=exc.error)
     except TrytonUserError as exc:
         return WriteResult(req.source_id, error=_refusal(exc))
-    return WriteResult(req.source_id, str(existing["id"]), WriteAction.UPDATED)
+    return WriteResult(req.source_id, str(existing["id"]), action or WriteAction.UPDATED)
 
 
 def _create_all(

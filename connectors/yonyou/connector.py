@@ -1,5 +1,15 @@
 """The Yonyou connector: incremental reads by `pubts`, per-record saves with real idempotency.
 
+Change capture: `pubts` is the record's timestamp of its last write (YonBIP's optimistic-lock
+stamp); audit, close and status changes are writes of the record and move it [assumed: the
+transcriptions we have list `pubts` as the incremental field and say nothing of audit dates; the
+sandbox behaves the same]. It is whole seconds, and the engine's overlap window (60 s) covers
+clock skew and late commits.
+
+Keys: `lookup` asks the list API for a code and keeps only rows whose code equals it exactly (case,
+width and spaces count) [assumed: the list API's `code` filter may match more loosely; our own
+comparison is exact, and so is `key_identity`].
+
 `fetch` (records by id as they are now) asks the entity's list endpoint with its `id` filter, one call
 per id, so a fetched record has exactly the shape of a read one: merchant/newlist documents `id` among
 its filters (shared/reference/api-contracts.md section 2, [Y-API]); for voucherorder/list and the

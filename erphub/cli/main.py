@@ -10,7 +10,20 @@ import sys
 
 import typer
 
-from erphub.cli import conflicts, demo, dlq, logs, mapping, reconcile, run, sandbox, serve, status, systems, validate
+from erphub.cli import (
+    conflicts,
+    demo,
+    dlq,
+    logs,
+    mapping,
+    reconcile,
+    run,
+    sandbox,
+    serve,
+    status,
+    systems,
+    validate,
+)
 from erphub.cli.output import err
 
 app = typer.Typer(help="erphub: keep a CRM and the ERP / finance systems behind it in agreement.",
@@ -18,8 +31,8 @@ app = typer.Typer(help="erphub: keep a CRM and the ERP / finance systems behind 
 app.command()(validate.validate)
 app.command()(run.run)
 app.command()(status.status)
-app.command()(reconcile.reconcile)
 app.command()(logs.logs)
+app.command()(reconcile.reconcile)
 app.add_typer(dlq.dlq_app, name="dlq")
 app.add_typer(systems.systems_app, name="systems")
 app.command()(serve.serve)

@@ -10,7 +10,14 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from erphub.cli.options import DEFAULT_CONFIG, ConfigOption, JsonOption, open_hub, setup_logging
+from erphub.cli.options import (
+    DEFAULT_CONFIG,
+    ConfigOption,
+    JsonOption,
+    count_metrics_in_state_dir,
+    open_hub,
+    setup_logging,
+)
 from erphub.cli.output import out, print_json, user_errors
 
 
@@ -26,18 +33,20 @@ def reconcile(
     from erphub.reconcile import reconcile as run_reconcile
 
     with user_errors(), open_hub(config) as hub:
-        setup_logging(secrets=hub.config.secret_values)
+        setup_logging(loaded=hub.config)
+        pushing = bool(hub.config.hub.metrics.pushgateway_url)
+        if pushing:  # as `erphub run`: the push carries every process's counters of the metrics folder
+            count_metrics_in_state_dir()
         hub.config.pipeline(pipeline)  # an unknown name is bad input: exit 2 naming the config
         built = hub.pipeline(pipeline)
         if not isinstance(built.target, SupportsFetch):
             raise hub.config.error(f"reconcile needs a target that can fetch records by id; "
                                    f"{built.target_system!r} cannot", "pipelines", pipeline, "target")
         report = run_reconcile(built, hub.store, repair=repair)
-        url = hub.config.hub.metrics.pushgateway_url
-        if url:  # a one-shot command ends before a scrape: hand erphub_drift_records to the Pushgateway
-            from erphub.monitoring.pushgateway import push_run_metrics
+        if pushing:  # a one-shot command ends before a scrape: hand erphub_drift_records to the Pushgateway
+            from erphub.cli.runner import push_metrics
 
-            push_run_metrics(url, state_reader=hub.store)
+            push_metrics(hub.config)
     if as_json:
         print_json(report.as_dict())
     else:

@@ -26,6 +26,7 @@ class ErrorClass(StrEnum):
     TARGET_REJECTED = "TargetRejected"    # the target refused it for good
     SOURCE_REJECTED = "SourceRejected"    # the source refused the write-back of the target's number
     INBOX_GAVE_UP = "InboxGaveUp"         # a pushed event whose delivery kept failing
+    KEY_CONFLICT = "KeyConflict"          # two source records map to one target key: never merged
 
 
 class Outcome(StrEnum):

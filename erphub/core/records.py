@@ -79,6 +79,7 @@ class Page:
 class WriteAction(StrEnum):
     CREATED = "created"
     UPDATED = "updated"
+    UNCHANGED = "unchanged"  # the target already holds exactly this: nothing was applied
 
 
 @dataclass(frozen=True, slots=True)

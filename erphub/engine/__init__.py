@@ -10,6 +10,8 @@
     writeback  the target's number written back into the source record
     lease      one run of a pipeline at a time: wait, renew, release
     items      Classified: a mapped record that needs a write, with its link
+    keys       keys are identities: records that map to another record's target key are key_conflicts
+    judge      `--full` compares with the target's current records where the target can tell
 """
 
 from erphub.engine.deletions import apply_deletions, check_on_delete

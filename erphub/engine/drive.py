@@ -15,8 +15,6 @@ from erphub.engine.pipeline import Pipeline
 from erphub.engine.run import PipelineRun
 from erphub.store import RunInfo, Store
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # the change time of a record whose letter kept none
-
 
 def _begin(run: PipelineRun) -> None:
     """Start a run; a pipeline busy for longer than its lease wait is a failed run, not a crash."""
@@ -83,13 +81,19 @@ def deliver_records(pipeline: Pipeline, store: Store, records: Sequence[Record],
     return drive_run(run, work)
 
 
+# A letter kept without the record's change time (written before the store kept one) replays as
+# the oldest possible version: its link then never claims a change time the record did not have,
+# so the next read of a newer version is delivered, not taken for stale.
+UNKNOWN_CHANGE_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def dead_letter_records(store: Store, pipeline: str, ids: Sequence[int] | None = None) -> list[Record]:
     """The open dead letters of a pipeline (all, or these ids) as records again, from their kept payloads.
 
-    A record keeps its own change time; a letter that recorded none is replayed as of the epoch, never as
-    of the letter's creation, which would make it look newer than a later version of the record."""
+    Each record keeps its own change time (`source_updated_at`), never the letter's creation time.
+    """
     letters = store.list_dead_letters(pipeline=pipeline, status="open", limit=100_000, ids=ids)
-    return [Record(letter.source_id, letter.source_updated_at or EPOCH, letter.source_payload)
+    return [Record(letter.source_id, letter.source_updated_at or UNKNOWN_CHANGE_TIME, letter.source_payload)
             for letter in letters]
 
 

@@ -21,7 +21,7 @@ from typing import Any
 from erphub.connectors.base import SupportsFetch
 from erphub.core.errors import CannotFetch
 from erphub.core.records import Record
-from erphub.engine.drive import EPOCH, deliver_records
+from erphub.engine.drive import UNKNOWN_CHANGE_TIME, deliver_records
 from erphub.engine.pipeline import Pipeline
 from erphub.store import DeadLetter, RunInfo, Store
 
@@ -43,7 +43,7 @@ class ReplayOutcome:
 
 
 def kept_record(letter: DeadLetter) -> Record:
-    return Record(letter.source_id, letter.source_updated_at or EPOCH, letter.source_payload)
+    return Record(letter.source_id, letter.source_updated_at or UNKNOWN_CHANGE_TIME, letter.source_payload)
 
 
 def _fetch(pipeline: Pipeline, ids: Sequence[str]) -> dict[str, Record] | None:

@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -36,6 +37,8 @@ from erphub.core.records import (
     payload_hash,
 )
 from erphub.engine.items import Classified
+from erphub.engine.judge import differing_in_target, judges_by_target
+from erphub.engine.keys import find_key_conflicts
 from erphub.engine.lease import Lease
 from erphub.engine.pipeline import Pipeline
 from erphub.engine.twoway_batch import TwoWayBatch, agreed_after_write, paired_targets
@@ -45,6 +48,10 @@ from erphub.monitoring import metrics
 from erphub.store import BatchCommit, LinkUpdate, NewDeadLetter, RunInfo, Store
 
 log = structlog.get_logger("erphub.engine")
+
+# What a run counts for a write the target accepted: "unchanged" when it applied nothing.
+_OUTCOME_OF = {WriteAction.CREATED: Outcome.CREATED, WriteAction.UPDATED: Outcome.UPDATED,
+               WriteAction.UNCHANGED: Outcome.UNCHANGED}
 
 
 @dataclass
@@ -65,6 +72,7 @@ class PipelineRun:
     run_id: str = ""
     started: float = 0.0
     _lease: Lease = field(init=False, repr=False)
+    _skipped: list[str] = field(default_factory=list, repr=False)  # the current batch's filtered-out records
 
     def __post_init__(self) -> None:
         p = self.pipeline
@@ -77,8 +85,10 @@ class PipelineRun:
         start_from = self.start_cursor()
         self.run_id = self.store.start_run(self.pipeline.name, self.trigger, start_from)
         structlog.contextvars.bind_contextvars(pipeline=self.pipeline.name, run_id=self.run_id)
+        read_from = self.read_from()
         log.info("run started", trigger=self.trigger, system=self.pipeline.source_system,
-                 since=f"{start_from.updated_at.isoformat()}|{start_from.id}" if start_from else None)
+                 since=f"{start_from.updated_at.isoformat()}|{start_from.id}" if start_from else None,
+                 reads_from=read_from.updated_at.isoformat() if read_from else None)
         return self.run_id
 
     def start_cursor(self) -> Cursor | None:
@@ -88,9 +98,20 @@ class PipelineRun:
             return self.since
         return self.store.get_cursor(self.pipeline.name)
 
+    def read_from(self) -> Cursor | None:
+        """Where the read starts: the saved cursor minus the overlap window (an explicit `since` as given).
+
+        The saved cursor never moves back (store._advance_cursor), so the re-read costs a page of
+        "unchanged" records and never a write.
+        """
+        start = self.start_cursor()
+        if start is None or self.since is not None or self.pipeline.lag_s <= 0:
+            return start
+        return Cursor(start.updated_at - timedelta(seconds=self.pipeline.lag_s), "")
+
     def pages(self) -> Iterator[Page]:
         p = self.pipeline
-        yield from p.source.read_changes(p.source_entity, self.start_cursor(), page_size=p.page_size,
+        yield from p.source.read_changes(p.source_entity, self.read_from(), page_size=p.page_size,
                                          until=self.until)
 
     def finish(self, error: BaseException | None = None) -> RunInfo:
@@ -124,6 +145,7 @@ class PipelineRun:
 
     def process_batch(self, records: Sequence[Record], checkpoint: Cursor | None) -> None:
         p = self.pipeline
+        self._skipped = []
         resolution = "replayed" if self.trigger == "replay" else "delivered"
         batch = BatchCommit(p.name, self.run_id, cursor=checkpoint, resolution=resolution)
         self._count(Outcome.READ, len(records))
@@ -149,6 +171,7 @@ class PipelineRun:
                 mapped.pop(record.id, None)  # a newer copy of a record read twice in one batch decides
             if isinstance(result, Skipped):
                 self._count(Outcome.SKIPPED)
+                self._skipped.append(record.id)
             elif isinstance(result, Rejected):
                 batch.dead_letters.append(NewDeadLetter(
                     source_id=record.id, source_payload=record.data, mapped_payload=None, stage=Stage.MAP,
@@ -163,6 +186,7 @@ class PipelineRun:
     def _classify(self, mapped: Sequence[tuple[Record, Mapped]], batch: BatchCommit) -> list[Classified]:
         links = self.store.links_for(self.pipeline.name, [record.id for record, _ in mapped])
         to_write: list[Classified] = []
+        judge_by_target: list[Classified] = []
         for record, result in mapped:
             digest = payload_hash(result.data)
             link = links.get(record.id)
@@ -171,15 +195,29 @@ class PipelineRun:
                 continue
             if (not self.rewrite and link is not None and link.state == "synced" and link.target_id
                     and link.payload_hash == digest):
+                if judges_by_target(self.pipeline, self.full):
+                    judge_by_target.append(Classified(record, result, digest, link))
+                    continue
                 self._count(Outcome.UNCHANGED)
                 batch.resolved_source_ids.append(record.id)
                 continue
             to_write.append(Classified(record, result, digest, link))
+        if judge_by_target:
+            to_write += self._differing_in_target(judge_by_target, batch)
         return to_write
+
+    def _differing_in_target(self, items: Sequence[Classified], batch: BatchCommit) -> list[Classified]:
+        """Of records our links call unchanged, those the target now holds differently (engine.judge)."""
+        differing = differing_in_target(self.pipeline, items, self._owned_part)
+        same = [item for item in items if item.record.id not in differing]
+        self._count(Outcome.UNCHANGED, len(same))
+        batch.resolved_source_ids.extend(item.record.id for item in same)
+        return [item for item in items if item.record.id in differing]
 
     def _deliver(self, items: Sequence[Classified], batch: BatchCommit) -> None:
         p = self.pipeline
         found = self._match_existing(items)
+        items = self._refuse_key_conflicts(items, found, batch)
         targets = {item.record.id: self._known_target(item, found) for item in items}
         two_way: TwoWayBatch | None = None
         if p.two_way is not None:
@@ -222,6 +260,23 @@ class PipelineRun:
         for item, request, result in zip(writing, requests, results, strict=True):
             self._settle(item, request, result, batch)
 
+    def _refuse_key_conflicts(self, items: Sequence[Classified], found: Mapping[str, str],
+                              batch: BatchCommit) -> list[Classified]:
+        """Records whose key is another source record's are dead letters, never written (engine.keys)."""
+        conflicts = find_key_conflicts(self.pipeline, self.store, items, found)
+        if not conflicts:
+            return list(items)
+        for conflict in conflicts:
+            item = conflict.item
+            batch.dead_letters.append(NewDeadLetter(
+                source_id=item.record.id, source_payload=item.record.data, mapped_payload=item.mapped.data,
+                stage=Stage.WRITE, error_class=ErrorClass.KEY_CONFLICT, error_code="key_conflict",
+                message=self.pipeline.redact(conflict.message()), field=self.pipeline.plan.key_field,
+                source_updated_at=item.record.updated_at))
+        self._count(Outcome.DEAD_LETTERED, len(conflicts))
+        refused = {conflict.item.record.id for conflict in conflicts}
+        return [item for item in items if item.record.id not in refused]
+
     @staticmethod
     def _known_target(item: Classified, found: Mapping[str, str]) -> str | None:
         if item.link is not None and item.link.target_id:
@@ -258,7 +313,7 @@ class PipelineRun:
                                           source_updated_at=item.record.updated_at))
             batch.resolved_source_ids.append(item.record.id)
             batch.agreed.extend(agreed_after_write(self.pipeline, item.record.id, result.target_id, request.data))
-            self._count(Outcome.UPDATED if result.action == WriteAction.UPDATED else Outcome.CREATED)
+            self._count(_OUTCOME_OF.get(result.action or WriteAction.CREATED, Outcome.CREATED))
             return
         error = result.error or RecordError("no_target_id", "the target accepted the record but returned no id")
         batch.dead_letters.append(NewDeadLetter(
@@ -280,7 +335,9 @@ class PipelineRun:
         if not isinstance(source, SupportsAcknowledge) or not source.acknowledges(entity):
             return
         failed = [letter.source_id for letter in batch.dead_letters]
-        done = sorted(set(batch.resolved_source_ids) - set(failed))
+        # A row the mapping's filter leaves out is handled too: left `new`, a handshake table (read
+        # by status, not cursor) would offer it again on every run.
+        done = sorted((set(batch.resolved_source_ids) | set(self._skipped)) - set(failed))
         if done:
             source.acknowledge(entity, done, ok=True)
         if failed:

@@ -174,7 +174,7 @@ class InboxWorker:
                 source_id=ev.record_id, source_payload=ev.payload, mapped_payload=None, stage=Stage.INBOX,
                 error_class=ErrorClass.INBOX_GAVE_UP, error_code="max_attempts",
                 message=f"gave up after {ev.attempts + 1} attempts (delivery {ev.deliver_id}): {message}",
-                source_updated_at=ev.record_updated_at))  # a replay keeps the record's own change time
+                source_updated_at=ev.record_updated_at))  # replay keeps the record's own change time
         endpoints = pipeline.endpoints if pipeline is not None else ("", "", "", "")
         self.store.commit_batch(batch, endpoints)
 

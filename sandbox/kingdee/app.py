@@ -463,14 +463,16 @@ class KingdeeApp:
             op, rest = _ci(body, "opNumber") if isinstance(body, dict) else None, body
         if not isinstance(op, str) or not op:
             raise KdRequestError("opNumber不能为空", 8)
-        return self.change_status(rest, op, apply=self.state.store.forbid)
+        if op not in ("Forbid", "Cancel"):  # the operations this sandbox knows (as the client's buttons)
+            raise KdRequestError(f"该业务对象不支持{op}操作", 12)
+        return self.change_status(rest, op)
 
-    def change_status(self, body: Any, op: str, apply: Callable[..., Any] | None = None) -> Any:
+    def change_status(self, body: Any, op: str) -> Any:
         form_id, data = self._save_args(body)
         numbers = _ci(data, "Numbers") or []
         if isinstance(numbers, str):
             numbers = [n for n in numbers.split(",") if n.strip()]
-        outcomes = (apply or self.state.store.change_status)(form_id, op, numbers, _ci(data, "Ids"))
+        outcomes = self.state.store.change_status(form_id, op, numbers, _ci(data, "Ids"))
         errors = [
             {"FieldName": None, "Message": o.error, "DIndex": i} for i, o in enumerate(outcomes) if o.error
         ]

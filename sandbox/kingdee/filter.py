@@ -233,6 +233,14 @@ def parse_datetime(text: str) -> datetime:
     raise FilterSyntaxError(f"not a date: {text!r}")
 
 
+def fold_text(text: str) -> str:
+    """Text as the account set's SQL Server collation (Chinese_PRC_CI_AS) compares it with `=` and IN:
+    case-insensitive, and trailing spaces ignored (SQL Server pads the shorter string with spaces
+    before comparing, learn.microsoft.com/en-us/sql/t-sql/language-elements/equals-transact-sql
+    and support.microsoft.com/kb/316626). LIKE is not padded: it matches the raw text."""
+    return text.rstrip(" ").casefold()
+
+
 def _coerce(literal: str | Decimal, kind: Kind) -> Any:
     if kind in ("datetime", "date"):
         return parse_datetime(str(literal))
@@ -243,7 +251,7 @@ def _coerce(literal: str | Decimal, kind: Kind) -> Any:
             raise FilterSyntaxError(f"not a number: {literal!r}") from None
     if kind == "bool":
         return str(literal).strip().lower() in ("1", "true")
-    return str(literal).casefold()
+    return fold_text(str(literal))
 
 
 def _normalise(value: Any, kind: Kind) -> Any:
@@ -255,7 +263,7 @@ def _normalise(value: Any, kind: Kind) -> Any:
         return value if isinstance(value, datetime) else parse_datetime(str(value))
     if kind == "bool":
         return bool(value)
-    return str(value).casefold()
+    return fold_text(str(value))
 
 
 def _like_regex(pattern: str) -> re.Pattern[str]:

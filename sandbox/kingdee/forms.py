@@ -93,6 +93,19 @@ def _create() -> FieldDef:
     return FieldDef("FCreateDate", "datetime", "创建日期", readonly=True)
 
 
+# State changes stamp their own dates and leave FModifyDate alone (vendor-gaps.md): Audit sets
+# FApproveDate (UnAudit clears it), Cancel (作废, bills) FCancelDate, Forbid (禁用, base data) FForbidDate.
+def _bill_state() -> tuple[FieldDef, ...]:
+    return (FieldDef("FApproveDate", "datetime", "审核日期", readonly=True),
+            FieldDef("FCancelStatus", "status", "作废状态", readonly=True),
+            FieldDef("FCancelDate", "datetime", "作废日期", readonly=True))
+
+
+def _base_state() -> tuple[FieldDef, ...]:
+    return (FieldDef("FApproveDate", "datetime", "审核日期", readonly=True),
+            FieldDef("FForbidDate", "datetime", "禁用日期", readonly=True))
+
+
 def _reference_form(form_id: str, caption: str, pk: str) -> FormDef:
     return FormDef(
         form_id,
@@ -137,6 +150,7 @@ CUSTOMER = FormDef(
         _ref("FSELLER", SALER, "销售员"),
         _status("FDocumentStatus"),
         FieldDef("FForbidStatus", "status", "禁用状态", readonly=True),
+        *_base_state(),
         _create(),
         _modify(),
     ),
@@ -158,6 +172,7 @@ MATERIAL = FormDef(
         _ref("FBaseUnitId", UNIT, "基本单位"),
         _status("FDocumentStatus"),
         FieldDef("FForbidStatus", "status", "禁用状态", readonly=True),
+        *_base_state(),
         _create(),
         _modify(),
     ),
@@ -179,6 +194,7 @@ SALE_ORDER = FormDef(
         _ref("FSalerId", SALER, "销售员", required=True),
         FieldDef("FNote", "text", "备注"),
         _status("FDocumentStatus"),
+        *_bill_state(),
         _create(),
         _modify(),
     ),
@@ -224,6 +240,7 @@ RECEIPT = FormDef(
         _ref("FPAYORGID", ORG, "收款组织", required=True),
         _ref("FSETTLECUR", CURRENCY, "结算币别", required=True),
         _status("FDOCUMENTSTATUS"),
+        *_bill_state(),
         _create(),
         _modify(),
     ),
@@ -258,6 +275,7 @@ OUTSTOCK = FormDef(
         _ref("FStockOrgId", ORG, "发货组织", required=True),
         _ref("FCustomerID", "BD_Customer", "客户", required=True),
         _status("FDocumentStatus"),
+        *_bill_state(),
         _create(),
         _modify(),
     ),

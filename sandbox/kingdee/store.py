@@ -18,7 +18,14 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from erphub.sandbox.kingdee.filter import FilterSyntaxError, evaluate, fields_of, parse_datetime, parse_filter
+from erphub.sandbox.kingdee.filter import (
+    FilterSyntaxError,
+    evaluate,
+    fields_of,
+    fold_text,
+    parse_datetime,
+    parse_filter,
+)
 from erphub.sandbox.kingdee.forms import FORMS, FieldDef, FormDef, find_form
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -128,17 +135,17 @@ class KingdeeStore:
     def by_number(self, form_id: str, number: str) -> dict[str, Any] | None:
         with self.lock:
             form = self._form(form_id)
-            doc_id = self._numbers[form.form_id].get(str(number).lower())
+            doc_id = self._numbers[form.form_id].get(fold_text(str(number)))
             return None if doc_id is None else self.docs[form.form_id][doc_id]
 
     def count_number(self, form_id: str, number: str) -> int:
         with self.lock:
             form = self._form(form_id)
-            want = str(number).lower()
+            want = fold_text(str(number))
             return sum(
                 1
                 for d in self.docs[form.form_id].values()
-                if str(d.get(form.number_key) or "").lower() == want
+                if fold_text(str(d.get(form.number_key) or "")) == want
             )
 
     def _ref_form_id(self, fdef: FieldDef, doc: dict[str, Any]) -> str:
@@ -166,7 +173,7 @@ class KingdeeStore:
             ref_form = find_form(self._ref_form_id(fdef, doc))
             if ref_form is None:
                 return None, FieldError(fdef.key, f"字段[{fdef.caption}]的往来单位类型不存在")
-            ref_id = self._numbers[ref_form.form_id].get(str(number).lower())
+            ref_id = self._numbers[ref_form.form_id].get(fold_text(str(number)))
             if ref_id is None:
                 return None, FieldError(fdef.key, f"字段[{fdef.caption}]的值“{number}”在系统中不存在")
             return ref_id, None
@@ -355,7 +362,7 @@ class KingdeeStore:
         errors.extend(self._required_errors(form, doc))
         number = doc.get(form.number_key)
         if number:
-            other = self._numbers[form.form_id].get(str(number).lower())
+            other = self._numbers[form.form_id].get(fold_text(str(number)))
             if other is not None and other != pk:
                 kind = "单据编号" if form.is_bill else "编码"
                 errors.append(
@@ -378,6 +385,8 @@ class KingdeeStore:
                 doc[form.status_key] = "A"
             if form.locate("FForbidStatus"):
                 doc["FForbidStatus"] = "A"
+            if form.locate("FCancelStatus"):
+                doc["FCancelStatus"] = "A"
         if not number:
             self._number_seq[form.form_id] += 1
             number = f"{form.number_prefix}{self._number_seq[form.form_id]:06d}"
@@ -396,9 +405,9 @@ class KingdeeStore:
         if existing is not None:
             old_number = existing.get(form.number_key)
             if old_number:
-                self._numbers[form.form_id].pop(str(old_number).lower(), None)
+                self._numbers[form.form_id].pop(fold_text(str(old_number)), None)
         self.docs[form.form_id][pk] = doc
-        self._numbers[form.form_id][str(number).lower()] = pk
+        self._numbers[form.form_id][fold_text(str(number))] = pk
         return_data = None
         if need_return_fields:
             model_out = self.to_model(form.form_id, doc)
@@ -444,6 +453,8 @@ class KingdeeStore:
                 doc["FCreateDate"] = modify_date
             if status is not None and form.status_key:
                 doc[form.status_key] = status
+                if status == "C" and form.locate("FApproveDate"):
+                    doc["FApproveDate"] = modify_date or doc.get(form.modify_key or "FCreateDate")
             return outcome.id
 
     # ---- Submit / Audit / UnAudit ------------------------------------------------------------------
@@ -462,14 +473,19 @@ class KingdeeStore:
                     except ValueError:
                         out.append((None, text))
         for number in numbers or []:
-            doc_id = self._numbers[form.form_id].get(str(number).lower())
+            doc_id = self._numbers[form.form_id].get(fold_text(str(number)))
             out.append((doc_id, str(number)))
         return out
 
     def change_status(
         self, form_id: str, op: str, numbers: Sequence[str] | None, ids: Any
     ) -> list[OpOutcome]:
-        """Submit (A/D -> B), Audit (B -> C), UnAudit (C -> D): one outcome per target, in order."""
+        """Submit (A/D -> B), Audit (B -> C), UnAudit (C -> D), and what people do in the client:
+        Cancel (作废, an unaudited bill) and Forbid (禁用, base data). One outcome per target, in order.
+
+        None of them touches FModifyDate (only saves do); Audit stamps FApproveDate (UnAudit clears
+        it), Cancel FCancelDate, Forbid FForbidDate, as K/3 Cloud does (vendor-gaps.md).
+        """
         with self.lock:
             form = self._form(form_id)
             if form.status_key is None:
@@ -485,38 +501,33 @@ class KingdeeStore:
                     continue
                 number = str(doc.get(form.number_key))
                 status = doc.get(form.status_key)
+                if op in ("Cancel", "Forbid"):
+                    error = self._flag(form, doc, op, number)
+                    results.append(OpOutcome(doc_id, number, error, 11) if error else OpOutcome(doc_id, number))
+                    continue
                 new_status, error = _transition(op, status, number)
                 if error:
                     results.append(OpOutcome(doc_id, number, error, 11))
                     continue
                 doc[form.status_key] = new_status
+                if form.locate("FApproveDate"):
+                    doc["FApproveDate"] = self._stamp() if op == "Audit" else (
+                        None if op == "UnAudit" else doc.get("FApproveDate"))
                 results.append(OpOutcome(doc_id, number))
             return results
 
-    def forbid(self, form_id: str, op: str, numbers: Sequence[str] | None, ids: Any) -> list[OpOutcome]:
-        """ExcuteOperation Forbid (FForbidStatus A -> B) / Enable (B -> A) on base data; bills have no
-        forbid status and answer "not supported". Forbidding does not touch FModifyDate [assumed]."""
-        with self.lock:
-            form = self._form(form_id)
-            if op not in ("Forbid", "Enable") or not form.locate("FForbidStatus"):
-                raise KdRequestError(f"该业务对象不支持{op}操作", msg_code=12)
-            targets = self._targets(form, numbers, ids)
-            if not targets:
-                raise KdRequestError("请至少传入一个单据编码或内码", msg_code=8)
-            results = []
-            for doc_id, label in targets:
-                doc = self.docs[form.form_id].get(doc_id) if doc_id is not None else None
-                if doc is None:
-                    results.append(OpOutcome(None, label, f"编码或内码为“{label}”的数据不存在", 10))
-                    continue
-                number = str(doc.get(form.number_key))
-                want, already = ("B", "已禁用") if op == "Forbid" else ("A", "未禁用")
-                if doc.get("FForbidStatus") == want:
-                    results.append(OpOutcome(doc_id, number, f"编号为“{number}”的数据{already}", 11))
-                    continue
-                doc["FForbidStatus"] = want
-                results.append(OpOutcome(doc_id, number))
-            return results
+    def _flag(self, form: FormDef, doc: dict[str, Any], op: str, number: str) -> str | None:
+        """Cancel an unaudited bill or forbid base data: the status flag and its date, or why not."""
+        flag, stamp = ("FCancelStatus", "FCancelDate") if op == "Cancel" else ("FForbidStatus", "FForbidDate")
+        if not form.locate(flag):
+            return f"该业务对象不支持{op}操作"
+        if doc.get(flag) == "B":
+            return f"编号为“{number}”的数据已{'作废' if op == 'Cancel' else '禁用'}"
+        if op == "Cancel" and form.status_key and doc.get(form.status_key) in ("B", "C"):
+            return f"编号为“{number}”的单据已提交或已审核，不允许作废"
+        doc[flag] = "B"
+        doc[stamp] = self._stamp()
+        return None
 
     # ---- Query ------------------------------------------------------------------------------------------
 

@@ -284,6 +284,9 @@ def build_app(
                         raise SfRecordError("JSON_PARSER_ERROR", "Expecting a JSON object")
                     org.update(sobject, record_id, body, path)
                     return Response(status_code=204)
+                if method == "DELETE":
+                    org.delete(sobject, record_id)
+                    return Response(status_code=204)
             if len(parts) == 4:
                 ext_field, value = parts[2], parts[3]
                 if method == "GET":

@@ -599,6 +599,13 @@ class SalesforceOrg:
             self._check_injected(path, record_id)
             self._apply(sobject, record_id, values)
 
+    def delete(self, sobject: str, record_id: str) -> None:
+        """sObject Rows DELETE: to the recycle bin (IsDeleted, seen by queryAll only); gone -> NOT_FOUND."""
+        with self._lock:
+            record = self.get(sobject, record_id)
+            record["IsDeleted"] = True
+            record["LastModifiedDate"] = record["SystemModstamp"] = self.now()
+
     def get(self, sobject: str, record_id: str) -> dict[str, Any]:
         with self._lock:
             self.describe(sobject)

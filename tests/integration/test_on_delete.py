@@ -106,12 +106,12 @@ def test_reconcile_repair_applies_on_delete_to_extras_and_then_agrees(demo: Demo
 
 def test_on_delete_a_target_cannot_take_is_refused_at_validate(demo: Demo) -> None:
     text = demo.config.read_text(encoding="utf-8").replace(
-        "    schedule: \"0 * * * *\"\n", "    schedule: \"0 * * * *\"\n    on_delete: delete\n", 1)
+        "    schedule: \"0 * * * *\"\n", "    schedule: \"0 * * * *\"\n    on_delete: deactivate\n", 1)
     demo.config.write_text(text, encoding="utf-8")
     result = CliRunner(env=demo.environ).invoke(app, ["validate", "--config", str(demo.config)])
     assert result.exit_code == 2
     assert "pipelines.erp_receipts_to_crm.on_delete" in result.output
-    assert "'crm' cannot delete" in result.output or "can take" in result.output
+    assert "'crm' payment can take delete" in result.output, result.output
 
 
 def test_kingdee_sandbox_forbids_like_the_vendor(demo: Demo) -> None:

@@ -135,3 +135,28 @@ def test_two_way_validates_and_runs_between_jiandaoyun_and_kingdee(demo: Demo, t
     assert counts["updated"] == 1, counts
     [row] = demo.crm.state.find("customer_form", "customer_code", "CUS-TW001")
     assert row["phone"] == "13900000000"  # the ERP's phone edit reached the CRM's own record
+
+
+def test_a_one_shot_reconcile_hands_its_drift_to_the_pushgateway(demo: Demo, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from erphub.sandbox.serve import SandboxServer
+    from tests.unit.monitoring.test_monitoring_pushgateway import FakePushgateway
+
+    demo.crm.state.insert_plain("customer_form", customer("CUS-PG001", "推送客户有限公司"))
+    gateway = FakePushgateway()
+    with SandboxServer(gateway.app()) as server:
+        text = demo.config.read_text(encoding="utf-8").replace(
+            "serve:\n", f"metrics: {{pushgateway_url: \"{server.base_url}\", instance: reconcile-test}}\nserve:\n", 1)
+        demo.config.write_text(text, encoding="utf-8")
+        result = subprocess.run([sys.executable, "-m", "erphub.cli", "reconcile", PIPELINE, "--json", "--config",
+                                 str(demo.config)], env={**os.environ, **demo.environ}, cwd=tmp_path,
+                                capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stderr[-2000:]  # nothing synced yet: every customer is missing
+    missing = json.loads(result.stdout)["missing"]
+    assert missing >= 1
+    [push] = gateway.pushes
+    assert push.path.endswith("/instance/reconcile-test")
+    assert f'erphub_drift_records{{kind="missing",pipeline="{PIPELINE}"}} {float(missing)}' in push.body

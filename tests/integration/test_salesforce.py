@@ -180,3 +180,20 @@ def test_used_up_allocation_is_rate_limited_not_auth() -> None:
         with pytest.raises(RateLimitedError):
             conn.check()
         assert sb.log.entries("query")[-1].status == 403
+
+
+def test_on_delete_deletes_the_account_and_fetch_no_longer_sees_it(sandbox: Any) -> None:
+    sb, server = sandbox
+    org: SalesforceOrg = sb.state
+    keep, gone = seed_accounts(org, [datetime(2026, 3, 1, tzinfo=UTC)] * 2, prefix="DEL")
+    conn = connect(server)
+    try:
+        assert conn.delete_modes("customer") == frozenset({"delete"})
+        first = conn.delete("customer", [gone], mode="delete")
+        again = conn.delete("customer", [gone], mode="delete")
+        assert [r.ok for r in first + again] == [True, True], (first, again)
+        assert sorted(conn.fetch("customer", [keep, gone])) == [keep]
+    finally:
+        conn.close()
+    assert org.objects["Account"][gone]["IsDeleted"] is True  # in the org's recycle bin
+    assert org.objects["Account"][keep]["IsDeleted"] is False

@@ -180,7 +180,7 @@ def test_sale_with_lines_confirmed_then_locked(harness: TrytonHarness) -> None:
     assert d["total_amount"] == Decimal("282.50")  # (200 + 50) * 1.13
 
     same = conn.write("sales_order", [sale_request(key, customer, lines)])
-    assert same[0].ok and same[0].action is WriteAction.UPDATED
+    assert same[0].ok and same[0].action is WriteAction.UNCHANGED  # Tryton applied nothing
     changed = conn.write("sales_order", [sale_request(key, customer, [{**lines[0], "quantity": 5}])])
     assert changed[0].error is not None and changed[0].error.code == "locked"
     assert int(harness.admin_call("model.sale.sale.search_count", [[["reference", "=", key]], 0, None])) == 1

@@ -15,8 +15,9 @@ from erphub.connectors.kingdee.auth import KingdeeLogin, classify_body
 from erphub.connectors.kingdee.auth import login_sign as client_login_sign
 from erphub.connectors.kingdee.query import (
     build_record,
+    change_time,
+    changed_since_filter,
     complete_groups,
-    cursor_filter,
     find_status,
     in_filter,
     is_success,
@@ -25,6 +26,7 @@ from erphub.connectors.kingdee.query import (
 )
 from erphub.connectors.kingdee.schema import CUSTOMER, SALES_ORDER
 from erphub.connectors.kingdee.settings import KingdeeSettings
+from erphub.core.errors import ProtocolError
 from erphub.core.records import Cursor
 from erphub.sandbox.kingdee.auth import (
     Credentials,
@@ -45,17 +47,17 @@ def test_kingdee_local_time_round_trip() -> None:
     assert parse_kd_datetime("2026-03-01") == datetime(2026, 2, 28, 16, 0, tzinfo=UTC)
 
 
-def test_cursor_filter_is_a_tuple_comparison_on_time_and_numeric_pk() -> None:
+def test_change_time_is_the_latest_of_modify_and_state_dates() -> None:
     since = Cursor(datetime(2026, 3, 1, 2, 30, tzinfo=UTC), "100042")
-    assert cursor_filter(CUSTOMER, since, None) == (
-        "(FModifyDate > '2026-03-01 10:30:00.000' or "
-        "(FModifyDate = '2026-03-01 10:30:00.000' and FCUSTID > 100042))"
-    )
-    # "" is the lowest id at that time, a sentinel above every id is the highest.
-    assert cursor_filter(CUSTOMER, Cursor(since.updated_at, ""), None) == "FModifyDate >= '2026-03-01 10:30:00.000'"
-    until = Cursor(datetime(2026, 3, 2, tzinfo=UTC), "\uffff")
-    assert cursor_filter(CUSTOMER, None, until) == "FModifyDate <= '2026-03-02 08:00:00.000'"
-    assert cursor_filter(CUSTOMER, None, None) == ""
+    assert changed_since_filter("FApproveDate", since) == "FApproveDate >= '2026-03-01 10:30:00.000'"
+    assert changed_since_filter("FModifyDate", None) == ""
+    assert CUSTOMER.stamp_keys() == ("FModifyDate", "FApproveDate", "FForbidDate")
+    # Audited an hour after the last save: the audit is the change time; no state date yet: the save.
+    assert change_time(CUSTOMER, ["2026-03-01T10:30:00", "2026-03-01T11:30:00", None], 1) == \
+        datetime(2026, 3, 1, 3, 30, tzinfo=UTC)
+    assert change_time(CUSTOMER, ["2026-03-01T10:30:00", None, ""], 1) == datetime(2026, 3, 1, 2, 30, tzinfo=UTC)
+    with pytest.raises(ProtocolError):
+        change_time(CUSTOMER, [None, "2026-03-01T11:30:00", None], 1)
 
 
 def test_in_filter_escapes_quotes() -> None:

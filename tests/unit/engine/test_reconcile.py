@@ -174,25 +174,6 @@ def test_a_reconcile_schedule_must_be_a_cron_expression(tmp_path: Path) -> None:
     assert f"{config}:" in caught.value.render()
 
 
-def test_a_one_shot_reconcile_hands_its_drift_to_the_pushgateway(
-        rig: tuple[Path, MemorySystem, MemorySystem]) -> None:
-    from erphub.sandbox.serve import SandboxServer
-    from tests.unit.monitoring.test_monitoring_pushgateway import FakePushgateway
-
-    config, crm, erp = rig
-    drift(crm, erp)
-    fake = FakePushgateway()
-    with SandboxServer(fake.app()) as server:
-        text = config.read_text(encoding="utf-8").replace(
-            "systems:\n", f"metrics: {{pushgateway_url: \"{server.base_url}\"}}\nsystems:\n", 1)
-        config.write_text(text, encoding="utf-8")
-        result = CliRunner().invoke(app, ["reconcile", "crm_to_erp", "--config", str(config)])
-    assert result.exit_code == 1
-    [push] = fake.pushes
-    assert push.path.startswith("/metrics/job/erphub/")  # main pushes one hub-wide group (job, instance)
-    assert 'erphub_drift_records{kind="missing",pipeline="crm_to_erp"} 2.0' in push.body
-
-
 def test_an_update_only_pipeline_reports_no_missing(rig: tuple[Path, MemorySystem, MemorySystem]) -> None:
     config, crm, erp = rig
     config.write_text(config.read_text(encoding="utf-8") + "    create_missing: false\n", encoding="utf-8")

@@ -173,3 +173,19 @@ def test_a_held_conflict_is_resolved_by_a_person_and_both_sides_then_agree(tmp_p
         assert writes(hub) == 0
     finally:
         hub.close()
+
+
+def test_reconcile_reports_a_two_way_field_the_sides_disagree_on_and_repair_applies_it(tmp_path: Path) -> None:
+    from erphub.reconcile import reconcile
+
+    hub = make_hub(tmp_path, "tw-reconcile", "newest_wins")
+    crm, erp = memory_system("crm-tw-reconcile"), memory_system("erp-tw-reconcile")
+    record = crm.put("customer", {"code": "C1", "name": "Acme", "phone": "111"})
+    writes(hub)
+    crm.put("customer", {"code": "C1", "name": "Acme", "phone": "222"}, record_id=record.id)
+    found = reconcile(hub.pipeline("crm_to_erp"), hub.store)
+    assert [(i.key, i.kind, i.fields) for i in found.items] == [("C1", "different", ("phone",))]
+    repaired = reconcile(hub.pipeline("crm_to_erp"), hub.store, repair=True)
+    assert repaired.repaired == 1 and repaired.left == []
+    assert by_code(erp, "number")["C1"]["phone"] == "222"
+    hub.close()

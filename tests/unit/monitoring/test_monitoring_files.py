@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[3]
 MON = REPO / "monitoring"
 ALERT_NAMES = {
     "ErphubSyncFailing", "ErphubSyncStale", "ErphubDeadLettersGrowing", "ErphubDeadLettersUnattended",
-    "ErphubThrottled", "ErphubAuthFailing", "ErphubWebhookRejected", "ErphubDrift", "ErphubDown",
+    "ErphubThrottled", "ErphubAuthFailing", "ErphubWebhookRejected", "ErphubDown", "ErphubDrift",
 }
 
 
