@@ -126,7 +126,6 @@ class HubServer:
         self.hub = Hub(loaded)
         self.worker = InboxWorker(self.hub.store, self.hub.pipeline, inbox_settings or serve.inbox,
                                   redact=self.hub.redactor())
-        self.reconciles = ReconcileSchedule(loaded)
         metrics = loaded.hub.metrics
         self.metrics_address = None if metrics.port is None else (metrics.host or self.host, metrics.port)
         self.reconciles = ReconcileSchedule(loaded)
