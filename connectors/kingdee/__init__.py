@@ -9,6 +9,17 @@ How it works
 - Auth: a session login (`password` → AuthService.ValidateUser, `app_secret` → LoginByAppSecret,
   `sign` → LoginBySign) whose `kdservice-sessionid` rides as cookie and header; an answer with
   MsgCode 1 makes the shared client log in again and retry once. MsgCode 14 is "rate limited".
+  LoginBySign is the default whenever app_id/app_secret are configured: Kingdee marks ValidateUser
+  and LoginByAppSecret "not recommended" (vip.kingdee.com/knowledge/650369502764414208 and
+  /650355755563987456, as summarised in shared/reference/api-contracts.md §1.1).
+- Updates of documents with entries keep line identity (lines.py): each sent line carries its
+  existing `FEntryID`, new lines go with 0, and `IsDeleteEntry` is true only for an update that
+  removes lines on purpose (default true in Save deletes unsent lines: K-DOCS bill-operations.md;
+  K-JAVA SaveRequest.java). A removal Kingdee refuses because the line has downstream documents
+  is a permanent `line_has_downstream` dead letter. The refusal's message text is [unverifiable].
+- Multi-organisation tenants (`use_org_number`): customers/materials allocated to several
+  use-organisations exist once per org with one FNumber (K-DOCS master-data.md, Allocate), so
+  every query of those forms adds `FUseOrgId.FNumber = <org>`.
 - Reads: ExecuteBillQuery with FilterString on (FModifyDate, pk) and OrderString
   `FModifyDate ASC, <pk> ASC[, <entry>_FEntryID ASC]`, `Limit` = page size (≤ 2000). Paging is by
   keyset (each query re-anchored after the last whole document), not by StartRow offsets, which skip

@@ -32,6 +32,7 @@ from typing import Any, ClassVar
 from erphub.connectors.base import ConnectorBase, ConnectorSettings, SystemContext
 from erphub.connectors.http import HttpClient
 from erphub.connectors.kingdee.auth import KingdeeLogin, classify_body
+from erphub.connectors.kingdee.lines import CurrentLine, match_value, plan_lines
 from erphub.connectors.kingdee.query import (
     MAX_IN_LIST,
     MAX_LIMIT,
@@ -44,6 +45,7 @@ from erphub.connectors.kingdee.query import (
     group_rows,
     in_filter,
     is_success,
+    quote,
     status_message,
 )
 from erphub.connectors.kingdee.schema import SHAPES, Shape
@@ -63,6 +65,8 @@ from erphub.core.records import (
 )
 
 FORM_STUB = "Kingdee.BOS.WebApi.ServicesStub.DynamicFormService."
+# Forms whose records exist once per use-organisation (FUseOrgId) when allocated.
+USE_ORG_FORMS = frozenset(s.form_id for s in SHAPES.values() if any(f.key == "FUseOrgId" for f in s.header))
 # Kingdee publishes no rate limit; these defaults keep a shared ERP comfortable [assumed].
 DEFAULT_RATE_PER_SECOND = 20.0
 DEFAULT_CONCURRENCY = 4
@@ -105,6 +109,8 @@ def _error_code(shape: Shape, field_name: str | None, message: str) -> str:
         return "duplicate_number"
     if "已审核" in message or "审核中" in message:
         return "audited"
+    if "下游" in message:  # a line with downstream documents (outstock, invoice) cannot be deleted
+        return "line_has_downstream"
     return "validation"
 
 
@@ -130,7 +136,7 @@ class KingdeeConnector(ConnectorBase):
         self.settings = settings
         self.context = context
         self.auth = KingdeeLogin(
-            mode=settings.auth_mode,
+            mode=settings.auth_mode or "sign",
             acct_id=settings.acct_id,
             username=settings.username,
             lcid=settings.lcid,
@@ -246,10 +252,12 @@ class KingdeeConnector(ConnectorBase):
 
         results: list[WriteResult | None] = [None] * len(batch)
         pending = list(range(len(batch)))
+        # FID -> its current lines: an update keeps each line's FEntryID (lines.py).
+        lines = self._current_lines(shape, [t for t in targets if t])
         converted: set[int] = set()
         unaudited: set[int] = set()
         for _round in range(3):
-            outcomes = self._save_round(shape, batch, keys, targets, pending)
+            outcomes = self._save_round(shape, batch, keys, targets, pending, lines)
             retry: list[int] = []
             failed_creates = [i for i in pending if targets[i] is None and outcomes[i].target_id is None]
             now_found = (
@@ -269,6 +277,7 @@ class KingdeeConnector(ConnectorBase):
                 if creating and key and kingdee_key(key) in now_found and i not in converted:
                     # "Number already exists": it landed before (lost answer, crash) -> update it.
                     targets[i] = now_found[kingdee_key(key)]
+                    lines.update(self._current_lines(shape, [now_found[kingdee_key(key)]]))
                     converted.add(i)
                     retry.append(i)
                     continue
@@ -416,6 +425,7 @@ class KingdeeConnector(ConnectorBase):
         limit: int,
         start_row: int = 0,
     ) -> list[list[Any]]:
+        filter_string = self._with_use_org(form_id, filter_string)
         data = {
             "FormId": form_id,
             "FieldKeys": ",".join(keys),
@@ -436,6 +446,16 @@ class KingdeeConnector(ConnectorBase):
                 "ExecuteBillQuery did not answer a 2-D array in FieldKeys order", system=self.context.name
             )
         return body
+
+    def _with_use_org(self, form_id: str, filter_string: str) -> str:
+        """Multi-organisation tenants: an allocated customer/material has one record per use-org with
+        the same FNumber (K-DOCS master-data.md, Allocate), so reads and lookups of forms with a
+        FUseOrgId pick the configured use-organisation's copy."""
+        org = self.settings.use_org_number
+        if org is None or form_id not in USE_ORG_FORMS:
+            return filter_string
+        predicate = f"FUseOrgId.FNumber = {quote(org)}"
+        return f"({filter_string}) and {predicate}" if filter_string else predicate
 
     def _document_rows(self, shape: Shape, keys: Sequence[str], pk: Any, limit: int) -> list[Sequence[Any]]:
         """Every entry row of one document, paged with StartRow (a document larger than a page)."""
@@ -478,7 +498,12 @@ class KingdeeConnector(ConnectorBase):
     # ---- writing ---------------------------------------------------------------------------------
 
     def _model(
-        self, shape: Shape, request: WriteRequest, key: str | None, target_id: str | None
+        self,
+        shape: Shape,
+        request: WriteRequest,
+        key: str | None,
+        target_id: str | None,
+        lines: Mapping[str, list[CurrentLine]] | None = None,
     ) -> dict[str, Any]:
         data = copy.deepcopy(dict(request.data))
         drop = {k.lower() for k in shape.readonly()} | {shape.pk.lower()}
@@ -496,7 +521,50 @@ class KingdeeConnector(ConnectorBase):
         if target_id is None:
             for org_field in shape.org_fields:
                 data.setdefault(org_field, {"FNumber": self.settings.org_number})
+        elif shape.entry is not None and isinstance(data.get(shape.entry.key), list):
+            # Each sent line keeps its FEntryID; lines gone are removed on purpose (lines.py).
+            plan = plan_lines(shape.entry, data[shape.entry.key], (lines or {}).get(str(target_id), []))
+            data[shape.entry.key] = plan.rows
         return {shape.pk: int(target_id) if target_id else 0, **_jsonable(data)}
+
+    @staticmethod
+    def _deletes_lines(shape: Shape, model: dict[str, Any], lines: Mapping[str, list[CurrentLine]]) -> bool:
+        """Whether this update removes existing lines (then IsDeleteEntry must be true)."""
+        if shape.entry is None or not model.get(shape.pk):
+            return False
+        rows = model.get(shape.entry.key)
+        if not isinstance(rows, list):
+            return False
+        kept = {int(r.get(shape.entry.pk) or 0) for r in rows if isinstance(r, dict)}
+        return any(entry_id not in kept for entry_id, _ in lines.get(str(model[shape.pk]), []))
+
+    def _current_lines(self, shape: Shape, target_ids: Sequence[str]) -> dict[str, list[CurrentLine]]:
+        """The existing entry lines of documents about to be updated: (FEntryID, match value) in order."""
+        entry = shape.entry
+        ids = sorted({int(t) for t in target_ids if str(t).isdigit()})
+        if entry is None or not ids:
+            return {}
+        match = next((f for f in entry.fields if f.key == entry.match_key), None)
+        keys = [shape.pk, entry.pk_query_key()] + ([match.query_key()] if match else [])
+        out: dict[str, list[CurrentLine]] = {}
+        for start in range(0, len(ids), MAX_IN_LIST):
+            chunk = ",".join(str(i) for i in ids[start : start + MAX_IN_LIST])
+            order = f"{shape.pk} ASC, {entry.pk_query_key()} ASC"
+            rows = self._all_rows(shape.form_id, keys, f"{shape.pk} in ({chunk})", order)
+            for row in rows:
+                if row[1] in (None, 0, ""):
+                    continue  # a document without lines answers one row with null entry columns
+                value = match_value(row[2]) if match else None
+                out.setdefault(str(row[0]), []).append((int(row[1]), value))
+        return out
+
+    def _all_rows(self, form_id: str, keys: Sequence[str], filter_string: str, order: str) -> list[list[Any]]:
+        rows: list[list[Any]] = []
+        while True:
+            page = self._query(form_id, keys, filter_string, order, limit=MAX_LIMIT, start_row=len(rows))
+            rows += page
+            if len(page) < MAX_LIMIT:
+                return rows
 
     def _need_update_fields(self, shape: Shape, model: dict[str, Any]) -> list[str]:
         fields: set[str] = set()
@@ -519,24 +587,33 @@ class KingdeeConnector(ConnectorBase):
         keys: list[str | None],
         targets: list[str | None],
         indices: list[int],
+        lines: Mapping[str, list[CurrentLine]],
     ) -> dict[int, _Outcome]:
         # NeedUpDateFields is per call, so creates and each distinct field set go in separate calls.
-        groups: dict[tuple[str, ...] | None, list[tuple[int, dict[str, Any]]]] = {}
+        # IsDeleteEntry too: true only for the updates that remove lines on purpose.
+        groups: dict[tuple[tuple[str, ...] | None, bool], list[tuple[int, dict[str, Any]]]] = {}
         for i in indices:
-            model = self._model(shape, batch[i], keys[i], targets[i])
-            group = None if targets[i] is None else tuple(self._need_update_fields(shape, model))
-            groups.setdefault(group, []).append((i, model))
+            model = self._model(shape, batch[i], keys[i], targets[i], lines)
+            nuf_key = None if targets[i] is None else tuple(self._need_update_fields(shape, model))
+            groups.setdefault((nuf_key, self._deletes_lines(shape, model, lines)), []).append((i, model))
         outcomes: dict[int, _Outcome] = {}
-        for nuf, items in groups.items():
+        for (nuf, deletes), items in groups.items():
             for start in range(0, len(items), self.settings.batch_size):
                 chunk = items[start : start + self.settings.batch_size]
-                outcomes.update(self._batch_save(shape, chunk, list(nuf) if nuf is not None else None))
+                outcomes.update(
+                    self._batch_save(shape, chunk, list(nuf) if nuf is not None else None, delete_entry=deletes)
+                )
         return outcomes
 
     def _batch_save(
-        self, shape: Shape, items: list[tuple[int, dict[str, Any]]], need_update_fields: list[str] | None
+        self,
+        shape: Shape,
+        items: list[tuple[int, dict[str, Any]]],
+        need_update_fields: list[str] | None,
+        *,
+        delete_entry: bool = False,
     ) -> dict[int, _Outcome]:
-        data: dict[str, Any] = {"Model": [model for _, model in items], "IsDeleteEntry": True}
+        data: dict[str, Any] = {"Model": [model for _, model in items], "IsDeleteEntry": delete_entry}
         if need_update_fields is not None:
             data["NeedUpDateFields"] = need_update_fields
         # Creates are safe to resend only when every record carries its number (uniqueness makes a
@@ -579,6 +656,11 @@ class KingdeeConnector(ConnectorBase):
         message = "; ".join(str(e.get("Message")) for e in outcome.errors if e.get("Message")) or "refused"
         field = first.get("FieldName") or None
         code = _error_code(shape, field, message)
+        if code == "line_has_downstream":
+            message = (
+                "the update removes order lines that already have downstream documents, which Kingdee "
+                f"forbids; keep those lines in the source or change the order in Kingdee: {message}"
+            )
         return WriteResult(
             request.source_id,
             target_id,

@@ -34,6 +34,8 @@ class Entry:
     key: str
     pk: str
     fields: tuple[Field, ...]
+    # Field pairing a sent line with an existing one on update (lines.py); None pairs by position.
+    match_key: str | None = None
 
     def pk_query_key(self) -> str:
         return f"{self.key}_{self.pk}"
@@ -175,6 +177,7 @@ SALES_ORDER = Shape(
             Field("FDeliveryDate", kind="date"),
             Field("FStockOutQty", kind="number"),
         ),
+        match_key="FMaterialId",
     ),
     org_fields=("FSaleOrgId",),
     state_keys=BILL_STATE_KEYS,
@@ -263,6 +266,7 @@ SHIPMENT = Shape(
             Field("FRealQty", kind="number"),
             Field("FSoorDerno"),
         ),
+        match_key="FMaterialID",
     ),
     org_fields=("FSaleOrgId", "FStockOrgId"),
     state_keys=BILL_STATE_KEYS,

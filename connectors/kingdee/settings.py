@@ -13,13 +13,21 @@ class KingdeeSettings(ConnectorSettings):
     server_url: str = Field(description="WebAPI root, e.g. http://erp.example.com/k3cloud/")
     acct_id: str = Field(description="account set (数据中心) id")
     username: str
-    auth_mode: Literal["password", "app_secret", "sign"] = "password"
+    # Unset: LoginBySign when app_id/app_secret are given (Kingdee's recommended login; ValidateUser and
+    # LoginByAppSecret are marked "not recommended", vip.kingdee.com/knowledge/650369502764414208),
+    # ValidateUser only when nothing but a password is configured.
+    auth_mode: Literal["password", "app_secret", "sign"] | None = None
     password: SecretStr | None = None
     app_id: str | None = None
     app_secret: SecretStr | None = None
     lcid: int = 2052
     org_number: str = Field(
         "100", description="organisation filled into create/use/sale org fields on create"
+    )
+    use_org_number: str | None = Field(
+        None,
+        description="multi-organisation tenants: the use-organisation (FUseOrgId.FNumber) whose copy of an "
+        "allocated customer/material is read and looked up; unset reads every copy",
     )
     # Submit then Audit what is written: True for every entity, or a list of entity names.
     auto_submit_audit: bool | list[str] = False
@@ -38,6 +46,8 @@ class KingdeeSettings(ConnectorSettings):
 
     @model_validator(mode="after")
     def _credentials(self) -> KingdeeSettings:
+        if self.auth_mode is None:
+            self.auth_mode = "sign" if self.app_id and self.app_secret is not None else "password"
         if self.auth_mode == "password" and self.password is None:
             raise ValueError("auth_mode 'password' needs password")
         if self.auth_mode in ("app_secret", "sign") and (not self.app_id or self.app_secret is None):

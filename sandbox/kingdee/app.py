@@ -218,6 +218,7 @@ class KingdeeApp:
             "UnAudit": lambda body, path: self.change_status(body, "UnAudit"),
             "ExcuteOperation": self.excute_operation,
             "QueryAsyncResult": self.query_async_result,
+            "Allocate": self.allocate,
         }
 
     # ---- entry point -----------------------------------------------------------------------------
@@ -485,6 +486,18 @@ class KingdeeApp:
                 "ResponseStatus": status_body(ok=not errors, errors=errors, success=success, msg_code=code)
             }
         }
+
+    def allocate(self, body: Any, path: str) -> Any:
+        form_id, data = self._save_args(body)
+        outcomes = self.state.store.allocate(form_id, _ci(data, "PkIds"), _ci(data, "TOrgIds"))
+        errors = [
+            {"FieldName": None, "Message": o.error, "DIndex": i} for i, o in enumerate(outcomes) if o.error
+        ]
+        success = [
+            {"Id": o.id, "Number": o.number, "DIndex": i} for i, o in enumerate(outcomes) if not o.error
+        ]
+        return {"Result": {"ResponseStatus": status_body(ok=not errors, errors=errors, success=success,
+                                                         msg_code=max((o.msg_code for o in outcomes), default=0))}}
 
     def query_async_result(self, body: Any, path: str) -> Any:
         info = _ci(body, "queryInfo") if isinstance(body, dict) else None

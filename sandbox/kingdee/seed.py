@@ -10,7 +10,7 @@ from erphub.sandbox.kingdee.store import KingdeeStore
 UNIT_BY_CRM = {"个": "Pcs", "台": "Set", "箱": "Box"}
 
 REFERENCE_DATA: dict[str, list[tuple[str, str]]] = {
-    "ORG_Organizations": [("100", "总公司")],
+    "ORG_Organizations": [("100", "总公司"), ("200", "华东分公司")],
     "BD_Currency": [("PRE001", "人民币"), ("PRE007", "美元")],
     "BOS_BillType": [("XSDD01_SYS", "标准销售订单"), ("SKDLX01_SYS", "销售业务收款单"),
                      ("XSCKD01_SYS", "标准销售出库单")],

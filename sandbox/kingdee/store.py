@@ -26,10 +26,14 @@ from erphub.sandbox.kingdee.filter import (
     parse_datetime,
     parse_filter,
 )
-from erphub.sandbox.kingdee.forms import FORMS, FieldDef, FormDef, find_form
+from erphub.sandbox.kingdee.forms import FORMS, EntryDef, FieldDef, FormDef, find_form
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 MAX_LIMIT = 2000
+# Documents made from a form's lines: (downstream form, its entry, its source-order key, its material key).
+DOWNSTREAM: dict[str, tuple[tuple[str, str, str, str], ...]] = {
+    "SAL_SaleOrder": (("SAL_OUTSTOCK", "FEntity", "FSoorDerno", "FMaterialID"),),
+}
 
 
 def shanghai_now() -> datetime:
@@ -309,6 +313,7 @@ class KingdeeStore:
                 continue
             if not found:
                 if updating and not partial and is_delete_entry:
+                    errors.extend(self._downstream_errors(form, existing or {}, entry, doc.get(entry.key) or []))
                     doc[entry.key] = []
                 doc.setdefault(entry.key, [])
                 continue
@@ -357,6 +362,9 @@ class KingdeeStore:
             if updating and not is_delete_entry:
                 kept = [r for eid, r in old_rows.items() if eid not in seen]
                 new_rows = kept + new_rows
+            elif updating:
+                removed = [r for eid, r in old_rows.items() if eid not in seen]
+                errors.extend(self._downstream_errors(form, existing or {}, entry, removed))
             doc[entry.key] = new_rows
 
         errors.extend(self._required_errors(form, doc))
@@ -414,6 +422,35 @@ class KingdeeStore:
             return_data = {k: v for k, v in model_out.items() if _ci_has(need_return_fields, k)}
         return SaveOutcome(pk, str(number), (), return_data)
 
+    def _downstream_errors(
+        self, form: FormDef, doc: dict[str, Any], entry: EntryDef, removed: list[dict[str, Any]]
+    ) -> list[FieldError]:
+        """Deleting an entry line that a downstream document was made from is refused.
+
+        K/3 Cloud keeps source-link tables (the outstock line names the order it was pushed from)
+        and will not delete an order line such a line depends on; here the link is the outstock
+        line's order number (FSoorDerno) plus its material. The message text is [assumed].
+        """
+        links = DOWNSTREAM.get(form.form_id)
+        number = str(doc.get(form.number_key) or "").lower()
+        if not links or not removed or not number:
+            return []
+        linked: set[Any] = set()
+        for down_form, down_entry, order_key, down_material in links:
+            for down in self.docs.get(down_form, {}).values():
+                for line in down.get(down_entry) or []:
+                    if str(line.get(order_key) or "").lower() == number:
+                        linked.add(line.get(down_material))
+        material = next((f.key for f in entry.fields if f.key.lower() == "fmaterialid"), None)
+        errors = []
+        for row in removed:
+            if material is not None and row.get(material) in linked:
+                errors.append(FieldError(
+                    entry.key,
+                    f"{entry.caption}内码为{row.get(entry.pk)}的分录已生成下游单据，不允许删除",
+                ))
+        return errors
+
     def _required_errors(self, form: FormDef, doc: dict[str, Any]) -> list[FieldError]:
         errors = []
         for f in form.fields:
@@ -456,6 +493,40 @@ class KingdeeStore:
                 if status == "C" and form.locate("FApproveDate"):
                     doc["FApproveDate"] = modify_date or doc.get(form.modify_key or "FCreateDate")
             return outcome.id
+
+    # ---- Allocate (分配) -----------------------------------------------------------------------------
+
+    def allocate(self, form_id: str, pk_ids: Any, org_ids: Any) -> list[OpOutcome]:
+        """Give base data to other use-organisations: one copy per org, same FNumber, own id.
+
+        That is how a multi-organisation tenant holds an allocated customer or material: one record
+        per use-organisation (FUseOrgId) sharing the create-org's FNumber (K-DOCS master-data.md,
+        Allocate {PkIds, TOrgIds}). The number index keeps pointing at the original.
+        """
+        with self.lock:
+            form = self._form(form_id)
+            located = form.locate("FUseOrgId")
+            if located is None:
+                raise KdRequestError(f"{form.caption}不支持分配", 12)
+            outcomes: list[OpOutcome] = []
+            orgs = [int(o) for o in str(org_ids or "").split(",") if o.strip().isdigit()]
+            for part in str(pk_ids or "").split(","):
+                if not part.strip().isdigit():
+                    continue
+                original = self.docs[form.form_id].get(int(part))
+                if original is None:
+                    outcomes.append(OpOutcome(None, part, f"内码为{part}的数据不存在", 10))
+                    continue
+                for org in orgs:
+                    copy_doc = _deep_copy(original)
+                    pk = self._next_id[form.form_id]
+                    self._next_id[form.form_id] += 1
+                    copy_doc[form.pk] = pk
+                    copy_doc[located[1].key] = org
+                    copy_doc[form.modify_key or "FModifyDate"] = self._stamp()
+                    self.docs[form.form_id][pk] = copy_doc
+                    outcomes.append(OpOutcome(pk, str(original.get(form.number_key))))
+            return outcomes
 
     # ---- Submit / Audit / UnAudit ------------------------------------------------------------------
 
