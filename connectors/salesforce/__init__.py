@@ -23,7 +23,12 @@ Reads: `WHERE (SystemModstamp > t OR (SystemModstamp = t AND Id > 'id')) ORDER B
 one query cursor (a server-side snapshot) paged through `nextRecordsUrl`, so records sharing a
 timestamp are neither skipped nor repeated. Writes: collections of ≤ 200 upserted by the external id
 (the match key), so a retried or replayed write lands on the same record; an order's items are upserted
-after their order by `Line_Key__c` (default `<order key>#<n>`) with an `Order` external-id reference.
+after their order by `Line_Key__c` (default `<order key>#<n>`). Price books (orders.py, citing the
+Object Reference for Order/OrderItem): a new Order gets `Pricebook2Id` (`pricebook_id`, else the org's
+standard price book), a new OrderItem gets the `PricebookEntryId` of its product (`Product2: {SKU__c}`)
+in that book plus an `Order` external-id reference; an existing Order/OrderItem is re-upserted
+without those create-only fields (`OrderId`, `PricebookEntryId` are not updateable). Changing an
+existing item's product is therefore not possible in place [not handled: needs delete + create].
 Items removed from an order are not deleted (no delete call is made).
 A 403 REQUEST_LIMIT_EXCEEDED is "rate limited" (counted), not an auth failure.
 """

@@ -32,6 +32,7 @@ from erphub.connectors.auth import TokenAuth
 from erphub.connectors.base import ConnectorBase, ConnectorSettings, SystemContext
 from erphub.connectors.http import Action, HttpClient, Verdict
 from erphub.connectors.salesforce.auth import TOKEN_PATH, ClientCredentialsAuth, PasswordAuth, RefreshTokenAuth
+from erphub.connectors.salesforce.orders import ITEM_CREATE_ONLY, ORDER_CREATE_ONLY, PriceBook
 from erphub.connectors.salesforce.schema import (
     ACCOUNT_FIELDS,
     ITEM_READ_ONLY,
@@ -82,6 +83,8 @@ class SalesforceSettings(ConnectorSettings):
     product_external_id: str = "SKU__c"
     query_batch_size: int = 2000
     all_or_none: bool = False
+    # Price book of orders and their items; unset: the org's standard price book (orders.py).
+    pricebook_id: str | None = None
 
     @model_validator(mode="after")
     def _grant_fields(self) -> SalesforceSettings:
@@ -124,6 +127,7 @@ class SalesforceConnector(ConnectorBase):
         )
         self.base = f"/services/data/v{settings.api_version}"
         self.api_usage: tuple[int, int] | None = None  # from Sforce-Limit-Info
+        self.pricebook = PriceBook(self._query_all, settings.product_external_id, settings.pricebook_id)
         s = settings
         self._specs = entity_specs(
             s.account_external_id, s.opportunity_external_id, s.order_external_id, s.order_item_external_id
@@ -196,6 +200,8 @@ class SalesforceConnector(ConnectorBase):
                 continue
             drop = ORDER_READ_ONLY | {ITEMS} if entity == "sales_order" else frozenset()
             wire.append((i, to_wire(sobject, request.data, ext, str(key), drop)))
+        if entity == "sales_order":
+            self._order_price_books(wire)
         for start in range(0, len(wire), COLLECTION_LIMIT):
             chunk = wire[start : start + COLLECTION_LIMIT]
             answers = self._upsert_collection(sobject, ext, [body for _, body in chunk])
@@ -394,20 +400,75 @@ class SalesforceConnector(ConnectorBase):
             ),
         )
 
+    def _order_price_books(self, wire: list[tuple[int, dict[str, Any]]]) -> None:
+        """New orders get their price book; existing ones never have it re-sent (create-only for us)."""
+        ext = self.settings.order_external_id
+        existing = {k.casefold() for k in self.lookup("sales_order", [str(body[ext]) for _, body in wire])}
+        for _, body in wire:
+            if str(body[ext]).casefold() in existing:
+                for name in ORDER_CREATE_ONLY:
+                    body.pop(name, None)
+            elif not body.get("Pricebook2Id"):
+                book = self.pricebook.pricebook_id()
+                if book is not None:
+                    body["Pricebook2Id"] = book
+
+    def _existing_items(self, keys: Sequence[str]) -> set[str]:
+        ext = self.settings.order_item_external_id
+        found: set[str] = set()
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), 100):
+            values = ", ".join(soql_string(k) for k in unique[start : start + 100])
+            for row in self._query_all(f"SELECT Id, {ext} FROM OrderItem WHERE {ext} IN ({values})"):
+                found.add(str(row[ext]).casefold())
+        return found
+
     def _write_items(self, batch: Sequence[WriteRequest], results: list[WriteResult | None]) -> None:
-        """Upsert the items of every order whose header landed; an item failure fails its order."""
+        """Upsert the items of every order whose header landed; an item failure fails its order.
+
+        A new item is priced from its product's entry in the price book (`PricebookEntryId`) and names
+        its order; an existing item is sent without those create-only fields (orders.py).
+        """
         s = self.settings
-        wire: list[tuple[int, dict[str, Any]]] = []
+        planned: list[tuple[int, str, dict[str, Any]]] = []
         for i, request in enumerate(batch):
             result = results[i]
             if result is None or not result.ok:
                 continue
             key = str(self.request_key(request, s.order_external_id))
             for n, item in enumerate(request.data.get(ITEMS) or [], start=1):
-                item_key = str(item.get(s.order_item_external_id) or f"{key}#{n}")
-                body = to_wire("OrderItem", item, s.order_item_external_id, item_key, ITEM_READ_ONLY)
-                body["Order"] = {s.order_external_id: key}
-                wire.append((i, body))
+                planned.append((i, str(item.get(s.order_item_external_id) or f"{key}#{n}"), item))
+        existing = self._existing_items([item_key for _, item_key, _ in planned])
+        new_products = [
+            p for _, item_key, item in planned
+            if item_key.casefold() not in existing and not item.get("PricebookEntryId")
+            and (p := self.pricebook.product_key(item))
+        ]
+        entries = self.pricebook.resolve(new_products) if new_products else {}
+        wire: list[tuple[int, dict[str, Any]]] = []
+        for i, item_key, item in planned:
+            current = results[i]
+            if current is None or not current.ok:
+                continue
+            if item_key.casefold() in existing:
+                body = to_wire("OrderItem", item, s.order_item_external_id, item_key, ITEM_READ_ONLY | ITEM_CREATE_ONLY)
+            else:
+                body = to_wire("OrderItem", item, s.order_item_external_id, item_key,
+                               ITEM_READ_ONLY | {"Product2", "Product2Id"})
+                product = self.pricebook.product_key(item)
+                entry = item.get("PricebookEntryId") or (entries.get(product) if product else None)
+                if not entry:
+                    results[i] = WriteResult(current.source_id, current.target_id, error=RecordError(
+                        "NO_PRICEBOOK_ENTRY",
+                        f"order item {item_key}: no active PricebookEntry for product "
+                        f"{s.product_external_id}={product} in price book {self.pricebook.pricebook_id()}",
+                        "PricebookEntryId",
+                    ))
+                    continue
+                body["PricebookEntryId"] = entry
+                body["Order"] = {s.order_external_id: str(self.request_key(batch[i], s.order_external_id))}
+            wire.append((i, body))
+        wire = [(i, body) for i, body in wire if (r := results[i]) is not None and r.ok]
         for start in range(0, len(wire), COLLECTION_LIMIT):
             chunk = wire[start : start + COLLECTION_LIMIT]
             answers = self._upsert_collection("OrderItem", s.order_item_external_id, [b for _, b in chunk])

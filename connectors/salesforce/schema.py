@@ -59,6 +59,7 @@ ORDER_FIELDS = (
     "Salesperson__c",
     "Delivery_Status__c",
     "Shipped_Date__c",
+    "Pricebook2Id",
     "OrderNumber",
     "TotalAmount",
     "SystemModstamp",
@@ -73,6 +74,7 @@ ORDER_ITEM_FIELDS = (
     "Tax_Rate__c",
     "Unit__c",
     "Shipped_Quantity__c",
+    "PricebookEntryId",
 )
 ORDER_READ_ONLY = frozenset({"OrderNumber", "TotalAmount"})
 ITEM_READ_ONLY = frozenset({"TotalPrice", "OrderId"})

@@ -25,8 +25,15 @@ Assumed [unconf] (configurable through `create_sandbox(**options)`, see `Salesfo
 - SOQL accepts datetime literals with milliseconds; string comparison is case-insensitive;
 - objects and fields: Account (ext ids `CRM_Code__c`, `ERP_Number__c`), Opportunity (`Opp_No__c`), Order
   (`Order_No__c`; OrderNumber auto, TotalAmount summed from items), OrderItem (`Line_Key__c`), Product2
-  (`SKU__c` = the CRM sku P-1001..P-1020) with standard price book entries. Simplification: an OrderItem
-  given only `Product2` gets its PricebookEntryId from the standard price book.
+  (`SKU__c` = the CRM sku P-1001..P-1020) with standard price book entries.
+
+Strict as the vendor (vendor-gaps.md, Salesforce): an OrderItem needs `PricebookEntryId` from its
+Order's price book (an Order gets no price book unless one is sent); `Product2Id` is not createable;
+`OrderId` and `PricebookEntryId` are create-only (an update sending them is refused with
+INVALID_FIELD_FOR_INSERT_UPDATE); collection records without `attributes.type` are refused
+(INVALID_TYPE "Must send a concrete entity type." [message unverifiable]). `GET sobjects` and
+`GET sobjects/{SObject}/describe` answer the org's objects and fields, including the custom fields
+given to `create_sandbox(custom_fields={"Account": {"Region__c": "string"}})`.
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ from erphub.sandbox.fakedata import Fake
 from erphub.sandbox.faults import Faults, RequestLog
 from erphub.sandbox.salesforce.app import Allocation, SalesforceOptions, Sessions, build_app
 from erphub.sandbox.salesforce.soql import SoqlError, parse
-from erphub.sandbox.salesforce.store import SalesforceOrg, SfRecordError, id18
+from erphub.sandbox.salesforce.store import FieldDef, SalesforceOrg, SfRecordError, id18
 
 __all__ = [
     "SalesforceOptions",
@@ -93,7 +100,22 @@ def seed_accounts(
     return ids
 
 
-def create_sandbox(*, seed_accounts_count: int = 0, seed: int = 2026, **options: Any) -> SandboxApp:
+def _custom_fields(spec: dict[str, dict[str, str | FieldDef]]) -> dict[str, dict[str, FieldDef]]:
+    """{"Account": {"Region__c": "string"}} -> field definitions (a type name or a FieldDef)."""
+    return {
+        sobject: {name: d if isinstance(d, FieldDef) else FieldDef(d, 255 if d == "string" else None)
+                  for name, d in fields.items()}
+        for sobject, fields in spec.items()
+    }
+
+
+def create_sandbox(
+    *,
+    seed_accounts_count: int = 0,
+    seed: int = 2026,
+    custom_fields: dict[str, dict[str, str | FieldDef]] | None = None,
+    **options: Any,
+) -> SandboxApp:
     unknown = set(options) - _OPTION_NAMES
     if unknown:
         raise TypeError(
@@ -102,7 +124,7 @@ def create_sandbox(*, seed_accounts_count: int = 0, seed: int = 2026, **options:
     opts = SalesforceOptions(**options)
     faults = Faults()
     log = RequestLog()
-    org = SalesforceOrg(record_failure=faults.record_failure)
+    org = SalesforceOrg(record_failure=faults.record_failure, custom_fields=_custom_fields(custom_fields or {}))
     if seed_accounts_count:
         seed_accounts(org, seed_accounts_count, seed)
     sessions = Sessions()

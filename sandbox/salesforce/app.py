@@ -265,9 +265,13 @@ def build_app(
                     }
                 }
             )
+        if parts == ["sobjects"] and method == "GET":
+            return JSONResponse(org.global_describe())
         if parts[:1] == ["sobjects"] and len(parts) >= 2:
             sobject = parts[1]
             org.describe(sobject)
+            if len(parts) == 3 and parts[2] == "describe" and method == "GET":
+                return JSONResponse(org.describe_json(sobject))
             if len(parts) == 2 and method == "POST":
                 body = await body_json(request)
                 if not isinstance(body, dict):

@@ -26,7 +26,8 @@ class FieldDef:
     type: str  # id, string, datetime, date, double, boolean, reference, picklist
     length: int | None = None
     required: bool = False
-    readonly: bool = False
+    readonly: bool = False  # neither createable nor updateable
+    create_only: bool = False  # createable, not updateable (OrderItem.OrderId, .PricebookEntryId)
     external_id: bool = False
     reference_to: str | None = None
     values: tuple[str, ...] = ()  # picklist values
@@ -113,9 +114,10 @@ SCHEMA: dict[str, dict[str, FieldDef]] = {
     },
     "OrderItem": {
         **{k: v for k, v in _SYSTEM.items() if k != "OwnerId"},
-        "OrderId": FieldDef("reference", required=True, reference_to="Order"),
-        "Product2Id": FieldDef("reference", reference_to="Product2"),
-        "PricebookEntryId": FieldDef("reference", required=True, reference_to="PricebookEntry"),
+        "OrderId": FieldDef("reference", required=True, create_only=True, reference_to="Order"),
+        # Set from the price book entry; not createable (the entry names the product).
+        "Product2Id": FieldDef("reference", readonly=True, reference_to="Product2"),
+        "PricebookEntryId": FieldDef("reference", required=True, create_only=True, reference_to="PricebookEntry"),
         "Quantity": FieldDef("double", required=True),
         "UnitPrice": FieldDef("double", required=True),
         "TotalPrice": FieldDef("double", readonly=True),
@@ -155,6 +157,7 @@ KEY_PREFIX = {
     "PricebookEntry": "01u",
     "User": "005",
 }
+DESCRIBABLE = ("Account", "Opportunity", "Order", "OrderItem", "Product2", "Pricebook2", "PricebookEntry")
 ORG_ID = "00D5g000004ORGAEAO"
 USER_ID = "0055g000003USERAAA"
 _SUFFIX = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
@@ -210,12 +213,22 @@ class SalesforceOrg:
         self,
         now: Callable[[], datetime] | None = None,
         record_failure: Callable[[str, str | None], str | None] | None = None,
+        custom_fields: dict[str, dict[str, FieldDef]] | None = None,
     ) -> None:
         self._lock = threading.RLock()
         self._now = now or (lambda: datetime.now(UTC))
         self._record_failure = record_failure or (lambda path, key: None)
         self._counter: dict[str, int] = {}
-        self.objects: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in SCHEMA}
+        # Each org has its own copy: custom fields (`__c`) are configured per sandbox, as in a real org.
+        self.schema: dict[str, dict[str, FieldDef]] = {name: dict(fields) for name, fields in SCHEMA.items()}
+        for sobject, extra in (custom_fields or {}).items():
+            if sobject not in self.schema:
+                raise ValueError(f"custom_fields: no sObject {sobject!r}; valid: {sorted(self.schema)}")
+            for name, definition in extra.items():
+                if not name.endswith("__c"):
+                    raise ValueError(f"custom field {sobject}.{name} must end in __c")
+                self.schema[sobject][name] = definition
+        self.objects: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in self.schema}
         self._order_number = 100
         self._seed_catalogue()
 
@@ -249,7 +262,7 @@ class SalesforceOrg:
 
     def _insert_raw(self, sobject: str, values: dict[str, Any], when: datetime) -> str:
         record_id = self.new_id(sobject)
-        record: dict[str, Any] = dict.fromkeys(SCHEMA[sobject])
+        record: dict[str, Any] = dict.fromkeys(self.schema[sobject])
         record.update(values)
         record.update(
             {
@@ -266,24 +279,51 @@ class SalesforceOrg:
         return record_id
 
     def describe(self, sobject: str) -> dict[str, FieldDef]:
-        schema = SCHEMA.get(sobject)
-        if schema is None or sobject not in (
-            "Account",
-            "Opportunity",
-            "Order",
-            "OrderItem",
-            "Product2",
-            "Pricebook2",
-            "PricebookEntry",
-        ):
+        schema = self.schema.get(sobject)
+        if schema is None or sobject not in DESCRIBABLE:
             raise SfRecordError(
                 "NOT_FOUND", f"The requested resource does not exist: sObject type '{sobject}'"
             )
         return schema
 
+    def describe_json(self, sobject: str) -> dict[str, Any]:
+        """`GET sobjects/{SObject}/describe` as the REST API answers it (the keys a client reads).
+
+        Field keys per the REST API Developer Guide, "sObject Describe" (name, label, type, length,
+        createable, updateable, custom, nillable, externalId, referenceTo, relationshipName,
+        picklistValues); the org's own custom fields are included.
+        """
+        schema = self.describe(sobject)
+        fields = []
+        for name, d in schema.items():
+            system = name in SYSTEM_FIELDS
+            fields.append({
+                "name": name,
+                "label": name.removesuffix("__c").replace("_", " "),
+                "type": d.type,
+                "length": d.length or 0,
+                "createable": not (d.readonly or system),
+                "updateable": not (d.readonly or d.create_only or system),
+                "custom": name.endswith("__c"),
+                "nillable": not d.required,
+                "externalId": d.external_id,
+                "idLookup": d.external_id or name == "Id",
+                "referenceTo": [d.reference_to] if d.reference_to else [],
+                "relationshipName": name[:-2] if d.type == "reference" and name.endswith("Id") else None,
+                "picklistValues": [{"value": v, "label": v, "active": True} for v in d.values],
+            })
+        return {"name": sobject, "label": sobject, "custom": sobject.endswith("__c"), "createable": True,
+                "updateable": True, "queryable": True, "keyPrefix": KEY_PREFIX.get(sobject), "fields": fields}
+
+    def global_describe(self) -> dict[str, Any]:
+        return {"encoding": "UTF-8", "maxBatchSize": 200, "sobjects": [
+            {"name": name, "label": name, "custom": name.endswith("__c"), "keyPrefix": KEY_PREFIX.get(name),
+             "queryable": True, "createable": True, "updateable": True}
+            for name in DESCRIBABLE]}
+
     # ---- query ---------------------------------------------------------------------------
     def _getter(self, sobject: str) -> Callable[[dict[str, Any], str], Any]:
-        schema = SCHEMA[sobject]
+        schema = self.schema[sobject]
 
         def get(record: dict[str, Any], name: str) -> Any:
             if "." in name:
@@ -298,7 +338,7 @@ class SalesforceOrg:
 
     def _field_name(self, sobject: str, name: str) -> str:
         """Field names are case-insensitive in SOQL; return the API spelling."""
-        for candidate in SCHEMA[sobject]:
+        for candidate in self.schema[sobject]:
             if candidate.lower() == name.lower():
                 return candidate
         raise SoqlError(
@@ -308,7 +348,7 @@ class SalesforceOrg:
         )
 
     def _relationship_field(self, sobject: str, rel: str) -> str:
-        for name, definition in SCHEMA[sobject].items():
+        for name, definition in self.schema[sobject].items():
             if definition.type == "reference" and name.endswith("Id") and name[:-2].lower() == rel.lower():
                 if definition.reference_to not in self.objects:
                     break
@@ -323,9 +363,9 @@ class SalesforceOrg:
         def type_of(name: str) -> str:
             if "." in name:
                 rel, sub = name.split(".", 1)
-                target = SCHEMA[sobject][self._relationship_field(sobject, rel)].reference_to or ""
-                return SCHEMA[target][self._field_name(target, sub)].type
-            kind = SCHEMA[sobject][self._field_name(sobject, name)].type
+                target = self.schema[sobject][self._relationship_field(sobject, rel)].reference_to or ""
+                return self.schema[target][self._field_name(target, sub)].type
+            kind = self.schema[sobject][self._field_name(sobject, name)].type
             return {"reference": "id", "picklist": "string"}.get(kind, kind)
 
         return type_of
@@ -366,7 +406,7 @@ class SalesforceOrg:
             if "." in name:
                 rel, sub = name.split(".", 1)
                 ref_field = self._relationship_field(sobject, rel)
-                target = SCHEMA[sobject][ref_field].reference_to or ""
+                target = self.schema[sobject][ref_field].reference_to or ""
                 rel_name = ref_field[:-2]
                 parent = self.objects[target].get(record.get(ref_field) or "")
                 if parent is None:
@@ -390,7 +430,7 @@ class SalesforceOrg:
 
     # ---- writes --------------------------------------------------------------------------
     def _coerce(self, sobject: str, name: str, value: Any) -> Any:
-        definition = SCHEMA[sobject][name]
+        definition = self.schema[sobject][name]
         if value is None:
             return None
         bad = SfRecordError(
@@ -442,15 +482,15 @@ class SalesforceOrg:
     def _resolve_relationship(self, sobject: str, rel: str, ref: Any) -> tuple[str, str]:
         """`"Account": {"CRM_Code__c": "X"}` in a body: the referenced record by its external id."""
         ref_field = next(
-            (n for n, d in SCHEMA[sobject].items() if d.type == "reference" and n[:-2] == rel), None
+            (n for n, d in self.schema[sobject].items() if d.type == "reference" and n[:-2] == rel), None
         )
         if ref_field is None or not isinstance(ref, dict):
             raise SfRecordError(
                 "INVALID_FIELD", f"No such column '{rel}' on sobject of type {sobject}", [rel]
             )
-        target = SCHEMA[sobject][ref_field].reference_to or ""
+        target = self.schema[sobject][ref_field].reference_to or ""
         keys = [k for k in ref if k != "attributes"]
-        if len(keys) != 1 or not SCHEMA[target].get(keys[0], FieldDef("x")).external_id:
+        if len(keys) != 1 or not self.schema[target].get(keys[0], FieldDef("x")).external_id:
             raise SfRecordError(
                 "INVALID_FIELD",
                 f"Foreign key external ID field for {rel} must be an external id field of {target}",
@@ -473,7 +513,7 @@ class SalesforceOrg:
         return ref_field, found[0]
 
     def _values(self, sobject: str, body: dict[str, Any], creating: bool) -> dict[str, Any]:
-        schema = SCHEMA[sobject]
+        schema = self.schema[sobject]
         values: dict[str, Any] = {}
         for key, value in body.items():
             if key == "attributes":
@@ -486,15 +526,17 @@ class SalesforceOrg:
                 raise SfRecordError(
                     "INVALID_FIELD", f"No such column '{key}' on sobject of type {sobject}", [key]
                 )
-            if schema[key].readonly:
-                raise SfRecordError(
-                    "INVALID_FIELD_FOR_INSERT_UPDATE",
-                    f"Unable to create/update fields: {key}. "
-                    "Please check the security settings of this field and verify that it is "
-                    "read/write for your profile or permission set.",
-                    [key],
-                )
             values[key] = self._coerce(sobject, key, value)
+        # Not createable, or not updateable on an update (also when reached through a relationship).
+        refused = [k for k in values if schema[k].readonly or (schema[k].create_only and not creating)]
+        if refused:
+            raise SfRecordError(
+                "INVALID_FIELD_FOR_INSERT_UPDATE",
+                f"Unable to create/update fields: {', '.join(refused)}. "
+                "Please check the security settings of this field and verify that it is "
+                "read/write for your profile or permission set.",
+                refused,
+            )
         for key, value in list(values.items()):
             definition = schema[key]
             if (
@@ -526,22 +568,32 @@ class SalesforceOrg:
         return values
 
     def _order_item_defaults(self, values: dict[str, Any], creating: bool) -> None:
-        # [simplification] the price book entry is derived from Product2 in the standard price book.
-        if values.get("PricebookEntryId") is None and values.get("Product2Id"):
-            entry = next(
-                (
-                    e
-                    for e in self.objects["PricebookEntry"].values()
-                    if e["Product2Id"] == values["Product2Id"]
-                ),
-                None,
+        """An item is priced from a PricebookEntry of its order's price book; the product follows the entry.
+
+        An Order without Pricebook2Id cannot take items, and an entry of another price book is
+        refused (Salesforce Object Reference, Order / OrderItem: "PricebookEntryId ... must be in the
+        price book of the order"). The error code and text are [unverifiable] here.
+        """
+        if not creating:
+            return
+        entry = self.objects["PricebookEntry"].get(values.get("PricebookEntryId") or "")
+        order = self.objects["Order"].get(values.get("OrderId") or "")
+        if entry is None or order is None:
+            return  # REQUIRED_FIELD_MISSING follows
+        if not order.get("Pricebook2Id"):
+            raise SfRecordError(
+                "FIELD_INTEGRITY_EXCEPTION",
+                "field integrity exception: PricebookEntryId (pricebook entry requires the order to have a price book)",
+                ["PricebookEntryId"],
             )
-            if entry is not None:
-                values["PricebookEntryId"] = entry["Id"]
-        if values.get("PricebookEntryId") and not values.get("Product2Id"):
-            entry = self.objects["PricebookEntry"].get(values["PricebookEntryId"])
-            if entry is not None:
-                values["Product2Id"] = entry["Product2Id"]
+        if entry["Pricebook2Id"] != order["Pricebook2Id"]:
+            raise SfRecordError(
+                "FIELD_INTEGRITY_EXCEPTION",
+                "field integrity exception: PricebookEntryId (pricebook entry is in a different pricebook than "
+                "the one assigned to the order)",
+                ["PricebookEntryId"],
+            )
+        values["Product2Id"] = entry["Product2Id"]
 
     def _check_injected(self, path: str, key: str | None) -> None:
         message = self._record_failure(path, key)
@@ -557,7 +609,6 @@ class SalesforceOrg:
                     **values,
                     "OrderNumber": f"{self._order_number:08d}",
                     "TotalAmount": Decimal(0),
-                    "Pricebook2Id": values.get("Pricebook2Id") or self.standard_pricebook,
                 }
             record_id = self._insert_raw(sobject, values, now)
         else:
@@ -673,8 +724,14 @@ class SalesforceOrg:
             outcomes: list[UpsertOutcome] = []
             seen: dict[str, int] = {}
             for record in records:
-                attrs = record.get("attributes") or {}
-                if attrs.get("type") not in (None, sobject):
+                attrs = record.get("attributes")
+                if not isinstance(attrs, dict) or not attrs.get("type"):
+                    # Collections need `attributes.type` on every record (reference §3) [message unverifiable].
+                    outcomes.append(
+                        UpsertOutcome(error=SfRecordError("INVALID_TYPE", "Must send a concrete entity type."))
+                    )
+                    continue
+                if attrs.get("type") != sobject:
                     outcomes.append(
                         UpsertOutcome(
                             error=SfRecordError(
