@@ -14,15 +14,29 @@ transcribed open.yonyoucloud.com docs and API pages):
   `orderPrices!…` keys, references by id or code, payMoney = Σ line tax-included amounts; voucherorder/list
   one row per order line in data.recordList with data.pageCount; voucherorder/detail?id=.
 
+From vendor-gaps.md (Yonyou section: public transcriptions of the YonBIP 销售订单 API pages, e.g.
+qeasy.cloud/api/6511c804-2377-31d6-935b-f99bfe4768db "销售订单单个保存_v1"):
+- singleSave needs header `invoiceAgentId` and line `iProductAuxUnitId`, `iProductUnitId`, `subQty`,
+  `priceQty`, `invExchRate`, `unitExchangeType`, `orderProductType`, `orderDetailPrices!*`: mappings may
+  set them; otherwise they are derived (schema._line_defaults: invoice customer = customer, units =
+  master unit at 1:1, local amounts = order amounts × exchRate, orderProductType = setting "SALE"
+  [unverifiable code value]);
+- list filters use only the documented `simpleVOs` operators (eq, neq, lt, gt, like, between): the
+  keyset asks `pubts gt T-1s` (pubts has whole seconds) and sends `queryOrders` (pubts, id) itself,
+  because no default order is documented [the `queryOrders` item shape {field, order} is unverifiable];
+- list rows name references by id, with `productCode`/`skuCode` and `agentId_name` beside them: the
+  product reads as its code, the customer's code is looked up by id (merchant/newlist `id` filter,
+  cached), other references read as the ids the API returns (saves accept ids or codes alike);
+- the published limit for sales-order list/detail/save is 60 requests per minute (from 2026-03-31):
+  `default_rate_per_second` = 1.0;
+- receipts: no receipt endpoint is documented (only /yonbip/fi/paybill/save, for refunds), so the
+  entity is disabled with that reason (schema.RECEIPT_DISABLED) until `receipt_path` is configured.
+
 Assumed (configurable in `YonyouSettings` where it matters):
-- receipts: no receipt API was found; `receipt_path` (default /yonbip/fi/receivebill) with singleSave/list/
-  detail following the sales-order conventions;
-- rate limit: none published; `default_rate_per_second` = 10 and an HTTP 429 / code "429" is "slow down";
-- list rows are ordered by (pubts, id) — the keyset read depends on it; order and receipt lists filter
-  `pubts` through `simpleVOs [{field:"pubts", op:"egt", value1}]`; order-list pageSize ≤ 500;
-- list/detail rows give a reference's code in a `<field>_code` companion (else the raw value is used);
+- an HTTP 429 / code "429" is "slow down" (the throttle answer is not documented);
 - `pubts` is Asia/Shanghai local time; ids are longs whose decimal strings sort like the numbers;
-- a business refusal carries a code other than "200" (e.g. "999") and is that record's error.
+- a business refusal carries a code other than "200" (e.g. "999") and is that record's error;
+- order-list pageSize ≤ 500.
 
 Idempotency: customers are looked up by `code` before an Insert (code is unique), and a save whose
 answer was lost is re-checked by code and repeated as an Update; orders and receipts send

@@ -29,6 +29,7 @@ from erphub.connectors.base import ConnectorBase, ConnectorSettings, SystemConte
 from erphub.connectors.http import Action, HttpClient, Verdict
 from erphub.connectors.yonyou.auth import TOKEN_GONE, YonyouTokenAuth
 from erphub.connectors.yonyou.schema import (
+    RECEIPT_DISABLED,
     customer_data,
     customer_payload,
     entity_specs,
@@ -38,8 +39,9 @@ from erphub.connectors.yonyou.schema import (
     parse_pubts,
     receipt_data,
     receipt_payload,
+    second_before,
 )
-from erphub.core.errors import ProtocolError, TransientError, YonyouBusinessError
+from erphub.core.errors import ConfigError, ProtocolError, TransientError, YonyouBusinessError
 from erphub.core.records import (
     Cursor,
     EntitySpec,
@@ -59,6 +61,7 @@ ORDER_DETAIL = "/yonbip/sd/voucherorder/detail"
 BUSINESS_OK = "200"
 EMPTY_RESULT = "118001"  # "根据条件查询结果为空" on some data centres [reference]
 GATEWAY_REFUSALS = frozenset({"310404", "310037", "310005", "10018"})
+QUERY_ORDERS = [{"field": "pubts", "order": "asc"}, {"field": "id", "order": "asc"}]
 THROTTLED = frozenset({"429"})  # [assumed] the vendor's throttle answer is not documented
 
 
@@ -71,10 +74,16 @@ class YonyouSettings(ConnectorSettings):
     gateway_url: str | None = None
     token_url: str | None = None
     token_leeway_s: float = 60.0
-    receipt_path: str = "/yonbip/fi/receivebill"  # [assumed] no receipt API confirmed
+    # No receipt API is documented: the entity is disabled (schema.RECEIPT_DISABLED says why) until
+    # the tenant's endpoint is configured, e.g. "/yonbip/fi/receivebill".
+    receipt_path: str | None = None
     customer_page_max: int = 5000  # [reference]
     order_page_max: int = 500  # [assumed]
-    default_rate_per_second: float = 10.0  # [assumed] no published limit
+    # Published limit for sales-order list/detail/save: 60 requests per minute from 2026-03-31
+    # (vendor-gaps.md, Yonyou); one limiter per system counts every call.
+    default_rate_per_second: float = 1.0
+    # singleSave needs orderDetails.orderProductType (商品售卖类型); "SALE" [unverifiable code value].
+    order_product_type: str | None = "SALE"
 
 
 def classify(response: httpx.Response, body: Any) -> Verdict | None:
@@ -126,8 +135,15 @@ class YonyouConnector(ConnectorBase):
             default_rate_per_second=settings.default_rate_per_second,
             classify_body=classify,
         )
-        self._receipt = settings.receipt_path.rstrip("/")
+        self._receipt = (settings.receipt_path or "").rstrip("/")
+        self._agent_codes: dict[str, str] = {}  # customer id -> code (order rows carry ids)
         self._specs = entity_specs(settings.receipt_path)
+
+    def spec(self, entity: str) -> EntitySpec:
+        found = super().spec(entity)
+        if entity == "receipt" and self.settings.receipt_path is None:
+            raise ConfigError(RECEIPT_DISABLED)
+        return found
 
     # ---- protocol ------------------------------------------------------------------------
     def entities(self) -> dict[str, EntitySpec]:
@@ -242,18 +258,41 @@ class YonyouConnector(ConnectorBase):
 
     def _fetcher(self, path: str) -> Fetch:
         def fetch(pubts: str | None, index: int, size: int) -> list[dict[str, Any]]:
-            payload: dict[str, Any] = {"pageIndex": index, "pageSize": size}
+            # No default order is documented: the keyset needs (pubts, id) ascending, asked for.
+            payload: dict[str, Any] = {"pageIndex": index, "pageSize": size, "queryOrders": QUERY_ORDERS}
             if pubts is not None:
-                payload["simpleVOs"] = [{"field": "pubts", "op": "egt", "value1": pubts}]
+                # Documented operators are eq/neq/lt/gt/like/between (no `egt`); pubts has whole
+                # seconds, so "pubts >= T" is "pubts > T - 1 s".
+                payload["simpleVOs"] = [{"field": "pubts", "op": "gt", "value1": second_before(pubts)}]
             data = self._call("POST", path, payload)
             if data is None:
                 return []
             rows = data.get("recordList") if isinstance(data, dict) else None
             if not isinstance(rows, list):
                 raise ProtocolError(f"{path}: data.recordList missing", system=self.context.name)
+            if path == ORDER_LIST:
+                self._customer_codes(rows)
             return rows
 
         return fetch
+
+    def _customer_codes(self, rows: list[dict[str, Any]]) -> None:
+        """Order rows name the customer by id (plus `agentId_name`, a name): swap in its code.
+
+        Codes are what mappings and saves use; the id is looked up once per connector with
+        merchant/newlist's documented `id` filter (a customer's code does not change in practice).
+        """
+        for row in rows:
+            for key in ("agentId", "invoiceAgentId"):
+                value = row.get(key)
+                if value in (None, ""):
+                    continue
+                text = str(value)
+                if text not in self._agent_codes:
+                    found = self._call("POST", CUSTOMER_LIST, {"pageIndex": 1, "pageSize": 10, "id": text}) or []
+                    match = next((c for c in found if str(c.get("id")) == text), None)
+                    self._agent_codes[text] = str(match["code"]) if match and match.get("code") else text
+                row[key] = self._agent_codes[text]
 
     # ---- incremental read ----------------------------------------------------------------
     def _scan(
@@ -372,6 +411,7 @@ class YonyouConnector(ConnectorBase):
             resubmit_check_key(request.idempotency_key),
             target,
             line_ids,
+            self.settings.order_product_type,
         )
         # singleSave is idempotent by resubmitCheckKey: a retry answers the first result.
         saved = self._call("POST", ORDER_SAVE, {"data": payload}, idempotent=True)

@@ -9,7 +9,7 @@ as their simplified-Chinese text and may be written as a string or a `{zh_CN, en
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -19,6 +19,8 @@ from erphub.core.records import Direction, EntitySpec
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 TS_FORMAT = "%Y-%m-%d %H:%M:%S"
 BOTH = frozenset({Direction.READ, Direction.WRITE})
+DETAIL_PRICE_KEYS = ("natTaxUnitPrice", "natUnitPrice", "natSum", "natMoney", "natTax", "oriMoney", "oriTax",
+                     "discountRate")
 
 CUSTOMER_FIELDS = frozenset(
     {
@@ -51,6 +53,8 @@ ORDER_FIELDS = frozenset(
         "orderPrices!exchRate",
         "orderPrices!exchangeRateType",
         "orderPrices!taxInclusive",
+        "invoiceAgentId",
+        "saleDepartmentId",
         "payMoney",
         "memo",
         "status",
@@ -72,6 +76,16 @@ ORDER_LINE_FIELDS = frozenset(
         "consignTime",
         "sendQty",
         "lineno",
+        # Required by singleSave (vendor-gaps.md, Yonyou; the published 销售订单单个保存 page); the
+        # connector derives them when the mapping leaves them out (order_payload).
+        "iProductAuxUnitId",
+        "iProductUnitId",
+        "subQty",
+        "priceQty",
+        "invExchRate",
+        "unitExchangeType",
+        "orderProductType",
+        *(f"orderDetailPrices!{k}" for k in DETAIL_PRICE_KEYS),
     }
 )
 RECEIPT_FIELDS = frozenset(
@@ -92,7 +106,14 @@ READ_ONLY = frozenset({"pubts", "status", "id"})
 LINE_READ_ONLY = frozenset({"taxRate", "sendQty", "lineno"})
 
 
-def entity_specs(receipt_path: str) -> dict[str, EntitySpec]:
+RECEIPT_DISABLED = (
+    "Yonyou receipts (收款单) are disabled: no receipt API is confirmed in Yonyou's published documentation "
+    "(the documented sibling is /yonbip/fi/paybill/save, for refunds), so /yonbip/fi/receivebill is a guess; "
+    "set receipt_path to the endpoint your tenant documents to enable the entity"
+)
+
+
+def entity_specs(receipt_path: str | None) -> dict[str, EntitySpec]:
     return {
         "customer": EntitySpec(
             "customer",
@@ -113,11 +134,11 @@ def entity_specs(receipt_path: str) -> dict[str, EntitySpec]:
         ),
         "receipt": EntitySpec(
             "receipt",
-            receipt_path.strip("/").removeprefix("yonbip/"),
-            BOTH,
+            (receipt_path or "fi/receivebill").strip("/").removeprefix("yonbip/"),
+            BOTH if receipt_path else frozenset(),
             RECEIPT_FIELDS,
             "code",
-            description="收款单 [assumed API]",
+            description="收款单 [assumed API]" if receipt_path else RECEIPT_DISABLED,
         ),
     }
 
@@ -133,6 +154,12 @@ def format_pubts(value: datetime) -> str:
     return value.astimezone(SHANGHAI).strftime(TS_FORMAT)
 
 
+def second_before(pubts: str) -> str:
+    """The pubts text one second earlier (for "pubts >= T" as the documented `gt`)."""
+    moment = datetime.strptime(pubts, TS_FORMAT) - timedelta(seconds=1)
+    return moment.strftime(TS_FORMAT)
+
+
 # ---- wire -> data -----------------------------------------------------------------------
 def zh(value: Any) -> Any:
     if isinstance(value, dict):
@@ -141,7 +168,16 @@ def zh(value: Any) -> Any:
 
 
 def _code(row: dict[str, Any], key: str) -> Any:
-    """A reference's code: the `<key>_code` companion when the row has it, else the value itself."""
+    """A reference as the list/detail rows return it: its id (saves accept id or code alike).
+
+    The rows carry only a few code companions (`productCode`, `skuCode`; `agentId_name` is a name),
+    so other references read as ids; the customer's code is resolved by the connector (agent_codes).
+    """
+    return row.get(key)
+
+
+def _assumed_code(row: dict[str, Any], key: str) -> Any:
+    """Receipts (an unconfirmed API): the `<key>_code` companion the sandbox assumes, else the value."""
     value = row.get(f"{key}_code")
     return value if value is not None else row.get(key)
 
@@ -180,6 +216,7 @@ def order_data(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "transactionTypeId": _code(head, "transactionTypeId"),
         "agentId": _code(head, "agentId"),
         "corpContact": _code(head, "corpContact"),
+        "invoiceAgentId": _code(head, "invoiceAgentId"),
         **{f"orderPrices!{k}": head.get(f"orderPrices!{k}", prices.get(k)) for k in _PRICE_KEYS},
         "payMoney": head.get("payMoney"),
         "memo": head.get("memo"),
@@ -193,7 +230,7 @@ def order_data(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 def _line_data(line: dict[str, Any]) -> dict[str, Any]:
     return {
-        "productId": _code(line, "productId"),
+        "productId": line.get("productCode") or line.get("skuCode") or line.get("productId"),
         "qty": line.get("qty"),
         "masterUnitId": _code(line, "masterUnitId"),
         "oriTaxUnitPrice": line.get("oriTaxUnitPrice"),
@@ -205,6 +242,9 @@ def _line_data(line: dict[str, Any]) -> dict[str, Any]:
         "consignTime": line.get("consignTime"),
         "sendQty": line.get("sendQty"),
         "lineno": line.get("lineno"),
+        **{k: line.get(k) for k in ("iProductAuxUnitId", "iProductUnitId", "subQty", "priceQty", "invExchRate",
+                                     "unitExchangeType", "orderProductType")},
+        **{f"orderDetailPrices!{k}": line.get(f"orderDetailPrices!{k}") for k in DETAIL_PRICE_KEYS},
     }
 
 
@@ -212,11 +252,11 @@ def receipt_data(row: dict[str, Any]) -> dict[str, Any]:
     return {
         "code": row.get("code"),
         "vouchdate": row.get("vouchdate"),
-        "financeOrg": _code(row, "financeOrg"),
-        "customer": _code(row, "customer"),
+        "financeOrg": _assumed_code(row, "financeOrg"),
+        "customer": _assumed_code(row, "customer"),
         "currency": row.get("currency"),
         "oriSum": row.get("oriSum"),
-        "settleMode": _code(row, "settleMode"),
+        "settleMode": _assumed_code(row, "settleMode"),
         "srcBillNo": row.get("srcBillNo"),
         "memo": row.get("memo"),
         "pubts": row.get("pubts"),
@@ -267,11 +307,13 @@ def order_payload(
     resubmit_key: str,
     target_id: str | None,
     existing_line_ids: Sequence[str] = (),
+    product_type: str | None = None,
 ) -> dict[str, Any]:
     """A singleSave `data`: lines are Inserted; on Update the existing lines are Deleted first."""
     payload = {k: v for k, v in data.items() if k not in READ_ONLY and k != "orderDetails" and v is not None}
     lines: list[dict[str, Any]] = [{"id": i, "_status": "Delete"} for i in existing_line_ids]
     total = Decimal(0)
+    rate = Decimal(str(data.get("orderPrices!exchRate") or 1))
     for line in data.get("orderDetails") or []:
         row = {k: v for k, v in line.items() if k not in LINE_READ_ONLY and v is not None}
         qty = Decimal(str(row.get("qty", 0)))
@@ -279,9 +321,13 @@ def order_payload(
         amount = Decimal(str(row["oriSum"])) if row.get("oriSum") is not None else _money(qty * price)
         row["oriSum"] = _json_number(amount)
         total += amount
+        _line_defaults(row, qty, price, amount, rate, product_type)
         row["_status"] = "Insert"
         lines.append(row)
     payload["orderDetails"] = lines
+    # 开票客户 defaults to the ordering customer.
+    if payload.get("invoiceAgentId") is None and payload.get("agentId") is not None:
+        payload["invoiceAgentId"] = payload["agentId"]
     if payload.get("payMoney") is None:
         payload["payMoney"] = _json_number(total)
     payload["_status"] = status
@@ -290,6 +336,29 @@ def order_payload(
         payload["id"] = target_id
     result: dict[str, Any] = jsonable(payload)
     return result
+
+
+def _line_defaults(
+    row: dict[str, Any], qty: Decimal, price: Decimal, amount: Decimal, rate: Decimal, product_type: str | None
+) -> None:
+    """The singleSave line fields the API requires, derived when the mapping leaves them out.
+
+    Sales and pricing units are the master unit with a fixed 1:1 conversion (unitExchangeType 0,
+    invExchRate 1), so both quantities are `qty`; local-currency amounts are the order currency's
+    times `orderPrices!exchRate`. `orderProductType` has no derivable value: it comes from the
+    mapping or the system's `order_product_type` setting (its code list is [unverifiable] here).
+    """
+    unit = row.get("masterUnitId")
+    nat_price = _json_number((price * rate).quantize(Decimal("0.000001")))
+    defaults: tuple[tuple[str, Any], ...] = (
+        ("iProductUnitId", unit), ("iProductAuxUnitId", unit), ("subQty", _json_number(qty)),
+        ("priceQty", _json_number(qty)), ("invExchRate", 1), ("unitExchangeType", 0),
+        ("orderProductType", product_type), ("orderDetailPrices!natTaxUnitPrice", nat_price),
+        ("orderDetailPrices!natSum", _json_number(_money(amount * rate))),
+    )
+    for key, value in defaults:
+        if row.get(key) is None and value is not None:
+            row[key] = value
 
 
 def receipt_payload(

@@ -21,7 +21,14 @@ Assumed (configurable through `create_sandbox(**options)`, see `YonyouOptions`):
   `receipt_path="/yonbip/fi/receivebill"` and the sales-order conventions (resubmitCheckKey, recordList);
 - rate limit: none published; `calls_per_second` (off by default) answers HTTP 429 + Retry-After with
   `{"code":"429"}`;
-- list ordering by (pubts, id); the `simpleVOs` `[{field:"pubts", op:"egt", value1}]` filter form on lists;
+- order/receipt lists answer in `queryOrders` order ([{field, order}]) and otherwise newest id first
+  (no default order is documented); `simpleVOs` accepts only the documented operators eq, neq, lt, gt,
+  like, between (vendor-gaps.md) — `egt` is refused;
+- list rows carry references as ids with `productCode`/`skuCode`, `agentId_name`, `<ref>_name`; no
+  `<field>_code` columns (receipts, an assumed API, keep them);
+- singleSave refuses orders without `invoiceAgentId` and lines without `iProductAuxUnitId`,
+  `iProductUnitId`, `subQty`, `priceQty`, `invExchRate`, `unitExchangeType`, `orderProductType`,
+  `orderDetailPrices!natTaxUnitPrice`, `orderDetailPrices!natSum` (which of `orderDetailPrices!*`: assumed);
 - the generic business failure code "999"; the codes for a bad signature/timestamp ("10020"),
   the accepted clock skew of a signed timestamp (300 s), order-list page cap (500);
 - seeded reference data: orgs 100/101, customer classes KA/SMB/GOV, products 1.01.001..020 (the Kingdee

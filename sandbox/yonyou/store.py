@@ -31,6 +31,12 @@ FIRST_ID = 2_000_000_000_000_000_001
 # third-party Yonyou clients; the reference confirms only the 3100xx gateway codes.]
 BUSINESS_ERROR = "999"
 EMPTY_RESULT = "118001"
+SIMPLE_VO_OPS = frozenset({"eq", "neq", "lt", "gt", "like", "between"})  # documented simpleVOs operators
+# singleSave fields the published API page marks required (vendor-gaps.md, Yonyou); of the
+# `orderDetailPrices!*` group the two local-currency amounts are required here [assumed which].
+ORDER_REQUIRED = ("invoiceAgentId",)
+LINE_REQUIRED = ("iProductAuxUnitId", "iProductUnitId", "subQty", "priceQty", "invExchRate", "unitExchangeType",
+                 "orderProductType", "orderDetailPrices!natTaxUnitPrice", "orderDetailPrices!natSum")
 
 
 class YonyouError(Exception):
@@ -228,14 +234,43 @@ class YonyouStore:
 
     @staticmethod
     def _pubts_filter(body: dict[str, Any]) -> datetime | None:
-        """`pubts` as a top-level field [reference, customers] or a `simpleVOs` egt condition [assumed]."""
+        """`pubts` as a top-level field [reference, customers] or a `simpleVOs` condition.
+
+        Only the documented `simpleVOs` operators are accepted (eq, neq, lt, gt, like, between;
+        vendor-gaps.md, Yonyou); anything else (`egt`, say) is refused as the API refuses it.
+        """
         if body.get("pubts"):
             return parse_ts(body["pubts"], "pubts")
+        since: datetime | None = None
         for cond in body.get("simpleVOs") or []:
-            if isinstance(cond, dict) and cond.get("field") == "pubts" and cond.get("op") in ("egt", "gt"):
-                value = parse_ts(cond.get("value1"), "pubts")
-                return value if cond["op"] == "egt" else value + timedelta(seconds=1)
-        return None
+            if not isinstance(cond, dict):
+                raise YonyouError(BUSINESS_ERROR, "simpleVOs条件格式错误")
+            op = cond.get("op")
+            if op not in SIMPLE_VO_OPS:
+                raise YonyouError(BUSINESS_ERROR, f"不支持的查询操作符[{op}]")
+            if cond.get("field") != "pubts":
+                continue
+            value = parse_ts(cond.get("value1"), "pubts")
+            if op == "gt":
+                since = value + timedelta(seconds=1)  # pubts has whole seconds
+            elif op in ("eq", "between"):
+                since = value
+        return since
+
+    @staticmethod
+    def _ordered(items: list[dict[str, Any]], body: dict[str, Any]) -> list[dict[str, Any]]:
+        """Rows in `queryOrders` order; without it in no documented order (here: newest id first)."""
+        orders = body.get("queryOrders") or []
+        if not isinstance(orders, list):
+            raise YonyouError(BUSINESS_ERROR, "queryOrders格式错误")
+        result = sorted(items, key=lambda r: r["id"], reverse=True)
+        for spec in reversed(orders):
+            if not isinstance(spec, dict) or spec.get("field") not in ("pubts", "id", "code", "vouchdate"):
+                raise YonyouError(BUSINESS_ERROR, f"queryOrders字段无效: {spec}")
+            descending = str(spec.get("order", "asc")).lower() == "desc"
+            name = str(spec["field"])
+            result.sort(key=lambda r: r[name], reverse=descending)
+        return result
 
     # ---- customers -------------------------------------------------------------------
     def customer_list(self, body: dict[str, Any], max_page: int) -> list[dict[str, Any]]:
@@ -414,6 +449,9 @@ class YonyouStore:
         org = self.orgs.resolve(merged.get("salesOrgId"))
         settle_org = self.orgs.resolve(merged.get("settlementOrgId") or merged.get("salesOrgId"))
         ttype = self.transaction_types.resolve(merged.get("transactionTypeId"))
+        missing = [f for f in ORDER_REQUIRED if merged.get(f) in (None, "")]
+        if missing:
+            raise YonyouError(BUSINESS_ERROR, f"表头必填字段为空: {', '.join(missing)}")
         customer_ref = merged.get("agentId")
         customer = self._customer_ref(customer_ref)
         vouchdate = parse_ts(merged.get("vouchdate"), "单据日期") if merged.get("vouchdate") else None
@@ -439,17 +477,18 @@ class YonyouStore:
             "id": current["id"] if current else self.new_id(),
             "code": code,
             "vouchdate": vouchdate,
+            # References come back as ids with a few named companions (productCode, agentId_name);
+            # the `<field>_code` columns of earlier versions of this sandbox do not exist in the API.
             "salesOrgId": org.id,
-            "salesOrgId_code": org.code,
+            "salesOrgId_name": org.name,
             "settlementOrgId": settle_org.id,
-            "settlementOrgId_code": settle_org.code,
             "transactionTypeId": ttype.id,
-            "transactionTypeId_code": ttype.code,
+            "transactionTypeId_name": ttype.name,
             "agentId": customer["id"],
-            "agentId_code": customer["code"],
             "agentId_name": customer["name"]["simplifiedName"],
+            "invoiceAgentId": self._customer_ref(merged.get("invoiceAgentId"))["id"],
             "corpContact": staff.id if staff else None,
-            "corpContact_code": staff.code if staff else None,
+            "corpContact_name": staff.name if staff else None,
             "orderPrices": {
                 "currency": currency.code,
                 "natCurrency": nat_currency.code,
@@ -514,6 +553,9 @@ class YonyouStore:
         return result
 
     def _line_validate(self, row: dict[str, Any], n: int, line_id: int) -> dict[str, Any]:
+        missing = [f for f in LINE_REQUIRED if row.get(f) in (None, "")]
+        if missing:
+            raise YonyouError(BUSINESS_ERROR, f"表体第{n}行必填字段为空: {', '.join(missing)}")
         product = self.products.resolve(row.get("productId") or row.get("productCode") or row.get("skuId"))
         unit = self.units.resolve(
             row.get("masterUnitId")
@@ -543,17 +585,25 @@ class YonyouStore:
         return {
             "id": line_id,
             "productId": product.id,
-            "productId_code": product.code,
-            "productId_name": product.name,
+            "productCode": product.code,
+            "skuCode": product.code,
+            "productName": product.name,
             "masterUnitId": unit.id,
-            "masterUnitId_code": unit.code,
+            "masterUnitId_name": unit.name,
             "iProductUnitId": unit.id,
+            "iProductAuxUnitId": unit.id,
+            "subQty": _num(_decimal(row.get("subQty"), f"第{n}行销售数量")),
+            "priceQty": _num(_decimal(row.get("priceQty"), f"第{n}行计价数量")),
+            "invExchRate": _num(_decimal(row.get("invExchRate"), f"第{n}行销售换算率")),
+            "unitExchangeType": row.get("unitExchangeType"),
+            "orderProductType": row.get("orderProductType"),
+            "orderDetailPrices!natTaxUnitPrice": row.get("orderDetailPrices!natTaxUnitPrice"),
+            "orderDetailPrices!natSum": row.get("orderDetailPrices!natSum"),
             "qty": _num(qty),
             "oriTaxUnitPrice": _num(price),
             "oriUnitPrice": _num(_decimal(unit_price, f"第{n}行无税单价")),
             "oriSum": _num(ori_sum),
             "taxId": tax.id,
-            "taxId_code": tax.code,
             "taxRate": _num(rate),
             "stockOrgId": stock_org.id,
             "consignTime": consign,
@@ -564,7 +614,7 @@ class YonyouStore:
         """One row per order line (the list API's shape), ordered by (pubts, id, line)."""
         with self._lock:
             since = self._pubts_filter(body)
-            orders = sorted(self.orders.values(), key=lambda o: (o["pubts"], o["id"]))
+            orders = self._ordered(list(self.orders.values()), body)
             if since is not None:
                 orders = [o for o in orders if o["pubts"] >= since]
             if body.get("code"):
@@ -683,7 +733,7 @@ class YonyouStore:
     def receipt_list(self, body: dict[str, Any], max_page: int) -> dict[str, Any]:
         with self._lock:
             since = self._pubts_filter(body)
-            rows = sorted(self.receipts.values(), key=lambda r: (r["pubts"], r["id"]))
+            rows = self._ordered(list(self.receipts.values()), body)
             if since is not None:
                 rows = [r for r in rows if r["pubts"] >= since]
             if body.get("code"):

@@ -252,7 +252,7 @@ def test_client_rate_stays_under_the_servers_limit() -> None:
 def test_receipts_write_and_read(sandbox: Any) -> None:
     sb, server = sandbox
     sb.state.seed_customer("CUS-1", "收款客户")
-    with closing(connect(server)) as conn:
+    with closing(connect(server, receipt_path="/yonbip/fi/receivebill")) as conn:
         data = {
             "code": "RC-1",
             "vouchdate": "2026-03-02 10:00:00",
