@@ -26,8 +26,9 @@ Vendor facts CONFIRMED from `shared/reference/jiandaoyun.md` (hc.jiandaoyun.com/
   uses `data/delete` per id so each refusal is known; 4001 (already gone) counts as done. A form has no
   standard "inactive" field, so `deactivate` is not offered.
 ASSUMED (not confirmed; the sandbox behaves the same way):
-- an invalid key answers HTTP 401 (the transcription says errors come with HTTP 400; the
-  body classifier below maps the codes, so either status works);
+- (CONFIRMED, vendor-gaps.md) every error answers HTTP 400 with `{code, msg}`, rate excess and
+  rejected keys too: the body classifier below decides by the code before a 400 is taken as a
+  record's refusal, so 8303/8304 are retried and 8301/8302/17018/1705x are auth failures;
 - `success_ids` are in the order of `data_list` when every record succeeded; on a partial
   success we find the created ones by key (`lookup`) and create the rest one by one to learn
   each refusal's reason;
@@ -63,6 +64,7 @@ from pydantic import Field, SecretStr
 from erphub.connectors.auth import BearerToken
 from erphub.connectors.base import ConnectorBase, ConnectorSettings, SystemContext
 from erphub.connectors.http import Action, HttpClient, Verdict
+from erphub.connectors.jiandaoyun_forms import FieldNames, FormEntity
 from erphub.connectors.webhooks import Checked, fresh, parse_timestamp, same_signature
 from erphub.connectors.webhooks import Verdict as WebhookVerdict
 from erphub.core.errors import ProtocolError
@@ -179,6 +181,9 @@ class JiandaoyunSettings(ConnectorSettings):
     app_id: str = "crm_app_0001"
     api_key: SecretStr
     entry_ids: dict[str, str] = Field(default_factory=lambda: {e: v[0] for e, v in ENTITY_FIELDS.items()})
+    # Forms as the customer defined them (jiandaoyun_forms.py): any entity name, its entry_id, key
+    # field and optional aliases. One named like a built-in entity replaces it.
+    entities: dict[str, FormEntity] = Field(default_factory=dict)
 
 
 def fmt_time(dt: datetime) -> str:
@@ -211,13 +216,18 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _is_rows(value: Any) -> bool:
+    """A sub-form value: a list of row objects (multi-select and member values are lists of scalars)."""
+    return isinstance(value, list) and bool(value) and all(isinstance(row, Mapping) for row in value)
+
+
 def wrap_values(data: Mapping[str, Any], child_fields: Mapping[str, frozenset[str]]) -> dict[str, Any]:
     """Plain dict -> `{"alias": {"value": v}}`, sub-form rows wrapped the same way."""
     out: dict[str, Any] = {}
     for alias, value in data.items():
         if alias in SYSTEM_FIELDS:
             continue
-        if alias in child_fields and isinstance(value, list):
+        if (alias in child_fields and isinstance(value, list)) or _is_rows(value):
             rows = [{k: {"value": _plain(v)} for k, v in row.items()} for row in value]
             out[alias] = {"value": rows}
         else:
@@ -296,6 +306,21 @@ class JiandaoyunConnector(ConnectorBase):
             )
             for name, (entry, key_field, fields) in ENTITY_FIELDS.items()
         }
+        self._names: dict[str, FieldNames] = {}
+        for name, form in settings.entities.items():
+            names = FieldNames(form.aliases)
+            self._names[name] = names
+            # The form's own fields are known only from its metadata (`erphub systems discover`):
+            # fields=None leaves the check to the schema snapshot.
+            self._entities[name] = EntitySpec(
+                name=name,
+                native_name=form.entry_id,
+                directions=frozenset({Direction.READ, Direction.WRITE}),
+                fields=None,
+                key_field=form.key_field,
+                child_fields=names.child_aliases(),
+                description=f"Jiandaoyun form {form.entry_id} (configured)",
+            )
 
     # ---- protocol ----------------------------------------------------------------------
     def entities(self) -> Mapping[str, EntitySpec]:
@@ -324,8 +349,8 @@ class JiandaoyunConnector(ConnectorBase):
         high: Cursor | None = None
         last_id = ""
         while True:
-            rows = self._data(
-                self.http.post_json(f"{API}/data/list", {**body, "data_id": last_id}, endpoint="data/list")
+            rows = self._rows(
+                spec, self.http.post_json(f"{API}/data/list", {**body, "data_id": last_id}, endpoint="data/list")
             )
             records = []
             for row in rows:
@@ -357,7 +382,7 @@ class JiandaoyunConnector(ConnectorBase):
 
     def lookup(self, entity: str, keys: Sequence[str]) -> dict[str, str]:
         spec = self.spec(entity)
-        key_field = spec.key_field or ""
+        key_field = self._form_name(spec, spec.key_field or "")
         found: dict[str, str] = {}
         wanted = list(dict.fromkeys(k for k in keys if k))
         for start in range(0, len(wanted), MAX_IN):
@@ -447,7 +472,7 @@ class JiandaoyunConnector(ConnectorBase):
         transaction_id = str(
             uuid.uuid5(TRANSACTION_NAMESPACE, "\n".join(sorted(r.idempotency_key for _, r in items)))
         )
-        data_list = [wrap_values(self.owned_data(r), spec.child_fields) for _, r in items]
+        data_list = [wrap_values(self._to_form(spec, self.owned_data(r)), spec.child_fields) for _, r in items]
         body = {**self._form(spec), "data_list": data_list, "transaction_id": transaction_id}
         answer = self.http.post_json(f"{API}/data/batch_create", body, endpoint="data/batch_create")
         if not isinstance(answer, dict) or answer.get("status") != "success":
@@ -485,7 +510,8 @@ class JiandaoyunConnector(ConnectorBase):
         return out
 
     def _create_one(self, spec: EntitySpec, request: WriteRequest) -> WriteResult:
-        body = {**self._form(spec), "data": wrap_values(self.owned_data(request), spec.child_fields)}
+        data = wrap_values(self._to_form(spec, self.owned_data(request)), spec.child_fields)
+        body = {**self._form(spec), "data": data}
         # Not retried after a lost answer: the next run's lookup by key finds what landed.
         result = self.http.request(
             "POST",
@@ -503,7 +529,7 @@ class JiandaoyunConnector(ConnectorBase):
         body = {
             **self._form(spec),
             "data_id": request.target_id,
-            "data": wrap_values(self.owned_data(request), spec.child_fields),
+            "data": wrap_values(self._to_form(spec, self.owned_data(request)), spec.child_fields),
         }
         # Writing the same values twice leaves the same record: safe to retry.
         result = self.http.request(
@@ -514,6 +540,20 @@ class JiandaoyunConnector(ConnectorBase):
         return WriteResult(request.source_id, str(self._record(result.body)["_id"]), WriteAction.UPDATED)
 
     # ---- helpers -----------------------------------------------------------------------
+    def _form_name(self, spec: EntitySpec, name: str) -> str:
+        names = self._names.get(spec.name)
+        return names.to_form(name) if names else name
+
+    def _to_form(self, spec: EntitySpec, data: Mapping[str, Any]) -> dict[str, Any]:
+        names = self._names.get(spec.name)
+        return names.to_form_data(data) if names else dict(data)
+
+    def _rows(self, spec: EntitySpec, answer: Any) -> list[dict[str, Any]]:
+        """A data/list page with each record in mapping names (aliases) instead of widget ids."""
+        rows = self._data(answer)
+        names = self._names.get(spec.name)
+        return [names.from_form_data(row) for row in rows] if names else rows
+
     def _form(self, spec: EntitySpec) -> dict[str, str]:
         return {"app_id": self.settings.app_id, "entry_id": spec.native_name}
 

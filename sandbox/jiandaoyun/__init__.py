@@ -4,9 +4,9 @@ Contract (from `shared/reference/jiandaoyun.md`, and a public transcription of t
 docs hc.jiandaoyun.com/open/11470 for error codes and per-interface limits):
 
 - every call is `POST /api/v5/app/entry/<op>` with a JSON body naming `app_id` and `entry_id`;
-  auth is `Authorization: Bearer <API key>`; a missing/unknown key answers HTTP 401
-  `{"code": 8301, "msg": "API Key 鉴权验证失败"}` (8301 is the documented code; the HTTP status
-  401 is our assumption: the transcription says errors use HTTP 400);
+  auth is `Authorization: Bearer <API key>`; every error answers HTTP 400 with the vendor's body
+  code, as the API does (vendor-gaps.md): a missing/unknown key `{"code": 8301, "msg": "API Key
+  鉴权验证失败"}`, a rate excess 8304;
 - `data/list`: `data_id` paging (records after that id), always sorted by `_id` ascending,
   `limit` 1..100 (default 10), `fields`, `filter` {rel, cond[{field, type, method, value}]} with
   eq/ne/in/nin (≤200 values)/range (inclusive, null = open)/gt/lt/like/empty/not_empty;
@@ -22,7 +22,8 @@ docs hc.jiandaoyun.com/open/11470 for error codes and per-interface limits):
 - values are written `{"alias": {"value": v}}`; unknown aliases and wrongly typed values are
   refused (an assumption: the vendor skips required/duplicate checks, not type checks);
 - limits per second: list/get 30, create/update/delete 20, batch_create/batch_update 10, and
-  50 for the whole team; excess answers HTTP 429 `{"code": 8304, ...}` without Retry-After;
+  50 for the whole team; excess answers HTTP 400 `{"code": 8304, ...}` without Retry-After
+  (fault injection's `burst_429` still answers 429: a proxy in front of the API);
 - `createTime`/`updateTime` are set by the server (ISO 8601 UTC with ms and Z).
 
 Test-only control, out of process: `POST /__sandbox__/jiandaoyun/touch` `{entry_id, keys|data_ids,
@@ -38,13 +39,13 @@ from typing import Any
 from erphub.sandbox.common import SandboxApp
 from erphub.sandbox.faults import Faults
 from erphub.sandbox.jiandaoyun.app import build_app
-from erphub.sandbox.jiandaoyun.forms import APP_ID, FORMS
+from erphub.sandbox.jiandaoyun.forms import APP_ID, FORMS, FormDef
 from erphub.sandbox.jiandaoyun.seed import SeedSummary, seed
 from erphub.sandbox.jiandaoyun.store import JiandaoyunState
 
 DEMO_API_KEY = "jdy-demo-key-7Hq2mZ4xR9"
 
-__all__ = ["APP_ID", "DEMO_API_KEY", "FORMS", "JiandaoyunState", "SeedSummary", "create_sandbox"]
+__all__ = ["APP_ID", "DEMO_API_KEY", "FORMS", "FormDef", "JiandaoyunState", "SeedSummary", "create_sandbox"]
 
 
 def _error_body(status: int, reason: str) -> dict[str, Any]:
@@ -59,8 +60,19 @@ def create_sandbox(
     seed_data: bool = True,
     seed_value: int = 2026,
     enforce_limits: bool = True,
+    custom_fields: dict[str, dict[str, str]] | None = None,
+    extra_forms: list[FormDef] | None = None,
 ) -> SandboxApp:
-    state = JiandaoyunState()
+    """`custom_fields` {entry_id: {name: widget type}} adds fields to the CRM forms; `extra_forms` adds
+    forms of the customer's own (e.g. one named only by `_widget_...` ids, with labels)."""
+    forms = dict(FORMS)
+    for entry_id, extra in (custom_fields or {}).items():
+        if entry_id not in forms:
+            raise ValueError(f"custom_fields: no form {entry_id!r}; forms: {sorted(forms)}")
+        forms[entry_id] = forms[entry_id].with_fields(extra)
+    for form in extra_forms or []:
+        forms[form.entry_id] = form
+    state = JiandaoyunState(forms=forms)
     summary = seed(state, seed=seed_value) if seed_data else SeedSummary()
     faults = Faults(seed=seed_value)
     api_keys = {api_key}

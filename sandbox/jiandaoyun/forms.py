@@ -16,11 +16,23 @@ SUBFORM = "subform"
 
 @dataclass(frozen=True)
 class FormDef:
+    """A form: its fields by the name records use (an alias, or the widget id `_widget_...` when the
+    form sets no alias), their widget types, sub-forms, and the labels people see."""
+
     entry_id: str
     name: str
     key_field: str
     widgets: dict[str, str]
     subforms: dict[str, dict[str, str]] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)  # field name (or "sub.item") -> label
+
+    def label(self, name: str) -> str:
+        return self.labels.get(name, name)
+
+    def with_fields(self, extra: dict[str, str]) -> FormDef:
+        """The form with custom fields added (name -> widget type), as a customer adds them."""
+        return FormDef(self.entry_id, self.name, self.key_field, {**self.widgets, **extra}, self.subforms,
+                       self.labels)
 
     def widget_type(self, alias: str) -> str | None:
         if alias in self.widgets:
