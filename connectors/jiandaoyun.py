@@ -63,6 +63,7 @@ from pydantic import Field, SecretStr
 
 from erphub.connectors.auth import BearerToken
 from erphub.connectors.base import ConnectorBase, ConnectorSettings, SystemContext
+from erphub.connectors.discovery import field_info
 from erphub.connectors.http import Action, HttpClient, Verdict
 from erphub.connectors.jiandaoyun_forms import FieldNames, FormEntity
 from erphub.connectors.webhooks import Checked, fresh, parse_timestamp, same_signature
@@ -451,6 +452,35 @@ class JiandaoyunConnector(ConnectorBase):
             else:
                 results.append(WriteResult(data_id, data_id, WriteAction.UPDATED))
         return results
+
+    def discover(self, entities: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """`SupportsDiscovery`: each form's widgets from `widget/list` (names, labels, types, sub-form items).
+
+        Names are the ones mappings use: a configured alias where there is one, else the form's own
+        field name (the widget id). System fields are listed read-only.
+        """
+        out: dict[str, dict[str, Any]] = {}
+        for entity in entities:
+            spec = self.spec(entity)
+            answer = self.http.post_json(f"{API}/widget/list", self._form(spec), endpoint="widget/list")
+            widgets = answer.get("widgets") if isinstance(answer, dict) else None
+            if not isinstance(widgets, list):
+                raise ProtocolError("widget/list answer has no widgets", system=self.context.name)
+            names = self._names.get(entity) or FieldNames({})
+            renamed = names.from_form_data({str(w.get("name")): w for w in widgets if isinstance(w, dict)})
+            fields: dict[str, Any] = {}
+            for alias, widget in renamed.items():
+                items = None
+                if isinstance(widget.get("items"), list):
+                    sub = names.from_form_data({alias: [{str(i.get("name")): i for i in widget["items"]}]})
+                    items = {k: field_info(str(i.get("type")), label=i.get("label"))
+                             for k, i in (sub[alias][0] if sub[alias] else {}).items()}
+                fields[alias] = field_info(str(widget.get("type")), label=widget.get("label"), items=items)
+            for system_field in SYSTEM_FIELDS:
+                fields[system_field] = field_info("system", createable=False, updateable=False)
+            out[entity] = {"native_name": spec.native_name, "key_field": spec.key_field, "source": "widget/list",
+                           "fields": fields}
+        return out
 
     def check(self) -> None:
         spec = next(iter(self._entities.values()))

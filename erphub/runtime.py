@@ -22,6 +22,7 @@ from erphub.core.errors import UnknownEntity
 from erphub.core.records import Direction, EntitySpec
 from erphub.engine import Pipeline, TwoWaySpec, check_on_delete
 from erphub.mappings.compiler import compile_mapping
+from erphub.mappings.schema_check import with_snapshot
 from erphub.monitoring.redaction import add_secrets, redact_text
 from erphub.store import Store
 from erphub.webhooks.receiver import webhook_verifiers
@@ -100,7 +101,7 @@ class Hub:
         if endpoint.entity not in specs:
             raise UnknownEntity(connector.kind, endpoint.entity, list(specs),
                                 **self.config.place("pipelines", pipeline, side, "entity"))
-        spec = specs[endpoint.entity]
+        spec = with_snapshot(specs[endpoint.entity], self.config.state_base, endpoint.system)  # discovered schema
         if not spec.can(direction):
             raise self.config.error(
                 f"connector {connector.kind!r} cannot {direction.value} {endpoint.entity!r}",

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from erphub.core.errors import MappingError
 from erphub.core.records import EntitySpec
 from erphub.core.yamlsource import Locator, dotted, parse_yaml
+from erphub.mappings import schema_check
 from erphub.mappings.codegen import ChildField, Item, ValueField, build
 from erphub.mappings.conditions import (
     COMPARISONS,
@@ -574,6 +575,7 @@ class _Compiler:
                 if any(not p.strip() for p in parts):
                     raise self.error(f"target field path {name!r} has an empty segment", (*where, name))
                 self._check_target(parts[0], (*where, name), child_target, parts[1] if len(parts) > 1 else None)
+                schema_check.check_target(self, fields[name], parts, (*where, name), child_target)
             except MappingError as exc:
                 self.collect(exc)
         for a in names:  # `FGroup` and `FGroup.FNumber` would overwrite each other

@@ -25,14 +25,17 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
 from erphub.connectors.base import ConnectorBase, ConnectorSettings, SystemContext
+from erphub.connectors.discovery import field_info
 from erphub.connectors.http import HttpClient
 from erphub.connectors.kingdee.auth import KingdeeLogin, classify_body
 from erphub.connectors.kingdee.lines import CurrentLine, match_value, plan_lines
+from erphub.connectors.kingdee.metadata import form_fields
 from erphub.connectors.kingdee.query import (
     MAX_IN_LIST,
     MAX_LIMIT,
@@ -48,7 +51,7 @@ from erphub.connectors.kingdee.query import (
     quote,
     status_message,
 )
-from erphub.connectors.kingdee.schema import SHAPES, Shape
+from erphub.connectors.kingdee.schema import SHAPES, Field, Shape
 from erphub.connectors.kingdee.settings import KingdeeSettings
 from erphub.connectors.kingdee.views import VIEW_SPECS, KingdeeViews
 from erphub.core.errors import AuthError, CannotFetch, PermanentError, ProtocolError, TransientError
@@ -154,6 +157,11 @@ class KingdeeConnector(ConnectorBase):
             classify_body=classify_body,
         )
         # Read-only views computed from several forms (order shipments, customer accounts).
+        # The forms with this account set's custom F_ fields (settings.custom_fields) in their header.
+        self.shapes: dict[str, Shape] = {
+            name: replace(shape, header=shape.header + tuple(Field(k) for k in settings.custom_fields.get(name, [])))
+            for name, shape in SHAPES.items()
+        }
         self.views = KingdeeViews(
             self._query, self.read_changes, settings.receivable_days, lambda: datetime.now(SHANGHAI)
         )
@@ -161,7 +169,7 @@ class KingdeeConnector(ConnectorBase):
     # ---- protocol ------------------------------------------------------------------------------
 
     def entities(self) -> Mapping[str, EntitySpec]:
-        return {**{name: shape.spec() for name, shape in SHAPES.items()}, **VIEW_SPECS}
+        return {**{name: shape.spec() for name, shape in self.shapes.items()}, **VIEW_SPECS}
 
     def read_changes(
         self, entity: str, since: Cursor | None, *, page_size: int = 100, until: Cursor | None = None
@@ -387,11 +395,38 @@ class KingdeeConnector(ConnectorBase):
 
     def check(self) -> None:
         """Log in and read one customer row; raises the ConnectorError that says why not."""
-        shape = SHAPES["customer"]
+        shape = self.shapes["customer"]
         self._query(shape.form_id, [shape.pk, shape.number_key], "", f"{shape.pk} ASC", limit=1)
 
     def close(self) -> None:
         self.http.close()
+
+    def discover(self, entities: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """`SupportsDiscovery`: each form's metadata from QueryBusinessInfo (K-SDK main.py lists the
+        service; its answer shape is [unverifiable] beyond NeedReturnData.Entrys[].Fields[].Key).
+
+        Listed: the connector's fields of the form with the metadata's caption, type and required flag,
+        plus every custom `F_` field of the header (add those a mapping uses to `custom_fields`).
+        """
+        out: dict[str, dict[str, Any]] = {}
+        for entity in entities:
+            spec = self.spec(entity)
+            if entity in VIEW_SPECS:
+                out[entity] = {"native_name": spec.native_name, "key_field": spec.key_field, "source": "computed",
+                               "fields": {f: field_info("computed", createable=False, updateable=False)
+                                          for f in sorted(spec.fields or ())}}
+                continue
+            shape = self.shapes[entity]
+            body = self._post("QueryBusinessInfo", {"data": {"FormId": shape.form_id}})
+            status = find_status(body)
+            if status is not None and not is_success(status):
+                self._raise_status("QueryBusinessInfo", status)
+            meta = ((body or {}).get("Result") or {}).get("NeedReturnData") if isinstance(body, dict) else None
+            if not isinstance(meta, dict) or not isinstance(meta.get("Entrys"), list):
+                raise ProtocolError("QueryBusinessInfo answered without Entrys", system=self.context.name)
+            out[entity] = {"native_name": shape.form_id, "key_field": shape.number_key, "source": "QueryBusinessInfo",
+                           "fields": form_fields(shape, meta["Entrys"])}
+        return out
 
     # ---- calls -----------------------------------------------------------------------------------
 
@@ -399,7 +434,7 @@ class KingdeeConnector(ConnectorBase):
         self.spec(entity)  # UnknownEntity, listing forms and views, when there is no such entity
         if entity in VIEW_SPECS:
             raise PermanentError(f"kingdee view {entity!r} is read only", system=self.context.name)
-        return SHAPES[entity]
+        return self.shapes[entity]
 
     def _post(self, method: str, payload: dict[str, Any], *, idempotent: bool = True) -> Any:
         return self.http.post_json(

@@ -36,6 +36,20 @@ class KingdeeSettings(ConnectorSettings):
         default=30, ge=0, description="days after the order date a receivable falls due (customer_account view)"
     )
     session_max_age_s: float | None = Field(default=None, description="log in again proactively after this long")
+    custom_fields: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="entity -> the account set's own header fields (F_ keys, see `erphub systems discover`) "
+        "read and written with the standard ones",
+    )
+
+    @field_validator("custom_fields")
+    @classmethod
+    def _custom_keys(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for entity, keys in value.items():
+            bad = [k for k in keys if not k.startswith("F_")]
+            if bad:
+                raise ValueError(f"custom_fields.{entity}: {bad[0]!r} is not a custom field key (they start with F_)")
+        return value
 
     @field_validator("server_url")
     @classmethod

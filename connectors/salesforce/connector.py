@@ -23,13 +23,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any, ClassVar, Literal
 
 import httpx
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 
 from erphub.connectors.auth import TokenAuth
 from erphub.connectors.base import ConnectorBase, ConnectorSettings, SystemContext
+from erphub.connectors.discovery import field_info
 from erphub.connectors.http import Action, HttpClient, Verdict
 from erphub.connectors.salesforce.auth import TOKEN_PATH, ClientCredentialsAuth, PasswordAuth, RefreshTokenAuth
 from erphub.connectors.salesforce.orders import ITEM_CREATE_ONLY, ORDER_CREATE_ONLY, PriceBook
@@ -41,6 +43,7 @@ from erphub.connectors.salesforce.schema import (
     ORDER_FIELDS,
     ORDER_ITEM_FIELDS,
     ORDER_READ_ONLY,
+    SYSTEM_READ_ONLY,
     entity_specs,
     parse_datetime,
     soql_datetime,
@@ -85,6 +88,8 @@ class SalesforceSettings(ConnectorSettings):
     all_or_none: bool = False
     # Price book of orders and their items; unset: the org's standard price book (orders.py).
     pricebook_id: str | None = None
+    # The org's own fields (`__c`, from describe / `erphub systems discover`) read and written per entity.
+    extra_fields: dict[str, list[str]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _grant_fields(self) -> SalesforceSettings:
@@ -132,6 +137,10 @@ class SalesforceConnector(ConnectorBase):
         self._specs = entity_specs(
             s.account_external_id, s.opportunity_external_id, s.order_external_id, s.order_item_external_id
         )
+        for entity, extra in s.extra_fields.items():
+            known = self._specs[entity].fields if entity in self._specs else None
+            if known is not None:
+                self._specs[entity] = replace(self._specs[entity], fields=known | frozenset(extra))
         self._objects = {"customer": "Account", "opportunity": "Opportunity", "sales_order": "Order"}
         self._ext = {
             "customer": s.account_external_id,
@@ -286,15 +295,61 @@ class SalesforceConnector(ConnectorBase):
 
     def _select_fields(self, entity: str) -> list[str]:
         s = self.settings
+        extra = s.extra_fields.get(entity, [])
         if entity == "customer":
-            return ["Id", *dict.fromkeys([*ACCOUNT_FIELDS, s.account_external_id])]
+            return ["Id", *dict.fromkeys([*ACCOUNT_FIELDS, s.account_external_id, *extra])]
         if entity == "opportunity":
             return [
                 "Id",
-                *dict.fromkeys([*OPPORTUNITY_FIELDS, s.opportunity_external_id]),
+                *dict.fromkeys([*OPPORTUNITY_FIELDS, s.opportunity_external_id, *extra]),
                 f"Account.{s.account_external_id}",
             ]
-        return ["Id", *dict.fromkeys([*ORDER_FIELDS, s.order_external_id]), f"Account.{s.account_external_id}"]
+        return ["Id", *dict.fromkeys([*ORDER_FIELDS, s.order_external_id, *extra]),
+                f"Account.{s.account_external_id}"]
+
+    def discover(self, entities: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """`SupportsDiscovery`: `GET sobjects/{SObject}/describe` (REST API Developer Guide, "sObject
+        Describe"): the entity's fields with createable/updateable, custom (`__c`) and references.
+
+        Listed: the fields this connector reads and writes for the entity, plus every custom field of
+        the object (add the ones a mapping uses to `extra_fields` so they are read too).
+        """
+        out: dict[str, dict[str, Any]] = {}
+        for entity in entities:
+            spec = self.spec(entity)
+            sobject = self._objects[entity]
+            described = self._describe(sobject)
+            mine = set(spec.fields or ())
+            fields = {
+                name: info for name, info in described.items()
+                if name in mine or info["custom"] or name in SYSTEM_READ_ONLY or name == "Id"
+            }
+            for rel, target in (("Account", "Account"),):  # external-id references the connector accepts
+                if rel in mine:
+                    fields[rel] = field_info("reference", label=rel, reference=target)
+            if entity == "sales_order":
+                item_fields = self._describe("OrderItem")
+                wanted = spec.child_fields.get(ITEMS, frozenset())
+                items = {n: i for n, i in item_fields.items() if n in wanted or i["custom"]}
+                items["Product2"] = field_info("reference", label="Product (by external id)", reference="Product2")
+                fields[ITEMS] = field_info("children", label="OrderItems", items=items)
+            out[entity] = {"native_name": sobject, "key_field": spec.key_field, "source": "describe",
+                           "fields": fields}
+        return out
+
+    def _describe(self, sobject: str) -> dict[str, dict[str, Any]]:
+        body = self._get(f"{self.base}/sobjects/{sobject}/describe")
+        if not isinstance(body, dict) or not isinstance(body.get("fields"), list):
+            raise ProtocolError(f"describe of {sobject} has no fields", system=self.context.name)
+        return {
+            str(f["name"]): field_info(
+                str(f.get("type")), label=f.get("label"), createable=bool(f.get("createable")),
+                updateable=bool(f.get("updateable")), custom=bool(f.get("custom")),
+                required=not f.get("nillable", True) and bool(f.get("createable")),
+                reference=(f.get("referenceTo") or [None])[0],
+            )
+            for f in body["fields"] if isinstance(f, dict) and f.get("name")
+        }
 
     def _get(self, path: str, params: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> Any:
         result = self.http.request("GET", path, params=params, headers=headers, endpoint="query")

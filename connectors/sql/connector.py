@@ -69,6 +69,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, NoSuchTableError, SQLAlchemyError
 
 from erphub.connectors.base import ConnectorBase, ConnectorSettings, SystemContext
+from erphub.connectors.discovery import field_info
 from erphub.connectors.sql.settings import SqlEntitySettings, SqlSettings
 from erphub.connectors.sql.upsert import upsert
 from erphub.core.errors import ConfigError, PermanentError, TransientError, UnknownEntity
@@ -222,6 +223,23 @@ class SqlConnector(ConnectorBase):
             raise self._error(exc) from None
         self._tables[entity] = _Table(entity, cfg, table)
         return self._tables[entity]
+
+    def discover(self, entities: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """`SupportsDiscovery`: each staging table's columns by SQLAlchemy reflection (type, nullable,
+        and read-only for the id, cursor and bookkeeping columns the connector maintains)."""
+        out: dict[str, dict[str, Any]] = {}
+        for entity in entities:
+            t = self._table(entity)
+            managed = {c for c in (t.cfg.cursor_column, t.cfg.status_column, t.cfg.error_column) if c}
+            fields = {
+                c.name: field_info(
+                    type(c.type).__name__.lower(), label=c.name, required=not c.nullable and not c.primary_key,
+                    createable=c.name not in managed, updateable=c.name not in managed and not c.primary_key)
+                for c in t.table.c
+            }
+            out[entity] = {"native_name": t.table.fullname, "key_field": t.spec().key_field,
+                           "source": "reflection", "fields": fields}
+        return out
 
     def _error(self, exc: BaseException) -> TransientError | PermanentError:
         """A whole-call failure with a message free of SQL parameters and secrets."""

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from erphub.connectors.base import ConnectorBase, ConnectorSettings, SystemContext
+from erphub.connectors.discovery import field_info
 from erphub.connectors.tryton.account_status import STATUS_FIELDS, AccountStatus
 from erphub.connectors.tryton.changes import Reader
 from erphub.connectors.tryton.invoice import RECEIPT_FIELDS, Receipts
@@ -35,6 +36,13 @@ from erphub.core.records import (
 )
 
 RW = frozenset({Direction.READ, Direction.WRITE})
+# Models whose field definitions describe an entity's record shape (the first is the entity's own).
+DISCOVERY_MODELS: dict[str, tuple[str, ...]] = {
+    "customer": ("party.party", "party.address", "party.contact_mechanism"),
+    "sales_order": ("sale.sale",),
+    "receipt": ("account.invoice",),
+    "account_status": ("party.party",),
+}
 RO = frozenset({Direction.READ})
 
 
@@ -185,6 +193,38 @@ class TrytonConnector(ConnectorBase):
                 "the Tryton user has no company (set one in its preferences)", system=self.context.name
             )
         self.rpc.search_read("party.party", [], ["code"], limit=1)
+
+    def discover(self, entities: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """`SupportsDiscovery`: each entity's fields with types from Tryton's own `fields_get` (the
+        model's field definitions, trytond ModelView.fields_get, RPC-exposed) of the model it is read
+        from; fields of the record shape that the connector computes (addresses, amounts, states of
+        related records) are listed as such. Read-only entities list read-only fields."""
+        out: dict[str, dict[str, Any]] = {}
+        specs = self.entities()
+        for entity in entities:
+            spec = self.spec(entity)
+            models = DISCOVERY_MODELS.get(entity, (spec.native_name,))
+            defs: dict[str, Any] = {}
+            for model in reversed(models):  # the entity's own model wins over related ones
+                defs.update(self.rpc.model(model, "fields_get", None) or {})
+            writable = Direction.WRITE in specs[entity].directions
+
+            def info(name: str, defs: dict[str, Any] = defs, writable: bool = writable) -> dict[str, Any]:
+                d = defs.get(name)
+                if not isinstance(d, dict):
+                    return field_info("computed", createable=False, updateable=False)
+                return field_info(str(d.get("type")), label=d.get("string"), required=bool(d.get("required")),
+                                  createable=writable and not d.get("readonly"),
+                                  updateable=writable and not d.get("readonly"), reference=d.get("relation"))
+
+            fields = {name: info(name) for name in sorted(spec.fields or ())}
+            if entity == "sales_order":
+                line_defs = self.rpc.model("sale.line", "fields_get", None) or {}
+                fields["lines"] = field_info("one2many", label="Lines", items={
+                    name: info(name, line_defs) for name in sorted(spec.child_fields.get("lines", ()))})
+            out[entity] = {"native_name": spec.native_name, "key_field": spec.key_field, "source": "fields_get",
+                           "fields": fields}
+        return out
 
     def close(self) -> None:
         self.rpc.close()

@@ -26,9 +26,12 @@ import httpx
 from pydantic import SecretStr
 
 from erphub.connectors.base import ConnectorBase, ConnectorSettings, SystemContext
+from erphub.connectors.discovery import field_info
 from erphub.connectors.http import Action, HttpClient, Verdict
 from erphub.connectors.yonyou.auth import TOKEN_GONE, YonyouTokenAuth
 from erphub.connectors.yonyou.schema import (
+    LINE_READ_ONLY,
+    READ_ONLY,
     RECEIPT_DISABLED,
     customer_data,
     customer_payload,
@@ -148,6 +151,25 @@ class YonyouConnector(ConnectorBase):
     # ---- protocol ------------------------------------------------------------------------
     def entities(self) -> dict[str, EntitySpec]:
         return dict(self._specs)
+
+    def discover(self, entities: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """`SupportsDiscovery`: Yonyou publishes no metadata API, so these are the documented field
+        lists (schema.py, from the transcribed API pages), marked `"source": "documented"`."""
+        out: dict[str, dict[str, Any]] = {}
+        for entity in entities:
+            spec = self.spec(entity) if entity != "receipt" else self._specs["receipt"]
+            fields: dict[str, Any] = {
+                name: field_info("reference" if name.endswith("Id") else "text",
+                                 createable=name not in READ_ONLY, updateable=name not in READ_ONLY)
+                for name in sorted(spec.fields or ())
+            }
+            for child, items in spec.child_fields.items():
+                fields[child] = field_info("children", items={
+                    n: field_info("text", createable=n not in LINE_READ_ONLY, updateable=n not in LINE_READ_ONLY)
+                    for n in sorted(items)})
+            out[entity] = {"native_name": spec.native_name, "key_field": spec.key_field, "source": "documented",
+                           "fields": fields}
+        return out
 
     def check(self) -> None:
         self._call("POST", CUSTOMER_LIST, {"pageIndex": 1, "pageSize": 1})

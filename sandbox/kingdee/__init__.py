@@ -93,7 +93,7 @@ def create_sandbox(
     opts = KingdeeOptions(**options)
     faults = Faults()
     log = RequestLog()
-    store = KingdeeStore(max_limit=opts.max_limit)
+    store = KingdeeStore(max_limit=opts.max_limit, custom_fields=opts.custom_fields)
     seed(store, customers=seed_customers, receipts=seed_receipts, seed_value=seed_value)
     limiter = WindowLimiter(opts.calls_per_second) if opts.calls_per_second else None
     state = KingdeeState(store, SessionBook(opts.idle_timeout_s), opts, faults, limiter)

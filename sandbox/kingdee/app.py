@@ -39,6 +39,8 @@ class KingdeeOptions:
     calls_per_second: int | None = None  # MsgCode 14 above this many calls per second (None: off)
     max_skew_s: float = 300.0  # accepted clock skew of x-api-timestamp
     max_limit: int = 2000  # ExecuteBillQuery Limit cap
+    # The account set's custom fields: {FormId: {"F_XXX_Key": kind}} (kinds as in forms.py).
+    custom_fields: dict[str, dict[str, str]] = field(default_factory=dict)
     data_center_name: str = "erphub演示账套"
     credentials: Credentials = field(default_factory=Credentials)
 
@@ -219,6 +221,7 @@ class KingdeeApp:
             "ExcuteOperation": self.excute_operation,
             "QueryAsyncResult": self.query_async_result,
             "Allocate": self.allocate,
+            "QueryBusinessInfo": self.query_business_info,
         }
 
     # ---- entry point -----------------------------------------------------------------------------
@@ -486,6 +489,34 @@ class KingdeeApp:
                 "ResponseStatus": status_body(ok=not errors, errors=errors, success=success, msg_code=code)
             }
         }
+
+    def query_business_info(self, body: Any, path: str) -> Any:
+        """Form metadata: `{"data": {"FormId": ...}}` -> the form's entities and their fields.
+
+        The answer's shape (NeedReturnData.Entrys[].Fields[] with Key, Name [{Key: lcid, Value}],
+        ElementType, MustInput, IsCustom) follows third-party descriptions of QueryBusinessInfo
+        [shape unverifiable]; it lists the custom `F_` fields configured for this account set.
+        """
+        _, data = _form_args(body)
+        form_id = _ci(data, "FormId") if isinstance(data, dict) else None
+        form = self.state.store.find_form(str(form_id or ""))
+        if form is None:
+            raise KdRequestError("业务对象不存在", 5)
+
+        def fields(defs: Any) -> list[dict[str, Any]]:
+            return [{"Key": f.key, "Name": [{"Key": 2052, "Value": f.caption or f.key}], "ElementType": f.kind,
+                     "LookUpObject": f.ref, "MustInput": 1 if f.required else 0, "IsReadOnly": f.readonly,
+                     "IsCustom": f.custom} for f in defs]
+
+        entrys = [{"Key": "FBillHead", "EntityType": "HeadEntity", "PrimaryKey": form.pk,
+                   "Fields": fields(form.fields)}]
+        entrys += [{"Key": sub.key, "EntityType": "SubHeadEntity", "Fields": fields(sub.fields)}
+                   for sub in form.subheads]
+        entrys += [{"Key": e.key, "EntityType": "EntryEntity", "PrimaryKey": e.pk, "Fields": fields(e.fields)}
+                   for e in form.entries]
+        return {"Result": {"ResponseStatus": status_body(ok=True),
+                           "NeedReturnData": {"Id": form.form_id, "Name": [{"Key": 2052, "Value": form.caption}],
+                                              "Entrys": entrys}}}
 
     def allocate(self, body: Any, path: str) -> Any:
         form_id, data = self._save_args(body)

@@ -20,6 +20,7 @@ class FieldDef:
     ref: str | None = None  # referenced FormId; "@FIELD" = FormId held in that field
     required: bool = False
     readonly: bool = False  # maintained by the server; ignored in a Save Model
+    custom: bool = False  # a customer's own field (key F_...), added per account set
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +76,11 @@ class FormDef:
 
     def subhead(self, key: str) -> SubHeadDef | None:
         return next((s for s in self.subheads if s.key.lower() == key.lower()), None)
+
+    def with_fields(self, extra: tuple[FieldDef, ...]) -> FormDef:
+        """This form with header fields added (a customer's custom `F_` fields)."""
+        return FormDef(self.form_id, self.caption, self.pk, self.number_key, self.fields + extra, self.subheads,
+                       self.entries, self.status_key, self.modify_key, self.number_prefix, self.is_bill)
 
 
 def _ref(key: str, form: str, caption: str, required: bool = False) -> FieldDef:

@@ -106,15 +106,31 @@ def _ci_has(keys: Iterable[str], key: str) -> bool:
 class KingdeeStore:
     """One account set (数据中心). Thread-safe."""
 
-    def __init__(self, clock: Callable[[], datetime] | None = None, max_limit: int = MAX_LIMIT) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], datetime] | None = None,
+        max_limit: int = MAX_LIMIT,
+        custom_fields: dict[str, dict[str, str]] | None = None,
+    ) -> None:
         self.lock = threading.RLock()
         self.clock = clock or shanghai_now
         self.max_limit = max_limit
-        self.docs: dict[str, dict[int, dict[str, Any]]] = {f: {} for f in FORMS}
-        self._numbers: dict[str, dict[str, int]] = {f: {} for f in FORMS}
-        self._next_id: dict[str, int] = dict.fromkeys(FORMS, 100001)
+        # This account set's forms: the standard ones plus the custom `F_` fields configured for it.
+        self.forms: dict[str, FormDef] = dict(FORMS)
+        for form_id, extra in (custom_fields or {}).items():
+            form = find_form(form_id)
+            if form is None:
+                raise ValueError(f"custom_fields: no form {form_id!r}")
+            if any(not key.startswith("F_") for key in extra):
+                raise ValueError("custom field keys start with F_ (K/3 Cloud's rule for customer fields)")
+            self.forms[form.form_id] = form.with_fields(
+                tuple(FieldDef(key, kind, key, custom=True) for key, kind in extra.items())
+            )
+        self.docs: dict[str, dict[int, dict[str, Any]]] = {f: {} for f in self.forms}
+        self._numbers: dict[str, dict[str, int]] = {f: {} for f in self.forms}
+        self._next_id: dict[str, int] = dict.fromkeys(self.forms, 100001)
         self._next_entry_id = 100001
-        self._number_seq: dict[str, int] = dict.fromkeys(FORMS, 0)
+        self._number_seq: dict[str, int] = dict.fromkeys(self.forms, 0)
         self._last_stamp = datetime.min
         # Numbers whose next save must fail validation (fault injection: per-record failures).
         self.reject_numbers: dict[str, str] = {}
@@ -123,8 +139,12 @@ class KingdeeStore:
 
     # ---- helpers ------------------------------------------------------------------------------
 
+    def find_form(self, form_id: str) -> FormDef | None:
+        standard = find_form(form_id)
+        return self.forms.get(standard.form_id) if standard is not None else None
+
     def _form(self, form_id: str) -> FormDef:
-        form = find_form(form_id)
+        form = self.find_form(form_id)
         if form is None:
             raise KdRequestError("业务对象不存在", msg_code=5)
         return form
@@ -174,7 +194,7 @@ class KingdeeStore:
                 return None, FieldError(
                     fdef.key, f'字段[{fdef.caption}]的值格式不正确，应为{{"FNumber":...}}'
                 )
-            ref_form = find_form(self._ref_form_id(fdef, doc))
+            ref_form = self.find_form(self._ref_form_id(fdef, doc))
             if ref_form is None:
                 return None, FieldError(fdef.key, f"字段[{fdef.caption}]的往来单位类型不存在")
             ref_id = self._numbers[ref_form.form_id].get(fold_text(str(number)))
@@ -671,9 +691,9 @@ class KingdeeStore:
             if fdef.kind != "ref":
                 raise KdRequestError(f"元数据中标识为{key}的字段不存在", msg_code=9)
             probe = (
-                find_form(fdef.ref or "")
+                self.find_form(fdef.ref or "")
                 if fdef.ref and not fdef.ref.startswith("@")
-                else FORMS["BD_Customer"]
+                else self.forms["BD_Customer"]
             )
             sub_located = probe.locate(sub) if probe is not None else None
             if sub_located is None:
@@ -702,7 +722,7 @@ class KingdeeStore:
     def _ref_doc(self, fdef: FieldDef, ref_id: Any, context: dict[str, Any]) -> dict[str, Any] | None:
         if ref_id is None:
             return None
-        ref_form = find_form(self._ref_form_id(fdef, context))
+        ref_form = self.find_form(self._ref_form_id(fdef, context))
         if ref_form is None:
             return None
         return self.docs[ref_form.form_id].get(int(ref_id))
