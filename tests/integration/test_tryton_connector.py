@@ -317,3 +317,17 @@ def test_on_delete_deactivates_the_party_and_fetch_no_longer_sees_it(
                                  ["active"])
     assert not row["active"]  # Tryton's own record: deactivated, not deleted
     assert sorted(conn.fetch("customer", [ids[keep], ids[gone]])) == [ids[keep]]
+
+
+# -- schema discovery ----------------------------------------------------------------------
+
+def test_discovery_reads_tryton_fields_get(conn: TrytonConnector) -> None:
+    found = conn.discover(["customer", "sales_order", "account_status"])
+    customer = found["customer"]["fields"]
+    assert found["customer"]["source"] == "fields_get"
+    assert customer["name"]["type"] == "char" and customer["name"]["label"]
+    assert customer["subdivision"]["reference"] == "country.subdivision"  # from party.address
+    lines = found["sales_order"]["fields"]["lines"]["items"]
+    assert lines["quantity"]["type"] == "float" and lines["product"]["reference"] == "product.product"
+    assert found["sales_order"]["fields"]["state"]["createable"] is False  # Tryton marks it read-only
+    assert not found["account_status"]["fields"]["outstanding_balance"]["createable"]
