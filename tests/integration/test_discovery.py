@@ -95,7 +95,8 @@ def test_discover_writes_snapshots_of_the_systems_own_fields(hub: tuple[Path, Sa
     assert crm.exit_code == 0, crm.output
     snapshot = json.loads((tmp_path / "schema" / "crm.json").read_text(encoding="utf-8"))
     fields = snapshot["entities"]["client"]["fields"]
-    assert fields["_widget_1700000000002"]["label"] == "客户名称" and fields["_widget_1700000000003"]["type"] == "number"
+    assert fields["_widget_1700000000002"]["label"] == "客户名称"
+    assert fields["_widget_1700000000003"]["type"] == "number"
     assert not fields["updateTime"]["updateable"]
     erp = cli("systems", "discover", "erp", "customer", "--config", str(tmp_path / "hub.yaml"))
     assert erp.exit_code == 0, erp.output
