@@ -185,6 +185,8 @@ class JiandaoyunSettings(ConnectorSettings):
     # Forms as the customer defined them (jiandaoyun_forms.py): any entity name, its entry_id, key
     # field and optional aliases. One named like a built-in entity replaces it.
     entities: dict[str, FormEntity] = Field(default_factory=dict)
+    # Fields a customer added to a built-in entity's form (see `erphub systems discover`).
+    extra_fields: dict[str, list[str]] = Field(default_factory=dict)
 
 
 def fmt_time(dt: datetime) -> str:
@@ -300,7 +302,7 @@ class JiandaoyunConnector(ConnectorBase):
                 name=name,
                 native_name=settings.entry_ids.get(name, entry),
                 directions=frozenset({Direction.READ, Direction.WRITE}),
-                fields=fields | SYSTEM_FIELDS,
+                fields=fields | SYSTEM_FIELDS | frozenset(settings.extra_fields.get(name, ())),
                 key_field=key_field,
                 child_fields=CHILD_FIELDS.get(name, {}),
                 description=f"Jiandaoyun form {settings.entry_ids.get(name, entry)}",

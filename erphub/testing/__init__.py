@@ -4,6 +4,15 @@
 it needs from a connector's harness.
 """
 
-from erphub.testing.harness import EXPIRE_AUTH, LOG_SECRETS, LOST_RESPONSE, RATE_LIMIT, ContractHarness
+from erphub.testing.harness import (
+    DISCOVERY,
+    EXPIRE_AUTH,
+    LINE_IDENTITY,
+    LOG_SECRETS,
+    LOST_RESPONSE,
+    RATE_LIMIT,
+    ContractHarness,
+)
 
-__all__ = ["EXPIRE_AUTH", "LOG_SECRETS", "LOST_RESPONSE", "RATE_LIMIT", "ContractHarness"]
+__all__ = ["DISCOVERY", "EXPIRE_AUTH", "LINE_IDENTITY", "LOG_SECRETS", "LOST_RESPONSE", "RATE_LIMIT",
+           "ContractHarness"]

@@ -29,12 +29,16 @@ in your conftest.py first for pytest's detailed assertion messages). What it che
   the server now holds it, and leaves out ids the server does not hold;
 - auth renews itself mid-run;
 - the configured rate limit is never exceeded, measured from the server's request log;
-- secrets never appear in captured logs (stdlib logging, structlog, stdout/stderr) or errors.
+- secrets never appear in captured logs (stdlib logging, structlog, stdout/stderr) or errors;
+- discovery (`SupportsDiscovery`) returns the entity's fields as the server has them, including a
+  custom field the harness configured, and a mapping that uses that custom field moves its value;
+- an update of an order with lines keeps the identities of the lines it keeps, adds the new one.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -47,20 +51,33 @@ import structlog
 from structlog.testing import capture_logs
 
 from erphub.connectors.base import SupportsFetch, SystemContext
+from erphub.connectors.discovery import SupportsDiscovery
 from erphub.connectors.memory import MemoryConnector, MemorySettings, memory_system
-from erphub.core.records import Cursor, Page
+from erphub.core.records import Cursor, Page, WriteRequest
 from erphub.engine import Pipeline, run_pipeline
-from erphub.mappings.plan import Mapped
+from erphub.mappings.compiler import compile_text
+from erphub.mappings.plan import Mapped, Rejected, Skipped
 from erphub.reconcile import differing_fields, reconcile
 from erphub.store import Store
-from erphub.testing.harness import EXPIRE_AUTH, LOG_SECRETS, LOST_RESPONSE, RATE_LIMIT, ContractHarness
+from erphub.testing.harness import (
+    DISCOVERY,
+    EXPIRE_AUTH,
+    LINE_IDENTITY,
+    LOG_SECRETS,
+    LOST_RESPONSE,
+    RATE_LIMIT,
+    ContractHarness,
+)
 
 # What `from erphub.testing.contract import *` brings into a test module: the tests and their fixtures.
 __all__ = [
     "connector",
+    "test_a_mapping_using_a_custom_field_moves_it",
+    "test_an_order_update_keeps_its_line_identities",
     "test_auth_renews_itself_mid_run",
     "test_bad_record_fails_alone",
     "test_configured_rate_limit_is_never_exceeded_at_the_server",
+    "test_discovery_returns_the_configured_fields_including_a_custom_one",
     "test_empty_read",
     "test_fetch_by_id_answers_what_the_server_holds",
     "test_incremental_read_returns_each_change_once_across_pages",
@@ -369,3 +386,57 @@ def test_secrets_never_appear_in_logs_or_errors(
     assert "capture check: stdlib" in blob and "capture check: structlog" in blob, "log capture works"
     for secret in secrets:
         assert secret not in blob
+
+
+# ---- schema discovery and custom fields ----------------------------------------------------
+def test_discovery_returns_the_configured_fields_including_a_custom_one(
+    harness: ContractHarness, connector: Any
+) -> None:
+    needs(harness, DISCOVERY)
+    assert isinstance(connector, SupportsDiscovery), "a DISCOVERY harness's connector implements discover()"
+    found = connector.discover([harness.entity])
+    fields = found[harness.entity]["fields"]
+    custom: str = harness.custom_field  # type: ignore[attr-defined]
+    assert custom in fields, f"the custom field {custom!r} the harness configured is discovered"
+    key_field = connector.entities()[harness.entity].key_field
+    assert key_field is None or key_field in fields
+    sample = harness.write_request(1, key=key("DISC"))
+    assert {name for name in sample.data if name in fields} == set(sample.data), "every field a write uses"
+
+
+def test_a_mapping_using_a_custom_field_moves_it(harness: ContractHarness, connector: Any) -> None:
+    needs(harness, DISCOVERY)
+    custom: str = harness.custom_field  # type: ignore[attr-defined]
+    k = key("CUSTOM")
+    base = harness.write_request(1, key=k)
+    spec = connector.entities()[harness.entity]
+    # The harness's other fields (and the match key) go as constants; the custom one comes from the source.
+    constants = {**base.data, **({spec.key_field: k} if spec.key_field else {})}
+    consts = "".join(f"  {name}: {{const: {json.dumps(value, ensure_ascii=False)}}}\n"
+                     for name, value in constants.items() if name != custom)
+    key_line = f"key: {spec.key_field}\n" if spec.key_field else ""
+    plan = compile_text(f"source: src\ntarget: {harness.entity}\n{key_line}fields:\n{consts}"
+                        f"  {custom}: {{from: region}}\n", target=spec)
+    outcome = plan.apply({"region": "华东-77"})
+    assert not isinstance(outcome, Rejected | Skipped), outcome
+    request = WriteRequest(base.source_id, k, None, outcome.data, base.idempotency_key)  # type: ignore[union-attr]
+    [result] = connector.write(harness.entity, [request])
+    assert result.ok, result.error
+    assert harness.custom_value(k) == "华东-77"  # type: ignore[attr-defined]
+
+
+# ---- line identity -------------------------------------------------------------------------
+def test_an_order_update_keeps_its_line_identities(harness: ContractHarness, connector: Any) -> None:
+    needs(harness, LINE_IDENTITY)
+    entity: str = harness.order_entity  # type: ignore[attr-defined]
+    k = key("LINES")
+    [created] = connector.write(entity, [harness.order_request(1, key=k, quantities=[1, 2])])  # type: ignore[attr-defined]
+    assert created.ok, created.error
+    before = harness.line_ids(created.target_id)  # type: ignore[attr-defined]
+    assert len(before) == 2
+    changed = harness.order_request(1, key=k, quantities=[5, 6, 7], target_id=created.target_id)  # type: ignore[attr-defined]
+    [updated] = connector.write(entity, [changed])
+    assert updated.ok, updated.error
+    after = harness.line_ids(created.target_id)  # type: ignore[attr-defined]
+    assert after[:2] == before, "the lines kept keep their ids"
+    assert len(after) == 3 and after[2] not in before, "the new line is new"

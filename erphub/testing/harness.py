@@ -22,10 +22,33 @@ EXPIRE_AUTH = "expire_auth"  # server can invalidate the session/token mid-run
 LOST_RESPONSE = "lost_response"  # server can apply a write but drop its response (client times out)
 RATE_LIMIT = "rate_limit"  # server records request times so the suite can measure the rate
 LOG_SECRETS = "log_secrets"  # the connector has a secret the suite can look for in logs
+DISCOVERY = "discovery"  # the server has a custom field on `entity` the connector discovers and moves
+LINE_IDENTITY = "line_identity"  # an order entity whose lines keep their ids in the server across updates
 
 
 # Optional: a harness may set `capability_reasons: dict[str, str]` (capability -> why the system
 # cannot do it); the suite puts that sentence in the skip reason.
+#
+# With DISCOVERY the harness also offers (see `DiscoveryHarness`): `custom_field`, the name of a field
+# the harness configured on the server for `entity` (a Jiandaoyun widget, a Salesforce `__c`, a Kingdee
+# `F_` field, a column), and `custom_value(key)`, that field's value on the server for the record with
+# this key. With LINE_IDENTITY (`LineHarness`): `order_entity`, `order_request(n, key, quantities,
+# target_id)` (an order with one line per quantity) and `line_ids(target_id)`, the server's line ids in order.
+
+
+class DiscoveryHarness(Protocol):
+    custom_field: str
+
+    def custom_value(self, key: str) -> Any: ...
+
+
+class LineHarness(Protocol):
+    order_entity: str
+
+    def order_request(self, n: int, *, key: str, quantities: Sequence[int], target_id: str | None = None
+                      ) -> WriteRequest: ...
+
+    def line_ids(self, target_id: str) -> list[str]: ...
 
 
 class ContractHarness(Protocol):

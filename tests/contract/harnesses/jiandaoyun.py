@@ -19,7 +19,7 @@ from erphub.connectors.jiandaoyun import JiandaoyunConnector, JiandaoyunSettings
 from erphub.core.records import WriteRequest
 from erphub.sandbox.common import SandboxApp, SandboxServer
 from erphub.sandbox.jiandaoyun import create_sandbox
-from erphub.testing import LOG_SECRETS, LOST_RESPONSE, RATE_LIMIT
+from erphub.testing import DISCOVERY, LOG_SECRETS, LOST_RESPONSE, RATE_LIMIT
 
 FORM = "customer_form"
 _names = itertools.count()
@@ -28,10 +28,13 @@ _names = itertools.count()
 class JiandaoyunHarness:
     kind = "jiandaoyun"
     entity = "customer"
-    capabilities = frozenset({LOST_RESPONSE, RATE_LIMIT, LOG_SECRETS})
+    capabilities = frozenset({LOST_RESPONSE, RATE_LIMIT, LOG_SECRETS, DISCOVERY})
     capability_reasons: ClassVar[dict[str, str]] = {
         "expire_auth": "Jiandaoyun authenticates with a static API key: there is no session or token to renew",
+        "line_identity": "Jiandaoyun sub-form rows are replaced whole by data/update (jiandaoyun.md); the CRM "
+        "is the order's source here, never an order target whose lines the ERP extended",
     }
+    custom_field = "ct_region"  # a widget added to the sandbox's customer form (make_harness)
 
     def __init__(self, sandbox: SandboxApp, server: SandboxServer) -> None:
         self.sandbox = sandbox
@@ -48,6 +51,7 @@ class JiandaoyunHarness:
             base_url=self.server.base_url,
             app_id=self.sandbox.credentials["app_id"],
             api_key=self.sandbox.credentials["api_key"],  # type: ignore[arg-type]
+            extra_fields={"customer": [self.custom_field]},
         )
         context = SystemContext(
             name=f"jiandaoyun-contract-{next(_names)}",
@@ -65,6 +69,10 @@ class JiandaoyunHarness:
             row = {"customer_code": f"CT-SEED-{n:06d}", "customer_name": f"合约测试客户{n}", "status": "正式"}
             ids.append(self.state.insert_plain(FORM, row, at=updated_at))
         return ids
+
+    def custom_value(self, key: str) -> Any:
+        found = self.state.find(FORM, "customer_code", key)
+        return found[0].get(self.custom_field) if found else None
 
     def write_request(self, n: int, *, key: str, target_id: str | None = None) -> WriteRequest:
         data = {
@@ -106,6 +114,6 @@ class JiandaoyunHarness:
 
 @contextmanager
 def make_harness() -> Iterator[JiandaoyunHarness]:
-    sandbox = create_sandbox()
+    sandbox = create_sandbox(custom_fields={FORM: {JiandaoyunHarness.custom_field: "text"}})
     with SandboxServer(sandbox) as server:
         yield JiandaoyunHarness(sandbox, server)

@@ -18,7 +18,7 @@ from erphub.connectors.kingdee import KingdeeConnector, KingdeeSettings
 from erphub.core.records import WriteRequest
 from erphub.sandbox.common import SandboxApp, SandboxServer
 from erphub.sandbox.kingdee import SHANGHAI_ZONE, create_sandbox, endpoint
-from erphub.testing import EXPIRE_AUTH, LOG_SECRETS, LOST_RESPONSE, RATE_LIMIT
+from erphub.testing import DISCOVERY, EXPIRE_AUTH, LINE_IDENTITY, LOG_SECRETS, LOST_RESPONSE, RATE_LIMIT
 
 
 def kingdee_local(moment: datetime) -> datetime:
@@ -32,7 +32,9 @@ def kingdee_local(moment: datetime) -> datetime:
 class KingdeeHarness:
     kind = "kingdee"
     entity = "customer"
-    capabilities = frozenset({EXPIRE_AUTH, LOST_RESPONSE, RATE_LIMIT, LOG_SECRETS})
+    capabilities = frozenset({EXPIRE_AUTH, LOST_RESPONSE, RATE_LIMIT, LOG_SECRETS, DISCOVERY, LINE_IDENTITY})
+    custom_field = "F_CT_Region"  # configured on the sandbox's BD_Customer (make_harness)
+    order_entity = "sales_order"
 
     def __init__(self, sandbox: SandboxApp, server: SandboxServer) -> None:
         self.sandbox = sandbox
@@ -53,6 +55,7 @@ class KingdeeHarness:
                 "username": self.creds["username"],
                 "auth_mode": "password",
                 "password": self.creds["password"],
+                "custom_fields": {"customer": [self.custom_field]},
             }
         )
 
@@ -110,6 +113,30 @@ class KingdeeHarness:
             source_id=request.source_id, key=key, target_id=None, data=data, idempotency_key=request.idempotency_key
         )
 
+    def custom_value(self, key: str) -> Any:
+        doc = self.store.get("BD_Customer", number=key)
+        return None if doc is None else doc.get(self.custom_field)
+
+    def order_request(self, n: int, *, key: str, quantities: Sequence[int], target_id: str | None = None
+                      ) -> WriteRequest:
+        if self.store.get("BD_Customer", number="CT-ORDER-CUSTOMER") is None:
+            self.store.insert("BD_Customer", {
+                "FNumber": "CT-ORDER-CUSTOMER", "FName": "契约订单客户", "FCreateOrgId": {"FNumber": "100"},
+                "FTRADINGCURRID": {"FNumber": "PRE001"}})
+        data = {
+            "FBillNo": key, "FBillTypeID": {"FNUMBER": "XSDD01_SYS"}, "FDate": "2026-03-01",
+            "FCustId": {"FNumber": "CT-ORDER-CUSTOMER"}, "FSalerId": {"FNumber": "S001"},
+            "FSaleOrderFinance": {"FSettleCurrId": {"FNumber": "PRE001"}},
+            "FSaleOrderEntry": [{"FMaterialId": {"FNumber": f"1.01.{i + 1:03d}"}, "FUnitID": {"FNumber": "Pcs"},
+                                 "FQty": qty, "FTaxPrice": 10} for i, qty in enumerate(quantities)],
+        }
+        return WriteRequest(source_id=f"order-{n}", key=key, target_id=target_id, data=data,
+                            idempotency_key=f"contract:order:{key}:{len(quantities)}")
+
+    def line_ids(self, target_id: str) -> list[str]:
+        doc = self.store.get("SAL_SaleOrder", doc_id=int(target_id))
+        return [str(row["FEntryID"]) for row in doc["FSaleOrderEntry"]]
+
     def count_with_key(self, key: str) -> int:
         return int(self.store.count_number("BD_Customer", key))
 
@@ -131,6 +158,7 @@ class KingdeeHarness:
 
 @contextmanager
 def make_harness() -> Iterator[KingdeeHarness]:
-    sandbox = create_sandbox(seed_customers=0, seed_receipts=0)
+    sandbox = create_sandbox(seed_customers=0, seed_receipts=0,
+                             custom_fields={"BD_Customer": {KingdeeHarness.custom_field: "text"}})
     with SandboxServer(sandbox) as server:  # the SandboxApp: serve() unwraps the fault middleware
         yield KingdeeHarness(sandbox, server)

@@ -21,7 +21,7 @@ from erphub.connectors.salesforce import SalesforceConnector, SalesforceSettings
 from erphub.core.records import WriteRequest
 from erphub.sandbox.common import SandboxApp, SandboxServer
 from erphub.sandbox.salesforce import create_sandbox
-from erphub.testing import EXPIRE_AUTH, LOG_SECRETS, LOST_RESPONSE, RATE_LIMIT
+from erphub.testing import DISCOVERY, EXPIRE_AUTH, LINE_IDENTITY, LOG_SECRETS, LOST_RESPONSE, RATE_LIMIT
 
 UPSERT_PATH = "composite/sobjects/Account/CRM_Code__c"
 
@@ -29,7 +29,9 @@ UPSERT_PATH = "composite/sobjects/Account/CRM_Code__c"
 class SalesforceHarness:
     kind = "salesforce"
     entity = "customer"
-    capabilities = frozenset({EXPIRE_AUTH, LOST_RESPONSE, RATE_LIMIT, LOG_SECRETS})
+    capabilities = frozenset({EXPIRE_AUTH, LOST_RESPONSE, RATE_LIMIT, LOG_SECRETS, DISCOVERY, LINE_IDENTITY})
+    custom_field = "CT_Region__c"  # configured on the sandbox org's Account (make_harness)
+    order_entity = "sales_order"
 
     def __init__(self, sandbox: SandboxApp, server: SandboxServer) -> None:
         self.sandbox = sandbox
@@ -44,6 +46,7 @@ class SalesforceHarness:
             login_url=self.server.base_url,
             client_id=self.creds["client_id"],
             client_secret=SecretStr(self.creds["client_secret"]),
+            extra_fields={"customer": [self.custom_field]},
         )
         context = SystemContext(
             name=f"salesforce-contract-{next(self._names)}",
@@ -74,6 +77,27 @@ class SalesforceHarness:
             source_id=f"src-{n}", key=key, target_id=None, data=data, idempotency_key=f"contract:{key}:{n}:bad"
         )
 
+    def custom_value(self, key: str) -> Any:
+        org = self.sandbox.state
+        found = [r for r in org.objects["Account"].values() if r.get("CRM_Code__c") == key]
+        return found[0].get(self.custom_field) if found else None
+
+    def order_request(self, n: int, *, key: str, quantities: Sequence[int], target_id: str | None = None
+                      ) -> WriteRequest:
+        org = self.sandbox.state
+        if not org.count("Account", "CRM_Code__c", "CT-ORDER-CUSTOMER"):
+            org.seed("Account", {"Name": "契约订单客户", "CRM_Code__c": "CT-ORDER-CUSTOMER"})
+        data = {"Account": {"CRM_Code__c": "CT-ORDER-CUSTOMER"}, "EffectiveDate": "2026-03-01", "Status": "Draft",
+                "items": [{"Product2": {"SKU__c": f"P-{1001 + i}"}, "Quantity": qty, "UnitPrice": 10}
+                          for i, qty in enumerate(quantities)]}
+        return WriteRequest(source_id=f"order-{n}", key=key, target_id=target_id, data=data,
+                            idempotency_key=f"contract:order:{key}:{len(quantities)}")
+
+    def line_ids(self, target_id: str) -> list[str]:
+        items = [i for i in self.sandbox.state.objects["OrderItem"].values()
+                 if i["OrderId"] == target_id and not i["IsDeleted"]]
+        return [i["Id"] for i in sorted(items, key=lambda i: i["Line_Key__c"])]
+
     def count_with_key(self, key: str) -> int:
         return int(self.sandbox.state.count("Account", "CRM_Code__c", key))
 
@@ -95,6 +119,6 @@ class SalesforceHarness:
 
 @contextmanager
 def make_harness() -> Iterator[SalesforceHarness]:
-    sandbox = create_sandbox(min_batch_size=1)
+    sandbox = create_sandbox(min_batch_size=1, custom_fields={"Account": {SalesforceHarness.custom_field: "string"}})
     with SandboxServer(sandbox) as server:
         yield SalesforceHarness(sandbox, server)

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import SecretStr
 
@@ -28,6 +28,12 @@ class YonyouHarness:
     kind = "yonyou"
     entity = "customer"
     capabilities = frozenset({EXPIRE_AUTH, LOST_RESPONSE, RATE_LIMIT, LOG_SECRETS})
+    capability_reasons: ClassVar[dict[str, str]] = {
+        "discovery": "Yonyou publishes no metadata API: discovery reports the documented field lists, so there "
+                     "is no custom field to find",
+        "line_identity": "the connector's order update deletes the stored lines and inserts new ones (line ids "
+                         "change); keeping them needs per-line Update by id, not done",
+    }
 
     def __init__(self, sandbox: SandboxApp, server: SandboxServer) -> None:
         self.sandbox = sandbox
