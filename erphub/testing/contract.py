@@ -396,9 +396,10 @@ def test_discovery_returns_the_configured_fields_including_a_custom_one(
     assert isinstance(connector, SupportsDiscovery), "a DISCOVERY harness's connector implements discover()"
     found = connector.discover([harness.entity])
     fields = found[harness.entity]["fields"]
+    conn: Any = connector
     custom: str = harness.custom_field  # type: ignore[attr-defined]
     assert custom in fields, f"the custom field {custom!r} the harness configured is discovered"
-    key_field = connector.entities()[harness.entity].key_field
+    key_field = conn.entities()[harness.entity].key_field
     assert key_field is None or key_field in fields
     sample = harness.write_request(1, key=key("DISC"))
     assert {name for name in sample.data if name in fields} == set(sample.data), "every field a write uses"
@@ -419,7 +420,7 @@ def test_a_mapping_using_a_custom_field_moves_it(harness: ContractHarness, conne
                         f"  {custom}: {{from: region}}\n", target=spec)
     outcome = plan.apply({"region": "华东-77"})
     assert not isinstance(outcome, Rejected | Skipped), outcome
-    request = WriteRequest(base.source_id, k, None, outcome.data, base.idempotency_key)  # type: ignore[union-attr]
+    request = WriteRequest(base.source_id, k, None, outcome.data, base.idempotency_key)
     [result] = connector.write(harness.entity, [request])
     assert result.ok, result.error
     assert harness.custom_value(k) == "华东-77"  # type: ignore[attr-defined]
