@@ -41,7 +41,8 @@ Assumed (configurable in `YonyouSettings` where it matters):
 Idempotency: customers are looked up by `code` before an Insert (code is unique), and a save whose
 answer was lost is re-checked by code and repeated as an Update; orders and receipts send
 `resubmitCheckKey` = first 32 hex chars of SHA-256(idempotency key), and are also looked up by code first.
-An order update deletes the stored lines and inserts the new ones (line ids change).
+An order update keeps line identity: a sent line paired with a stored one (same product, in line
+order) is an `Update` of that line id, new lines are Inserted, unpaired stored lines Deleted.
 Paging caveat: more records than one page sharing one `pubts` second are paged by pageIndex; a record
 modified during that scan can shift offsets, the inherent limit of offset paging (use large pages).
 """

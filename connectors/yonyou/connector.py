@@ -423,16 +423,17 @@ class YonyouConnector(ConnectorBase):
         code = self._key(request)
         data = {**request.data, "code": request.data.get("code") or code}
         target = request.target_id or self._find_id("sales_order", code)
-        line_ids: list[str] = []
+        lines: list[tuple[str, str | None]] = []  # (line id, product code) of the stored order
         if target:
             detail = self._call("GET", ORDER_DETAIL, params={"id": target}) or {}
-            line_ids = [str(line["id"]) for line in detail.get("orderDetails") or []]
+            lines = [(str(line["id"]), line.get("productCode") or line.get("skuCode"))
+                     for line in detail.get("orderDetails") or []]
         payload = order_payload(
             data,
             "Update" if target else "Insert",
             resubmit_check_key(request.idempotency_key),
             target,
-            line_ids,
+            lines,
             self.settings.order_product_type,
         )
         # singleSave is idempotent by resubmitCheckKey: a retry answers the first result.

@@ -306,15 +306,26 @@ def order_payload(
     status: str,
     resubmit_key: str,
     target_id: str | None,
-    existing_line_ids: Sequence[str] = (),
+    existing_lines: Sequence[tuple[str, str | None]] = (),
     product_type: str | None = None,
 ) -> dict[str, Any]:
-    """A singleSave `data`: lines are Inserted; on Update the existing lines are Deleted first."""
+    """A singleSave `data`. On Update each sent line that pairs with an existing one (same product, in
+    line order) is an `Update` of that line id, so lines keep their identity; new lines are Inserted
+    and existing lines nobody took are Deleted on purpose (`_status` per line, as singleSave takes it)."""
     payload = {k: v for k, v in data.items() if k not in READ_ONLY and k != "orderDetails" and v is not None}
-    lines: list[dict[str, Any]] = [{"id": i, "_status": "Delete"} for i in existing_line_ids]
+    sent = list(data.get("orderDetails") or [])
+    taken: dict[int, str] = {}
+    free = list(existing_lines)
+    for n, line in enumerate(sent):
+        product = str(line.get("productId") or "").casefold()
+        match = next((e for e in free if (e[1] or "").casefold() == product), None)
+        if match is not None:
+            free.remove(match)
+            taken[n] = match[0]
+    lines: list[dict[str, Any]] = [{"id": line_id, "_status": "Delete"} for line_id, _ in free]
     total = Decimal(0)
     rate = Decimal(str(data.get("orderPrices!exchRate") or 1))
-    for line in data.get("orderDetails") or []:
+    for n, line in enumerate(sent):
         row = {k: v for k, v in line.items() if k not in LINE_READ_ONLY and v is not None}
         qty = Decimal(str(row.get("qty", 0)))
         price = Decimal(str(row.get("oriTaxUnitPrice", 0)))
@@ -322,7 +333,11 @@ def order_payload(
         row["oriSum"] = _json_number(amount)
         total += amount
         _line_defaults(row, qty, price, amount, rate, product_type)
-        row["_status"] = "Insert"
+        if n in taken:
+            row["id"] = taken[n]
+            row["_status"] = "Update"
+        else:
+            row["_status"] = "Insert"
         lines.append(row)
     payload["orderDetails"] = lines
     # 开票客户 defaults to the ordering customer.

@@ -21,18 +21,17 @@ from erphub.connectors.yonyou import YonyouConnector, YonyouSettings
 from erphub.core.records import WriteRequest
 from erphub.sandbox.common import SandboxApp, SandboxServer
 from erphub.sandbox.yonyou import create_sandbox
-from erphub.testing import EXPIRE_AUTH, LOG_SECRETS, LOST_RESPONSE, RATE_LIMIT
+from erphub.testing import EXPIRE_AUTH, LINE_IDENTITY, LOG_SECRETS, LOST_RESPONSE, RATE_LIMIT
 
 
 class YonyouHarness:
     kind = "yonyou"
     entity = "customer"
-    capabilities = frozenset({EXPIRE_AUTH, LOST_RESPONSE, RATE_LIMIT, LOG_SECRETS})
+    capabilities = frozenset({EXPIRE_AUTH, LOST_RESPONSE, RATE_LIMIT, LOG_SECRETS, LINE_IDENTITY})
+    order_entity = "sales_order"
     capability_reasons: ClassVar[dict[str, str]] = {
         "discovery": "Yonyou publishes no metadata API: discovery reports the documented field lists, so there "
                      "is no custom field to find",
-        "line_identity": "the connector's order update deletes the stored lines and inserts new ones (line ids "
-                         "change); keeping them needs per-line Update by id, not done",
     }
 
     def __init__(self, sandbox: SandboxApp, server: SandboxServer) -> None:
@@ -88,6 +87,20 @@ class YonyouHarness:
         return WriteRequest(
             source_id=f"src-{n}", key=key, target_id=None, data=data, idempotency_key=f"contract:{key}:{n}:bad"
         )
+
+    def order_request(self, n: int, *, key: str, quantities: Sequence[int], target_id: str | None = None
+                      ) -> WriteRequest:
+        if not self.sandbox.state.count_customers_with_code("CT-ORDER-CUSTOMER"):
+            self.sandbox.state.seed_customer("CT-ORDER-CUSTOMER", "契约订单客户")
+        data = {"code": key, "vouchdate": "2026-03-01 00:00:00", "salesOrgId": "100", "transactionTypeId": "SO01",
+                "agentId": "CT-ORDER-CUSTOMER", "orderPrices!currency": "CNY",
+                "orderDetails": [{"productId": f"1.01.{i + 1:03d}", "qty": qty, "oriTaxUnitPrice": 10,
+                                  "masterUnitId": "Pcs", "taxId": "VAT13"} for i, qty in enumerate(quantities)]}
+        return WriteRequest(source_id=f"order-{n}", key=key, target_id=target_id, data=data,
+                            idempotency_key=f"contract:order:{key}:{len(quantities)}")
+
+    def line_ids(self, target_id: str) -> list[str]:
+        return [str(line["id"]) for line in self.sandbox.state.orders[int(target_id)]["orderDetails"]]
 
     def count_with_key(self, key: str) -> int:
         return int(self.sandbox.state.count_customers_with_code(key))
