@@ -2,8 +2,14 @@
 
 A customer appears when one of its invoices changed (posted, paid or cancelled: each writes the
 invoice, so `write_date` covers every state change) or fell due after the cursor, so the CRM's
-account status follows payments and due dates without a full re-read. Amounts are summed in
-invoice currency (one company currency assumed). The shape is in `__init__.py`.
+account status follows payments and due dates without a full re-read. The shape is in `__init__.py`.
+
+Currencies: `outstanding_balance` and `overdue_balance` are in the company currency (`currency`),
+each invoice's amount to pay converted with Tryton's own rate for it — the ratio of its receivable
+move lines (debit - credit, company currency, as Tryton posted them) to its total in invoice
+currency — so a USD and a CNY invoice are never added as one number; `balances` keeps the amounts
+per invoice currency. Status: overdue (something past due), partly_paid, open (owed, not yet due),
+paid (invoiced, nothing owed), none (no posted invoice).
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ STATUS_FIELDS = frozenset(
         "account_status",
         "open_invoices",
         "last_paid_date",
+        "currency",
+        "balances",
     }
 )
 
@@ -83,30 +91,71 @@ class AccountStatus:
         invoices = self.rpc.search_read(
             "account.invoice", [*POSTED_OUT, ["party", "in", party_ids]], ["party", *INVOICE_FIELDS, LM]
         )
-        by_party: dict[int, list[dict[str, Any]]] = {pid: [] for pid in party_ids}
+        ratios = self._company_ratios(invoices)
+        by_party: dict[int, list[tuple[dict[str, Any], Decimal]]] = {pid: [] for pid in party_ids}
         for inv, data in zip(invoices, self.receipts.data(invoices), strict=True):
-            by_party[inv["party"]].append(data)
+            by_party[inv["party"]].append((data, ratios.get(inv["id"], Decimal(1))))
+        company = self._company_currency()
         out = {}
         for pid in party_ids:
             items = by_party[pid]
-            open_items = [i for i in items if i["amount_to_pay"] > 0]
-            overdue = sum((i["amount_to_pay"] for i in open_items if i["status"] == "overdue"), Decimal(0))
+            open_items = [(i, r) for i, r in items if i["amount_to_pay"] > 0]
+            overdue_items = [(i, r) for i, r in open_items if i["status"] == "overdue"]
+            balances: dict[str, dict[str, Decimal]] = {}
+            for i, _ in open_items:
+                entry = balances.setdefault(str(i["currency"]), {"outstanding": Decimal(0), "overdue": Decimal(0)})
+                entry["outstanding"] += i["amount_to_pay"]
+                if i["status"] == "overdue":
+                    entry["overdue"] += i["amount_to_pay"]
+            overdue = _converted(overdue_items)
             if overdue > 0:
                 status = "overdue"
-            elif any(i["status"] == "partly_paid" for i in open_items):
+            elif any(i["status"] == "partly_paid" for i, _ in open_items):
                 status = "partly_paid"
-            elif items and not open_items:
+            elif open_items:
+                status = "open"  # owed but not yet due
+            elif items:
                 status = "paid"
             else:
                 status = "none"
-            paid_dates = [i["paid_date"] for i in items if i["paid_date"]]
+            paid_dates = [i["paid_date"] for i, _ in items if i["paid_date"]]
             out[pid] = {
                 "customer_code": parties.get(pid, {}).get("code"),
                 "customer_name": parties.get(pid, {}).get("name"),
-                "outstanding_balance": sum((i["amount_to_pay"] for i in open_items), Decimal(0)),
+                "outstanding_balance": _converted(open_items),
                 "overdue_balance": overdue,
+                "currency": company,
+                "balances": balances,
                 "account_status": status,
                 "open_invoices": len(open_items),
                 "last_paid_date": max(paid_dates) if paid_dates else None,
             }
         return out
+
+    def _company_ratios(self, invoices: list[dict[str, Any]]) -> dict[int, Decimal]:
+        """Invoice id -> company-currency amount per unit of invoice currency, as Tryton posted it."""
+        line_ids = [m for inv in invoices for m in inv.get("lines_to_pay") or []]
+        lines = {m["id"]: m for m in self.rpc.read("account.move.line", line_ids, ["debit", "credit"])}
+        ratios: dict[int, Decimal] = {}
+        for inv in invoices:
+            company_total = sum(
+                (lines[m]["debit"] - lines[m]["credit"] for m in inv.get("lines_to_pay") or [] if m in lines),
+                Decimal(0),
+            )
+            total = inv.get("total_amount") or Decimal(0)
+            if total and company_total:
+                ratios[inv["id"]] = company_total / total
+        return ratios
+
+    def _company_currency(self) -> str | None:
+        company = self.rpc.context.get("company")
+        if not company:
+            return None
+        [row] = self.rpc.read("company.company", [int(company)], ["currency.code"]) or [{}]
+        return (row.get("currency.") or {}).get("code")
+
+
+def _converted(items: list[tuple[dict[str, Any], Decimal]]) -> Decimal:
+    """Amounts to pay in company currency, at each invoice's own posted rate, to the cent."""
+    total = sum((i["amount_to_pay"] * ratio for i, ratio in items), Decimal(0))
+    return total.quantize(Decimal("0.01"))

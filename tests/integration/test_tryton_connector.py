@@ -294,7 +294,7 @@ def test_overdue_invoice_marks_the_customer_overdue(harness: TrytonHarness) -> N
         return {r.data["customer_code"]: r.data for p in conn.read_changes("account_status", since, page_size=50)
                 for r in p.records}
 
-    assert read()[customer]["account_status"] == "none"  # posted, due in 30 days, nothing paid
+    assert read()[customer]["account_status"] == "open"  # posted, due in 30 days, nothing paid: owed, not due
     # Forty days later nothing was written, yet the customer must come back as overdue.
     conn.now = lambda: dt.datetime.now(dt.UTC) + dt.timedelta(days=40)
     status = read()[customer]
@@ -317,6 +317,27 @@ def test_on_delete_deactivates_the_party_and_fetch_no_longer_sees_it(
                                  ["active"])
     assert not row["active"]  # Tryton's own record: deactivated, not deleted
     assert sorted(conn.fetch("customer", [ids[keep], ids[gone]])) == [ids[keep]]
+
+
+def test_balances_in_two_currencies_are_kept_apart_and_converted_with_trytons_rate(harness: TrytonHarness) -> None:
+    conn = harness.connector(sale_workflow="confirm")
+    assert isinstance(conn, TrytonConnector)
+    customer = ensure_customer(conn, harness)
+    since = Cursor(dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5))
+    for currency, price in (("CNY", "100"), ("USD", "14")):
+        [res] = conn.write("sales_order", [sale_request(uid("SO"), customer, [
+            {"product": "1.01.008", "quantity": 1, "unit_price": price}], currency=currency, payment_term="Net 30")])
+        assert res.ok, res.error
+        _post_and_pay(harness, int(res.target_id or 0), None)
+    status = {r.data["customer_code"]: r.data for p in conn.read_changes("account_status", since, page_size=50)
+              for r in p.records}[customer]
+    balances = status["balances"]
+    assert balances["CNY"]["outstanding"] == Decimal("113.00")  # 100 + 13 % VAT
+    assert balances["USD"]["outstanding"] == Decimal("15.82")
+    # The company works in CNY; the template's rate is 0.14 USD per CNY: 15.82 USD = 113.00 CNY.
+    assert status["currency"] == "CNY" and status["outstanding_balance"] == Decimal("226.00")
+    assert status["account_status"] == "open"
+    conn.close()
 
 
 # -- schema discovery ----------------------------------------------------------------------
