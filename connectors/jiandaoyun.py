@@ -164,6 +164,7 @@ ENTITY_FIELDS: dict[str, tuple[str, str, frozenset[str]]] = {
                 "status",
                 "shipped_date",
                 "shipped_qty",  # order total shipped (the ERP's; per-line would rewrite the sub-form)
+                "erp_order_no",  # the ERP's own document number, written back
                 "lines",
             }
         ),

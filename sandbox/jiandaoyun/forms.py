@@ -98,6 +98,7 @@ SALES_ORDER = FormDef(
         "status": TEXT,
         "shipped_date": DATETIME,
         "shipped_qty": NUMBER,
+        "erp_order_no": TEXT,
     },
     subforms={
         "lines": {

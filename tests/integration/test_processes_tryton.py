@@ -19,6 +19,7 @@ import pytest
 from erphub import sandbox as sandboxes
 from erphub.config.loader import load_config
 from erphub.connectors.tryton import TrytonConnector
+from erphub.core.records import WriteRequest
 from erphub.engine import run_pipeline
 from erphub.runtime import Hub
 from erphub.sandbox.common import SandboxApp
@@ -168,7 +169,28 @@ def test_b_a_done_shipment_sets_the_crm_order_status_date_and_quantity(rig: Tryt
     day: dt.date = sale.data["shipped_date"]
     assert order["shipped_date"] == f"{day - dt.timedelta(days=1):%Y-%m-%d}T16:00:00.000Z"  # Shanghai midnight
     assert order["lines"] == lines_before  # the CRM's lines are not rewritten
+    assert order["erp_order_no"] == sale.data["number"] and sale.data["number"]  # Tryton's own number
     rig.assert_settled()
+
+
+def test_b_a_sale_cancelled_in_tryton_cancels_the_crm_order(rig: TrytonRig) -> None:
+    code = "CUS-T00009"
+    rig.crm.state.insert_plain("customer_form", crm_customer(code, "南京玄武仪表有限公司", status="正式"))
+    assert rig.run("crm_customers_to_erp")["created"] == 1
+    rig.crm_order("SO-2026-T0009", code, [("P-1006", 1, 113.0)])
+    # The sale is quoted in Tryton (not yet confirmed), then the sales office cancels it there.
+    quoting = rig.tryton.connector(sale_workflow="quote")
+    [res] = quoting.write("sales_order", [WriteRequest("crm-9", "SO-2026-T0009", None, {
+        "reference": "SO-2026-T0009", "customer_code": code, "sale_date": "2026-03-01", "currency": "CNY",
+        "lines": [{"product": "1.01.006", "quantity": 1, "unit_price": "100"}]}, "cancel-9")])
+    quoting.close()
+    assert res.ok, res.error
+    rig.tryton.admin_call("model.sale.sale.cancel", [[int(res.target_id or 0)]])
+    rig.run("erp_shipments_to_crm")
+    order = rig.crm_one("sales_order_form", "order_no", "SO-2026-T0009")
+    [sale] = rig.tryton.admin_call("model.sale.sale.read", [[int(res.target_id or 0)], ["state", "number"]])
+    assert sale["state"] == "cancelled"
+    assert order["status"] == "已取消" and order["erp_order_no"] == sale["number"]
 
 
 def test_c_invoice_payments_set_the_crm_account_status_and_balance(rig: TrytonRig) -> None:
@@ -186,7 +208,7 @@ def test_c_invoice_payments_set_the_crm_account_status_and_balance(rig: TrytonRi
     invoice = rig.post_invoice("SO-2026-T0004")
     posted = rig.run("erp_accounts_to_crm")
     assert posted == {"read": 1, "created": 0, "updated": 1, "unchanged": 0, "skipped": 0, "dead_lettered": 0}
-    assert account() == ("none", 226)  # posted, due today (payment term Direct), nothing paid
+    assert account() == ("open", 226)  # posted, due today (payment term Direct), nothing paid: owed, not due
     rig.assert_settled()
 
     rig.pay(invoice, Decimal("100"))
@@ -207,7 +229,7 @@ def test_c_invoice_payments_set_the_crm_account_status_and_balance(rig: TrytonRi
     assert rig.run("crm_orders_to_erp")["created"] == 1
     rig.post_invoice("SO-2026-T0005")
     assert rig.run("erp_accounts_to_crm")["updated"] == 1
-    assert account() == ("none", Decimal("56.5"))
+    assert account() == ("open", Decimal("56.5"))
     rig.erp.now = lambda: dt.datetime.now(dt.UTC) + dt.timedelta(days=2)
     try:
         assert rig.run("erp_accounts_to_crm")["updated"] == 1
