@@ -30,6 +30,8 @@ in that book plus an `Order` external-id reference; an existing Order/OrderItem 
 without those create-only fields (`OrderId`, `PricebookEntryId` are not updateable). Changing an
 existing item's product is therefore not possible in place [not handled: needs delete + create].
 Items removed from an order are not deleted (no delete call is made).
+Any other sObject can be an entity (`objects: {name: {sobject, external_id, fields}}`): read by
+SystemModstamp, upserted by its external id; describe (`discover`) lists its `__c` fields.
 A 403 REQUEST_LIMIT_EXCEEDED is "rate limited" (counted), not an auth failure.
 """
 

@@ -27,7 +27,7 @@ from dataclasses import replace
 from typing import Any, ClassVar, Literal
 
 import httpx
-from pydantic import Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from erphub.connectors.auth import TokenAuth
 from erphub.connectors.base import ConnectorBase, ConnectorSettings, SystemContext
@@ -54,6 +54,7 @@ from erphub.connectors.salesforce.schema import (
 from erphub.core.errors import ProtocolError
 from erphub.core.records import (
     Cursor,
+    Direction,
     EntitySpec,
     Page,
     Record,
@@ -66,6 +67,16 @@ from erphub.core.records import (
 COLLECTION_LIMIT = 200  # [doc] records per sObject collection call
 TRANSIENT_RECORD_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "ALL_OR_NONE_OPERATION_ROLLED_BACK"})
 ALLOCATION_WAIT_S = 3600.0  # the daily allocation frees slowly: give up at once, replay later
+
+
+class SObjectEntity(BaseModel):
+    """An entity over any sObject (standard or custom `__c`): upserted by its external-id field."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sobject: str = Field(min_length=1)
+    external_id: str = Field(min_length=1, description="the external-id field upserts and lookups match on")
+    fields: list[str] = Field(min_length=1, description="the fields read and written (see systems discover)")
 
 
 class SalesforceSettings(ConnectorSettings):
@@ -90,6 +101,8 @@ class SalesforceSettings(ConnectorSettings):
     pricebook_id: str | None = None
     # The org's own fields (`__c`, from describe / `erphub systems discover`) read and written per entity.
     extra_fields: dict[str, list[str]] = Field(default_factory=dict)
+    # Any other sObject as an entity of its own: {name: {sobject, external_id, fields}}.
+    objects: dict[str, SObjectEntity] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _grant_fields(self) -> SalesforceSettings:
@@ -137,16 +150,24 @@ class SalesforceConnector(ConnectorBase):
         self._specs = entity_specs(
             s.account_external_id, s.opportunity_external_id, s.order_external_id, s.order_item_external_id
         )
-        for entity, extra in s.extra_fields.items():
-            known = self._specs[entity].fields if entity in self._specs else None
-            if known is not None:
-                self._specs[entity] = replace(self._specs[entity], fields=known | frozenset(extra))
         self._objects = {"customer": "Account", "opportunity": "Opportunity", "sales_order": "Order"}
         self._ext = {
             "customer": s.account_external_id,
             "opportunity": s.opportunity_external_id,
             "sales_order": s.order_external_id,
         }
+        for entity, obj in s.objects.items():
+            self._objects[entity] = obj.sobject
+            self._ext[entity] = obj.external_id
+            self._specs[entity] = EntitySpec(
+                entity, obj.sobject, frozenset({Direction.READ, Direction.WRITE}),
+                frozenset({*obj.fields, obj.external_id, "SystemModstamp"}), obj.external_id,
+                description=f"sObject {obj.sobject} (configured)",
+            )
+        for entity, extra in s.extra_fields.items():
+            known = self._specs[entity].fields if entity in self._specs else None
+            if known is not None:
+                self._specs[entity] = replace(self._specs[entity], fields=known | frozenset(extra))
 
     @staticmethod
     def _auth(s: SalesforceSettings) -> TokenAuth:
@@ -296,6 +317,9 @@ class SalesforceConnector(ConnectorBase):
     def _select_fields(self, entity: str) -> list[str]:
         s = self.settings
         extra = s.extra_fields.get(entity, [])
+        if entity in s.objects:
+            obj = s.objects[entity]
+            return ["Id", *dict.fromkeys([*obj.fields, obj.external_id, "SystemModstamp", *extra])]
         if entity == "customer":
             return ["Id", *dict.fromkeys([*ACCOUNT_FIELDS, s.account_external_id, *extra])]
         if entity == "opportunity":

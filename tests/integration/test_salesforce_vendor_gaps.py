@@ -180,3 +180,17 @@ def test_a_configured_price_book_is_used_and_a_missing_entry_is_a_clear_error(sa
         missing = conn.write("sales_order", [WriteRequest("s2", "SO-10", None, ORDER, "k3")])[0]
     assert missing.error is not None and missing.error.code == "NO_PRICEBOOK_ENTRY"
     assert "p-1003" in missing.error.message and book in missing.error.message
+
+
+def test_any_sobject_can_be_an_entity() -> None:
+    sb = create_sandbox(custom_fields={"Product2": {"Family__c": "string"}})
+    with SandboxServer(sb) as server, closing(connect(server, objects={"product": {
+            "sobject": "Product2", "external_id": "SKU__c", "fields": ["Name", "Family__c", "IsActive"]}})) as conn:
+        [created] = conn.write("product", [WriteRequest("p1", "P-9001", None,
+                                                        {"Name": "新产品", "Family__c": "仪表", "IsActive": True}, "k")])
+        assert created.ok and created.action is WriteAction.CREATED, created.error
+        assert sb.state.get("Product2", created.target_id)["Family__c"] == "仪表"
+        records = [r for p in conn.read_changes("product", None, page_size=50) for r in p.records]
+        assert {r.data["SKU__c"]: r.data["Family__c"] for r in records}["P-9001"] == "仪表"
+        assert conn.lookup("product", ["P-9001"]) == {"P-9001": created.target_id}
+        assert "Family__c" in conn.discover(["product"])["product"]["fields"]
