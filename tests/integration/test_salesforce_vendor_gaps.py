@@ -186,8 +186,8 @@ def test_any_sobject_can_be_an_entity() -> None:
     sb = create_sandbox(custom_fields={"Product2": {"Family__c": "string"}})
     with SandboxServer(sb) as server, closing(connect(server, objects={"product": {
             "sobject": "Product2", "external_id": "SKU__c", "fields": ["Name", "Family__c", "IsActive"]}})) as conn:
-        [created] = conn.write("product", [WriteRequest("p1", "P-9001", None,
-                                                        {"Name": "新产品", "Family__c": "仪表", "IsActive": True}, "k")])
+        data = {"Name": "新产品", "Family__c": "仪表", "IsActive": True}
+        [created] = conn.write("product", [WriteRequest("p1", "P-9001", None, data, "k")])
         assert created.ok and created.action is WriteAction.CREATED, created.error
         assert sb.state.get("Product2", created.target_id)["Family__c"] == "仪表"
         records = [r for p in conn.read_changes("product", None, page_size=50) for r in p.records]
