@@ -135,3 +135,23 @@ def test_sdk_with_a_wrong_account_gets_the_passport_error(served: tuple[SandboxA
     sdk = sdk_for(sandbox, server, acct_id="000000000000aa")
     with pytest.raises(RuntimeError, match="Fail to verify thirty passport"):
         sdk.ExecuteBillQuery({"FormId": "BD_Customer", "FieldKeys": "FNumber"})
+
+
+def test_sdk_query_business_info_and_allocate(served: tuple[SandboxApp, SandboxServer]) -> None:
+    sandbox, server = served
+    sdk = sdk_for(sandbox, server)
+    info = json.loads(sdk.QueryBusinessInfo({"FormId": "SAL_SaleOrder"}))
+    assert info["Result"]["ResponseStatus"]["IsSuccess"] is True
+    entrys = {e["Key"]: e for e in info["Result"]["NeedReturnData"]["Entrys"]}
+    assert {"FBillHead", "FSaleOrderEntry"} <= set(entrys)
+    assert "FMaterialId" in {f["Key"] for f in entrys["FSaleOrderEntry"]["Fields"]}
+
+    saved = json.loads(sdk.Save("BD_Customer", {"Model": {
+        "FCUSTID": 0, "FNumber": "SDK-ALLOC", "FName": "分配测试客户", "FCreateOrgId": {"FNumber": 100},
+        "FUseOrgId": {"FNumber": 100}, "FTRADINGCURRID": {"FNumber": "PRE001"}}}))
+    org_200 = sandbox.state.store.get("ORG_Organizations", number="200")["FORGID"]
+    allocated = json.loads(sdk.Allocate("BD_Customer", {"PkIds": str(saved["Result"]["Id"]), "TOrgIds": str(org_200)}))
+    assert allocated["Result"]["ResponseStatus"]["IsSuccess"] is True
+    rows = json.loads(sdk.ExecuteBillQuery({"FormId": "BD_Customer", "FieldKeys": "FCUSTID,FUseOrgId.FNumber",
+                                            "FilterString": "FNumber = 'SDK-ALLOC'", "OrderString": "FCUSTID ASC"}))
+    assert [org for _, org in rows] == ["100", "200"]

@@ -117,3 +117,17 @@ def test_errors_surface_as_simple_salesforce_exceptions(sf: Any) -> None:
     sb.extra["sessions"].expire_all()
     with pytest.raises(SalesforceExpiredSession):
         client.query("SELECT Id FROM Account")
+
+
+def test_describe_and_strict_order_items(sf: Any) -> None:
+    client, sb = sf
+    described = client.OrderItem.describe()
+    fields = {f["name"]: f for f in described["fields"]}
+    assert fields["PricebookEntryId"]["createable"] and not fields["PricebookEntryId"]["updateable"]
+    assert "Account" in {o["name"] for o in client.describe()["sobjects"]}
+    account = sb.state.seed("Account", {"Name": "订单客户", "CRM_Code__c": "CUS-ORD"})
+    order = sb.state.seed("Order", {"AccountId": account, "EffectiveDate": "2026-03-01", "Status": "Draft",
+                                    "Pricebook2Id": sb.state.standard_pricebook})
+    product = next(p["Id"] for p in sb.state.objects["Product2"].values() if p["SKU__c"] == "P-1001")
+    with pytest.raises(SalesforceMalformedRequest):  # Product2Id is not createable: a PricebookEntryId is needed
+        client.OrderItem.create({"OrderId": order, "Product2Id": product, "Quantity": 1, "UnitPrice": 1})
