@@ -222,6 +222,7 @@ class KingdeeApp:
             "QueryAsyncResult": self.query_async_result,
             "Allocate": self.allocate,
             "QueryBusinessInfo": self.query_business_info,
+            "Delete": self.delete,
         }
 
     # ---- entry point -----------------------------------------------------------------------------
@@ -489,6 +490,17 @@ class KingdeeApp:
                 "ResponseStatus": status_body(ok=not errors, errors=errors, success=success, msg_code=code)
             }
         }
+
+    def delete(self, body: Any, path: str) -> Any:
+        form_id, data = self._save_args(body)
+        numbers = _ci(data, "Numbers") or []
+        if isinstance(numbers, str):
+            numbers = [n for n in numbers.split(",") if n.strip()]
+        outcomes = self.state.store.delete(form_id, numbers, _ci(data, "Ids"))
+        errors = [{"FieldName": None, "Message": o.error, "DIndex": i} for i, o in enumerate(outcomes) if o.error]
+        success = [{"Id": o.id, "Number": o.number, "DIndex": i} for i, o in enumerate(outcomes) if not o.error]
+        code = max((o.msg_code for o in outcomes), default=0)
+        return {"Result": {"ResponseStatus": status_body(ok=not errors, errors=errors, success=success, msg_code=code)}}
 
     def query_business_info(self, body: Any, path: str) -> Any:
         """Form metadata: `{"data": {"FormId": ...}}` -> the form's entities and their fields.

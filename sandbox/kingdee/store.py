@@ -548,6 +548,34 @@ class KingdeeStore:
                     outcomes.append(OpOutcome(pk, str(original.get(form.number_key))))
             return outcomes
 
+    # ---- Delete -----------------------------------------------------------------------------------
+
+    def delete(self, form_id: str, numbers: Sequence[str] | None, ids: Any) -> list[OpOutcome]:
+        """Delete documents by Ids/Numbers: refused once submitted or audited, or when a downstream
+        document was made from one of its lines (the messages are [assumed])."""
+        with self.lock:
+            form = self._form(form_id)
+            outcomes: list[OpOutcome] = []
+            for doc_id, label in self._targets(form, numbers, ids):
+                doc = self.docs[form.form_id].get(doc_id) if doc_id is not None else None
+                if doc is None:
+                    outcomes.append(OpOutcome(None, label, f"{label}的数据不存在或已被删除", 10))
+                    continue
+                number = doc.get(form.number_key)
+                if form.status_key and doc.get(form.status_key) in ("B", "C"):
+                    outcomes.append(OpOutcome(doc_id, number, f"单据{number}已提交或已审核，不允许删除", 11))
+                    continue
+                entry = form.entries[0] if form.entries else None
+                blocked = self._downstream_errors(form, doc, entry, doc.get(entry.key) or []) if entry else []
+                if blocked:
+                    outcomes.append(OpOutcome(doc_id, number, blocked[0].message, 11))
+                    continue
+                del self.docs[form.form_id][doc_id]
+                if number:
+                    self._numbers[form.form_id].pop(str(number).lower(), None)
+                outcomes.append(OpOutcome(doc_id, number))
+            return outcomes
+
     # ---- Submit / Audit / UnAudit ------------------------------------------------------------------
 
     def _targets(

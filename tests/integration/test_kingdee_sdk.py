@@ -155,3 +155,30 @@ def test_sdk_query_business_info_and_allocate(served: tuple[SandboxApp, SandboxS
     rows = json.loads(sdk.ExecuteBillQuery({"FormId": "BD_Customer", "FieldKeys": "FCUSTID,FUseOrgId.FNumber",
                                             "FilterString": "FNumber = 'SDK-ALLOC'", "OrderString": "FCUSTID ASC"}))
     assert [org for _, org in rows] == ["100", "200"]
+
+
+def test_sdk_delete_refuses_audited_and_shipped_orders(served: tuple[SandboxApp, SandboxServer]) -> None:
+    sandbox, server = served
+    sdk, store = sdk_for(sandbox, server), sandbox.state.store
+
+    def order(number: str) -> int:
+        return int(store.insert("SAL_SaleOrder", {
+            "FBillNo": number, "FBillTypeID": {"FNUMBER": "XSDD01_SYS"}, "FDate": "2026-03-01",
+            "FSaleOrgId": {"FNumber": "100"}, "FCustId": {"FNumber": "CUS-000001"}, "FSalerId": {"FNumber": "S001"},
+            "FSaleOrderFinance": {"FSettleCurrId": {"FNumber": "PRE001"}},
+            "FSaleOrderEntry": [{"FMaterialId": {"FNumber": "1.01.001"}, "FUnitID": {"FNumber": "Pcs"}, "FQty": 1,
+                                 "FTaxPrice": 5}]}))
+
+    free, audited, shipped = order("SO-DEL-1"), order("SO-DEL-2"), order("SO-DEL-3")
+    store.change_status("SAL_SaleOrder", "Submit", None, str(audited))
+    store.change_status("SAL_SaleOrder", "Audit", None, str(audited))
+    store.insert("SAL_OUTSTOCK", {
+        "FBillTypeID": {"FNUMBER": "XSCKD01_SYS"}, "FDate": "2026-03-02", "FSaleOrgId": {"FNumber": "100"},
+        "FStockOrgId": {"FNumber": "100"}, "FCustomerID": {"FNumber": "CUS-000001"},
+        "FEntity": [{"FMaterialID": {"FNumber": "1.01.001"}, "FUnitID": {"FNumber": "Pcs"}, "FRealQty": 1,
+                     "FSoorDerno": "SO-DEL-3"}]})
+    answer = json.loads(sdk.Delete("SAL_SaleOrder", {"Ids": f"{free},{audited},{shipped}"}))
+    status = answer["Result"]["ResponseStatus"]
+    assert [e["Id"] for e in status["SuccessEntitys"]] == [free]
+    assert [e["DIndex"] for e in status["Errors"]] == [1, 2]
+    assert store.get("SAL_SaleOrder", doc_id=free) is None and store.get("SAL_SaleOrder", doc_id=shipped)
