@@ -558,7 +558,7 @@ class KingdeeStore:
             outcomes: list[OpOutcome] = []
             for doc_id, label in self._targets(form, numbers, ids):
                 doc = self.docs[form.form_id].get(doc_id) if doc_id is not None else None
-                if doc is None:
+                if doc is None or doc_id is None:
                     outcomes.append(OpOutcome(None, label, f"{label}的数据不存在或已被删除", 10))
                     continue
                 number = doc.get(form.number_key)
