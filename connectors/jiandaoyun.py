@@ -65,10 +65,10 @@ from erphub.connectors.auth import BearerToken
 from erphub.connectors.base import ConnectorBase, ConnectorSettings, SystemContext
 from erphub.connectors.discovery import field_info
 from erphub.connectors.http import Action, HttpClient, Verdict
-from erphub.connectors.jiandaoyun_forms import FieldNames, FormEntity
+from erphub.connectors.jiandaoyun_forms import FieldNames, FormEntity, label_aliases
 from erphub.connectors.webhooks import Checked, fresh, parse_timestamp, same_signature
 from erphub.connectors.webhooks import Verdict as WebhookVerdict
-from erphub.core.errors import ProtocolError
+from erphub.core.errors import ConfigError, ProtocolError
 from erphub.core.records import (
     Cursor,
     Direction,
@@ -311,6 +311,7 @@ class JiandaoyunConnector(ConnectorBase):
             for name, (entry, key_field, fields) in ENTITY_FIELDS.items()
         }
         self._names: dict[str, FieldNames] = {}
+        self._labelled: set[str] = set()  # entities whose label aliases were read from widget/list
         for name, form in settings.entities.items():
             names = FieldNames(form.aliases)
             self._names[name] = names
@@ -469,7 +470,7 @@ class JiandaoyunConnector(ConnectorBase):
             widgets = answer.get("widgets") if isinstance(answer, dict) else None
             if not isinstance(widgets, list):
                 raise ProtocolError("widget/list answer has no widgets", system=self.context.name)
-            names = self._names.get(entity) or FieldNames({})
+            names = self._field_names(spec) or FieldNames({})
             renamed = names.from_form_data({str(w.get("name")): w for w in widgets if isinstance(w, dict)})
             fields: dict[str, Any] = {}
             for alias, widget in renamed.items():
@@ -573,18 +574,34 @@ class JiandaoyunConnector(ConnectorBase):
         return WriteResult(request.source_id, str(self._record(result.body)["_id"]), WriteAction.UPDATED)
 
     # ---- helpers -----------------------------------------------------------------------
+    def _field_names(self, spec: EntitySpec) -> FieldNames | None:
+        """The entity's alias map; with `labels`, built once from the form's widget/list labels."""
+        form = self.settings.entities.get(spec.name)
+        if form is not None and form.labels and spec.name not in self._labelled:
+            answer = self.http.post_json(f"{API}/widget/list", self._form(spec), endpoint="widget/list")
+            widgets = answer.get("widgets") if isinstance(answer, dict) else None
+            if not isinstance(widgets, list):
+                raise ProtocolError("widget/list answer has no widgets", system=self.context.name)
+            try:
+                by_label = label_aliases([w for w in widgets if isinstance(w, dict)])
+            except ValueError as exc:
+                raise ConfigError(f"jiandaoyun entity {spec.name!r}: {exc}") from None
+            self._names[spec.name] = FieldNames({**by_label, **form.aliases})
+            self._labelled.add(spec.name)
+        return self._names.get(spec.name)
+
     def _form_name(self, spec: EntitySpec, name: str) -> str:
-        names = self._names.get(spec.name)
+        names = self._field_names(spec)
         return names.to_form(name) if names else name
 
     def _to_form(self, spec: EntitySpec, data: Mapping[str, Any]) -> dict[str, Any]:
-        names = self._names.get(spec.name)
+        names = self._field_names(spec)
         return names.to_form_data(data) if names else dict(data)
 
     def _rows(self, spec: EntitySpec, answer: Any) -> list[dict[str, Any]]:
         """A data/list page with each record in mapping names (aliases) instead of widget ids."""
         rows = self._data(answer)
-        names = self._names.get(spec.name)
+        names = self._field_names(spec)
         return [names.from_form_data(row) for row in rows] if names else rows
 
     def _form(self, spec: EntitySpec) -> dict[str, str]:

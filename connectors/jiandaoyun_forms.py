@@ -4,8 +4,9 @@ A real form addresses its fields by widget id (`_widget_1614...`) unless someone
 alias on the form (vendor-gaps.md, Jiandaoyun; hc.jiandaoyun.com/open/14220 "fields are named by
 widget ids"). So a configured entity names its `entry_id`, its `key_field`, and optional `aliases`
 (the name a mapping uses -> the form's field name); `lines.sku` names the item `sku` of the
-sub-form `lines`. Names without an alias pass through unchanged, so a mapping may also use the widget
-ids themselves. `FieldNames` translates records both ways; it does no I/O.
+sub-form `lines`. With `labels: true` the labels people see (客户名称, 联系人.姓名) are aliases too,
+read from the form's widget/list. Names without an alias pass through unchanged, so a mapping may also
+use the widget ids themselves. `FieldNames` translates records both ways; it does no I/O.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ class FormEntity(BaseModel):
     aliases: dict[str, str] = Field(
         default_factory=dict, description="mapping name -> form field name (widget id); 'sub.item' for sub-forms"
     )
+    # Mappings name fields by their labels (客户名称) instead: the label -> widget map is read from the
+    # form's widget/list once per connector; explicit aliases win. Labels must be unique on the form.
+    labels: bool = False
 
     @model_validator(mode="after")
     def _one_to_one(self) -> FormEntity:
@@ -37,6 +41,27 @@ class FormEntity(BaseModel):
             if ("." in alias) != ("." in target):
                 raise ValueError(f"alias {alias!r} -> {target!r}: a sub-form item maps to a sub-form item")
         return self
+
+
+def label_aliases(widgets: list[dict[str, Any]]) -> dict[str, str]:
+    """widget/list answer -> {label: name, "sublabel.itemlabel": "sub.item"}; a repeated label is an error."""
+    out: dict[str, str] = {}
+
+    def add(label: Any, name: str) -> None:
+        text = str(label or "").strip()
+        if not text:
+            return
+        if text in out and out[text] != name:
+            raise ValueError(f"the label {text!r} names two fields ({out[text]}, {name}): give them aliases")
+        out[text] = name
+
+    for widget in widgets:
+        name = str(widget.get("name"))
+        add(widget.get("label"), name)
+        for item in widget.get("items") or []:
+            if isinstance(item, dict):
+                add(f"{widget.get('label')}.{item.get('label')}", f"{name}.{item.get('name')}")
+    return out
 
 
 class FieldNames:

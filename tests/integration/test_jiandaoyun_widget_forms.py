@@ -130,3 +130,21 @@ def test_aliases_name_widget_fields_both_ways_including_sub_forms(
     assert record.data["code"] == "A-1" and record.data["contacts"][0]["person"] == "张三"
     assert record.data["contacts"][0]["_widget_1700000000012"] == 1
     jdy.close()
+
+
+def test_mappings_may_name_widget_fields_by_their_labels(
+    servers: tuple[SandboxApp, SandboxServer, SandboxApp, SandboxServer],
+) -> None:
+    crm, crm_server, _, _ = servers
+    jdy = connector(crm_server, client={"entry_id": WIDGET_FORM.entry_id, "key_field": "客户编号", "labels": True})
+    data = {"客户编号": "L-1", "客户名称": "标签客户", "联系人": [{"姓名": "李四", "序号": 1}]}
+    [created] = jdy.write("client", [WriteRequest("s1", "L-1", None, data, "k1")])
+    assert created.ok, created.error
+    [stored] = crm.state.all(WIDGET_FORM.entry_id)
+    assert stored["_widget_1700000000002"] == "标签客户"
+    assert stored["_widget_1700000000010"][0]["_widget_1700000000011"] == "李四"
+    assert jdy.lookup("client", ["L-1"]) == {"L-1": created.target_id}
+    [record] = [r for page in jdy.read_changes("client", None) for r in page.records]
+    assert record.data["客户名称"] == "标签客户" and record.data["联系人"][0]["序号"] == 1
+    assert "电话" in jdy.discover(["client"])["client"]["fields"]
+    jdy.close()
