@@ -20,6 +20,7 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import tempfile
 import time
@@ -118,6 +119,22 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=10)
 
 
+def load_cn_subdivisions(db_file: Path) -> None:
+    """China's provinces as `country.subdivision` rows, as trytond's `import_countries` loads them on a
+    real server (the template is built without that download): ISO 3166-2 codes, Chinese names."""
+    rows = [line.split(",") for line in (ROOT / "mappings" / "lookups" / "cn_provinces.csv").read_text(
+        encoding="utf-8").splitlines()[1:] if line.strip()]
+    with sqlite3.connect(db_file) as con:
+        found = con.execute("SELECT id FROM country_country WHERE code = 'CN'").fetchone()
+        if found is None or con.execute("SELECT count(*) FROM country_subdivision").fetchone()[0]:
+            return
+        con.executemany(
+            "INSERT INTO country_subdivision (active, code, country, name, type, create_date, create_uid) "
+            "VALUES (1, ?, ?, ?, 'province', CURRENT_TIMESTAMP, 0)",
+            [(code, found[0], name) for _, code, name in rows],
+        )
+
+
 @contextmanager
 def tryton_server(*, template: Path | None = None, build: bool = True,
                   env: dict[str, str] | None = None) -> Iterator[TrytonServer]:
@@ -132,6 +149,7 @@ def tryton_server(*, template: Path | None = None, build: bool = True,
     proc: subprocess.Popen[bytes] | None = None
     try:
         shutil.copy2(src / f"{database}.sqlite", workdir / f"{database}.sqlite")
+        load_cn_subdivisions(workdir / f"{database}.sqlite")
         port = free_port()
         server_env = dict(os.environ)
         server_env.update(

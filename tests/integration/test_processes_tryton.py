@@ -145,6 +145,10 @@ def test_a_won_opportunity_creates_the_party_and_the_crm_sees_its_code(rig: Tryt
     # Now formal, its master data flows on through the customer pipeline (the CRM owns it).
     master = rig.run("crm_customers_to_erp")
     assert master["updated"] == 1 and master["dead_lettered"] == 0
+    # The CRM's province (广东省) reaches the party's address as Tryton's own subdivision record.
+    [address] = rig.tryton.admin_call("model.party.address.search_read", [
+        [["party.code", "=", code]], 0, None, None, ["subdivision.code", "subdivision.name"]])
+    assert address["subdivision."] == {"id": address["subdivision."]["id"], "code": "CN-GD", "name": "广东省"}
     rig.assert_settled()
 
 
