@@ -188,6 +188,11 @@ class JiandaoyunSettings(ConnectorSettings):
     entities: dict[str, FormEntity] = Field(default_factory=dict)
     # Fields a customer added to a built-in entity's form (see `erphub systems discover`).
     extra_fields: dict[str, list[str]] = Field(default_factory=dict)
+    # Sub-forms an update merges into instead of replacing: {entity: {sub-form: row key field}}. data/update
+    # replaces a sub-form whole, so a pipeline owning only some row fields (the ERP's per-line shipped
+    # quantity) would wipe the rest; merged, each sent row updates the current row with the same key
+    # (keeping its row `_id` and other fields), unmatched current rows stay, unmatched sent rows are added.
+    merge_subforms: dict[str, dict[str, str]] = Field(default_factory=dict)
 
 
 def fmt_time(dt: datetime) -> str:
@@ -560,10 +565,15 @@ class JiandaoyunConnector(ConnectorBase):
         return WriteResult(request.source_id, str(self._record(result.body)["_id"]), WriteAction.CREATED)
 
     def _update(self, spec: EntitySpec, request: WriteRequest) -> WriteResult:
+        data = self._to_form(spec, self.owned_data(request))
+        configured = self.settings.merge_subforms.get(spec.name, {})
+        merges = {self._form_name(spec, sub): key for sub, key in configured.items()}
+        if any(isinstance(data.get(sub), list) for sub in merges):
+            data = self._merged(spec, str(request.target_id), data, merges)
         body = {
             **self._form(spec),
             "data_id": request.target_id,
-            "data": wrap_values(self._to_form(spec, self.owned_data(request)), spec.child_fields),
+            "data": wrap_values(data, spec.child_fields),
         }
         # Writing the same values twice leaves the same record: safe to retry.
         result = self.http.request(
@@ -572,6 +582,30 @@ class JiandaoyunConnector(ConnectorBase):
         if result.response.status_code == 400:
             return WriteResult(request.source_id, request.target_id, error=self._refusal(result.body))
         return WriteResult(request.source_id, str(self._record(result.body)["_id"]), WriteAction.UPDATED)
+
+    def _merged(self, spec: EntitySpec, data_id: str, data: dict[str, Any], merges: dict[str, str]) -> dict[str, Any]:
+        """`data` with each merged sub-form laid over the record's current rows (see `merge_subforms`)."""
+        answer = self.http.post_json(f"{API}/data/get", {**self._form(spec), "data_id": data_id}, endpoint="data/get")
+        current = answer.get("data") if isinstance(answer, dict) else None
+        if not isinstance(current, dict):
+            raise ProtocolError("data/get answer has no data record", system=self.context.name)
+        out = dict(data)
+        for sub, key in merges.items():
+            sent = data.get(sub)
+            if not isinstance(sent, list):
+                continue
+            rows = [dict(r) for r in current.get(sub) or [] if isinstance(r, dict)]
+            used: set[int] = set()
+            extra: list[dict[str, Any]] = []
+            for row in sent:
+                match = next((i for i, r in enumerate(rows) if i not in used and r.get(key) == row.get(key)), None)
+                if match is None:
+                    extra.append(dict(row))
+                else:
+                    used.add(match)
+                    rows[match].update(row)
+            out[sub] = [{k: v for k, v in r.items()} for r in rows] + extra
+        return out
 
     # ---- helpers -----------------------------------------------------------------------
     def _field_names(self, spec: EntitySpec) -> FieldNames | None:

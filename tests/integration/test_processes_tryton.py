@@ -172,7 +172,10 @@ def test_b_a_done_shipment_sets_the_crm_order_status_date_and_quantity(rig: Tryt
               if r.data["reference"] == "SO-2026-T0003"]
     day: dt.date = sale.data["shipped_date"]
     assert order["shipped_date"] == f"{day - dt.timedelta(days=1):%Y-%m-%d}T16:00:00.000Z"  # Shanghai midnight
-    assert order["lines"] == lines_before  # the CRM's lines are not rewritten
+    # Each CRM line gets its shipped quantity; everything else of the line (and its row id) stays.
+    assert [line["shipped_qty"] for line in order["lines"]] == [3, 2]
+    assert [{k: v for k, v in line.items() if k != "shipped_qty"} for line in order["lines"]] == [
+        {k: v for k, v in line.items() if k != "shipped_qty"} for line in lines_before]
     assert order["erp_order_no"] == sale.data["number"] and sale.data["number"]  # Tryton's own number
     rig.assert_settled()
 
