@@ -1,8 +1,10 @@
 """A small, safe parser for Kingdee's `FilterString` (a SQL WHERE fragment over field keys).
 
 Supported: `=, <>, !=, >, >=, <, <=`, `[not] like`, `[not] in (...)`, `is [not] null`, `and`, `or`,
-`not`, parentheses, single-quoted strings (`''` escapes a quote) and numbers. Field keys may be
-dotted (`FCustId.FNumber`). Anything else is a syntax error: nothing is ever evaluated as code.
+`not`, parentheses, single-quoted strings (`''` escapes a quote) and numbers, and the SQL function
+`ISNULL(field, literal)` in place of a field (the real FilterString is SQL and accepts such functions;
+vendor-gaps.md, Kingdee). Field keys may be dotted (`FCustId.FNumber`). Anything else — other
+functions such as DATEDIFF among them — is a syntax error: nothing is ever evaluated as code.
 
 Comparison follows SQL Server with its default case-insensitive Chinese collation: text compares
 case-insensitively, NULL compares false, and a literal is converted to the field's type (a date
@@ -71,6 +73,7 @@ class Compare:
     field: str
     op: str
     literal: str | Decimal
+    default: str | Decimal | None = None  # ISNULL(field, default)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +169,17 @@ class _Parser:
 
     def predicate(self) -> Node:
         field = self.take("word").text
+        default: str | Decimal | None = None
+        if field.lower() == "isnull" and self.peek() is not None and self.peek().kind == "lp":  # type: ignore[union-attr]
+            self.take("lp")
+            field = self.take("word").text
+            self.take("comma")
+            default = self.literal()
+            self.take("rp")
+            tok = self.take("op")
+            return Compare(field, "<>" if tok.text == "!=" else tok.text, self.literal(), default)
+        if self.peek() is not None and self.peek().kind == "lp":  # type: ignore[union-attr]
+            raise FilterSyntaxError(f"unsupported function {field}(...)")
         tok = self.take()
         if tok.kind == "op":
             op = "<>" if tok.text == "!=" else tok.text
@@ -305,7 +319,10 @@ def evaluate(node: Node | None, resolve: Resolver) -> bool:
     if isinstance(node, Not):
         return not evaluate(node.item, resolve)
     raw, kind = resolve(node.field)
-    value = _normalise(raw, kind)
+    if isinstance(node, Compare) and node.default is not None and raw is None:
+        value = _coerce(node.default, kind)  # SQL ISNULL(field, default): the default stands in for NULL
+    else:
+        value = _normalise(raw, kind)
     if isinstance(node, IsNull):
         is_null = value is None or value == ""
         return is_null != node.negated

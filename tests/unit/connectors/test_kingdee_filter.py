@@ -91,3 +91,18 @@ def test_quoted_quote_and_fields_of() -> None:
 def test_bad_date_literal_is_an_error() -> None:
     with pytest.raises(FilterSyntaxError):
         matches("FModifyDate > 'yesterday'")
+
+
+def test_isnull_stands_in_for_null_as_sql_does() -> None:
+    """The real FilterString is SQL: `ISNULL(field, default)` works there (vendor-gaps.md), so here too."""
+    rows: list[dict[str, Any]] = [{"FNote": None}, {"FNote": "加急"}, {"FNote": ""}]
+
+    def matching(text: str) -> list[int]:
+        node = parse_filter(text)
+        return [n for n, row in enumerate(rows) if evaluate(node, lambda f, row=row: (row[f], "text"))]
+
+    assert matching("ISNULL(FNote, '') = ''") == [0, 2]
+    assert matching("FNote = ''") == [2]  # NULL compares unknown without it
+    assert matching("isnull(FNote, 'x') <> 'x' and FNote like '%急%'") == [1]
+    with pytest.raises(FilterSyntaxError, match="unsupported function"):
+        parse_filter("DATEDIFF(day, FDate, '2026-01-01') > 3")
