@@ -19,7 +19,6 @@ import pytest
 from erphub import sandbox as sandboxes
 from erphub.config.loader import load_config
 from erphub.connectors.tryton import TrytonConnector
-from erphub.core.records import WriteRequest
 from erphub.engine import run_pipeline
 from erphub.runtime import Hub
 from erphub.sandbox.common import SandboxApp
@@ -185,17 +184,17 @@ def test_b_a_sale_cancelled_in_tryton_cancels_the_crm_order(rig: TrytonRig) -> N
     rig.crm.state.insert_plain("customer_form", crm_customer(code, "南京玄武仪表有限公司", status="正式"))
     assert rig.run("crm_customers_to_erp")["created"] == 1
     rig.crm_order("SO-2026-T0009", code, [("P-1006", 1, 113.0)])
-    # The sale is quoted in Tryton (not yet confirmed), then the sales office cancels it there.
-    quoting = rig.tryton.connector(sale_workflow="quote")
-    [res] = quoting.write("sales_order", [WriteRequest("crm-9", "SO-2026-T0009", None, {
-        "reference": "SO-2026-T0009", "customer_code": code, "sale_date": "2026-03-01", "currency": "CNY",
-        "lines": [{"product": "1.01.006", "quantity": 1, "unit_price": "100"}]}, "cancel-9")])
-    quoting.close()
-    assert res.ok, res.error
-    rig.tryton.admin_call("model.sale.sale.cancel", [[int(res.target_id or 0)]])
+    # This order is only quoted in Tryton (not yet confirmed), then the sales office cancels it there.
+    rig.erp.settings.sale_workflow = "quote"
+    try:
+        assert rig.run("crm_orders_to_erp")["created"] == 1
+    finally:
+        rig.erp.settings.sale_workflow = "confirm"
+    sale_id = rig.sale_id("SO-2026-T0009")
+    rig.tryton.admin_call("model.sale.sale.cancel", [[sale_id]])
     rig.run("erp_shipments_to_crm")
     order = rig.crm_one("sales_order_form", "order_no", "SO-2026-T0009")
-    [sale] = rig.tryton.admin_call("model.sale.sale.read", [[int(res.target_id or 0)], ["state", "number"]])
+    [sale] = rig.tryton.admin_call("model.sale.sale.read", [[sale_id], ["state", "number"]])
     assert sale["state"] == "cancelled"
     assert order["status"] == "已取消" and order["erp_order_no"] == sale["number"]
 
