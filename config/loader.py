@@ -17,11 +17,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from erphub.config.models import SECRET_REF, HubConfig, PipelineConfig
-from erphub.core.errors import ConfigError
+from erphub.core.errors import ConfigError, ConfigProblems
+from erphub.core.files import private_dir
 from erphub.core.yamlsource import Locator, dotted, load_yaml
 
 # `${env:NAME}` or `${env:NAME:-default}` inside a settings string; secrets allow no default.
 ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 PACKAGED_CONFIGS = Path(__file__).resolve().parent  # the configs shipped with erphub (config/ in a checkout)
 PACKAGED_DEMO = PACKAGED_CONFIGS / "demo.yaml"
 
@@ -35,6 +37,7 @@ class LoadedConfig:
     locator: Locator
     secret_values: list[str] = field(default_factory=list)
     packaged: bool = False  # one of the configs shipped with erphub (demo, processes, examples)
+    warnings: list[ConfigError] = field(default_factory=list)  # `validate` shows them; `--strict` fails on them
 
     @property
     def base_dir(self) -> Path:
@@ -48,6 +51,31 @@ class LoadedConfig:
         if self.packaged:
             return Path.cwd() / "config" / self.base_dir.relative_to(PACKAGED_CONFIGS)
         return self.base_dir
+
+    @property
+    def state_dir(self) -> Path:
+        """The one folder this config's state lives in: the default store, Prefect's home, logs.
+
+        `state_dir:` in the config (relative to its folder), else `.erphub/` beside the config; a
+        config shipped with erphub keeps its state in `./.erphub/<name>/` of the current folder.
+        """
+        if self.hub.state_dir is not None:
+            candidate = Path(self.hub.state_dir)
+            return candidate if candidate.is_absolute() else (self.state_base / candidate).resolve()
+        if self.packaged:
+            return Path.cwd() / ".erphub" / self.path.stem
+        return self.base_dir / ".erphub"
+
+    def lookups_dir(self, pipeline: str) -> Path:
+        """The lookup CSVs a pipeline's mapping reads: `lookups:` of the config, else the `lookups/`
+        folder beside the mapping (in its own folder or the one above), never the installed package's."""
+        if self.hub.lookups is not None:
+            return self.resolve_path(self.hub.lookups)
+        mapping_dir = self.mapping_path(pipeline).parent
+        for candidate in (mapping_dir / "lookups", mapping_dir.parent / "lookups"):
+            if candidate.is_dir():
+                return candidate
+        return mapping_dir.parent / "lookups"  # absent: a mapping that uses a table says where it looked
 
     def resolve_path(self, relative: str) -> Path:
         """Paths in a config file are relative to the file's own folder."""
@@ -66,12 +94,17 @@ class LoadedConfig:
         return ConfigError(message, **self.place(*path))
 
     def store_url(self) -> str:
-        """SQLite paths in the store URL are relative to the config file's folder too (see `state_base`)."""
+        """SQLite paths in the store URL are relative to the config file's folder too (see `state_base`);
+        no URL at all is `erphub.db` in the state folder."""
         url = self.hub.store.url
         prefix = "sqlite:///"
+        if url is None:
+            target = self.state_dir / "erphub.db"
+            private_dir(target.parent)
+            return prefix + str(target)
         if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
             target = (self.state_base / url[len(prefix):]).resolve()
-            target.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(target.parent)
             return prefix + str(target)
         return url
 
@@ -80,7 +113,8 @@ class LoadedConfig:
             return self.hub.pipelines[name]
         except KeyError:
             known = ", ".join(sorted(self.hub.pipelines)) or "none"
-            raise ConfigError(f"unknown pipeline {name!r} (known: {known})", file=self.path) from None
+            raise ConfigError(f"unknown pipeline {name!r} (known: {known})", file=self.path,
+                              field="pipeline") from None
 
 
 def _read_env_file(path: Path, origin: Path) -> dict[str, str]:
@@ -106,6 +140,8 @@ class _Resolver:
         self.locator = locator
         self.env = env
         self.secrets: list[str] = []
+        self.problems: list[ConfigError] = []  # every unresolvable reference, reported together
+        self.warnings: list[ConfigError] = []
 
     def fail(self, message: str, where: Sequence[str | int]) -> ConfigError:
         line, column = self.locator.find(where)
@@ -125,17 +161,31 @@ class _Resolver:
                 return self.env[name]
             if default is not None:
                 return default
-            raise self.fail(f"environment variable {name} is not set", where)
+            self.problems.append(self.fail(f"environment variable {name} is not set", where))
+            return ""
 
         return ENV_REF.sub(substitute, value)
 
     def secret(self, value: Any, where: tuple[str | int, ...]) -> str:
+        """The secret's value; a problem is recorded (and a placeholder returned) so every one is reported."""
+        try:
+            return self._secret(value, where)
+        except ConfigError as exc:
+            self.problems.append(exc)
+            return "<unresolved>"
+
+    def _secret(self, value: Any, where: tuple[str | int, ...]) -> str:
         if not isinstance(value, str) or not SECRET_REF.match(value.strip()):
             raise self.fail(
                 "secrets must be references, never inline values: write ${env:NAME} or ${file:PATH}", where
             )
         kind, ref = SECRET_REF.match(value.strip()).groups()  # type: ignore[union-attr]
         if kind == "env":
+            if ":-" in ref:
+                raise self.fail("a secret takes no default: write ${env:NAME} and set NAME "
+                                f"(got ${{env:{ref}}})", where)
+            if not ENV_NAME.match(ref):
+                raise self.fail(f"{ref!r} is not an environment variable name", where)
             if ref not in self.env:
                 raise self.fail(f"environment variable {ref} is not set", where)
             resolved = self.env[ref]
@@ -143,58 +193,79 @@ class _Resolver:
             secret_path = Path(ref) if Path(ref).is_absolute() else self.path.parent / ref
             try:
                 resolved = secret_path.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise self.fail(f"cannot read secret file {ref}: {exc.strerror}", where) from None
-        if not resolved:
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+                raise self.fail(f"cannot read secret file {ref}: {reason}", where) from None
+            if secret_path.stat().st_mode & 0o077:  # group or others may read it (or write it)
+                self.warnings.append(self.fail(
+                    f"secret file {ref} can be read by other users (mode {secret_path.stat().st_mode & 0o777:o}); "
+                    f"chmod 600 {secret_path}", where))
+        if not resolved.strip():
             raise self.fail("secret is empty", where)
         self.secrets.append(resolved)
         return resolved
 
 
-def _validation_error(exc: ValidationError, path: Path, locator: Locator) -> ConfigError:
-    first = exc.errors()[0]
-    loc = tuple(part for part in first["loc"] if part != "[key]")  # pydantic's marker for a bad dict key
-    line, column = locator.find(loc)
-    message = first["msg"]
-    if first["type"] == "extra_forbidden":
-        message = "unknown field (check the spelling)"
-    elif first["type"] == "missing":
-        message = "field required"
-    more = len(exc.errors()) - 1
-    if more:
-        message += f" (and {more} more problem{'s' if more > 1 else ''})"
-    return ConfigError(message, file=path, line=line, column=column, field=dotted(loc))
+def _validation_errors(exc: ValidationError, path: Path, locator: Locator) -> list[ConfigError]:
+    problems: list[ConfigError] = []
+    for error in exc.errors():
+        loc = tuple(part for part in error["loc"] if part != "[key]")  # pydantic's marker for a bad dict key
+        line, column = locator.find(loc)
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown field (check the spelling)"
+        elif error["type"] == "missing":
+            message = "field required"
+        problems.append(ConfigError(message, file=path, line=line, column=column, field=dotted(loc)))
+    return problems
 
 
-def _check_references(config: LoadedConfig) -> None:
+def raise_problems(problems: Sequence[ConfigError]) -> None:
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise ConfigProblems(list(problems))
+
+
+def _check_references(config: LoadedConfig) -> list[ConfigError]:
+    problems: list[ConfigError] = []
+    for name in config.hub.pipelines:
+        try:
+            _check_pipeline(config, name)
+        except ConfigError as exc:
+            problems.append(exc)
+    return problems
+
+
+def _check_pipeline(config: LoadedConfig, name: str) -> None:
     hub = config.hub
-    for name, pipeline in hub.pipelines.items():
-        for side in ("source", "target"):
-            system = getattr(pipeline, side).system
-            if system not in hub.systems:
-                known = ", ".join(sorted(hub.systems)) or "none"
-                raise config.error(f"unknown system {system!r} (known: {known})", "pipelines", name, side, "system")
-        if pipeline.two_way is not None:
-            reverse = hub.pipelines.get(pipeline.two_way.reverse)
-            if reverse is None or reverse.two_way is None or reverse.two_way.reverse != name:
-                raise config.error(
-                    f"the reverse pipeline {pipeline.two_way.reverse!r} must exist and name {name!r} as its reverse",
-                    "pipelines", name, "two_way", "reverse")
-            if pipeline.two_way.conflict_rule == "owner_wins" and pipeline.two_way.owner not in (
-                    pipeline.source.system, pipeline.target.system):
-                raise config.error("owner_wins needs `owner:` set to one of the two systems",
-                                   "pipelines", name, "two_way", "owner")
-            if (reverse.source, reverse.target) != (pipeline.target, pipeline.source):
-                raise config.error("a reverse pipeline must move the same entities the other way",
-                                   "pipelines", name, "two_way", "reverse")
-        if pipeline.webhook is not None and pipeline.webhook.source not in hub.serve.webhooks:
-            known = ", ".join(sorted(hub.serve.webhooks)) or "none"
+    pipeline = hub.pipelines[name]
+    for side in ("source", "target"):
+        system = getattr(pipeline, side).system
+        if system not in hub.systems:
+            known = ", ".join(sorted(hub.systems)) or "none"
+            raise config.error(f"unknown system {system!r} (known: {known})", "pipelines", name, side, "system")
+    if pipeline.two_way is not None:
+        reverse = hub.pipelines.get(pipeline.two_way.reverse)
+        if reverse is None or reverse.two_way is None or reverse.two_way.reverse != name:
             raise config.error(
-                f"unknown webhook source {pipeline.webhook.source!r} (known: {known})",
-                "pipelines", name, "webhook", "source",
-            )
-        if not config.mapping_path(name).is_file():
-            raise config.error(f"mapping file not found: {config.mapping_path(name)}", "pipelines", name, "mapping")
+                f"the reverse pipeline {pipeline.two_way.reverse!r} must exist and name {name!r} as its reverse",
+                "pipelines", name, "two_way", "reverse")
+        if pipeline.two_way.conflict_rule == "owner_wins" and pipeline.two_way.owner not in (
+                pipeline.source.system, pipeline.target.system):
+            raise config.error("owner_wins needs `owner:` set to one of the two systems",
+                               "pipelines", name, "two_way", "owner")
+        if (reverse.source, reverse.target) != (pipeline.target, pipeline.source):
+            raise config.error("a reverse pipeline must move the same entities the other way",
+                               "pipelines", name, "two_way", "reverse")
+    if pipeline.webhook is not None and pipeline.webhook.source not in hub.serve.webhooks:
+        known = ", ".join(sorted(hub.serve.webhooks)) or "none"
+        raise config.error(
+            f"unknown webhook source {pipeline.webhook.source!r} (known: {known})",
+            "pipelines", name, "webhook", "source",
+        )
+    if not config.mapping_path(name).is_file():
+        raise config.error(f"mapping file not found: {config.mapping_path(name)}", "pipelines", name, "mapping")
 
 
 def _url_password(url: str) -> str | None:
@@ -203,21 +274,38 @@ def _url_password(url: str) -> str | None:
     return make_url(url).password or None
 
 
-def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None) -> LoadedConfig:
-    """Load and validate a config file; raise ConfigError with file, line and field on any problem."""
+def _find_file(path: str | Path) -> Path:
+    """The config file itself; never a packaged one in its place: a missing file says where we looked."""
     file = Path(path)
-    if not file.exists() and str(path) in ("config/demo.yaml", str(Path("config") / "demo.yaml")):
-        file = PACKAGED_DEMO
-    file = file.resolve() if file.exists() else file
+    if not file.is_file():
+        where = file if file.is_absolute() else Path.cwd() / file
+        what = "is a folder, not a config file" if file.is_dir() else "not found"
+        raise ConfigError(f"config file {what}: looked for {where}; give --config FILE or set ERPHUB_CONFIG",
+                          file=path, field="--config")
+    return file.resolve()
+
+
+def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None, strict: bool = False) -> LoadedConfig:
+    """Load and validate a config file; raise ConfigError with file, line and field on any problem.
+
+    Every problem the file has is raised at once (`ConfigProblems`); with `strict`, warnings (a
+    secret file others can read) are problems too.
+    """
+    file = _find_file(path)
     packaged = file.is_relative_to(PACKAGED_CONFIGS)  # however it was named: a flow run gets the full path
     raw, locator = load_yaml(file, ConfigError)
     if not isinstance(raw, dict):
         raise ConfigError("the config must be a mapping with `systems` and `pipelines`", file=file, line=1)
 
     env: dict[str, str] = {}
-    for index, env_file in enumerate(raw.get("env_files") or []):
+    env_files = raw.get("env_files") or []
+    if not isinstance(env_files, list):
+        env_files = []  # the model reports the wrong type below
+    for index, env_file in enumerate(env_files):
+        if not isinstance(env_file, str):
+            continue
         env_path = Path(env_file) if Path(env_file).is_absolute() else file.parent / env_file
-        if not env_path.exists():
+        if not env_path.is_file():
             line, column = locator.find(("env_files", index))
             raise ConfigError("env file not found", file=file, line=line, column=column, field=f"env_files[{index}]")
         env.update(_read_env_file(env_path, file))
@@ -250,14 +338,24 @@ def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None) -
                     for key, value in system["secrets"].items()
                 }
 
+    problems: list[ConfigError] = list(resolver.problems)
     try:
         hub = HubConfig.model_validate(raw)
     except ValidationError as exc:
-        raise _validation_error(exc, file, locator) from None
+        raise_problems(sorted([*problems, *_validation_errors(exc, file, locator)], key=_position))
+        raise AssertionError("unreachable") from None
     secrets = list(resolver.secrets)
-    store_password = _url_password(hub.store.url)
+    store_password = _url_password(hub.store.url) if hub.store.url else None
     if store_password:  # a database password substituted into store.url must be redacted like any secret
         secrets.append(store_password)
-    loaded = LoadedConfig(hub=hub, path=file, locator=locator, secret_values=secrets, packaged=packaged)
-    _check_references(loaded)
+    loaded = LoadedConfig(hub=hub, path=file, locator=locator, secret_values=secrets, packaged=packaged,
+                          warnings=list(resolver.warnings))
+    problems += _check_references(loaded)
+    if strict:
+        problems += loaded.warnings
+    raise_problems(sorted(problems, key=_position))
     return loaded
+
+
+def _position(problem: ConfigError) -> tuple[int, int]:
+    return (problem.line or 0, problem.column or 0)

@@ -155,11 +155,14 @@ class PipelineConfig(Strict):
 
 
 class StoreConfig(Strict):
-    url: str = "sqlite:///.erphub/erphub.db"
+    # None: `erphub.db` in the config's state folder (`state_dir`).
+    url: str | None = None
 
     @field_validator("url")
     @classmethod
-    def _valid_url(cls, value: str) -> str:
+    def _valid_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
         from sqlalchemy.engine import make_url
         from sqlalchemy.exc import ArgumentError
 
@@ -223,6 +226,12 @@ class LoggingConfig(Strict):
 class HubConfig(Strict):
     version: Literal[1] = 1
     env_files: list[str] = Field(default_factory=list)
+    # One folder for everything this deployment keeps: the default SQLite store, Prefect's home, logs.
+    # Relative to the config's folder; default `.erphub/` beside the config.
+    state_dir: str | None = None
+    # The folder of lookup CSVs every mapping of this config reads; relative to the config's folder.
+    # Default: the `lookups/` folder beside the mappings (the mapping's folder or the one above it).
+    lookups: str | None = None
     store: StoreConfig = Field(default_factory=StoreConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)

@@ -18,10 +18,11 @@ from pydantic import ValidationError
 from erphub.config.loader import LoadedConfig
 from erphub.connectors.base import Connector, SupportsFetch, SystemContext
 from erphub.connectors.registry import connector_class
-from erphub.core.errors import UnknownEntity
+from erphub.core.errors import ConfigError, ConfigProblems, UnknownEntity, UserInputError
 from erphub.core.records import Direction, EntitySpec
 from erphub.engine import Pipeline, TwoWaySpec, check_on_delete
 from erphub.mappings.compiler import compile_mapping
+from erphub.mappings.lookups import LookupTables
 from erphub.mappings.schema_check import with_snapshot
 from erphub.monitoring.redaction import add_secrets, redact_text
 from erphub.store import Store
@@ -43,6 +44,7 @@ class Hub:
         self._store = store
         self._connectors: dict[str, Connector] = {}
         self._pipelines: dict[str, Pipeline] = {}
+        self._lookups: dict[Path, LookupTables] = {}
         add_secrets(config.secret_values)
 
     # -- pieces ------------------------------------------------------------------------------
@@ -60,6 +62,14 @@ class Hub:
         return {name: schedule_interval_seconds(p.schedule)
                 for name, p in self.config.hub.pipelines.items() if p.schedule and p.enabled}
 
+    def lookup_tables(self, pipeline: str) -> LookupTables:
+        """The deployment's code tables for this pipeline's mapping (config `lookups:`, or beside the mapping);
+        one reader per folder, so every mapping of a run sees the same table."""
+        directory = self.config.lookups_dir(pipeline)
+        if directory not in self._lookups:
+            self._lookups[directory] = LookupTables(directory)
+        return self._lookups[directory]
+
     def redactor(self) -> Callable[[str], str]:
         secrets = list(self.config.secret_values)
         return lambda text: redact_text(text, secrets)
@@ -68,7 +78,10 @@ class Hub:
         if system in self._connectors:
             return self._connectors[system]
         spec = self.config.hub.systems[system]
-        cls = connector_class(spec.connector)
+        try:
+            cls = connector_class(spec.connector)
+        except ConfigError as exc:  # the registry knows the valid names; the config knows where
+            raise self.config.error(exc.message, "systems", system, "connector") from None
         merged: dict[str, Any] = {**spec.settings, **{k: v.get_secret_value() for k, v in spec.secrets.items()}}
         try:
             settings = cls.settings_model.model_validate(merged)
@@ -117,7 +130,7 @@ class Hub:
             self.entity_spec(name, "source", Direction.WRITE)  # the write-back goes to the source system
         target_spec = self.entity_spec(name, "target", Direction.WRITE)
         plan = compile_mapping(self.config.mapping_path(name), source=source_spec, target=target_spec,
-                               params=cfg.params)
+                               params=cfg.params, tables=self.lookup_tables(name))
         if plan.source_entity != cfg.source.entity or plan.target_entity != cfg.target.entity:
             raise self.config.error(
                 f"mapping {Path(plan.source_file).name} maps {plan.source_entity} -> {plan.target_entity}, "
@@ -147,10 +160,29 @@ class Hub:
         return pipeline
 
     def validate(self) -> list[str]:
-        """Build every pipeline (connectors, entities, directions, mappings); the names checked."""
+        """Build every system and pipeline (connectors, entities, directions, mappings); the names checked.
+
+        Every problem is collected, so one `erphub validate` shows them all (ConfigProblems)."""
+        problems: list[UserInputError] = []
+        for system in self.config.hub.systems:
+            try:
+                self.connector(system)
+            except UserInputError as exc:
+                problems.append(exc)
         for name in self.config.hub.pipelines:
-            self.pipeline(name)
-        webhook_verifiers(self.config)  # webhook kinds are connector capabilities: config/ cannot check them
+            try:
+                self.pipeline(name)
+            except UserInputError as exc:
+                if all(exc.render() != p.render() for p in problems):
+                    problems.append(exc)
+        try:
+            webhook_verifiers(self.config)  # webhook kinds are connector capabilities: config/ cannot check them
+        except UserInputError as exc:
+            problems.append(exc)
+        if len(problems) == 1:
+            raise problems[0]
+        if problems:
+            raise ConfigProblems(problems)
         return list(self.config.hub.pipelines)
 
     def enabled_pipelines(self) -> list[str]:

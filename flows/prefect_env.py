@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from erphub.core.files import private_dir
 from erphub.monitoring.logging import PREFECT_LOGGING_CONFIG
 
 
 def configure_prefect_env(state_dir: Path) -> None:
     """Project-local PREFECT_HOME and a startup timeout long enough for the embedded server here."""
-    home = state_dir / "prefect"
-    home.mkdir(parents=True, exist_ok=True)
+    home = private_dir(state_dir / "prefect")  # Prefect's database holds flow parameters and results
     defaults = {
         "PREFECT_HOME": str(home),
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",

@@ -26,6 +26,7 @@ import structlog
 
 from erphub.config.loader import LoadedConfig
 from erphub.core.errors import ServiceError
+from erphub.core.files import private_dir, private_file
 
 log = structlog.get_logger("erphub.serve")
 
@@ -61,8 +62,9 @@ class PrefectServerProcess:
         import httpx
 
         port = _free_port()
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.log_path.parent)
         with self.log_path.open("ab") as out:
+            private_file(self.log_path)  # the Prefect server logs flow parameters
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port),
                  *([] if self.ui else ["--no-ui"]), "--analytics-off"],
@@ -129,7 +131,7 @@ class Schedules:
 
         configure_prefect_env(self.state_dir)
         if not os.environ.get("PREFECT_API_URL"):
-            self._server = PrefectServerProcess(self.state_dir / "prefect-server.log",
+            self._server = PrefectServerProcess(self.state_dir / "logs" / "prefect-server.log",
                                                 ui=self.loaded.hub.serve.prefect_ui)
             started = time.monotonic()
             url = self._server.start(self._stop)

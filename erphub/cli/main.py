@@ -12,6 +12,7 @@ import typer
 
 from erphub.cli import (
     conflicts,
+    conventions,
     demo,
     dlq,
     logs,
@@ -25,6 +26,7 @@ from erphub.cli import (
     validate,
 )
 from erphub.cli.output import err
+from erphub.core.files import private_umask
 
 app = typer.Typer(help="erphub: keep a CRM and the ERP / finance systems behind it in agreement.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -40,9 +42,12 @@ app.add_typer(conflicts.conflicts_app, name="conflicts")
 app.command()(sandbox.sandbox)
 app.command()(demo.demo)
 app.add_typer(mapping.mapping_app, name="mapping", help="Check, test and list mapping transforms.")
+app.callback()(conventions.root_options)
+conventions.hide_flag_types()
 
 
 def main() -> None:
+    private_umask()  # the store, Prefect's database and logs hold personal data: 0600 files, 0700 folders
     try:
         app()
     except KeyboardInterrupt:

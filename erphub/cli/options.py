@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from erphub.core.errors import ConfigError
+from erphub.core.files import private_dir
 from erphub.monitoring import multiprocess
 from erphub.monitoring.logging import LEVELS, LogFormat, configure_logging
 
@@ -72,12 +73,8 @@ def setup_logging(log_format: str = "auto", secrets: list[str] | None = None, *,
                       backups=settings.backups if settings else 5)
 
 
-def count_metrics_in_state_dir() -> Path:
+def count_metrics_in_state_dir(loaded: LoadedConfig) -> Path:
     """Counters and histograms of this process (and the children it starts) go to the shared metrics
-    folder, so whichever process counts, `erphub serve`'s /metrics and Pushgateway pushes see it."""
-    return multiprocess.enable(state_dir() / "metrics")
-
-
-def state_dir() -> Path:
-    """Where Prefect keeps its home and the Prefect server its log: `.erphub/` of the current folder."""
-    return Path.cwd() / ".erphub"
+    folder in the config's state folder, so whichever process of this hub counts, `erphub serve`'s
+    /metrics and Pushgateway pushes see it."""
+    return multiprocess.enable(private_dir(loaded.state_dir / "metrics"))

@@ -36,7 +36,8 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except UserInputError as exc:
-        raise fail(f"error: {exc.render()}", 2) from None
+        problems = getattr(exc, "problems", None) or [exc]  # ConfigProblems: every one, each on its line
+        raise fail("\n".join(f"error: {problem.render()}" for problem in problems), 2) from None
     except RunFailed as exc:
         raise fail(f"run failed: {exc}", 1) from None
     except (ConnectorError, StoreError) as exc:

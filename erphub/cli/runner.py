@@ -10,7 +10,7 @@ from typing import Any
 
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from erphub.cli.options import count_metrics_in_state_dir, setup_logging, state_dir
+from erphub.cli.options import count_metrics_in_state_dir, setup_logging
 from erphub.config.loader import LoadedConfig, load_config
 from erphub.core.errors import ConfigError, RunFailed
 from erphub.engine import run_pipeline
@@ -68,12 +68,12 @@ def run_pipelines(config: str, names: list[str], *, run_all: bool, since: dateti
                   log_level: str | None = None) -> tuple[list[dict[str, Any]], bool]:
     loaded = load_config(config)
     setup_logging(log_format, loaded=loaded, log_level=log_level)
-    count_metrics_in_state_dir()
+    count_metrics_in_state_dir(loaded)
     selected = select_pipelines(loaded, names, run_all)
     results: list[dict[str, Any]] = []
     failed = False
     if engine == "prefect":
-        configure_prefect_env(state_dir())
+        configure_prefect_env(loaded.state_dir)
         from erphub.flows import sync as sync_flow  # only now: Prefect reads its settings on import
 
         with Hub(loaded) as probe:  # mapping and connector errors exit 2 before any flow starts

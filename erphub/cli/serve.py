@@ -13,7 +13,6 @@ from erphub.cli.options import (
     LogLevelOption,
     count_metrics_in_state_dir,
     setup_logging,
-    state_dir,
 )
 from erphub.cli.output import user_errors
 
@@ -39,8 +38,8 @@ def serve(
         loaded = load_config(config)
         setup_logging(log_format, loaded=loaded, log_level=log_level)
         # A new counting epoch for every process of this hub (this one, its flow runs, one-shot runs).
-        multiprocess.reset(count_metrics_in_state_dir())
-        schedules = None if no_schedules else Schedules(loaded, state_dir())
+        multiprocess.reset(count_metrics_in_state_dir(loaded))
+        schedules = None if no_schedules else Schedules(loaded, loaded.state_dir)
         code = HubServer(loaded, host=host, port=port, schedules=schedules).run()
     if code:
         raise typer.Exit(code)

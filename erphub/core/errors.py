@@ -3,6 +3,7 @@
     ErphubError
     ├── UserInputError              bad input a person must fix; the CLI exits 2, no traceback
     │   ├── ConfigError             config YAML: file, line, field
+    │   │   ├── ConfigProblems      every problem of one config at once (`problems`)
     │   │   └── UnknownEntity       a pipeline names an entity its connector does not offer (lists them)
     │   ├── MappingError            mapping YAML: file, line, column, field
     │   └── PayloadError            a pushed event's body is not an event (the webhook answers 400)
@@ -83,6 +84,18 @@ class UserInputError(ErphubError):
 
 class ConfigError(UserInputError):
     """A config file is wrong."""
+
+
+class ConfigProblems(ConfigError):
+    """Every problem found in one config, so a person fixes them in one pass, not one per run."""
+
+    def __init__(self, problems: list[UserInputError]) -> None:
+        self.problems = list(problems)
+        first = self.problems[0]
+        super().__init__(first.message, file=first.file, line=first.line, column=first.column, field=first.field)
+
+    def render(self) -> str:
+        return "\n".join(problem.render() for problem in self.problems)
 
 
 class MappingError(UserInputError):

@@ -7,6 +7,7 @@ and config errors can all name the file, the line and the field.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +18,10 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
 from erphub.core.errors import UserInputError
+from erphub.core.limits import MAX_DEPTH, MAX_NODES, LimitExceeded, size_problem
 
 PathKey = tuple[str | int, ...]
+_BRACKET_RUN = re.compile(r"(?:[\[{]\s*){%d}" % (MAX_DEPTH + 1))
 
 
 @dataclass
@@ -39,7 +42,24 @@ class Locator:
             key = key[:-1]
 
 
-def _walk(node: Any, path: PathKey, positions: dict[PathKey, tuple[int, int]]) -> Any:
+class _Budget:
+    """Counts the values `_walk` produces: aliases make a small text expand, and this stops it."""
+
+    def __init__(self) -> None:
+        self.nodes = 0
+
+    def spend(self, path: PathKey) -> None:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise LimitExceeded(f"expands to more than {MAX_NODES} values (anchors and aliases?)")
+        if len(path) > MAX_DEPTH:
+            raise LimitExceeded(f"nested more than {MAX_DEPTH} levels deep")
+
+
+def _walk(node: Any, path: PathKey, positions: dict[PathKey, tuple[int, int]],
+          budget: _Budget | None = None) -> Any:
+    budget = budget or _Budget()
+    budget.spend(path)
     if isinstance(node, CommentedMap):
         out: dict[str, Any] = {}
         for key, value in node.items():
@@ -49,7 +69,7 @@ def _walk(node: Any, path: PathKey, positions: dict[PathKey, tuple[int, int]]) -
                 positions[child] = (line + 1, col + 1)
             except (KeyError, TypeError):
                 pass
-            out[str(key)] = _walk(value, child, positions)
+            out[str(key)] = _walk(value, child, positions, budget)
         return out
     if isinstance(node, CommentedSeq):
         items: list[Any] = []
@@ -60,7 +80,7 @@ def _walk(node: Any, path: PathKey, positions: dict[PathKey, tuple[int, int]]) -
                 positions[child] = (line + 1, col + 1)
             except (KeyError, TypeError, IndexError):
                 pass
-            items.append(_walk(value, child, positions))
+            items.append(_walk(value, child, positions, budget))
         return items
     if node is None or isinstance(node, bool | int | float):
         return node
@@ -74,10 +94,18 @@ def _walk(node: Any, path: PathKey, positions: dict[PathKey, tuple[int, int]]) -
 
 
 def parse_yaml(text: str, file: str, error_cls: type[UserInputError] = UserInputError) -> tuple[Any, Locator]:
+    """Parse under the limits every input path shares (erphub.core.limits): size, nesting, alias expansion."""
+    problem = size_problem(len(text.encode("utf-8", "surrogatepass")))
+    if problem:
+        raise error_cls(f"file too large: {problem}", file=file)
+    if _BRACKET_RUN.search(text):  # the parser recurses per level: refuse `[[[[...` before it does
+        raise error_cls(f"YAML nested more than {MAX_DEPTH} levels deep", file=file)
     yaml = YAML(typ="rt")
     yaml.allow_duplicate_keys = False
     try:
         raw = yaml.load(text)
+    except RecursionError:
+        raise error_cls(f"YAML nested more than {MAX_DEPTH} levels deep", file=file) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -89,12 +117,21 @@ def parse_yaml(text: str, file: str, error_cls: type[UserInputError] = UserInput
     locator = Locator(file=file)
     if isinstance(raw, CommentedMap | CommentedSeq):
         locator.positions[()] = (1, 1)
-    return _walk(raw, (), locator.positions), locator
+    try:
+        return _walk(raw, (), locator.positions), locator
+    except LimitExceeded as exc:
+        raise error_cls(f"YAML {exc}", file=file) from None
+    except RecursionError:  # a self-referencing alias (`&a [*a]`) never ends
+        raise error_cls("YAML refers to itself through an alias", file=file) from None
 
 
 def load_yaml(path: str | Path, error_cls: type[UserInputError] = UserInputError) -> tuple[Any, Locator]:
     file = str(path)
     try:
+        size = Path(path).stat().st_size
+        problem = size_problem(size)  # before reading: a 50 MB file is refused without loading it
+        if problem:
+            raise error_cls(f"file too large: {problem}", file=file)
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise error_cls("file not found", file=file) from None

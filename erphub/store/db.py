@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +14,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 
+from erphub.core.files import private_file
 from erphub.core.records import canonical_json
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -30,6 +33,10 @@ def make_engine(url: str) -> Engine:
         kwargs["pool_pre_ping"] = True
     engine = create_engine(url, **kwargs)
     if url.startswith("sqlite"):
+        database = engine.url.database
+        db_file = Path(database) if database and database != ":memory:" else None
+        if db_file is not None and not db_file.exists():
+            _create_private(db_file)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -38,8 +45,19 @@ def make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
+            if db_file is not None:  # the WAL and shared-memory files hold the same personal data
+                for suffix in ("-wal", "-shm"):
+                    private_file(Path(f"{db_file}{suffix}"))
 
     return engine
+
+
+def _create_private(db_file: Path) -> None:
+    """Create the SQLite file as 0600 before SQLite does (it would follow the umask: 0644)."""
+    if not db_file.parent.is_dir():
+        return  # SQLite reports the missing folder itself, as StoreError
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(db_file, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
 
 
 def migrate(engine: Engine) -> None:

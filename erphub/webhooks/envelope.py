@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from erphub.core.errors import PayloadError
+from erphub.core.limits import MAX_BODY_BYTES, LimitExceeded, load_json
 
 __all__ = ["PayloadError", "PushEvent", "parse_event"]
 
@@ -48,7 +49,13 @@ class PushEvent(BaseModel):
 def parse_event(body: bytes) -> PushEvent:
     """The envelope, or PayloadError with a message that quotes no payload value."""
     try:
-        event = PushEvent.model_validate_json(body)
+        data = load_json(body, limit=MAX_BODY_BYTES)  # the limits every input path shares
+    except LimitExceeded as exc:
+        raise PayloadError(f"body refused: {exc}") from None
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError
+        raise PayloadError("body is not JSON") from None
+    try:
+        event = PushEvent.model_validate(data)
     except ValidationError as exc:
         fields = sorted({".".join(str(p) for p in error["loc"]) or "body" for error in exc.errors()})
         kinds = sorted({error["type"] for error in exc.errors()})

@@ -29,7 +29,7 @@ class Env:
 def demo_env(tmp_path: Path) -> Iterator[Env]:
     text = (ROOT / "config" / "demo.yaml").read_text(encoding="utf-8")
     text = text.replace("../mappings/", f"{ROOT}/mappings/").replace("[demo.env]", f"[{ROOT}/config/demo.env]")
-    text = text.replace("sqlite:///../.erphub/demo.db", f"sqlite:///{tmp_path}/state.db")
+    text = text.replace("sqlite:///../.erphub/demo/demo.db", f"sqlite:///{tmp_path}/state.db")
     config = tmp_path / "hub.yaml"
     config.write_text(text, encoding="utf-8")
     crm, erp = sandboxes.create("jiandaoyun"), sandboxes.create("kingdee", seed_customers=0)

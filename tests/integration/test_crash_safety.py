@@ -75,7 +75,7 @@ class Rig:
     def config(self, *, batch_size: int) -> Path:
         text = (ROOT / "config" / "demo.yaml").read_text(encoding="utf-8")
         text = text.replace("../mappings/", f"{ROOT}/mappings/").replace("[demo.env]", f"[{ROOT}/config/demo.env]")
-        text = text.replace("sqlite:///../.erphub/demo.db", f"sqlite:///{self.tmp}/state.db")
+        text = text.replace("sqlite:///../.erphub/demo/demo.db", f"sqlite:///{self.tmp}/state.db")
         text = text.replace("batch_size: 50", f"batch_size: {batch_size}")
         path = self.tmp / f"hub-{batch_size}.yaml"
         path.write_text(text, encoding="utf-8")

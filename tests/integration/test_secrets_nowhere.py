@@ -25,7 +25,7 @@ CANARY = "canary-Zq9fX3-hub-secret-0042"
 def demo_config(tmp_path: Path) -> Path:
     text = (ROOT / "config" / "demo.yaml").read_text(encoding="utf-8")
     text = text.replace("../mappings/", f"{ROOT}/mappings/").replace("env_files: [demo.env]\n", "")
-    text = text.replace("sqlite:///../.erphub/demo.db", f"sqlite:///{tmp_path}/state.db")
+    text = text.replace("sqlite:///../.erphub/demo/demo.db", f"sqlite:///{tmp_path}/state.db")
     text = text.replace("retry: {max_attempts: 5, max_seconds: 30}", "retry: {max_attempts: 2, max_seconds: 3}")
     path = tmp_path / "hub.yaml"
     path.write_text(text, encoding="utf-8")
