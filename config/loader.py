@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from erphub.config.models import SECRET_REF, HubConfig, PipelineConfig
 from erphub.core.errors import ConfigError, ConfigProblems
-from erphub.core.files import private_dir
+from erphub.core.files import lookups_beside, private_dir
 from erphub.core.yamlsource import Locator, dotted, load_yaml
 
 # `${env:NAME}` or `${env:NAME:-default}` inside a settings string; secrets allow no default.
@@ -71,11 +71,7 @@ class LoadedConfig:
         folder beside the mapping (in its own folder or the one above), never the installed package's."""
         if self.hub.lookups is not None:
             return self.resolve_path(self.hub.lookups)
-        mapping_dir = self.mapping_path(pipeline).parent
-        for candidate in (mapping_dir / "lookups", mapping_dir.parent / "lookups"):
-            if candidate.is_dir():
-                return candidate
-        return mapping_dir.parent / "lookups"  # absent: a mapping that uses a table says where it looked
+        return lookups_beside(self.mapping_path(pipeline))
 
     def resolve_path(self, relative: str) -> Path:
         """Paths in a config file are relative to the file's own folder."""

@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from erphub.core.errors import LookupTableError
+from erphub.core.files import lookups_beside
+
+__all__ = ["DEFAULT_LOOKUPS_DIR", "LookupTable", "LookupTables", "lookups_beside"]
 
 DEFAULT_LOOKUPS_DIR = Path(__file__).resolve().parent / "lookups"
 

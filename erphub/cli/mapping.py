@@ -13,18 +13,16 @@ from typing import Annotated, Any
 
 import typer
 
-from erphub import mappings
 from erphub.cli.output import fail
 from erphub.core.errors import MappingError, UserInputError
 from erphub.core.records import Direction, EntitySpec
 from erphub.mappings.compiler import compile_mapping
+from erphub.core.limits import LimitExceeded, load_json, size_problem
 from erphub.mappings.expressions import describe_functions
-from erphub.mappings.lookups import LookupTables
+from erphub.mappings.lookups import LookupTables, lookups_beside
 from erphub.mappings.plan import Rejected
 from erphub.mappings.report import dumps, outcome_dict, outcome_text, unwrap_record
 from erphub.mappings.transforms import TRANSFORMS
-
-MAPPINGS_DIR = Path(mappings.__file__).resolve().parent  # the mapping files shipped with erphub
 
 mapping_app = typer.Typer(
     help="Check, test and list mapping transforms.",
@@ -34,7 +32,8 @@ mapping_app = typer.Typer(
 )
 
 LookupsOpt = Annotated[
-    Path | None, typer.Option("--lookups", help="folder of lookup CSVs (default: mappings/lookups)")
+    Path | None, typer.Option("--lookups", help="folder of lookup CSVs (default: the config's `lookups:`, "
+                                                "else the lookups/ folder beside the mapping)")
 ]
 
 
@@ -43,10 +42,33 @@ def _fail(exc: UserInputError) -> typer.Exit:
 
 
 def _all_mapping_files() -> list[Path]:
-    return sorted(p for p in MAPPINGS_DIR.rglob("*.yaml") if "samples" not in p.parts)
+    """The deployment's mappings: `./mappings/` of the current folder, never the installed package's."""
+    folder = Path.cwd() / "mappings"
+    found = sorted(p for p in folder.rglob("*.yaml") if "samples" not in p.parts) if folder.is_dir() else []
+    if not found:
+        raise MappingError(f"no mapping files under {folder}; name the files, or give --config FILE to check "
+                           "the mappings its pipelines use", field="FILES")
+    return found
 
 
-PipelineSpecs = tuple[str, Path, EntitySpec | None, EntitySpec | None, str, dict[str, Any]]
+class _Tables:
+    """One LookupTables per folder: `--lookups` when given, else the folder beside each mapping."""
+
+    def __init__(self, override: Path | None) -> None:
+        self.override = override
+        self._by_dir: dict[Path, LookupTables] = {}
+
+    def for_dir(self, directory: Path) -> LookupTables:
+        folder = self.override or directory
+        if folder not in self._by_dir:
+            self._by_dir[folder] = LookupTables(folder)
+        return self._by_dir[folder]
+
+    def beside(self, mapping: Path) -> LookupTables:
+        return self.for_dir(lookups_beside(mapping))
+
+
+PipelineSpecs = tuple[str, Path, EntitySpec | None, EntitySpec | None, str, dict[str, Any], Path]
 
 
 def _pipeline_specs(config_path: Path) -> Iterator[PipelineSpecs]:
@@ -73,34 +95,36 @@ def _pipeline_specs(config_path: Path) -> Iterator[PipelineSpecs]:
                     else:
                         raise
             params = dict(config.hub.pipelines[name].params)
-            yield name, config.mapping_path(name), specs[0], specs[1], "; ".join(notes), params
+            yield (name, config.mapping_path(name), specs[0], specs[1], "; ".join(notes), params,
+                   config.lookups_dir(name))
 
 
 @mapping_app.command("check")
 def check(
     files: Annotated[list[Path] | None,
-                     typer.Argument(help="mapping files (default: all under mappings/)")] = None,
+                     typer.Argument(help="mapping files (default: all under ./mappings/)")] = None,
     config: Annotated[Path | None,
                       typer.Option("--config", "-c",
                                    help="config whose pipelines name the mappings and connectors")] = None,
     lookups: LookupsOpt = None,
 ) -> None:
     """Compile mappings; with --config, against the schemas the pipelines' connectors declare."""
-    tables = LookupTables(lookups)
+    tables = _Tables(lookups)
     checked = 0
     try:
         if config is not None:
             wanted = {p.resolve() for p in files} if files else None
-            for name, path, source, target, note, params in _pipeline_specs(config):
+            for name, path, source, target, note, params, lookups_dir in _pipeline_specs(config):
                 if wanted is not None and path.resolve() not in wanted:
                     continue
-                plan = compile_mapping(path, source=source, target=target, tables=tables, params=params)
+                plan = compile_mapping(path, source=source, target=target, tables=tables.for_dir(lookups_dir),
+                                       params=params)
                 suffix = f"  [{note}]" if note else ""
                 typer.echo(f"ok  {path}  ({name}: {plan.source_entity} -> {plan.target_entity}){suffix}")
                 checked += 1
         else:
             for path in files or _all_mapping_files():
-                plan = compile_mapping(path, tables=tables)
+                plan = compile_mapping(path, tables=tables.beside(path))
                 typer.echo(f"ok  {path}  ({plan.source_entity} -> {plan.target_entity})")
                 checked += 1
     except UserInputError as exc:
@@ -111,16 +135,22 @@ def check(
 
 
 def _read_records(path: Path) -> list[Any]:
+    """The sample records, under the limits every input path shares (size, nesting)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        problem = size_problem(path.stat().st_size)
+        if problem:
+            raise MappingError(f"input file too large: {problem}", file=path, field="--input")
+        data = load_json(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise MappingError("input file not found", file=path) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise MappingError(f"cannot read input: {exc}", file=path) from None
+        raise MappingError("input file not found", file=path, field="--input") from None
+    except IsADirectoryError:
+        raise MappingError("input is a folder, not a JSON file", file=path, field="--input") from None
+    except LimitExceeded as exc:
+        raise MappingError(f"input refused: {exc}", file=path, field="--input") from None
     except json.JSONDecodeError as exc:
         raise MappingError(f"invalid JSON: {exc.msg}", file=path, line=exc.lineno, column=exc.colno) from None
-    except RecursionError:
-        raise MappingError("invalid input: the JSON is nested too deeply", file=path) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MappingError(f"cannot read input: {exc}", file=path, field="--input") from None
     if isinstance(data, dict) and isinstance(data.get("records"), list):
         return list(data["records"])
     if isinstance(data, list):
@@ -146,7 +176,7 @@ def test(
             raise fail(f"--param {item!r}: write NAME=VALUE", 2)
         params[name.strip()] = value
     try:
-        plan = compile_mapping(file, lookups_dir=lookups, params=params)
+        plan = compile_mapping(file, lookups_dir=lookups or lookups_beside(file), params=params)
         records = _read_records(input)
     except UserInputError as exc:
         raise _fail(exc) from None

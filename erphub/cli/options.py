@@ -29,11 +29,11 @@ LogLevelOption = Annotated[str | None, typer.Option(
     "--log-level", envvar="ERPHUB_LOG_LEVEL", help="DEBUG, INFO, WARNING or ERROR (default: logging.level, INFO).")]
 
 
-def open_hub(config: str, **kwargs: Any) -> Hub:
+def open_hub(config: str, *, strict: bool = False, **kwargs: Any) -> Hub:
     from erphub.config.loader import load_config
     from erphub.runtime import Hub
 
-    return Hub(load_config(config), **kwargs)
+    return Hub(load_config(config, strict=strict), **kwargs)
 
 
 def as_log_format(value: str) -> LogFormat:

@@ -3,6 +3,7 @@
 `private_dir` and `private_file` set 0700 / 0600 on what erphub makes (the store, Prefect's home and
 database, logs); `private_umask` makes every file a process creates from then on private as well,
 including those another library (SQLite's -wal and -shm, Prefect's database) writes for us.
+`lookups_beside` is where a mapping's code tables are: next to it, never in the installed package.
 """
 
 from __future__ import annotations
@@ -37,3 +38,15 @@ def private_file(path: Path) -> None:
     """Make a file erphub created readable by its owner only (a no-op for a file that is not there)."""
     with contextlib.suppress(FileNotFoundError):
         path.chmod(0o600)
+
+
+def lookups_beside(mapping: Path) -> Path:
+    """The `lookups/` folder that goes with a mapping file: the nearest one in the mapping's folder or up
+    to two above it (`mappings/lookups/` beside `mappings/<pair>/<entity>.yaml` or
+    `mappings/processes/<erp>/<entity>.yaml`). Never the installed package's, unless the mapping is the
+    package's: a deployment's mappings read the deployment's tables."""
+    folder = mapping.resolve().parent
+    for candidate in (folder / "lookups", folder.parent / "lookups", folder.parent.parent / "lookups"):
+        if candidate.is_dir():
+            return candidate
+    return folder.parent / "lookups"  # absent: a mapping that uses a table says where it looked

@@ -33,6 +33,7 @@ from erphub.config.models import PipelineConfig, WebhookSource
 from erphub.connectors.registry import webhook_verifier
 from erphub.connectors.webhooks import Checked, Verdict, WebhookVerifier
 from erphub.core.errors import ConfigError, PayloadError, StoreError
+from erphub.core.limits import MAX_BODY_BYTES
 from erphub.monitoring.metrics import count_webhook
 from erphub.store import Store
 from erphub.webhooks import inbox
@@ -40,8 +41,24 @@ from erphub.webhooks.envelope import parse_event
 
 log = structlog.get_logger("erphub.webhooks")
 
-MAX_BODY_BYTES = 5 * 1024 * 1024
 Router = Callable[[str, str], list[str]]
+
+
+async def read_limited(request: Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it is known to be over `limit`: a declared Content-Length over it is
+    refused before one byte is read, and a streamed body is refused at the chunk that crosses it, so a
+    300 MB push costs at most `limit` bytes of memory."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def router_from_config(pipelines: Mapping[str, PipelineConfig]) -> Router:
@@ -96,8 +113,8 @@ class WebhookReceiver:
         if source is None:
             log.warning("webhook refused", source=name[:64], outcome="unknown_source")
             return self._answer(404, "unknown webhook source")
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
+        body = await read_limited(request, MAX_BODY_BYTES)
+        if body is None:
             return self._refuse(name, "", "malformed", 413, "body too large")
         now = self.clock()
         checked = self._verify(name, source, body, request, now)

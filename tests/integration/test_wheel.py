@@ -79,7 +79,12 @@ def test_mapping_check_and_the_demo_work_from_an_empty_folder(venv: Path, tmp_pa
     empty.mkdir()
     erphub = venv / "bin" / "erphub"
 
-    checked = _run([erphub, "mapping", "check"], cwd=empty, env=_clean_env(), timeout=300)
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    packaged_demo = site / "erphub" / "config" / "demo.yaml"
+    # No silent fallback to the package's files: the packaged mappings are checked when named.
+    nothing = _run([erphub, "mapping", "check"], cwd=empty, env=_clean_env(), timeout=300)
+    assert nothing.returncode == 2 and str(empty / "mappings") in nothing.stderr
+    checked = _run([erphub, "mapping", "check", "--config", packaged_demo], cwd=empty, env=_clean_env(), timeout=300)
     assert checked.returncode == 0, checked.stderr
     assert "mapping(s) compiled" in checked.stdout and "error" not in checked.stdout.lower()
 
@@ -89,16 +94,17 @@ def test_mapping_check_and_the_demo_work_from_an_empty_folder(venv: Path, tmp_pa
 
     # The demo's state is in the folder it ran from, not in the installed package; so is the state of
     # the other configs shipped with erphub (the processes, the example ERPs), named by their full path.
-    site = next((venv / "lib").glob("python3*/site-packages"))
     for shipped in ("processes.yaml", "examples/erp_yonyou.yaml"):
         opened = _run([erphub, "status", "--json", "--config", site / "erphub" / "config" / shipped], cwd=empty,
                       env=_clean_env(), timeout=300)
         assert opened.returncode == 0, opened.stderr
-    assert (empty / ".erphub" / "demo.db").is_file()
+    assert (empty / ".erphub" / "demo" / "demo.db").is_file()
     assert (empty / ".erphub" / "processes.db").is_file()
     assert list(site.rglob("*.db")) == []
 
-    status = _run([erphub, "status", "--json"], cwd=empty, env=_clean_env(), timeout=300)
+    missing = _run([erphub, "status", "--json"], cwd=empty, env=_clean_env(), timeout=300)
+    assert missing.returncode == 2 and str(empty / "config" / "demo.yaml") in missing.stderr  # where it looked
+    status = _run([erphub, "status", "--json", "--config", packaged_demo], cwd=empty, env=_clean_env(), timeout=300)
     assert status.returncode == 0, status.stderr
     runs = {row["pipeline"]: row for row in json.loads(status.stdout)["pipelines"]}
     customers = runs["crm_customers_to_erp"]
