@@ -350,10 +350,11 @@ class HttpClient:
             if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
                 raise PermanentError(self._msg(f"{where}: bad URL"), system=self.system) from None
             reason, maybe_applied = _transport_failure(exc)
-            error = TransientError(self._msg(f"{where}: {reason} ({type(exc).__name__})"), system=self.system)
+            told = f"{reason} to {self._host_port(exc)}"  # which host and port: the first thing on-call checks
+            error = TransientError(self._msg(f"{where}: {told} ({type(exc).__name__})"), system=self.system)
             if maybe_applied and not idempotent:
                 raise TransientError(
-                    self._msg(f"{where}: {reason} ({type(exc).__name__}); the request may have been applied"),
+                    self._msg(f"{where}: {told} ({type(exc).__name__}); the request may have been applied"),
                     system=self.system,
                 ) from None
             raise RetryableAnswer(error, reason) from None
@@ -429,6 +430,14 @@ class HttpClient:
         if self.auth.is_expired_response(response, body):
             return Verdict(Action.REAUTH, "session_expired")
         return Verdict(action_for_status(response.status_code, self.status_actions))
+
+    def _host_port(self, exc: httpx.TransportError) -> str:
+        try:
+            url = exc.request.url
+        except RuntimeError:  # an error raised before the request was attached
+            url = self.client.base_url
+        port = url.port or {"http": 80, "https": 443}.get(url.scheme, 0)
+        return f"{url.host}:{port}"
 
     def _msg(self, text: str) -> str:
         return redact(text, self.secrets())

@@ -80,6 +80,7 @@ from erphub.core.records import (
     WriteRequest,
     WriteResult,
 )
+from erphub.core.urls import HttpUrl
 
 API = "/api/v5/app/entry"
 MAX_PAGE = 100
@@ -179,7 +180,7 @@ CHILD_FIELDS = {"sales_order": {"lines": LINE_FIELDS}}
 
 
 class JiandaoyunSettings(ConnectorSettings):
-    base_url: str = "https://api.jiandaoyun.com"
+    base_url: HttpUrl = "https://api.jiandaoyun.com"
     app_id: str = "crm_app_0001"
     api_key: SecretStr
     entry_ids: dict[str, str] = Field(default_factory=lambda: {e: v[0] for e, v in ENTITY_FIELDS.items()})

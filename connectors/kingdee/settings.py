@@ -7,10 +7,11 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from erphub.connectors.base import ConnectorSettings
+from erphub.core.urls import HttpUrl
 
 
 class KingdeeSettings(ConnectorSettings):
-    server_url: str = Field(description="WebAPI root, e.g. http://erp.example.com/k3cloud/")
+    server_url: HttpUrl = Field(description="WebAPI root, e.g. http://erp.example.com/k3cloud/")
     acct_id: str = Field(description="account set (数据中心) id")
     username: str
     # Unset: LoginBySign when app_id/app_secret are given (Kingdee's recommended login; ValidateUser and

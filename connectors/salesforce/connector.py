@@ -63,6 +63,7 @@ from erphub.core.records import (
     WriteRequest,
     WriteResult,
 )
+from erphub.core.urls import HttpUrl
 
 COLLECTION_LIMIT = 200  # [doc] records per sObject collection call
 TRANSIENT_RECORD_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "ALL_OR_NONE_OPERATION_ROLLED_BACK"})
@@ -80,7 +81,7 @@ class SObjectEntity(BaseModel):
 
 
 class SalesforceSettings(ConnectorSettings):
-    login_url: str = "https://login.salesforce.com"  # test.salesforce.com or a My Domain URL
+    login_url: HttpUrl = "https://login.salesforce.com"  # test.salesforce.com or a My Domain URL
     api_version: str = "59.0"
     grant: Literal["client_credentials", "password", "refresh_token"] = "client_credentials"
     client_id: str

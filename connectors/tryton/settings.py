@@ -7,12 +7,13 @@ from typing import Literal
 from pydantic import SecretStr
 
 from erphub.connectors.base import ConnectorSettings
+from erphub.core.urls import HttpUrl
 
 
 class TrytonSettings(ConnectorSettings):
     """`url` is the server's base URL (http://host:8000); calls go to `<url>/<database>/rpc/`."""
 
-    url: str
+    url: HttpUrl
     database: str
     login: str
     password: SecretStr

@@ -55,6 +55,7 @@ from erphub.core.records import (
     WriteRequest,
     WriteResult,
 )
+from erphub.core.urls import HttpUrl
 
 CUSTOMER_LIST = "/yonbip/digitalModel/merchant/newlist"
 CUSTOMER_SAVE = "/yonbip/digitalModel/merchant/save"
@@ -73,9 +74,9 @@ class YonyouSettings(ConnectorSettings):
     app_key: str
     app_secret: SecretStr
     # Gateway discovery host; or give gateway_url + token_url to skip discovery.
-    discovery_url: str = "https://apigateway.yonyoucloud.com"
-    gateway_url: str | None = None
-    token_url: str | None = None
+    discovery_url: HttpUrl = "https://apigateway.yonyoucloud.com"
+    gateway_url: HttpUrl | None = None
+    token_url: HttpUrl | None = None
     token_leeway_s: float = 60.0
     # No receipt API is documented: the entity is disabled (schema.RECEIPT_DISABLED says why) until
     # the tenant's endpoint is configured, e.g. "/yonbip/fi/receivebill".

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from erphub.cli.options import DEFAULT_CONFIG, ConfigOption, JsonOption, open_hub
+from erphub.cli.options import DEFAULT_CONFIG, MAX_ID, ConfigOption, JsonOption, open_hub
 from erphub.cli.output import fail, out, print_json, user_errors
 
 conflicts_app = typer.Typer(help="Two-way conflicts held for review.", no_args_is_help=True)
@@ -20,6 +20,8 @@ def conflicts_list(
     as_json: JsonOption = False,
 ) -> None:
     """Fields both sides changed since they last agreed, with both values."""
+    if state not in ("held", "resolved", "all"):
+        raise fail(f"error: --status: {state!r} is not one of held, resolved, all", 2)
     with user_errors(), open_hub(config) as hub:
         conflicts = hub.store.list_conflicts(status=None if state == "all" else state, limit=1000)
     if as_json:
@@ -37,7 +39,7 @@ def conflicts_list(
 
 @conflicts_app.command("resolve")
 def conflicts_resolve(
-    conflict_id: Annotated[int, typer.Argument(help="Conflict id from `erphub conflicts list`.")],
+    conflict_id: Annotated[int, typer.Argument(help="Conflict id from `erphub conflicts list`.", min=1, max=MAX_ID)],
     take: Annotated[str, typer.Option("--take", help="source or target: whose value both sides get.")],
     config: ConfigOption = DEFAULT_CONFIG,
     as_json: JsonOption = False,

@@ -8,55 +8,87 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from erphub.cli.options import DEFAULT_CONFIG, ConfigOption, JsonOption, open_hub, setup_logging
+from erphub.cli.options import (
+    DEFAULT_CONFIG,
+    MAX_ID,
+    ConfigOption,
+    JsonOption,
+    WideOption,
+    open_hub,
+    operator_name,
+    setup_logging,
+)
 from erphub.cli.output import err, fail, out, print_json, results_table, user_errors
 from erphub.core.errors import RunFailed
 
 dlq_app = typer.Typer(help="Inspect, replay and discard dead letters.", no_args_is_help=True)
 
 
+STATUSES = ("open", "replayed", "resolved", "discarded", "all")
+MAX_LIST = 100_000
+LetterId = Annotated[int, typer.Argument(help="Dead letter id.", min=1, max=MAX_ID)]
+LetterIds = Annotated[list[int], typer.Argument(help="Dead letter ids.", min=1, max=MAX_ID)]
+
+
 @dlq_app.command("list")
 def dlq_list(
-    pipeline: Annotated[str | None, typer.Option(help="Only this pipeline.")] = None,
+    pipeline: Annotated[str | None, typer.Option(help="Only this pipeline (one the config names).")] = None,
     state: Annotated[str, typer.Option("--status", help="open, replayed, resolved, discarded or all.")] = "open",
-    limit: Annotated[int, typer.Option(help="At most this many.")] = 100,
+    limit: Annotated[int, typer.Option(help="At most this many.", min=1, max=MAX_LIST)] = 100,
     config: ConfigOption = DEFAULT_CONFIG,
     as_json: JsonOption = False,
+    wide: WideOption = False,
 ) -> None:
-    """List dead letters (open ones by default)."""
+    """List dead letters (open ones by default); says so when there are more than --limit."""
+    if state not in STATUSES:
+        raise fail(f"error: --status: {state!r} is not one of {', '.join(STATUSES)}", 2)
     with user_errors(), open_hub(config) as hub:
+        if pipeline is not None and pipeline not in hub.config.hub.pipelines:
+            known = ", ".join(sorted(hub.config.hub.pipelines)) or "none"
+            raise fail(f"error: --pipeline: unknown pipeline {pipeline!r} (known: {known})", 2)
         letters = hub.store.list_dead_letters(pipeline=pipeline, status=None if state == "all" else state,
-                                              limit=limit)
+                                              limit=limit + 1)
+    truncated = len(letters) > limit
+    letters = letters[:limit]
+    if truncated:  # on stderr, so --json stays one JSON document
+        err.print(f"showing the first {limit} dead letters; there are more (raise --limit)", markup=False)
     if as_json:
         print_json([letter.summary() for letter in letters])
         return
-    table = Table(title=f"dead letters ({state})")
-    for column in ("id", "pipeline", "source id", "stage", "code", "field", "message", "attempts", "updated"):
-        table.add_column(column)
+    table = Table(title=f"dead letters ({state})" + (f", first {limit}" if truncated else ""))
+    columns = ("id", "pipeline", "source id", "code", "message") if not wide else (
+        "id", "pipeline", "source id", "stage", "code", "field", "message", "attempts", "updated")
+    for column in columns:
+        # ids are what an operator copies into `dlq show|replay|discard`: never cut
+        table.add_column(column, no_wrap=column in ("id", "source id"), overflow="fold")
     for letter in letters:
-        table.add_row(str(letter.id), letter.pipeline, letter.source_id, letter.stage, letter.error_code,
-                      letter.field or "", letter.message[:80], str(letter.attempts),
-                      letter.updated_at.strftime("%Y-%m-%d %H:%M:%S"))
+        cells = {"id": str(letter.id), "pipeline": letter.pipeline, "source id": letter.source_id,
+                 "stage": letter.stage, "code": letter.error_code, "field": letter.field or "",
+                 "message": letter.message[:80], "attempts": str(letter.attempts),
+                 "updated": letter.updated_at.strftime("%Y-%m-%d %H:%M:%S")}
+        table.add_row(*(cells[c] for c in columns))
     out.print(table)
 
 
 @dlq_app.command("show")
-def dlq_show(letter_id: Annotated[int, typer.Argument(help="Dead letter id.")],
-             config: ConfigOption = DEFAULT_CONFIG, as_json: JsonOption = False) -> None:
-    """Show one dead letter whole: source payload, mapped payload and why it failed."""
+def dlq_show(letter_id: LetterId, config: ConfigOption = DEFAULT_CONFIG, as_json: JsonOption = False) -> None:
+    """Show one dead letter whole: source payload, mapped payload, why it failed, and who decided what."""
     with user_errors(), open_hub(config) as hub:
         letter = hub.store.get_dead_letter(letter_id)
+        audit = hub.store.dead_letter_audit(letter_id) if letter is not None else []
     if letter is None:
-        raise fail(f"error: no dead letter with id {letter_id}", 2)
+        raise fail(f"error: LETTER_ID: no dead letter with id {letter_id}", 2)
+    shown = {**letter.as_dict(), "audit": audit}
     if as_json:
-        print_json(letter.as_dict())
+        print_json(shown)
         return
-    out.print_json(json.dumps(letter.as_dict(), ensure_ascii=False, default=str))
+    out.print_json(json.dumps(shown, ensure_ascii=False, default=str))
 
 
 @dlq_app.command("replay")
 def dlq_replay(
-    ids: Annotated[list[int] | None, typer.Argument(help="Dead letter ids (default: all open of --pipeline).")] = None,
+    ids: Annotated[list[int] | None, typer.Argument(help="Dead letter ids (default: all open of --pipeline).",
+                                                    min=1, max=MAX_ID)] = None,
     pipeline: Annotated[str | None, typer.Option(help="Replay every open dead letter of this pipeline.")] = None,
     kept: Annotated[bool, typer.Option("--kept", help="Replay the payloads kept at failure time instead of "
                                                       "re-reading each source record.")] = False,
@@ -107,11 +139,16 @@ def dlq_replay(
 
 
 @dlq_app.command("discard")
-def dlq_discard(ids: Annotated[list[int], typer.Argument(help="Dead letter ids.")],
+def dlq_discard(ids: LetterIds,
+                reason: Annotated[str, typer.Option("--reason", help="Why they must not be sent (kept in the audit).")],
                 config: ConfigOption = DEFAULT_CONFIG, as_json: JsonOption = False) -> None:
-    """Close dead letters without delivering them (a person decided they must not be sent)."""
+    """Close dead letters without delivering them: a person decided they must not be sent, and says why.
+
+    The reason and the operator's user name are kept in the audit that `erphub dlq show` prints."""
+    if not reason.strip():
+        raise fail("error: --reason: say why these dead letters must not be sent", 2)
     with user_errors(), open_hub(config) as hub:
-        done = hub.store.discard_dead_letters(ids)
+        done = hub.store.discard_dead_letters(ids, reason=reason.strip(), operator=operator_name())
     missing = sorted(set(ids) - set(done))
     if as_json:
         print_json({"discarded": done, "not_open": missing})

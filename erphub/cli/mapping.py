@@ -15,9 +15,9 @@ import typer
 
 from erphub.cli.output import fail
 from erphub.core.errors import MappingError, UserInputError
+from erphub.core.limits import LimitExceeded, load_json, size_problem
 from erphub.core.records import Direction, EntitySpec
 from erphub.mappings.compiler import compile_mapping
-from erphub.core.limits import LimitExceeded, load_json, size_problem
 from erphub.mappings.expressions import describe_functions
 from erphub.mappings.lookups import LookupTables, lookups_beside
 from erphub.mappings.plan import Rejected

@@ -27,6 +27,18 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of 
 LogFormatOption = Annotated[str, typer.Option(help="auto, json or console.")]
 LogLevelOption = Annotated[str | None, typer.Option(
     "--log-level", envvar="ERPHUB_LOG_LEVEL", help="DEBUG, INFO, WARNING or ERROR (default: logging.level, INFO).")]
+WideOption = Annotated[bool, typer.Option("--wide", help="Every column (the table is then wider than 80).")]
+MAX_ID = 2**63 - 1  # the store's ids are 64-bit: a larger number is a typo, answered as one
+
+
+def operator_name() -> str:
+    """Who is at the keyboard, for the audit of decisions about dead letters."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name (a container without a passwd entry)
+        return f"uid {os.getuid()}"
 
 
 def open_hub(config: str, *, strict: bool = False, **kwargs: Any) -> Hub:

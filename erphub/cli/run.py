@@ -41,6 +41,8 @@ def run(
     if until and not since:
         raise fail("error: --until needs --since", 2)
     since_at, until_at = parse_when(since, "--since"), parse_when(until, "--until")
+    if since_at is not None and until_at is not None and until_at <= since_at:
+        raise fail(f"error: --until: {until} is not after --since {since}", 2)
     from erphub.cli.runner import run_pipelines
 
     with user_errors():

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from erphub.cli.options import DEFAULT_CONFIG, ConfigOption, JsonOption, open_hub
+from erphub.cli.options import DEFAULT_CONFIG, ConfigOption, JsonOption, open_hub, setup_logging
 from erphub.cli.output import fail, out, print_json, user_errors
 from erphub.core.errors import ErphubError
 
@@ -21,11 +21,13 @@ def systems_check(system: Annotated[str | None, typer.Argument(help="Only this s
     """Connect, authenticate and read one page from each system; OK or the exact reason."""
     results: list[dict[str, str]] = []
     with user_errors(), open_hub(config) as hub:
+        setup_logging(secrets=hub.config.secret_values)  # log lines to stderr: --json prints only JSON
         names = [system] if system else sorted(hub.config.hub.systems)
         redact = hub.redactor()
         for name in names:
             if name not in hub.config.hub.systems:
-                raise fail(f"error: unknown system {name!r}", 2)
+                known = ", ".join(sorted(hub.config.hub.systems))
+                raise fail(f"error: SYSTEM: unknown system {name!r} (known: {known})", 2)
             try:
                 hub.connector(name).check()
                 results.append({"system": name, "status": "ok", "detail": ""})

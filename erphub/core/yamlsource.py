@@ -21,7 +21,7 @@ from erphub.core.errors import UserInputError
 from erphub.core.limits import MAX_DEPTH, MAX_NODES, LimitExceeded, size_problem
 
 PathKey = tuple[str | int, ...]
-_BRACKET_RUN = re.compile(r"(?:[\[{]\s*){%d}" % (MAX_DEPTH + 1))
+_BRACKET_RUN = re.compile(r"(?:[\[{]\s*){" + str(MAX_DEPTH + 1) + "}")
 
 
 @dataclass

@@ -20,7 +20,16 @@ from erphub.core.records import Cursor, utcnow
 from erphub.store import leases
 from erphub.store.db import as_utc, make_engine, migrate, to_utc
 from erphub.store.models import AgreedValue, BatchCommit, Conflict, DeadLetter, Link, LinkUpdate, NewDeadLetter, RunInfo
-from erphub.store.tables import AgreedRow, ConfiguredPipelineRow, ConflictRow, CursorRow, DeadLetterRow, LinkRow, RunRow
+from erphub.store.tables import (
+    AgreedRow,
+    ConfiguredPipelineRow,
+    ConflictRow,
+    CursorRow,
+    DeadLetterAuditRow,
+    DeadLetterRow,
+    LinkRow,
+    RunRow,
+)
 
 __all__ = ["AgreedValue", "BatchCommit", "Conflict", "DeadLetter", "Link", "LinkUpdate", "NewDeadLetter", "RunInfo",
            "Store"]
@@ -390,8 +399,9 @@ class Store:
             row = session.get(DeadLetterRow, letter_id)
             return None if row is None else _dead_letter(row)
 
-    def discard_dead_letters(self, ids: Sequence[int]) -> list[int]:
-        """Mark open dead letters discarded by a person; returns the ids that were open."""
+    def discard_dead_letters(self, ids: Sequence[int], *, reason: str, operator: str) -> list[int]:
+        """Mark open dead letters discarded by a person, with the reason they gave, in the audit table (one
+        transaction); returns the ids that were open."""
         now = utcnow()
         done: list[int] = []
         with self.session() as session, session.begin():
@@ -402,12 +412,22 @@ class Store:
                 row.resolved_at = now
                 row.updated_at = now
                 done.append(row.id)
+                session.add(DeadLetterAuditRow(dead_letter_id=row.id, action="discarded", reason=reason,
+                                               operator=operator, at=now))
         return sorted(done)
 
     def close_dead_letters(self, pipeline: str, source_ids: Sequence[str], resolution: str) -> None:
         """Close open dead letters with a resolution that is not a delivery (`source_deleted`)."""
         with self.session() as session, session.begin():
             self._resolve_dead_letters(session, pipeline, source_ids, utcnow(), resolution)
+
+    def dead_letter_audit(self, letter_id: int) -> list[dict[str, Any]]:
+        """Every decision a person took about one dead letter, oldest first."""
+        with self.session() as session:
+            rows = session.scalars(select(DeadLetterAuditRow).where(DeadLetterAuditRow.dead_letter_id == letter_id)
+                                   .order_by(DeadLetterAuditRow.id))
+            return [{"action": r.action, "reason": r.reason, "operator": r.operator,
+                     "at": as_utc(r.at).isoformat() if r.at else None} for r in rows]
 
     def mark_replayed(self, pipeline: str, source_ids: Sequence[str]) -> None:
         with self.session() as session, session.begin():

@@ -89,6 +89,20 @@ class DeadLetterRow(Base):
     source_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
+class DeadLetterAuditRow(Base):
+    """A person's decision about a dead letter (discarded, and why): who, when, and the reason given."""
+
+    __tablename__ = "erphub_dead_letter_audit"
+    __table_args__ = (Index("ix_dead_letter_audit_letter", "dead_letter_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dead_letter_id: Mapped[int] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text)
+    operator: Mapped[str] = mapped_column(String(255))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class RunRow(Base):
     """One execution of a pipeline, with its counts and outcome."""
 

@@ -95,9 +95,9 @@ def test_run_status_and_dead_letters_end_to_end(demo_env: Env) -> None:
     letter = open_letters[0]
     shown = json.loads(erphub(demo_env, "dlq", "show", str(letter["id"]), "--json").stdout)
     assert shown["source_payload"] and shown["stage"] in ("map", "write") and shown["message"]
-    discarded = erphub(demo_env, "dlq", "discard", str(letter["id"]), "--json")
+    discarded = erphub(demo_env, "dlq", "discard", str(letter["id"]), "--reason", "test order", "--json")
     assert discarded.returncode == 0 and json.loads(discarded.stdout)["discarded"] == [letter["id"]]
-    assert erphub(demo_env, "dlq", "discard", str(letter["id"])).returncode == 2
+    assert erphub(demo_env, "dlq", "discard", str(letter["id"]), "--reason", "again").returncode == 2
 
     replay = erphub(demo_env, "dlq", "replay", "--pipeline", "crm_orders_to_erp", "--json")
     # Nothing was fixed, so the letters stay open: replay says so and exits 1.

@@ -39,7 +39,8 @@ def deployment(tmp_path: Path) -> Path:
     return config
 
 
-def test_a_missing_config_is_an_error_that_says_where_it_looked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_missing_config_is_an_error_that_says_where_it_looked(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError) as caught:
         load_config("config/demo.yaml")  # the default name: never the packaged demo in its place
@@ -80,7 +81,8 @@ def test_a_secret_file_others_can_read_is_a_warning_and_with_strict_an_error(dep
 
 def test_every_problem_of_the_file_is_reported_at_once(deployment: Path) -> None:
     text = CONFIG.replace('"${file:key.txt}"', '"${env:KEY:-fallback}"').replace(
-        "system: erp}}", "system: erp}, secrets: {token: \"${env:BLANK}\"}}") + "    batch_size: lots\n    page_sise: 5\n"
+        "system: erp}}", "system: erp}, secrets: {token: \"${env:BLANK}\"}}")
+    text += "    batch_size: lots\n    page_sise: 5\n"
     deployment.write_text(text, encoding="utf-8")
     with pytest.raises(ConfigProblems) as caught:
         load_config(deployment, environ={"BLANK": "   "})
