@@ -172,6 +172,13 @@ class StoreConfig(Strict):
         except (ArgumentError, ValueError) as exc:
             raise ValueError(f"not a database URL ({exc.__class__.__name__}); e.g. sqlite:///state.db or "
                              "postgresql+psycopg://erphub:${env:PGPASSWORD}@db.example.com/erphub") from None
+        try:
+            parsed.get_dialect()  # `notadb://x` parses as a URL; only a known database makes a store
+        except ArgumentError:
+            raise ValueError(f"unknown database {parsed.drivername!r}: the store is sqlite, postgresql+psycopg "
+                             "or mysql+pymysql") from None
+        except ImportError as exc:
+            raise ValueError(f"the database driver for {parsed.drivername!r} is not installed ({exc.name})") from None
         return value
 
 

@@ -29,7 +29,7 @@ def resolve_conflict(hub: Hub, conflict_id: int, winner: str) -> Conflict:
     held = {c.id: c for c in hub.store.list_conflicts(status="held", limit=100_000)}
     conflict = held.get(conflict_id)
     if conflict is None:
-        raise ConfigError(f"no held conflict with id {conflict_id}", field="CONFLICT_ID")
+        raise ConfigError(f"no held conflict with id {conflict_id}", field="conflict_id")
     pipeline = hub.pipeline(conflict.pipeline)
     spec = pipeline.two_way
     if spec is None:

@@ -77,7 +77,7 @@ def dlq_show(letter_id: LetterId, config: ConfigOption = DEFAULT_CONFIG, as_json
         letter = hub.store.get_dead_letter(letter_id)
         audit = hub.store.dead_letter_audit(letter_id) if letter is not None else []
     if letter is None:
-        raise fail(f"error: LETTER_ID: no dead letter with id {letter_id}", 2)
+        raise fail(f"error: letter_id: no dead letter with id {letter_id}", 2)
     shown = {**letter.as_dict(), "audit": audit}
     if as_json:
         print_json(shown)
@@ -106,6 +106,8 @@ def dlq_replay(
     failed = False
     with user_errors(), open_hub(config) as hub:
         setup_logging(secrets=hub.config.secret_values)
+        if pipeline is not None:
+            hub.config.pipeline(pipeline)  # an unknown name is an error naming the known ones, not "nothing"
         letters = hub.store.list_dead_letters(pipeline=pipeline, status="open", limit=100_000, ids=ids)
         if ids:
             missing = sorted(set(ids) - {letter.id for letter in letters})
@@ -153,6 +155,6 @@ def dlq_discard(ids: LetterIds,
     if as_json:
         print_json({"discarded": done, "not_open": missing})
     else:
-        out.print(f"discarded {len(done)}" + (f"; not open: {', '.join(map(str, missing))}" if missing else ""))
+        out.print(f"discarded {len(done)}")
     if missing:
-        raise typer.Exit(2)
+        raise fail(f"error: ids: not open dead letters: {', '.join(map(str, missing))}", 2)

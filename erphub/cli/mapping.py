@@ -47,7 +47,7 @@ def _all_mapping_files() -> list[Path]:
     found = sorted(p for p in folder.rglob("*.yaml") if "samples" not in p.parts) if folder.is_dir() else []
     if not found:
         raise MappingError(f"no mapping files under {folder}; name the files, or give --config FILE to check "
-                           "the mappings its pipelines use", field="FILES")
+                           "the mappings its pipelines use", field="files")
     return found
 
 

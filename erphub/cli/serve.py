@@ -20,7 +20,7 @@ from erphub.cli.output import user_errors
 def serve(
     config: ConfigOption = DEFAULT_CONFIG,
     host: Annotated[str | None, typer.Option(help="Bind address (default: serve.host, 127.0.0.1).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (default: serve.port, 9464).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: serve.port, 9464).", min=0, max=65535)] = None,
     no_schedules: Annotated[bool, typer.Option("--no-schedules", help="Webhooks and /metrics only.")] = False,
     log_format: LogFormatOption = "auto",
     log_level: LogLevelOption = None,

@@ -27,7 +27,7 @@ def systems_check(system: Annotated[str | None, typer.Argument(help="Only this s
         for name in names:
             if name not in hub.config.hub.systems:
                 known = ", ".join(sorted(hub.config.hub.systems))
-                raise fail(f"error: SYSTEM: unknown system {name!r} (known: {known})", 2)
+                raise fail(f"error: system: unknown system {name!r} (known: {known})", 2)
             try:
                 hub.connector(name).check()
                 results.append({"system": name, "status": "ok", "detail": ""})
