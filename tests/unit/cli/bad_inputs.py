@@ -16,6 +16,7 @@ Verdicts:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import sys
@@ -24,7 +25,6 @@ import traceback
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -283,8 +283,8 @@ def _cases() -> list[Case]:
         config_case("lookups folder missing", "version: 1", "version: 1\nlookups: ../nowhere",
                     where="customer.yaml:", fieldname="nowhere"),
         config_case("state_dir a number", "version: 1", "version: 1\nstate_dir: 5", fieldname="state_dir"),
-        config_case("state_dir and lookups set", "version: 1", "version: 1\nstate_dir: ../var\nlookups: ../mappings/lookups",
-                    code=0, where=""),
+        config_case("state_dir and lookups set", "version: 1",
+                    "version: 1\nstate_dir: ../var\nlookups: ../mappings/lookups", code=0, where=""),
         config_case("three problems at once", "    batch_size: 50",
                     "    batch_size: 0\n    page_size: 0\n    lag_seconds: -1",
                     fieldname="pipelines.customers.lag_seconds"),
@@ -515,18 +515,16 @@ def run_cli_case(case: Case, root: Path) -> Outcome:
 
 def run_webhook_case(case: Case, root: Path) -> Outcome:
     import asyncio
+    import io
 
     import httpx
     from starlette.applications import Starlette
 
     from erphub.config.models import WebhookSource
     from erphub.connectors.webhooks import HMAC_DEFAULT_HEADER, HMAC_TIMESTAMP_HEADER, hmac_signature
+    from erphub.monitoring.logging import configure_logging
     from erphub.store import Store
     from erphub.webhooks.receiver import WebhookReceiver
-
-    import io
-
-    from erphub.monitoring.logging import configure_logging
 
     configure_logging(fmt="json", level="INFO", secrets=[], stream=io.StringIO())  # a CliRunner's stream is closed
     secret = ENV["PUSH_SECRET"]
