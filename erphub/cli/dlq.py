@@ -18,7 +18,7 @@ from erphub.cli.options import (
     operator_name,
     setup_logging,
 )
-from erphub.cli.output import err, fail, out, print_json, results_table, user_errors
+from erphub.cli.output import err, fail, out, print_json, results_table, show_wide, user_errors
 from erphub.core.errors import RunFailed
 
 dlq_app = typer.Typer(help="Inspect, replay and discard dead letters.", no_args_is_help=True)
@@ -56,7 +56,7 @@ def dlq_list(
         print_json([letter.summary() for letter in letters])
         return
     table = Table(title=f"dead letters ({state})" + (f", first {limit}" if truncated else ""))
-    columns = ("id", "pipeline", "source id", "code", "message") if not wide else (
+    columns = ("id", "pipeline", "source id", "code", "message") if not show_wide(wide) else (
         "id", "pipeline", "source id", "stage", "code", "field", "message", "attempts", "updated")
     for column in columns:
         # ids are what an operator copies into `dlq show|replay|discard`: never cut

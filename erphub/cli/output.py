@@ -48,16 +48,33 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
 
 
-def results_table(results: list[dict[str, Any]], title: str = "erphub runs") -> Table:
+WIDE_AT = 120  # a console this wide shows every column; narrower ones (80) the ones on-call needs
+
+
+def show_wide(wide: bool, console: Console | None = None) -> bool:
+    """Every column when asked (`--wide`) or when the console has the room for them."""
+    return wide or (console or out).width >= WIDE_AT
+
+
+# The counts a narrow table keeps: what moved and what did not arrive; the rest with --wide.
+NARROW_OUTCOMES = ("read", "created", "updated", "dead_lettered")
+
+
+def results_table(results: list[dict[str, Any]], title: str = "erphub runs", *, wide: bool = False) -> Table:
+    every = show_wide(wide)
+    outcomes = OUTCOMES if every else tuple(c for c in OUTCOMES if c in NARROW_OUTCOMES)
     table = Table(title=title)
-    table.add_column("pipeline")
-    table.add_column("status")
-    for column in OUTCOMES:
-        table.add_column(column.replace("_", "-"), justify="right")
-    table.add_column("seconds", justify="right")
+    table.add_column("pipeline", overflow="fold")  # a name an operator copies: folded when long, never cut
+    table.add_column("status", min_width=7)
+    for column in outcomes:
+        header = "DLQ" if column == "dead_lettered" and not every else column.replace("_", "-")
+        table.add_column(header, justify="right", min_width=len(header), overflow="fold")
+    if every:
+        table.add_column("seconds", justify="right")
     for result in results:
         counts = result.get("counts", {})
         style = "green" if result["status"] == "success" else "red"
-        table.add_row(result["pipeline"], f"[{style}]{result['status']}[/{style}]",
-                      *(str(counts.get(c, 0)) for c in OUTCOMES), str(result.get("seconds", "")))
+        cells = [result["pipeline"], f"[{style}]{result['status']}[/{style}]",
+                 *(str(counts.get(c, 0)) for c in outcomes)]
+        table.add_row(*cells, *([str(result.get("seconds", ""))] if every else []))
     return table

@@ -8,7 +8,14 @@ from typing import Annotated
 
 import typer
 
-from erphub.cli.options import DEFAULT_CONFIG, ConfigOption, JsonOption, LogFormatOption, LogLevelOption
+from erphub.cli.options import (
+    DEFAULT_CONFIG,
+    ConfigOption,
+    JsonOption,
+    LogFormatOption,
+    LogLevelOption,
+    WideOption,
+)
 from erphub.cli.output import fail, out, print_json, results_table, user_errors
 
 
@@ -34,6 +41,7 @@ def run(
     as_json: JsonOption = False,
     log_format: LogFormatOption = "auto",
     log_level: LogLevelOption = None,
+    wide: WideOption = False,
 ) -> None:
     """Run pipelines now. Exit 0 when every run completed (dead letters are counted), 1 when one failed."""
     if engine not in ("prefect", "plain"):
@@ -52,6 +60,6 @@ def run(
     if as_json:
         print_json(results)
     else:
-        out.print(results_table(results))
+        out.print(results_table(results, wide=wide))
     if failed:
         raise typer.Exit(1)

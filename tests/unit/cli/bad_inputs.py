@@ -572,16 +572,57 @@ def counts(outcomes: list[Outcome]) -> dict[str, int]:
     return {v: tally.get(v, 0) for v in ("clear", "accepted", "unclear", "traceback", "wrong")}
 
 
-def main(argv: list[str]) -> int:
+def _one(index: int) -> int:
+    """Run one case in this process and print its verdict as JSON (for --isolate)."""
+    import json
+    import resource
     import tempfile
 
+    limit = 2 * 1024**3  # an alias bomb takes 3 GB on a build without limits: count it, do not swap
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            outcome = run_case(CASES[index], Path(tmp) / "deployment")
+        except MemoryError:
+            outcome = Outcome("traceback", "MemoryError (over 2 GB)")
+    print("\n" + json.dumps({"verdict": outcome.verdict, "detail": outcome.detail}))
+    return 0
+
+
+def _isolated(index: int) -> Outcome:
+    """One case in a child process with a memory cap and a time limit: a hang or a crash is counted too."""
+    import json
+    import subprocess
+
+    try:
+        child = subprocess.run([sys.executable, __file__, "--one", str(index)], capture_output=True, text=True,
+                               timeout=120)
+    except subprocess.TimeoutExpired:
+        return Outcome("traceback", "no answer in 120 s")
+    last = child.stdout.strip().splitlines()[-1] if child.stdout.strip() else ""
+    try:
+        found = json.loads(last)
+        return Outcome(found["verdict"], found["detail"])
+    except (ValueError, KeyError):
+        return Outcome("traceback", f"child exit {child.returncode}: {(child.stdout + child.stderr)[-800:]}")
+
+
+def main(argv: list[str]) -> int:
+    """`--isolate`: each case in its own process (counts a build that hangs or runs out of memory)."""
+    import tempfile
+
+    if argv[:1] == ["--one"]:
+        return _one(int(argv[1]))
     outcomes: list[Outcome] = []
     for index, case in enumerate(CASES):
-        with tempfile.TemporaryDirectory() as tmp:
-            outcome = run_case(case, Path(tmp) / f"case{index}")
+        if "--isolate" in argv:
+            outcome = _isolated(index)
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                outcome = run_case(case, Path(tmp) / f"case{index}")
         outcomes.append(outcome)
         if outcome.verdict not in ("clear", "accepted") or "-v" in argv:
-            print(f"[{outcome.verdict}] {case.name}: {outcome.detail[:400]}")
+            print(f"[{outcome.verdict}] {case.name}: {outcome.detail[:400]}", flush=True)
     print(f"{len(CASES)} cases:", counts(outcomes))
     return 0
 
