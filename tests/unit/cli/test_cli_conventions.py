@@ -67,6 +67,7 @@ def deployment(tmp_path: Path) -> Path:
     write_deployment(root, Case("base", [], files={"config/hub.yaml": BASE_CONFIG,
                                                    "mappings/pair/customer.yaml": BASE_MAPPING}))
     config = root / "config" / "hub.yaml"
+    (root / "state").mkdir()
     store = Store(f"sqlite:///{root / 'state' / 'hub.db'}")
     now = datetime.now(UTC)
     with store.session() as session, session.begin():
