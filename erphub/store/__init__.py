@@ -427,7 +427,8 @@ class Store:
             rows = session.scalars(select(DeadLetterAuditRow).where(DeadLetterAuditRow.dead_letter_id == letter_id)
                                    .order_by(DeadLetterAuditRow.id))
             return [{"action": r.action, "reason": r.reason, "operator": r.operator,
-                     "at": as_utc(r.at).isoformat() if r.at else None} for r in rows]
+                     "at": r.at.replace(tzinfo=UTC).isoformat() if r.at.tzinfo is None else r.at.isoformat()}
+                    for r in rows]
 
     def mark_replayed(self, pipeline: str, source_ids: Sequence[str]) -> None:
         with self.session() as session, session.begin():
