@@ -105,7 +105,8 @@ def _read_csv(name: str, path: Path) -> LookupTable:
             continue
         if len(cells) != len(columns):
             raise LookupTableError(
-                f"lookup table {name!r} ({path}:{line_no}) has {len(cells)} cells, the header has {len(columns)}",
+                f"lookup table {name!r} line {line_no} has {len(cells)} cells, the header has {len(columns)} "
+                f"({path}:{line_no})",
                 file=str(path), line=line_no,
             )
         rows.append((line_no, {c: v.strip() for c, v in zip(columns, cells, strict=True)}))

@@ -93,7 +93,8 @@ def test_serve_runs_a_cron_schedule_and_stops_cleanly(tmp_path: Path) -> None:
     config = write_config(tmp_path, "* * * * *")
     port = free_port()
     prefect_home = f"PREFECT_HOME={tmp_path / '.erphub' / 'prefect'}"
-    # A clean Prefect environment: erphub serve chooses PREFECT_HOME (./.erphub/prefect) and the server.
+    # A clean Prefect environment: erphub serve chooses PREFECT_HOME (the config's state folder, .erphub/prefect
+    # beside it) and the server.
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "erphub.cli", "serve", "--config", str(config), "--port", str(port),
