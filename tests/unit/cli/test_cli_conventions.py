@@ -106,3 +106,16 @@ def test_discard_needs_a_reason_and_show_prints_who_discarded_and_why(deployment
     assert shown["status"] == "discarded"
     assert [(a["action"], a["reason"], a["operator"]) for a in shown["audit"]] == [
         ("discarded", "test orders, never real", getpass.getuser())]
+
+
+def test_systems_check_json_is_only_json_and_names_host_and_port(tmp_path: Path) -> None:
+    text = BASE_CONFIG.replace('settings: {base_url: "https://api.jiandaoyun.com", app_id: a1}',
+                               'settings: {base_url: "http://127.0.0.1:9", app_id: a1}\n    retry: {max_attempts: 1}')
+    root = tmp_path / "deployment"
+    write_deployment(root, Case("closed port", [], files={"config/hub.yaml": text}))
+    result = runner.invoke(app, ["systems", "check", "jdy", "--json", "--config", str(root / "config" / "hub.yaml")],
+                           env=ENV)
+    assert result.exit_code == 1, result.output
+    (answer,) = json.loads(result.stdout)  # nothing but the JSON document on stdout
+    assert answer["status"] == "failed" and "127.0.0.1:9" in answer["detail"]
+    assert ENV["CRM_KEY"] not in result.output
