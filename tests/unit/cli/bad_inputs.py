@@ -613,8 +613,11 @@ def main(argv: list[str]) -> int:
 
     if argv[:1] == ["--one"]:
         return _one(int(argv[1]))
+    start = int(argv[argv.index("--from") + 1]) if "--from" in argv else 0  # resume a long --isolate run
     outcomes: list[Outcome] = []
     for index, case in enumerate(CASES):
+        if index < start:
+            continue
         if "--isolate" in argv:
             outcome = _isolated(index)
         else:
@@ -623,7 +626,7 @@ def main(argv: list[str]) -> int:
         outcomes.append(outcome)
         if outcome.verdict not in ("clear", "accepted") or "-v" in argv:
             print(f"[{outcome.verdict}] {case.name}: {outcome.detail[:400]}", flush=True)
-    print(f"{len(CASES)} cases:", counts(outcomes))
+    print(f"{len(outcomes)} cases:", counts(outcomes))
     return 0
 
 
