@@ -41,7 +41,7 @@ def check_depth(data: Any, max_depth: int = MAX_DEPTH) -> None:
         else:
             continue
         if depth > max_depth:
-            raise LimitExceeded(f"nested more than {max_depth} levels deep")
+            raise LimitExceeded(f"nested too deeply (more than {max_depth} levels)")
         stack.extend((child, depth + 1) for child in children)
 
 
@@ -59,6 +59,6 @@ def load_json(text: str | bytes, *, limit: int = MAX_FILE_BYTES) -> Any:
     try:
         data = json.loads(text)
     except RecursionError:
-        raise LimitExceeded(f"nested more than {MAX_DEPTH} levels deep") from None
+        raise LimitExceeded(f"nested too deeply (more than {MAX_DEPTH} levels)") from None
     check_depth(data)
     return data

@@ -53,7 +53,7 @@ class _Budget:
         if self.nodes > MAX_NODES:
             raise LimitExceeded(f"expands to more than {MAX_NODES} values (anchors and aliases?)")
         if len(path) > MAX_DEPTH:
-            raise LimitExceeded(f"nested more than {MAX_DEPTH} levels deep")
+            raise LimitExceeded(f"nested too deeply (more than {MAX_DEPTH} levels)")
 
 
 def _walk(node: Any, path: PathKey, positions: dict[PathKey, tuple[int, int]],
@@ -99,13 +99,13 @@ def parse_yaml(text: str, file: str, error_cls: type[UserInputError] = UserInput
     if problem:
         raise error_cls(f"file too large: {problem}", file=file)
     if _BRACKET_RUN.search(text):  # the parser recurses per level: refuse `[[[[...` before it does
-        raise error_cls(f"YAML nested more than {MAX_DEPTH} levels deep", file=file)
+        raise error_cls(f"YAML nested too deeply (more than {MAX_DEPTH} levels)", file=file)
     yaml = YAML(typ="rt")
     yaml.allow_duplicate_keys = False
     try:
         raw = yaml.load(text)
     except RecursionError:
-        raise error_cls(f"YAML nested more than {MAX_DEPTH} levels deep", file=file) from None
+        raise error_cls(f"YAML nested too deeply (more than {MAX_DEPTH} levels)", file=file) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
