@@ -36,7 +36,7 @@ def reconcile(
         setup_logging(loaded=hub.config)
         pushing = bool(hub.config.hub.metrics.pushgateway_url)
         if pushing:  # as `erphub run`: the push carries every process's counters of the metrics folder
-            count_metrics_in_state_dir()
+            count_metrics_in_state_dir(hub.config)
         hub.config.pipeline(pipeline)  # an unknown name is bad input: exit 2 naming the config
         built = hub.pipeline(pipeline)
         if not isinstance(built.target, SupportsFetch):
