@@ -50,7 +50,7 @@ class Demo:
 def demo_copy(tmp_path: Path, extra: str = "") -> Path:
     text = (ROOT / "config" / "demo.yaml").read_text(encoding="utf-8")
     text = text.replace("../mappings/", f"{ROOT}/mappings/").replace("[demo.env]", f"[{ROOT}/config/demo.env]")
-    text = text.replace("sqlite:///../.erphub/demo.db", f"sqlite:///{tmp_path}/state.db")
+    text = text.replace("sqlite:///../.erphub/demo/demo.db", f"sqlite:///{tmp_path}/state.db")
     path = tmp_path / "demo.yaml"
     path.write_text(text + extra, encoding="utf-8")
     return path

@@ -73,7 +73,7 @@ def _rig(tmp_path: Path, config: str, store_url: str) -> Iterator[Rig]:
 
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[Rig]:
-    yield from _rig(tmp_path, "demo.yaml", "sqlite:///../.erphub/demo.db")
+    yield from _rig(tmp_path, "demo.yaml", "sqlite:///../.erphub/demo/demo.db")
 
 
 @pytest.fixture
