@@ -67,7 +67,7 @@ def migrate(engine: Engine) -> None:
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, "heads")  # migrations that only add a table may branch off
+        command.upgrade(config, "head")
 
 
 def to_utc(value: datetime | None) -> datetime | None:
