@@ -105,15 +105,25 @@ def _cron(value: str | None) -> str | None:
 
 class ReconcileConfig(Strict):
     """`erphub serve` reconciles the pipeline on this schedule (as `erphub reconcile`, with `--repair`
-    when `repair` is true) and publishes `erphub_drift_records`."""
+    when `repair` is true) and publishes `erphub_drift_records`.
 
-    schedule: str = Field(description="cron expression, e.g. '0 3 * * *'")
+    Default: a pipeline whose source entity says its vendor sets no timestamp on some state changes
+    (`EntitySpec.state_changes_timestamped` false: Kingdee, whose Submit and UnAudit set no date) and
+    that has no `reconcile:` gets DEFAULT_RECONCILE, a daily reconcile with repair, since such a change is
+    never read by a run and repair is the only way it reaches the target. An explicit `reconcile:` always
+    wins; `reconcile: {schedule: null}` turns scheduled reconcile off."""
+
+    schedule: str | None = Field(description="cron expression, e.g. '0 3 * * *'; null: no scheduled reconcile")
     repair: bool = False
 
     @field_validator("schedule")
     @classmethod
-    def _valid_cron(cls, value: str) -> str:
-        return _cron(value) or value
+    def _valid_cron(cls, value: str | None) -> str | None:
+        return _cron(value)
+
+
+# What `erphub serve` gives a pipeline over an entity without state-change timestamps (see ReconcileConfig).
+DEFAULT_RECONCILE = ReconcileConfig(schedule="17 3 * * *", repair=True)
 
 
 OnDelete = Literal["ignore", "deactivate", "delete"]

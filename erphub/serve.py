@@ -35,7 +35,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from erphub.config.loader import LoadedConfig
+from erphub.config.models import DEFAULT_RECONCILE, ReconcileConfig
 from erphub.core.errors import ErphubError
+from erphub.core.records import Direction
 from erphub.monitoring.exposition import make_metrics_app, prime_series
 from erphub.reconcile import Report, reconcile
 from erphub.runtime import Hub
@@ -63,20 +65,48 @@ class ScheduleService(Protocol):
 class ReconcileSchedule:
     """Runs `reconcile` (with `repair` when configured) for every enabled pipeline with a `reconcile:`
     schedule, at its cron times, one pipeline after another on one thread: a reconcile reads through the
-    same connectors and rate limits as a run, and its repair takes the pipeline's lease like a run."""
+    same connectors and rate limits as a run, and its repair takes the pipeline's lease like a run.
+
+    A pipeline with no `reconcile:` whose source entity's state changes set no timestamp
+    (`EntitySpec.state_changes_timestamped` false) gets DEFAULT_RECONCILE (daily, with repair), logged at
+    start; `reconcile: {schedule: null}` opts out."""
 
     def __init__(self, loaded: LoadedConfig, *, clock: Callable[[], float] = time.time) -> None:
         self.loaded = loaded
         self.clock = clock
-        self.entries = {name: p.reconcile for name, p in loaded.hub.pipelines.items()
-                        if p.enabled and p.reconcile is not None}
+        self._hub: Hub | None = None
+        self.defaulted: list[str] = []
+        self.entries: dict[str, ReconcileConfig] = {}
+        for name, p in loaded.hub.pipelines.items():
+            if not p.enabled:
+                continue
+            entry = p.reconcile
+            if entry is None and not self._state_changes_timestamped(name):
+                entry = DEFAULT_RECONCILE
+                self.defaulted.append(name)
+            if entry is not None and entry.schedule is not None:
+                self.entries[name] = entry
+        if self.defaulted:
+            log.info("default reconcile scheduled: the source sets no timestamp on some state changes",
+                     pipelines=self.defaulted, schedule=DEFAULT_RECONCILE.schedule, repair=DEFAULT_RECONCILE.repair)
         start = clock()
         self.next_at = {name: float(croniter(entry.schedule, start).get_next(float))
-                        for name, entry in self.entries.items()}
+                        for name, entry in self.entries.items() if entry.schedule is not None}
         self.reports: dict[str, Report] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._hub: Hub | None = None
+
+    def _state_changes_timestamped(self, name: str) -> bool:
+        """Whether the pipeline's source entity stamps its state changes (a spec that cannot be had now,
+        a connector that cannot start say, counts as stamped: the run reports that problem itself)."""
+        if self._hub is None:
+            self._hub = Hub(self.loaded)
+        try:
+            return self._hub.entity_spec(name, "source", Direction.READ).state_changes_timestamped
+        except Exception as exc:
+            log.warning("cannot tell whether the source stamps state changes; no default reconcile",
+                        pipeline=name, error=f"{exc.__class__.__name__}: {exc}")
+            return True
 
     def run_due(self, now: float | None = None) -> list[str]:
         """Reconcile every pipeline whose time has come; schedule its next time. The names reconciled."""
@@ -85,7 +115,7 @@ class ReconcileSchedule:
         for name, entry in self.entries.items():
             if self.next_at[name] > now or self._stop.is_set():
                 continue
-            self.next_at[name] = float(croniter(entry.schedule, now).get_next(float))
+            self.next_at[name] = float(croniter(entry.schedule or "", now).get_next(float))
             if self._hub is None:
                 self._hub = Hub(self.loaded)
             try:

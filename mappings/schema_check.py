@@ -70,6 +70,7 @@ def with_snapshot(spec: EntitySpec, config_dir: Path, system: str) -> EntitySpec
         name=spec.name, native_name=spec.native_name, directions=spec.directions,
         fields=frozenset(fields) | ({spec.key_field} if spec.key_field else set()),
         key_field=spec.key_field, child_fields=children, description=spec.description,
+        state_changes_timestamped=spec.state_changes_timestamped,
         schema=fields, snapshot_file=str(path),
     )
 

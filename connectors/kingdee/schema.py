@@ -101,6 +101,9 @@ class Shape:
             key_field=self.number_key,
             child_fields=children,
             description=self.description,
+            # NO_SUBMIT_DATE: Submit and UnAudit set no date on any standard form, so a document
+            # submitted or un-audited after it was read is not seen by the change predicate.
+            state_changes_timestamped=False,
         )
 
 

@@ -57,6 +57,7 @@ VIEW_SPECS: dict[str, EntitySpec] = {
         child_fields={"FSaleOrderEntry": frozenset({"FEntryID", "FMaterialId", "FQty", "FStockOutQty",
                                                     "FRemainOutQty"})},
         description="sales orders with their outbound deliveries (computed, read only)",
+        state_changes_timestamped=False,  # built from SAL_OUTSTOCK: its UnAudit sets no date (schema.NO_SUBMIT_DATE)
     ),
     "customer_account": EntitySpec(
         name="customer_account",
@@ -66,6 +67,7 @@ VIEW_SPECS: dict[str, EntitySpec] = {
                           "FAccountStatus", "FOpenOrders", "FLastReceiptDate"}),
         key_field="FNumber",
         description="per customer: receivable, received, outstanding and overdue (computed, read only)",
+        state_changes_timestamped=False,  # built from AR_RECEIVEBILL/SAL_SaleOrder: UnAudit sets no date
     ),
 }
 

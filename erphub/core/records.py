@@ -129,6 +129,9 @@ class EntitySpec:
     `fields` is the declared schema (top-level field names) used to check mappings at compile
     time; None means the system's schema is open (a staging table read by reflection, say).
     `key_field` is the target field used as the match key when writing.
+    `state_changes_timestamped` is False where the vendor lets a document change state (Submit, UnAudit)
+    without setting any date the change predicate can see: an incremental read misses such a change, so
+    `erphub serve` reconciles a pipeline reading this entity on a default schedule (config `reconcile:`).
     """
 
     name: str
@@ -138,6 +141,7 @@ class EntitySpec:
     key_field: str | None = None
     child_fields: Mapping[str, frozenset[str]] = field(default_factory=dict)
     description: str = ""
+    state_changes_timestamped: bool = True
 
     def can(self, direction: Direction) -> bool:
         return direction in self.directions

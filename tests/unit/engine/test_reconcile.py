@@ -181,3 +181,72 @@ def test_an_update_only_pipeline_reports_no_missing(rig: tuple[Path, MemorySyste
     with Hub(load_config(config)) as hub:
         found = reconcile(hub.pipeline("crm_to_erp"), hub.store).as_dict()
     assert (found["missing"], found["different"], found["extra"]) == (0, 1, 1)
+
+
+def _untimestamped_source(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CRM's customers as an entity whose state changes set no timestamp (as Kingdee's Submit/UnAudit)."""
+    from dataclasses import replace
+
+    from erphub.connectors.memory import MemoryConnector
+
+    plain = MemoryConnector.entities
+
+    def entities(self: MemoryConnector) -> dict:
+        specs = dict(plain(self))
+        if self.settings.system.startswith("crm-"):
+            specs = {name: replace(spec, state_changes_timestamped=False) for name, spec in specs.items()}
+        return specs
+
+    monkeypatch.setattr(MemoryConnector, "entities", entities)
+
+
+def test_serve_gives_a_pipeline_over_an_untimestamped_source_a_daily_reconcile_with_repair(
+        rig: tuple[Path, MemorySystem, MemorySystem], monkeypatch: pytest.MonkeyPatch) -> None:
+    from erphub.config.models import DEFAULT_RECONCILE
+    from erphub.serve import ReconcileSchedule
+
+    config, _crm, _erp = rig
+    stamped = ReconcileSchedule(load_config(config))
+    try:
+        assert stamped.entries == {} and stamped.defaulted == []
+    finally:
+        stamped.stop()
+    _untimestamped_source(monkeypatch)
+    schedule = ReconcileSchedule(load_config(config))
+    try:
+        assert schedule.defaulted == ["crm_to_erp"]
+        assert schedule.entries == {"crm_to_erp": DEFAULT_RECONCILE}
+        assert DEFAULT_RECONCILE.schedule == "17 3 * * *" and DEFAULT_RECONCILE.repair
+    finally:
+        schedule.stop()
+
+
+def test_an_explicit_reconcile_wins_over_the_default_and_a_null_schedule_opts_out(
+        rig: tuple[Path, MemorySystem, MemorySystem], monkeypatch: pytest.MonkeyPatch) -> None:
+    from erphub.serve import ReconcileSchedule
+
+    config, _crm, _erp = rig
+    _untimestamped_source(monkeypatch)
+    base = config.read_text(encoding="utf-8")
+    config.write_text(base + '    reconcile: {schedule: "*/5 * * * *"}\n', encoding="utf-8")
+    explicit = ReconcileSchedule(load_config(config))
+    try:
+        assert explicit.defaulted == []
+        assert explicit.entries["crm_to_erp"].schedule == "*/5 * * * *"
+        assert not explicit.entries["crm_to_erp"].repair
+    finally:
+        explicit.stop()
+    config.write_text(base + "    reconcile: {schedule: null}\n", encoding="utf-8")
+    off = ReconcileSchedule(load_config(config))
+    try:
+        assert off.entries == {} and off.defaulted == [] and off.next_at == {}
+    finally:
+        off.stop()
+
+
+def test_kingdee_entities_say_their_state_changes_are_not_all_timestamped() -> None:
+    from erphub.connectors.kingdee.schema import SHAPES
+    from erphub.connectors.kingdee.views import VIEW_SPECS
+
+    assert SHAPES and all(not shape.spec().state_changes_timestamped for shape in SHAPES.values())
+    assert all(not spec.state_changes_timestamped for spec in VIEW_SPECS.values())
