@@ -85,3 +85,20 @@ def sqlite_store(tmp_path) -> Iterator[Store]:
     s = Store(f"sqlite:///{tmp_path}/erphub.db")
     yield s
     s.close()
+
+
+@pytest.fixture(autouse=True)
+def _metrics_mode_is_per_test() -> Iterator[None]:
+    """An in-process CLI call switches prometheus-client to multiprocess mode for the whole process
+    (`monitoring.multiprocess.enable`); put memory mode back so later tests read their own counters."""
+    from prometheus_client import values
+
+    from erphub.monitoring import multiprocess
+
+    env, value_class = os.environ.get(multiprocess.ENV), values.ValueClass
+    yield
+    values.ValueClass = value_class
+    if env is None:
+        os.environ.pop(multiprocess.ENV, None)
+    else:
+        os.environ[multiprocess.ENV] = env

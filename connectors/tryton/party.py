@@ -54,7 +54,7 @@ class Parties:
             for a in self.rpc.read(
                 "party.address",
                 list(first_address.values()),
-                ["street", "city", "postal_code", "country.code", "subdivision.name"],
+                ["street", "city", "postal_code", "country.code", "subdivision.code"],
             )
         }
         mech_ids = [m for r in rows for m in r.get("contact_mechanisms") or []]
@@ -81,7 +81,7 @@ class Parties:
                     "street": addr.get("street") or None,
                     "city": addr.get("city") or None,
                     "postal_code": addr.get("postal_code") or None,
-                    "subdivision": (addr.get("subdivision.") or {}).get("name"),
+                    "subdivision": (addr.get("subdivision.") or {}).get("code"),  # ISO code, as the mappings write it
                     "country": (addr.get("country.") or {}).get("code"),
                 }
             )
