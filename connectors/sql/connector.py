@@ -161,7 +161,7 @@ class _Table:
 def _python_type(column: Column[Any]) -> type:
     try:
         return column.type.python_type
-    except NotImplementedError:
+    except NotImplementedError:  # SQLAlchemy's answer for types with no Python equivalent (e.g. NullType)
         return str
 
 
