@@ -219,11 +219,21 @@ def _bad_signature_delivery(port: int, n: int) -> int:
                                "Content-Type": "application/json"}).status_code
 
 
+def _prefect(method: str, url: str, **kwargs: Any) -> httpx.Response:
+    """One call to serve's Prefect server, retried on 503 as Prefect's own client does: on SQLite the
+    server answers 503 while its database is locked by the scheduler or a flow run's writes."""
+    for attempt in range(10):
+        response = httpx.request(method, url, timeout=10, **kwargs)
+        if response.status_code != 503:
+            break
+        time.sleep(min(0.5 * 2**attempt, 5))
+    response.raise_for_status()
+    return response
+
+
 def _run_deployment(api: str, pipeline: str) -> None:
-    deployment = httpx.get(f"{api}/deployments/name/sync-pipeline/{pipeline}", timeout=10)
-    deployment.raise_for_status()
-    httpx.post(f"{api}/deployments/{deployment.json()['id']}/create_flow_run", json={},
-               timeout=10).raise_for_status()
+    deployment = _prefect("GET", f"{api}/deployments/name/sync-pipeline/{pipeline}")
+    _prefect("POST", f"{api}/deployments/{deployment.json()['id']}/create_flow_run", json={})
 
 
 def _dashboard_queries() -> list[tuple[str, str]]:
@@ -315,7 +325,7 @@ def test_every_alert_fires_for_its_failure_and_stays_quiet_for_a_healthy_pipelin
             # The flow run carries erphub's run id (name and tags); erphub logs RUN_ID finds erphub's and
             # Prefect's lines of that scheduled run; every line in the file is one JSON object.
             run_id = hub.run_ids("auth_customers")[0]
-            [flow_run] = httpx.post(f"{health['prefect_api']}/flow_runs/filter", timeout=10, json={
+            [flow_run] = _prefect("POST", f"{health['prefect_api']}/flow_runs/filter", json={
                 "flow_runs": {"tags": {"all_": [f"erphub-run:{run_id}"]}}}).json()
             assert flow_run["name"] == f"auth_customers-{run_id}"
             lines = [json.loads(line) for line in (hub.tmp / "logs" / "erphub.log").read_text().splitlines()]
