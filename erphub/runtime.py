@@ -121,6 +121,11 @@ class Hub:
                 "pipelines", pipeline, side, "entity")
         return spec
 
+    def _lag_s(self, name: str) -> float:
+        """The overlap window of a pipeline's source system: also its clock-skew allowance."""
+        cfg = self.config.pipeline(name)
+        return cfg.lag_seconds if cfg.lag_seconds is not None else self.connector(cfg.source.system).read_lag_s
+
     def pipeline(self, name: str) -> Pipeline:
         if name in self._pipelines:
             return self._pipelines[name]
@@ -143,7 +148,8 @@ class Hub:
                     "pipelines", name, "two_way")
             two_way = TwoWaySpec(reverse=cfg.two_way.reverse, fields=dict(cfg.two_way.fields),
                                  rule=cfg.two_way.conflict_rule,
-                                 owner="source" if cfg.two_way.owner == cfg.source.system else "target")
+                                 owner="source" if cfg.two_way.owner == cfg.source.system else "target",
+                                 skew_s=max(self._lag_s(name), self._lag_s(cfg.two_way.reverse)))
         pipeline = Pipeline(
             name=name, source_system=cfg.source.system, source_entity=cfg.source.entity,
             source=self.connector(cfg.source.system), target_system=cfg.target.system,
@@ -151,7 +157,7 @@ class Hub:
             batch_size=cfg.batch_size, page_size=cfg.page_size, redact=self.redactor(), two_way=two_way,
             write_back=(cfg.write_back.field, cfg.write_back.value) if cfg.write_back else None,
             create_missing=cfg.create_missing, lease_wait_s=cfg.busy_wait_s,
-            lag_s=cfg.lag_seconds if cfg.lag_seconds is not None else self.connector(cfg.source.system).read_lag_s,
+            lag_s=self._lag_s(name),
             on_delete=cfg.on_delete)
         problem = check_on_delete(pipeline)
         if problem is not None:

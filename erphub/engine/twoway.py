@@ -12,6 +12,15 @@ the outcome does not depend on which direction runs first:
   (to the target as a write, or back to this pipeline's source as a push), or, with `hold`, neither
   side is touched and a person decides (`erphub conflicts resolve`).
 
+`newest_wins` compares the two systems' own change times, stamped by two clocks. Each system's clock
+may run behind ours by up to its overlap window (`read_lag_s` / `lag_seconds`: the same allowance the
+incremental read re-reads for), so two edits whose stamps are closer than the larger of the pair's two
+windows (`TwoWaySpec.skew_s`) cannot be ordered: they are concurrent, and the conflict is held for a
+person exactly as under `hold` — a side whose clock is behind by up to the allowance never loses its
+newer edit to a tie-break. Once held it stays held (the hub's own writes of other fields move a
+record's change time, which says nothing about who edited the phone last) until a person resolves it
+or both sides come to hold one value.
+
 Pure rules only (no I/O); `erphub.engine.twoway_batch` applies them to one batch of a run.
 """
 
@@ -49,6 +58,8 @@ class TwoWaySpec:
     fields: Mapping[str, str]  # this pipeline's target field -> the reverse pipeline's target field
     rule: str                  # owner_wins | newest_wins | hold
     owner: str | None          # "source" or "target": the side whose system owns the field under owner_wins
+    # newest_wins: change times closer than this are concurrent (the larger overlap window of the pair)
+    skew_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +73,12 @@ def _empty(value: Any) -> bool:
     return value is MISSING or value is None or value == ""
 
 
-def decide(spec: TwoWaySpec, name: str, *, wanted: Any, now: Any, base: Any, source_newer: bool) -> Decision:
-    """What to do with one two-way field; `base` is the agreed value (MISSING when they never agreed)."""
+def decide(spec: TwoWaySpec, name: str, *, wanted: Any, now: Any, base: Any, source_newer: bool | None,
+           held: bool = False) -> Decision:
+    """What to do with one two-way field; `base` is the agreed value (MISSING when they never agreed).
+
+    `source_newer` is None when the change times are concurrent (within the skew allowance); `held`
+    says a conflict on this field already waits for a person."""
     if now is not MISSING and now == wanted:
         return Decision(Action.AGREE, wanted)
     if base is MISSING:
@@ -79,7 +94,7 @@ def decide(spec: TwoWaySpec, name: str, *, wanted: Any, now: Any, base: Any, sou
             return Decision(Action.WRITE, wanted)
         if not source_changed:
             return Decision(Action.LEAVE, now)
-    winner = _winner(spec, source_newer)
+    winner = _winner(spec, None if held and spec.rule == "newest_wins" else source_newer)
     conflict = FieldConflict(name, wanted, None if now is MISSING else now, None if base is MISSING else base, winner)
     if winner is None:
         return Decision(Action.HOLD, MISSING, conflict)
@@ -88,20 +103,29 @@ def decide(spec: TwoWaySpec, name: str, *, wanted: Any, now: Any, base: Any, sou
     return Decision(Action.PUSH, now, conflict)
 
 
-def source_is_newer(source_at: datetime, target_at: datetime | None, *, first_of_pair: bool) -> bool:
+def source_is_newer(source_at: datetime, target_at: datetime | None, *, first_of_pair: bool,
+                    skew_s: float = 0.0) -> bool | None:
     """newest_wins between two clocks: the systems' own change times of the field's records.
 
-    On a tie the first pipeline of the pair (by name) has its source win, so both directions pick the
-    same side and never push each other's value back and forth.
+    None (concurrent: neither is known to be newer) when the times are within `skew_s` of each other
+    and an allowance is set. With no allowance, on a tie the first pipeline of the pair (by name) has
+    its source win, so both directions pick the same side and never push each other's value back and
+    forth. The test is symmetric, so both directions of a pair reach the same verdict.
     """
-    if target_at is None or source_at == target_at:
-        return target_at is None or first_of_pair
+    if target_at is None:
+        return True
+    if skew_s > 0 and abs((source_at - target_at).total_seconds()) <= skew_s:
+        return None
+    if source_at == target_at:
+        return first_of_pair
     return source_at > target_at
 
 
-def _winner(spec: TwoWaySpec, source_newer: bool) -> str | None:
+def _winner(spec: TwoWaySpec, source_newer: bool | None) -> str | None:
     if spec.rule == "hold":
         return None
     if spec.rule == "owner_wins":
         return spec.owner
+    if source_newer is None:
+        return None  # concurrent edits: a person decides
     return "source" if source_newer else "target"

@@ -100,7 +100,8 @@ class TwoWayBatch:
         spec, name, source_id = self.spec, self.pipeline.name, item.record.id
         now = self.current.get(target_id)
         _, first = pair_of(name, spec)
-        newer = source_is_newer(item.record.updated_at, now.updated_at if now else None, first_of_pair=first)
+        newer = source_is_newer(item.record.updated_at, now.updated_at if now else None, first_of_pair=first,
+                                skew_s=spec.skew_s)
         payload = dict(data)
         push: dict[str, Any] = {}
         for field_name in spec.fields:
@@ -111,7 +112,7 @@ class TwoWayBatch:
             held = self._held(source_id, target_id, field_name)
             decision = decide(spec, field_name, wanted=payload[field_name],
                               now=MISSING if now is None else now.data.get(field_name, MISSING),
-                              base=base, source_newer=newer)
+                              base=base, source_newer=newer, held=held)
             if decision.action is not Action.WRITE:
                 del payload[field_name]
             if decision.action is Action.AGREE and (base is MISSING or base != decision.value or held):

@@ -26,3 +26,55 @@ pipelines:
     mapping: m.yaml
 {extra}""", encoding="utf-8")
     return path
+
+
+CRM_TO_ERP = """\
+source: customer
+target: customer
+key: number
+owns: [number, name, phone]
+fields:
+  number: {from: code}
+  name: {from: name}
+  phone: {from: phone}
+"""
+ERP_TO_CRM = """\
+source: customer
+target: customer
+key: code
+owns: [code, credit_limit, phone]
+fields:
+  code: {from: number}
+  credit_limit: {from: credit_limit}
+  phone: {from: phone}
+"""
+TWO_WAY_DIRECTIONS = ("crm_to_erp", "erp_to_crm")
+
+
+def two_way_config(folder: Path, tag: str, rule: str, owner: str = "crm", *, lag_seconds: float | None = None) -> Path:
+    """A two-way CRM ↔ ERP customer pair between memory systems `crm-TAG` and `erp-TAG`: the CRM owns
+    `name`, the ERP owns `credit_limit`, `phone` is two-way under `rule`. `lag_seconds` sets both
+    pipelines' overlap window (and so the pair's clock-skew allowance)."""
+    (folder / "crm_to_erp.yaml").write_text(CRM_TO_ERP, encoding="utf-8")
+    (folder / "erp_to_crm.yaml").write_text(ERP_TO_CRM, encoding="utf-8")
+    two_way = f"conflict_rule: {rule}, owner: {owner}"
+    lag = "" if lag_seconds is None else f"\n    lag_seconds: {lag_seconds}"
+    path = folder / "hub.yaml"
+    path.write_text(f"""\
+store: {{url: "sqlite:///{folder / 'state.db'}"}}
+systems:
+  crm: {{connector: memory, settings: {{system: crm-{tag}, entities: {{customer: code}}}}}}
+  erp: {{connector: memory, settings: {{system: erp-{tag}, entities: {{customer: number}}}}}}
+pipelines:
+  crm_to_erp:
+    source: {{system: crm, entity: customer}}
+    target: {{system: erp, entity: customer}}
+    mapping: crm_to_erp.yaml
+    two_way: {{reverse: erp_to_crm, fields: {{phone: phone}}, {two_way}}}{lag}
+  erp_to_crm:
+    source: {{system: erp, entity: customer}}
+    target: {{system: crm, entity: customer}}
+    mapping: erp_to_crm.yaml
+    two_way: {{reverse: crm_to_erp, fields: {{phone: phone}}, {two_way}}}{lag}
+""", encoding="utf-8")
+    return path

@@ -16,6 +16,7 @@ from erphub.engine import run_pipeline
 from erphub.monitoring import metrics
 from erphub.reconcile import reconcile, same_value
 from erphub.runtime import Hub
+from tests.unit.engine.configs import memory_pipeline_config
 
 MAPPING = """\
 source: customer
@@ -33,20 +34,8 @@ fields:
 
 
 def make_config(tmp_path: Path, tag: str) -> Path:
-    (tmp_path / "crm_to_erp.yaml").write_text(MAPPING, encoding="utf-8")
-    path = tmp_path / "hub.yaml"
-    path.write_text(f"""\
-store: {{url: "sqlite:///state.db"}}
-systems:
-  crm: {{connector: memory, settings: {{system: crm-{tag}, entities: {{customer: code}}}}}}
-  erp: {{connector: memory, settings: {{system: erp-{tag}, entities: {{customer: number}}}}}}
-pipelines:
-  crm_to_erp:
-    source: {{system: crm, entity: customer}}
-    target: {{system: erp, entity: customer}}
-    mapping: crm_to_erp.yaml
-""", encoding="utf-8")
-    return path
+    return memory_pipeline_config(tmp_path, "crm_to_erp", MAPPING, source=(f"crm-{tag}", "customer", "code"),
+                                  target=(f"erp-{tag}", "customer", "number"))
 
 
 def erp_by_number(erp: MemorySystem) -> dict[str, dict]:

@@ -11,55 +11,15 @@ from erphub.config.loader import load_config
 from erphub.connectors.memory import MemorySystem, memory_system
 from erphub.engine import run_pipeline
 from erphub.runtime import Hub
-
-CRM_TO_ERP = """\
-source: customer
-target: customer
-key: number
-owns: [number, name, phone]
-fields:
-  number: {from: code}
-  name: {from: name}
-  phone: {from: phone}
-"""
-ERP_TO_CRM = """\
-source: customer
-target: customer
-key: code
-owns: [code, credit_limit, phone]
-fields:
-  code: {from: number}
-  credit_limit: {from: credit_limit}
-  phone: {from: phone}
-"""
-
+from tests.unit.engine.configs import TWO_WAY_DIRECTIONS, two_way_config
 
 def make_hub(tmp_path: Path, tag: str, rule: str, owner: str = "crm") -> Hub:
-    (tmp_path / "crm_to_erp.yaml").write_text(CRM_TO_ERP, encoding="utf-8")
-    (tmp_path / "erp_to_crm.yaml").write_text(ERP_TO_CRM, encoding="utf-8")
-    (tmp_path / "hub.yaml").write_text(f"""\
-store: {{url: "sqlite:///state.db"}}
-systems:
-  crm: {{connector: memory, settings: {{system: crm-{tag}, entities: {{customer: code}}}}}}
-  erp: {{connector: memory, settings: {{system: erp-{tag}, entities: {{customer: number}}}}}}
-pipelines:
-  crm_to_erp:
-    source: {{system: crm, entity: customer}}
-    target: {{system: erp, entity: customer}}
-    mapping: crm_to_erp.yaml
-    two_way: {{reverse: erp_to_crm, fields: {{phone: phone}}, conflict_rule: {rule}, owner: {owner}}}
-  erp_to_crm:
-    source: {{system: erp, entity: customer}}
-    target: {{system: crm, entity: customer}}
-    mapping: erp_to_crm.yaml
-    two_way: {{reverse: crm_to_erp, fields: {{phone: phone}}, conflict_rule: {rule}, owner: {owner}}}
-""", encoding="utf-8")
-    return Hub(load_config(tmp_path / "hub.yaml"))
+    return Hub(load_config(two_way_config(tmp_path, tag, rule, owner)))
 
 
 def writes(hub: Hub) -> int:
     total = 0
-    for name in ("crm_to_erp", "erp_to_crm"):
+    for name in TWO_WAY_DIRECTIONS:
         counts = run_pipeline(hub.pipeline(name), hub.store).counts
         total += counts["created"] + counts["updated"]
     return total

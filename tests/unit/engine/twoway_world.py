@@ -15,52 +15,9 @@ from erphub.config.loader import load_config
 from erphub.connectors.memory import MemorySystem, memory_system
 from erphub.engine import run_pipeline
 from erphub.runtime import Hub
+from tests.unit.engine.configs import TWO_WAY_DIRECTIONS, two_way_config
 
-CRM_TO_ERP = """\
-source: customer
-target: customer
-key: number
-owns: [number, name, phone]
-fields:
-  number: {from: code}
-  name: {from: name}
-  phone: {from: phone}
-"""
-ERP_TO_CRM = """\
-source: customer
-target: customer
-key: code
-owns: [code, credit_limit, phone]
-fields:
-  code: {from: number}
-  credit_limit: {from: credit_limit}
-  phone: {from: phone}
-"""
-DIRECTIONS = ("crm_to_erp", "erp_to_crm")
-
-
-def write_config(folder: Path, tag: str, rule: str, owner: str = "crm") -> Path:
-    (folder / "crm_to_erp.yaml").write_text(CRM_TO_ERP, encoding="utf-8")
-    (folder / "erp_to_crm.yaml").write_text(ERP_TO_CRM, encoding="utf-8")
-    two_way = f"conflict_rule: {rule}, owner: {owner}"
-    (folder / "hub.yaml").write_text(f"""\
-store: {{url: "sqlite:///{folder / 'state.db'}"}}
-systems:
-  crm: {{connector: memory, settings: {{system: crm-{tag}, entities: {{customer: code}}}}}}
-  erp: {{connector: memory, settings: {{system: erp-{tag}, entities: {{customer: number}}}}}}
-pipelines:
-  crm_to_erp:
-    source: {{system: crm, entity: customer}}
-    target: {{system: erp, entity: customer}}
-    mapping: crm_to_erp.yaml
-    two_way: {{reverse: erp_to_crm, fields: {{phone: phone}}, {two_way}}}
-  erp_to_crm:
-    source: {{system: erp, entity: customer}}
-    target: {{system: crm, entity: customer}}
-    mapping: erp_to_crm.yaml
-    two_way: {{reverse: crm_to_erp, fields: {{phone: phone}}, {two_way}}}
-""", encoding="utf-8")
-    return folder / "hub.yaml"
+DIRECTIONS = TWO_WAY_DIRECTIONS
 
 
 @dataclass
@@ -74,6 +31,7 @@ class World:
     skew: dict[str, timedelta] = field(default_factory=dict)  # side -> how far its clock runs behind
     now: datetime = datetime(2026, 3, 1, tzinfo=UTC)
     last_phone_edit: dict[tuple[str, str], tuple[datetime, str]] = field(default_factory=dict)
+    lag_seconds: float | None = None  # both pipelines' overlap window: the pair's clock-skew allowance
 
     def __post_init__(self) -> None:
         self.crm: MemorySystem = memory_system(f"crm-{self.tag}")
@@ -81,7 +39,8 @@ class World:
         self.crm.records.clear()
         self.erp.records.clear()
         # Writes the hub makes are stamped by the same shared clock (through each system's own clock).
-        self.hub = Hub(load_config(write_config(self.folder, self.tag, self.rule, self.owner)))
+        self.hub = Hub(load_config(two_way_config(self.folder, self.tag, self.rule, self.owner,
+                                                  lag_seconds=self.lag_seconds)))
 
     def system(self, side: str) -> MemorySystem:
         return self.crm if side == "crm" else self.erp
