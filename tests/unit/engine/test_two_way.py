@@ -13,6 +13,7 @@ from erphub.engine import run_pipeline
 from erphub.runtime import Hub
 from tests.unit.engine.configs import TWO_WAY_DIRECTIONS, two_way_config
 
+
 def make_hub(tmp_path: Path, tag: str, rule: str, owner: str = "crm") -> Hub:
     return Hub(load_config(two_way_config(tmp_path, tag, rule, owner)))
 
