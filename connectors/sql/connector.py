@@ -20,9 +20,12 @@ cursor. The engine's overlap window re-reads `read_lag_s` = 60 s behind the curs
 late within the window is read on the next run; rows already delivered count as unchanged.
 
 Writing: upsert by the key column (unique index required): PostgreSQL and SQLite
-`ON CONFLICT DO UPDATE`, MariaDB `ON DUPLICATE KEY UPDATE`. Each record runs in its own
-SAVEPOINT inside one transaction, so a bad row (constraint, type, length) fails alone and the
-rest of the batch commits; a retried write lands on the same row. The cursor column is set to
+`ON CONFLICT DO UPDATE`, MariaDB `ON DUPLICATE KEY UPDATE`. A batch is one transaction: the ids
+by key before, the whole batch as one executemany of a statement compiled once per table and
+column set (see `upsert.py`) inside a SAVEPOINT, the ids by key after. Only when that fails is the
+savepoint rolled back and the batch written again row by row, each row in its own SAVEPOINT, so a
+bad row (constraint, type, length) fails alone and the rest of the batch commits; a retried write
+lands on the same row. The cursor column is set to
 now (UTC) unless the data gives it, and the status column (if any) to `status_new`.
 
 Child lines: a sales order's lines go in a JSON column (e.g. `lines`): JSON-typed columns are
@@ -71,7 +74,7 @@ from sqlalchemy.exc import DBAPIError, NoSuchTableError, SQLAlchemyError
 from erphub.connectors.base import ConnectorBase, ConnectorSettings, SystemContext
 from erphub.connectors.discovery import field_info
 from erphub.connectors.sql.settings import SqlEntitySettings, SqlSettings
-from erphub.connectors.sql.upsert import upsert
+from erphub.connectors.sql.upsert import Upserts
 from erphub.core.errors import ConfigError, PermanentError, TransientError, UnknownEntity
 from erphub.core.records import (
     Cursor,
@@ -114,6 +117,7 @@ class _Table:
         self.text_json = frozenset(c for c in self.json_columns if not isinstance(table.c[c].type, JSON))
         self.id_type = _python_type(table.c[cfg.id_column])
         self.cursor_tz = bool(getattr(table.c[cfg.cursor_column].type, "timezone", False))
+        self.upserts = Upserts(table, cfg.key_column)
 
     @property
     def c(self) -> Any:
@@ -307,19 +311,8 @@ class SqlConnector(ConnectorBase):
                 rows.append((n, req, row))
         try:
             with self._engine.begin() as conn:
-                keys = [row[key_col] for _, _, row in rows]
-                before = self._ids_by_key(conn, t, keys)
-                written: list[tuple[int, WriteRequest, Any]] = []
-                for n, req, row in rows:
-                    try:
-                        with conn.begin_nested():
-                            upsert(conn, t.table, key_col, row)
-                    except DBAPIError as exc:
-                        if exc.connection_invalidated or _is_connection_error(exc):
-                            raise
-                        results[n] = WriteResult(req.source_id, error=self._record_error(exc))
-                        continue
-                    written.append((n, req, row[key_col]))
+                before = self._ids_by_key(conn, t, [row[key_col] for _, _, row in rows])
+                written = self._upsert_batch(conn, t, rows, results)
                 after = self._ids_by_key(conn, t, [k for _, _, k in written])
         except SQLAlchemyError as exc:
             raise self._error(exc) from None
@@ -327,6 +320,33 @@ class SqlConnector(ConnectorBase):
             action = WriteAction.UPDATED if key in before else WriteAction.CREATED
             results[n] = WriteResult(req.source_id, target_id=after.get(key), action=action)
         return [results[n] for n in range(len(batch))]
+
+    def _upsert_batch(self, conn: Any, t: _Table, rows: Sequence[tuple[int, WriteRequest, dict[str, Any]]],
+                      results: dict[int, WriteResult]) -> list[tuple[int, WriteRequest, Any]]:
+        """The whole batch in one savepoint and one executemany; only if that fails, row by row, each
+        in its own savepoint, so a bad row fails alone (its error in `results`) and the rest is written."""
+        key_col = t.cfg.key_column
+        if not rows:
+            return []
+        try:
+            with conn.begin_nested():
+                t.upserts.write_many(conn, [row for _, _, row in rows])
+            return [(n, req, row[key_col]) for n, req, row in rows]
+        except DBAPIError as exc:
+            if exc.connection_invalidated or _is_connection_error(exc):
+                raise
+        written: list[tuple[int, WriteRequest, Any]] = []
+        for n, req, row in rows:
+            try:
+                with conn.begin_nested():
+                    t.upserts.write_one(conn, row)
+            except DBAPIError as exc:
+                if exc.connection_invalidated or _is_connection_error(exc):
+                    raise
+                results[n] = WriteResult(req.source_id, error=self._record_error(exc))
+                continue
+            written.append((n, req, row[key_col]))
+        return written
 
     def _prepare(self, t: _Table, req: WriteRequest) -> tuple[dict[str, Any], RecordError | None]:
         data = dict(req.data)

@@ -1,36 +1,77 @@
-"""Insert-or-update by a unique key, in each dialect's own words.
+"""Insert-or-update by a unique key, in each dialect's own words, a batch at a time.
 
-PostgreSQL and SQLite: `INSERT ... ON CONFLICT (key) DO UPDATE`; MariaDB/MySQL:
-`INSERT ... ON DUPLICATE KEY UPDATE`. Each needs a unique index or primary key on the key column,
-which is also what makes a retried write land on the same row instead of a duplicate. Other
-dialects get a portable update-then-insert inside the caller's savepoint.
+PostgreSQL and SQLite: `INSERT ... ON CONFLICT (key) DO UPDATE SET c = excluded.c`; MariaDB/MySQL:
+`INSERT ... ON DUPLICATE KEY UPDATE c = VALUES(c)`. Each needs a unique index or primary key on the
+key column, which is also what makes a retried write land on the same row instead of a duplicate.
+
+`Upserts` builds one statement per set of columns and keeps it, so a batch is one executemany of
+an already compiled statement: psycopg 3 pipelines it, PyMySQL rewrites it into one multi-row
+`INSERT ... VALUES (...), (...)` (pymysql.cursors.Cursor.executemany), sqlite3 steps one prepared
+statement. Other dialects get a portable update-then-insert, row by row.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table, insert, update
+from sqlalchemy import Connection, Executable, Table, insert, update
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
+BULK_DIALECTS = frozenset({"postgresql", "sqlite", "mysql", "mariadb"})
 
-def upsert(conn: Connection, table: Table, key_column: str, row: dict[str, Any]) -> None:
-    """Write `row` (which includes the key column) as one statement where the dialect allows."""
-    updates = {name: value for name, value in row.items() if name != key_column}
-    name = conn.dialect.name
-    if name == "postgresql":
-        pg = postgresql.insert(table).values(row)
-        conn.execute(pg.on_conflict_do_update(index_elements=[key_column], set_=updates) if updates
-                     else pg.on_conflict_do_nothing(index_elements=[key_column]))
-    elif name == "sqlite":
-        lite = sqlite.insert(table).values(row)
-        conn.execute(lite.on_conflict_do_update(index_elements=[key_column], set_=updates) if updates
-                     else lite.on_conflict_do_nothing(index_elements=[key_column]))
-    elif name in ("mysql", "mariadb"):
-        my = mysql.insert(table).values(row)
+
+class Upserts:
+    """The upsert statements of one table, one per column set, built once and reused."""
+
+    def __init__(self, table: Table, key_column: str) -> None:
+        self.table = table
+        self.key_column = key_column
+        self._statements: dict[tuple[str, tuple[str, ...]], Executable] = {}
+
+    def statement(self, dialect: str, columns: tuple[str, ...]) -> Executable:
+        cached = self._statements.get((dialect, columns))
+        if cached is None:
+            cached = self._statements[(dialect, columns)] = self._build(dialect, columns)
+        return cached
+
+    def _build(self, dialect: str, columns: tuple[str, ...]) -> Executable:
+        others = [c for c in columns if c != self.key_column]
+        if dialect in ("postgresql", "sqlite"):
+            lite = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(self.table)
+            if not others:
+                return lite.on_conflict_do_nothing(index_elements=[self.key_column])
+            return lite.on_conflict_do_update(index_elements=[self.key_column],
+                                              set_={c: lite.excluded[c] for c in others})
+        my = mysql.insert(self.table)
         # A no-op update keeps "insert or leave alone" when only the key is given.
-        conn.execute(my.on_duplicate_key_update(updates or {key_column: my.inserted[key_column]}))
-    else:
-        done = conn.execute(update(table).where(table.c[key_column] == row[key_column]).values(updates))
+        return my.on_duplicate_key_update({c: my.inserted[c] for c in others or [self.key_column]})
+
+    def write_many(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+        """Upsert `rows` (each with the key column): one executemany per run of rows with the same
+        columns, runs in batch order, so a key given twice ends as its last row says."""
+        dialect = conn.dialect.name
+        if dialect not in BULK_DIALECTS:
+            for row in rows:
+                self.write_one(conn, row)
+            return
+        runs: list[tuple[tuple[str, ...], list[dict[str, Any]]]] = []
+        for row in rows:
+            columns = tuple(sorted(row))
+            if runs and runs[-1][0] == columns:
+                runs[-1][1].append(row)
+            else:
+                runs.append((columns, [row]))
+        for columns, run in runs:
+            conn.execute(self.statement(dialect, columns), run)
+
+    def write_one(self, conn: Connection, row: dict[str, Any]) -> None:
+        dialect = conn.dialect.name
+        if dialect in BULK_DIALECTS:
+            conn.execute(self.statement(dialect, tuple(sorted(row))), [row])
+            return
+        updates = {name: value for name, value in row.items() if name != self.key_column}
+        done = conn.execute(update(self.table).where(self.table.c[self.key_column] == row[self.key_column])
+                            .values(updates))
         if done.rowcount == 0:
-            conn.execute(insert(table).values(row))
+            conn.execute(insert(self.table).values(row))

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import SecretStr, ValidationError
+from sqlalchemy import event, select
 
 from erphub.connectors.base import SystemContext
 from erphub.connectors.sql import SqlConnector, SqlSettings
@@ -70,6 +71,57 @@ def test_bad_record_fails_alone_and_retry_never_duplicates(backend: SqlBackend) 
         assert [r.target_id for r in again] == [results[0].target_id, results[2].target_id]
         assert backend.count() == 2
         assert conn.lookup("sales_order", ["SO-00001", "SO-00009"]) == {"SO-00001": results[0].target_id}
+    finally:
+        conn.close()
+
+
+def _upserts_sent(conn: SqlConnector) -> list[int]:
+    """Rows per upsert statement the connector sends (a list that grows as it writes)."""
+    sent: list[int] = []
+
+    def count(_c: object, _cur: object, statement: str, params: object, _ctx: object, many: bool) -> None:
+        if statement.lstrip().upper().startswith("INSERT"):
+            sent.append(len(params) if many and isinstance(params, list | tuple) else 1)
+
+    event.listen(conn._engine, "before_cursor_execute", count)
+    return sent
+
+
+def test_a_batch_is_one_upsert_statement(backend: SqlBackend) -> None:
+    conn = make(backend, status_column=None)
+    try:
+        sent = _upserts_sent(conn)
+        results = conn.write("sales_order", [req(n) for n in range(1, 41)])
+        assert all(r.ok and r.action is WriteAction.CREATED for r in results)
+        assert sent == [40]  # one executemany of one statement (PyMySQL sends it as one multi-row INSERT)
+        again = conn.write("sales_order", [req(n) for n in range(1, 41)])
+        assert [r.target_id for r in again] == [r.target_id for r in results]
+        assert {r.action for r in again} == {WriteAction.UPDATED}
+        assert backend.count() == 40
+    finally:
+        conn.close()
+
+
+def test_one_bad_row_in_a_batch_is_reported_alone_and_the_rest_is_written(backend: SqlBackend) -> None:
+    conn = make(backend, status_column=None)
+    try:
+        conn.write("sales_order", [req(n) for n in (3, 4)])  # two rows exist: the batch updates them
+        batch = [req(n) for n in range(1, 31)]
+        batch[16] = req(17, customer=None)  # customer_code is NOT NULL: this row alone is refused
+        batch[3] = req(4, customer="CUS-NEW")
+        results = conn.write("sales_order", batch)
+        assert [r.source_id for r in results] == [f"src-{n}" for n in range(1, 31)]
+        failed = [r for r in results if not r.ok]
+        assert [r.source_id for r in failed] == ["src-17"] and failed[0].target_id is None
+        with backend.engine.connect() as db:
+            rows = {r.order_no: r for r in db.execute(select(backend.table))}
+        assert sorted(rows) == [f"SO-{n:05d}" for n in range(1, 31) if n != 17]
+        assert rows["SO-00004"].customer_code == "CUS-NEW"
+        assert rows["SO-00030"].amount == Decimal("315.00")
+        by_key = {r.source_id: r.target_id for r in results if r.ok}
+        assert by_key == {f"src-{n}": str(rows[f"SO-{n:05d}"].id) for n in range(1, 31) if n != 17}
+        assert [r.action for r in results[2:4]] == [WriteAction.UPDATED, WriteAction.UPDATED]
+        assert results[0].action is WriteAction.CREATED
     finally:
         conn.close()
 
