@@ -27,6 +27,7 @@ from erphub.sandbox.kingdee.filter import (
     parse_filter,
 )
 from erphub.sandbox.kingdee.forms import FORMS, EntryDef, FieldDef, FormDef, find_form
+from erphub.sandbox.kingdee.index import NumberIndex
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 MAX_LIMIT = 2000
@@ -128,6 +129,8 @@ class KingdeeStore:
             )
         self.docs: dict[str, dict[int, dict[str, Any]]] = {f: {} for f in self.forms}
         self._numbers: dict[str, dict[str, int]] = {f: {} for f in self.forms}
+        # Every document (allocated copies included) by number, for queries that pin the number.
+        self._by_number: dict[str, NumberIndex] = {f: NumberIndex() for f in self.forms}
         self._next_id: dict[str, int] = dict.fromkeys(self.forms, 100001)
         self._next_entry_id = 100001
         self._number_seq: dict[str, int] = dict.fromkeys(self.forms, 0)
@@ -432,9 +435,11 @@ class KingdeeStore:
             doc[form.modify_key] = now
         if existing is not None:
             old_number = existing.get(form.number_key)
+            self._by_number[form.form_id].remove(old_number, pk)
             if old_number:
                 self._numbers[form.form_id].pop(fold_text(str(old_number)), None)
         self.docs[form.form_id][pk] = doc
+        self._by_number[form.form_id].add(number, pk)
         self._numbers[form.form_id][fold_text(str(number))] = pk
         return_data = None
         if need_return_fields:
@@ -545,6 +550,7 @@ class KingdeeStore:
                     copy_doc[located[1].key] = org
                     copy_doc[form.modify_key or "FModifyDate"] = self._stamp()
                     self.docs[form.form_id][pk] = copy_doc
+                    self._by_number[form.form_id].add(copy_doc.get(form.number_key), pk)
                     outcomes.append(OpOutcome(pk, str(original.get(form.number_key))))
             return outcomes
 
@@ -571,6 +577,7 @@ class KingdeeStore:
                     outcomes.append(OpOutcome(doc_id, number, blocked[0].message, 11))
                     continue
                 del self.docs[form.form_id][doc_id]
+                self._by_number[form.form_id].remove(number, doc_id)
                 if number:
                     self._numbers[form.form_id].pop(str(number).lower(), None)
                 outcomes.append(OpOutcome(doc_id, number))
@@ -678,8 +685,11 @@ class KingdeeStore:
                 raise KdRequestError("不支持在一次查询中同时查询多个单据体", msg_code=8)
             entry_key = next(iter(entries), None)
             rows: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
-            for doc_id in sorted(self.docs[form.form_id]):
-                doc = self.docs[form.form_id][doc_id]
+            docs = self.docs[form.form_id]
+            index = self._by_number[form.form_id].covering(docs, form.number_key)
+            pinned = index.candidates(node, form.number_key)
+            for doc_id in sorted(docs) if pinned is None else sorted(i for i in pinned if i in docs):
+                doc = docs[doc_id]
                 if entry_key is None:
                     rows.append((doc, None))
                 else:
