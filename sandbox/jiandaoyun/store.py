@@ -7,6 +7,7 @@ Thread-safe: the server thread serves while tests seed and inspect from the main
 
 from __future__ import annotations
 
+import bisect
 import threading
 import time
 import uuid
@@ -81,6 +82,10 @@ class JiandaoyunState:
         self._lock = threading.RLock()
         self._next_id = 0x65F3A2B10000000000000000
         self._transactions: dict[tuple[str, str], _Transaction] = {}
+        # Each form's data ids in order, kept between pages (the API pages by `data_id` > the last id):
+        # rebuilt after a write, or when the records no longer match it in number (a test edited them).
+        self._order: dict[str, tuple[int, list[str]]] = {}
+        self._version = 0
 
     # ---- ids and time ------------------------------------------------------------------
     def new_id(self) -> str:
@@ -130,17 +135,23 @@ class JiandaoyunState:
     ) -> list[dict[str, Any]]:
         match = compile_filter(form, filter_) if filter_ else (lambda r: True)
         with self._lock:
-            ids = sorted(self.records[form.entry_id])
+            records = self.records[form.entry_id]
+            ids = self._sorted_ids(form.entry_id)
             out = []
-            for data_id in ids:
-                if after_id and data_id <= after_id:
-                    continue
-                record = self.records[form.entry_id][data_id]
-                if match(record):
+            for data_id in ids[bisect.bisect_right(ids, after_id) if after_id else 0:]:
+                record = records.get(data_id)
+                if record is not None and match(record):
                     out.append(_project(record, fields))
                     if len(out) >= limit:
                         break
             return out
+
+    def _sorted_ids(self, entry_id: str) -> list[str]:
+        records = self.records[entry_id]
+        cached = self._order.get(entry_id)
+        if cached is None or cached[0] != self._version or len(cached[1]) != len(records):
+            cached = self._order[entry_id] = (self._version, sorted(records))
+        return cached[1]
 
     # ---- writing -----------------------------------------------------------------------
     def insert_plain(self, entry_id: str, values: Mapping[str, Any], at: datetime | None = None) -> str:
@@ -163,6 +174,7 @@ class JiandaoyunState:
                     value = [{"_id": self.new_id(), **row} for row in value]
                 record[alias] = value
             self.records[entry_id][data_id] = record
+            self._version += 1
             return data_id
 
     def create(self, form: FormDef, values: dict[str, Any]) -> str:
@@ -180,6 +192,7 @@ class JiandaoyunState:
                 **self._with_row_ids(form, values, None),
             }
             self.records[form.entry_id][data_id] = record
+            self._version += 1
             return data_id
 
     def update(self, form: FormDef, data_id: str, values: dict[str, Any]) -> dict[str, Any]:
@@ -244,6 +257,7 @@ class JiandaoyunState:
 
     def delete(self, entry_id: str, data_id: str) -> None:
         with self._lock:
+            self._version += 1
             if self.records[entry_id].pop(data_id, None) is None:
                 raise ApiError(400, 4001, "数据不存在")
 
