@@ -98,8 +98,10 @@ def differing_fields(pipeline: Pipeline, mapped: Mapping[str, Any], target: Mapp
     return sorted(out)
 
 
-def fetched_differing(pipeline: Pipeline, target: SupportsFetch, pairs: Sequence[tuple[str, str | None, Mapping[str, Any]]]
-                      ) -> set[str]:
+Judged = tuple[str, str | None, Mapping[str, Any]]  # (source id, target id, mapped data)
+
+
+def fetched_differing(pipeline: Pipeline, target: SupportsFetch, pairs: Sequence[Judged]) -> set[str]:
     """Of (source id, target id, mapped data), the source ids whose target record is gone or differs
     in an owned field, judged from one `fetch` of the target's current records."""
     ids = sorted({target_id for _, target_id, _ in pairs if target_id})
