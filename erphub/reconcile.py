@@ -15,25 +15,26 @@ are repaired by the pipeline's `on_delete` (`engine.deletions`); under `ignore` 
 from __future__ import annotations
 
 import time as clock
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import structlog
 
 from erphub.connectors.base import SupportsFetch
 from erphub.core.errors import ConfigError
-from erphub.core.records import Record, owned_part
+from erphub.core.records import Record
 from erphub.engine import Pipeline, apply_deletions, deliver_records
 from erphub.mappings.plan import Mapped
 from erphub.monitoring import metrics
+from erphub.reconcile_compare import differing_fields, same_value
 from erphub.store import Store
 
 log = structlog.get_logger("erphub.reconcile")
 
 MISSING, DIFFERENT, EXTRA = "missing", "different", "extra"
+__all__ = ["DIFFERENT", "EXTRA", "MISSING", "DriftItem", "Report", "compare", "differing_fields", "reconcile",
+           "same_value"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,85 +69,6 @@ class Report:
         return {"pipeline": self.pipeline, "compared": self.compared, "missing": self.count(MISSING),
                 "different": self.count(DIFFERENT), "extra": self.count(EXTRA), "repaired": self.repaired,
                 "items": [item.as_dict() for item in self.items]}
-
-
-# ---- comparing ---------------------------------------------------------------------------------
-def _number(value: Any) -> Decimal | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float | Decimal):
-        return Decimal(str(value))
-    return None
-
-
-def _moment(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=None) if value.tzinfo is None else value
-    if isinstance(value, date):
-        return datetime(value.year, value.month, value.day)
-    if isinstance(value, str) and len(value) >= 10 and value[4:5] == "-":
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        return parsed
-    return None
-
-
-def same_value(want: Any, have: Any) -> bool:
-    """Whether the target's value says what the mapping wants, across the systems' own spellings.
-
-    Numbers compare by value (1130 == 1130.0 == "1130"? no: a string is not a number), dates and
-    datetimes by the moment they name, None and "" alike (systems answer an empty field either way).
-    A mapping value that is an object or a list is compared field by field on the fields it names, so
-    a target's extra keys (line ids, a reference's name) are not drift.
-    """
-    if want in (None, "") and have in (None, ""):
-        return True
-    if isinstance(want, Mapping):
-        return isinstance(have, Mapping) and all(k not in have or same_value(v, have[k]) for k, v in want.items())
-    if isinstance(want, list | tuple):
-        return (isinstance(have, list | tuple) and len(want) == len(have)
-                and all(same_value(w, h) for w, h in zip(want, have, strict=True)))
-    wn, hn = _number(want), _number(have)
-    if wn is not None and hn is not None:
-        return wn == hn
-    if wn is not None and isinstance(have, str):
-        try:
-            return wn == Decimal(have)
-        except InvalidOperation:
-            return False
-    wm, hm = _moment(want), _moment(have)
-    if wm is not None and hm is not None:
-        if (wm.tzinfo is None) != (hm.tzinfo is None):  # one side keeps no zone: compare wall times
-            wm, hm = wm.replace(tzinfo=None), hm.replace(tzinfo=None)
-        if wm == hm:
-            return True
-        # A date field keeps the day only (Kingdee FDate answers "2026-11-03T00:00:00" for a saved
-        # "2026-11-03 07:00:00"): a target value at midnight agrees with any moment of that day.
-        return hm.time() == time(0) and hm.tzinfo is None and wm.date() == hm.date()
-    return bool(want == have)
-
-
-def differing_fields(pipeline: Pipeline, mapped: Mapping[str, Any], target: Mapping[str, Any]) -> list[str]:
-    """The owned fields whose target value differs from what the mapping makes of the source.
-
-    A field the target does not return at all (write-only for this reader) cannot be judged and is
-    left out; field names are matched case-blind for systems whose field keys ignore case.
-    """
-    owned = owned_part(mapped, pipeline.plan.owned_fields, keep=(pipeline.key_top(),))
-    folded = {str(k).casefold(): v for k, v in target.items()}
-    out: list[str] = []
-    for name, want in owned.items():
-        if name in target:
-            have = target[name]
-        elif name.casefold() in folded:
-            have = folded[name.casefold()]
-        else:
-            continue
-        if not same_value(want, have):
-            out.append(name)
-    return sorted(out)
 
 
 # ---- reading -----------------------------------------------------------------------------------

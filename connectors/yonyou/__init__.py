@@ -24,9 +24,18 @@ qeasy.cloud/api/6511c804-2377-31d6-935b-f99bfe4768db "销售订单单个保存_v
 - list filters use only the documented `simpleVOs` operators (eq, neq, lt, gt, like, between): the
   keyset asks `pubts gt T-1s` (pubts has whole seconds) and sends `queryOrders` (pubts, id) itself,
   because no default order is documented [the `queryOrders` item shape {field, order} is unverifiable];
-- list rows name references by id, with `productCode`/`skuCode` and `agentId_name` beside them: the
-  product reads as its code, the customer's code is looked up by id (merchant/newlist `id` filter,
-  cached), other references read as the ids the API returns (saves accept ids or codes alike);
+- rows name references by id, with companions beside them: `<ref>_name` for the header references
+  (`salesOrgId_name`, `transactionTypeId_name`, `agentId_name`, `settlementOrgId_name`,
+  `invoiceAgentId_name`, `corpContactUserName`; line `stockOrgId_name`) and `productCode`/`skuCode` for
+  the product, per the transcribed 销售订单详情查询 page (GET /yonbip/sd/voucherorder/detail, 返回值参数:
+  community transcription of open.diwork.com, apiId b37abde0809f4192945236a10c0ad86b), and `<ref>_code`,
+  the code companion YonBIP SD answers carry (退款记录详情查询 POST /yonbip/sd/api/upayment/refund/detail
+  documents `agentId_code`, `transactionTypeId_code`, `settlementOrgId_code`, `originalPk_code`; the
+  返利单 answers `salesOrgId_code`, `agentId_code`). Every reference reads as its **code** — the
+  `<ref>_code` companion, the product's `productCode`/`skuCode` — because mappings write codes and a
+  reconcile must compare like with like; whether voucherorder/list itself carries `<ref>_code` is
+  [unverifiable] (its page lists `_name` only), so where a row lacks it the customer's code is looked up
+  by id (merchant/newlist `id` filter, cached) and any other reference reads as its id;
 - the published limit for sales-order list/detail/save is 60 requests per minute (from 2026-03-31):
   `default_rate_per_second` = 1.0;
 - receipts: no receipt endpoint is documented (only /yonbip/fi/paybill/save, for refunds), so the

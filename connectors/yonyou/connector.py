@@ -308,8 +308,8 @@ class YonyouConnector(ConnectorBase):
         for row in rows:
             for key in ("agentId", "invoiceAgentId"):
                 value = row.get(key)
-                if value in (None, ""):
-                    continue
+                if value in (None, "") or row.get(f"{key}_code") not in (None, ""):
+                    continue  # absent, or the row names the code itself (schema._code reads it)
                 text = str(value)
                 if text not in self._agent_codes:
                     found = self._call("POST", CUSTOMER_LIST, {"pageIndex": 1, "pageSize": 10, "id": text}) or []

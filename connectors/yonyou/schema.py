@@ -168,12 +168,14 @@ def zh(value: Any) -> Any:
 
 
 def _code(row: dict[str, Any], key: str) -> Any:
-    """A reference as the list/detail rows return it: its id (saves accept id or code alike).
+    """A reference as its code, which is what mappings write (saves accept id or code alike).
 
-    The rows carry only a few code companions (`productCode`, `skuCode`; `agentId_name` is a name),
-    so other references read as ids; the customer's code is resolved by the connector (agent_codes).
+    YonBIP answers name a reference by id with `<key>_name` and `<key>_code` companions (see the
+    connector docstring for the sources): the code companion is read when the row has it, the id
+    otherwise (the customer's id is then resolved to its code by the connector, `_customer_codes`).
     """
-    return row.get(key)
+    code = row.get(f"{key}_code")
+    return code if code not in (None, "") else row.get(key)
 
 
 def _assumed_code(row: dict[str, Any], key: str) -> Any:
@@ -230,7 +232,7 @@ def order_data(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 def _line_data(line: dict[str, Any]) -> dict[str, Any]:
     return {
-        "productId": line.get("productCode") or line.get("skuCode") or line.get("productId"),
+        "productId": line.get("productCode") or line.get("skuCode") or _code(line, "productId"),
         "qty": line.get("qty"),
         "masterUnitId": _code(line, "masterUnitId"),
         "oriTaxUnitPrice": line.get("oriTaxUnitPrice"),

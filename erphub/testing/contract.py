@@ -25,6 +25,8 @@ in your conftest.py first for pytest's detailed assertion messages). What it che
 - a bad record fails alone while the rest of its batch lands;
 - `erphub reconcile` with the connector as the target finds a missing, a different and an extra
   record by reading the server, its repair fixes them through the write path, and a second pass is clean;
+- `--full` (`run_pipeline(full=True)`) compares with the target's current records, so a change made
+  directly in the target is found different and written again, and a second full run is clean;
 - `fetch` by id (SupportsFetch) answers each record exactly as a read gives it, a written record as
   the server now holds it, and leaves out ids the server does not hold;
 - auth renews itself mid-run;
@@ -80,6 +82,7 @@ __all__ = [
     "test_discovery_returns_the_configured_fields_including_a_custom_one",
     "test_empty_read",
     "test_fetch_by_id_answers_what_the_server_holds",
+    "test_full_run_judges_by_the_target_and_repairs_a_change_made_there",
     "test_incremental_read_returns_each_change_once_across_pages",
     "test_read_of_exactly_one_full_page",
     "test_reconcile_finds_and_repairs_drift_on_the_server",
@@ -315,6 +318,42 @@ def test_reconcile_finds_and_repairs_drift_on_the_server(harness: ContractHarnes
         want = harness.write_request(2, key=keys[2]).data
         assert not differing_fields(pipeline, want, now.data), "the server holds record 2's values again"
         assert [i.kind for i in reconcile(pipeline, store).items] == ["extra"], "second pass: clean but the extra"
+    finally:
+        store.close()
+
+
+def test_full_run_judges_by_the_target_and_repairs_a_change_made_there(harness: ContractHarness, connector: Any,
+                                                                         tmp_path: Path) -> None:
+    source_name = f"contract-full-{uuid.uuid4().hex[:8]}"
+    source_system = memory_system(source_name)
+    source = MemoryConnector(MemorySettings(system=source_name, entities={"row": "key"}),
+                             SystemContext(name="source"))
+    keys = {n: key(f"FULL{n}") for n in (1, 2)}
+    records = {n: source_system.put("row", {"n": n, "key": keys[n]}) for n in (1, 2)}
+    spec = connector.entities()[harness.entity]
+    pipeline = Pipeline(name=f"contract-full-{harness.kind}", source_system="source", source_entity="row",
+                        source=source, target_system=harness.kind, target_entity=harness.entity, target=connector,
+                        plan=_HarnessPlan(harness, spec.key_field))
+    store = Store(f"sqlite:///{tmp_path}/contract-full.db")
+    try:
+        assert run_pipeline(pipeline, store).counts["created"] == 2
+        # Changed directly in the target: our links still say record 2 is delivered as it is.
+        target_id = store.links_for(pipeline.name, [records[2].id])[records[2].id].target_id
+        [changed] = connector.write(harness.entity, [harness.write_request(77, key=keys[2], target_id=target_id)])
+        assert changed.ok, changed.error
+        want = harness.write_request(2, key=keys[2]).data
+        [before] = connector.fetch(harness.entity, [target_id]).values()
+        assert differing_fields(pipeline, want, before.data), "the target now differs from the source"
+        assert run_pipeline(pipeline, store).counts.get("updated", 0) == 0, "an incremental run trusts the links"
+
+        full = run_pipeline(pipeline, store, full=True)
+        assert full.counts.get("updated", 0) == 1, full.counts
+        assert full.counts.get("unchanged", 0) == 1, full.counts
+        [now] = connector.fetch(harness.entity, [target_id]).values()
+        assert not differing_fields(pipeline, want, now.data), "the target holds record 2's values again"
+        assert harness.count_with_key(keys[2]) == 1
+        again = run_pipeline(pipeline, store, full=True)
+        assert again.counts.get("updated", 0) == 0 and again.counts.get("unchanged", 0) == 2, again.counts
     finally:
         store.close()
 

@@ -24,8 +24,13 @@ Assumed (configurable through `create_sandbox(**options)`, see `YonyouOptions`):
 - order/receipt lists answer in `queryOrders` order ([{field, order}]) and otherwise newest id first
   (no default order is documented); `simpleVOs` accepts only the documented operators eq, neq, lt, gt,
   like, between (vendor-gaps.md) — `egt` is refused;
-- list rows carry references as ids with `productCode`/`skuCode`, `agentId_name`, `<ref>_name`; no
-  `<field>_code` columns (receipts, an assumed API, keep them);
+- order rows (list and detail) carry each reference as its id with `<ref>_name` and `<ref>_code`
+  companions (`salesOrgId_code`, `agentId_code`, `transactionTypeId_code`, `corpContact_code`, line
+  `masterUnitId_code`, `taxId_code`, `stockOrgId_code`), besides the documented `productCode`/`skuCode`
+  and `corpContactUserName`. The `_name` companions are on the 销售订单详情查询 page
+  (/yonbip/sd/voucherorder/detail); `<ref>_code` is the YonBIP answer convention documented on sibling SD
+  pages (退款记录详情查询 /yonbip/sd/api/upayment/refund/detail: `agentId_code`, `transactionTypeId_code`,
+  `settlementOrgId_code`, `originalPk_code`) — [assumed] for voucherorder, whose page lists only `_name`;
 - singleSave refuses orders without `invoiceAgentId` and lines without `iProductAuxUnitId`,
   `iProductUnitId`, `subQty`, `priceQty`, `invExchRate`, `unitExchangeType`, `orderProductType`,
   `orderDetailPrices!natTaxUnitPrice`, `orderDetailPrices!natSum` (which of `orderDetailPrices!*`: assumed);

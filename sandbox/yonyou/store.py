@@ -472,23 +472,32 @@ class YonyouStore:
         pay = _decimal(merged.get("payMoney"), "payMoney")
         if abs(pay - total) > Decimal("0.01"):
             raise YonyouError(BUSINESS_ERROR, f"表头含税金额{pay}与表体含税金额合计{total}不一致")
+        invoice_agent = self._customer_ref(merged.get("invoiceAgentId"))
         now = self.now_local()
         return {
             "id": current["id"] if current else self.new_id(),
             "code": code,
             "vouchdate": vouchdate,
-            # References come back as ids with a few named companions (productCode, agentId_name);
-            # the `<field>_code` columns of earlier versions of this sandbox do not exist in the API.
+            # References come back as ids with `<ref>_name` and `<ref>_code` companions (the YonBIP
+            # answer convention: see the sandbox docstring for where each is documented).
             "salesOrgId": org.id,
             "salesOrgId_name": org.name,
+            "salesOrgId_code": org.code,
             "settlementOrgId": settle_org.id,
+            "settlementOrgId_name": settle_org.name,
+            "settlementOrgId_code": settle_org.code,
             "transactionTypeId": ttype.id,
             "transactionTypeId_name": ttype.name,
+            "transactionTypeId_code": ttype.code,
             "agentId": customer["id"],
             "agentId_name": customer["name"]["simplifiedName"],
-            "invoiceAgentId": self._customer_ref(merged.get("invoiceAgentId"))["id"],
+            "agentId_code": customer["code"],
+            "invoiceAgentId": invoice_agent["id"],
+            "invoiceAgentId_name": invoice_agent["name"]["simplifiedName"],
+            "invoiceAgentId_code": invoice_agent["code"],
             "corpContact": staff.id if staff else None,
-            "corpContact_name": staff.name if staff else None,
+            "corpContactUserName": staff.name if staff else None,
+            "corpContact_code": staff.code if staff else None,
             "orderPrices": {
                 "currency": currency.code,
                 "natCurrency": nat_currency.code,
@@ -590,6 +599,7 @@ class YonyouStore:
             "productName": product.name,
             "masterUnitId": unit.id,
             "masterUnitId_name": unit.name,
+            "masterUnitId_code": unit.code,
             "iProductUnitId": unit.id,
             "iProductAuxUnitId": unit.id,
             "subQty": _num(_decimal(row.get("subQty"), f"第{n}行销售数量")),
@@ -604,8 +614,11 @@ class YonyouStore:
             "oriUnitPrice": _num(_decimal(unit_price, f"第{n}行无税单价")),
             "oriSum": _num(ori_sum),
             "taxId": tax.id,
+            "taxId_code": tax.code,
             "taxRate": _num(rate),
             "stockOrgId": stock_org.id,
+            "stockOrgId_name": stock_org.name,
+            "stockOrgId_code": stock_org.code,
             "consignTime": consign,
             "sendQty": _num(_decimal(row.get("sendQty", 0), f"第{n}行已发货数量")),
         }

@@ -84,10 +84,16 @@ def test_keyset_reads_ask_for_their_order_and_read_codes_from_returned_fields(sa
         # Without queryOrders the list answers newest first; the connector asks for (pubts, id).
         unordered = sb.state.order_list({"pageIndex": 1, "pageSize": 100}, 500)["recordList"]
         assert unordered[0]["code"] == codes[-1]
-        assert not any(k.endswith("_code") for row in unordered for k in row)
+        # Rows name references by id (with `_name`/`_code` companions), never by the code that was saved.
+        row = unordered[0]
+        assert str(row["salesOrgId"]).isdigit() and str(row["agentId"]).isdigit() and str(row["taxId"]).isdigit()
+        assert (row["salesOrgId_code"], row["agentId_code"], row["taxId_code"]) == ("100", "CUS-1", "VAT13")
         records = [r for p in conn.read_changes("sales_order", None, page_size=2) for r in p.records]
         assert [r.data["code"] for r in records] == codes
+        # References read as the codes a mapping writes, so a reconcile compares like with like.
         assert {r.data["agentId"] for r in records} == {"CUS-1"}
+        assert {(r.data["salesOrgId"], r.data["transactionTypeId"]) for r in records} == {("100", "SO01")}
+        assert {line["taxId"] for line in records[0].data["orderDetails"]} == {"VAT13"}
         assert [line["productId"] for line in records[0].data["orderDetails"]] == ["1.01.001", "1.01.002"]
         # Resuming after the third one reads exactly the rest (pubts >= T sent as the documented `gt`).
         rest = [r for p in conn.read_changes("sales_order", records[2].cursor()) for r in p.records]
