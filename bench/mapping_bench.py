@@ -29,6 +29,8 @@ from erphub.mappings.lookups import LookupTables
 from erphub.mappings.textnorm import halfwidth, normalise_phone, normalise_uscc
 from erphub.sandbox.fakedata import Fake
 
+from common import report  # noqa: I001 (bench/ is not a package: run as a script)
+
 ROOT = Path(__file__).resolve().parent.parent
 
 CUSTOMER_YAML = ROOT / "mappings/jiandaoyun_to_kingdee/customer.yaml"
@@ -377,6 +379,9 @@ def main() -> None:
         print(f"{name:<12} {c:>15,.0f} {h:>13,.0f} {j:>10,.0f} {c / h:>7.2f}x {c / j:>10.1f}x")
         ok = ok and c / h >= 0.7 and c / j >= 10
     print("targets: >= 0.70x hand-written, >= 10x jsonata-python:", "met" if ok else "NOT met")
+    for name, c, h, j in rows:
+        report(f"mapping {name}: compiled / hand-written", c / h, 0.7, ">=", f"{c:,.0f} vs {h:,.0f} rec/s")
+        report(f"mapping {name}: compiled / jsonata", c / j, 10.0, ">=", f"{c:,.0f} vs {j:,.0f} rec/s")
 
 
 if __name__ == "__main__":

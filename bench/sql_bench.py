@@ -1,0 +1,149 @@
+"""Into PostgreSQL: erphub's `sql` connector against dlt, the same 20,000 rows, in one run.
+
+    python bench/sql_bench.py [--records 20000]     (or ERPHUB_BENCH_SQL_RECORDS)
+
+Both load the same customers into an empty table of a fresh PostgreSQL database on 127.0.0.1,
+as upserts by the customer number (erphub: the `sql` connector's upsert by `key_column`; dlt:
+`write_disposition="merge"` with that primary key), and both pay for the same compiled mapping
+inside the timed part. erphub runs its engine in process (memory source, SQLite store in a temp
+dir, the pipeline's default batch and page sizes); dlt runs `pipeline.run` with its own state in
+a temp dir. Target (issue 13): erphub's records/s / dlt's >= 1.0. dlt comes from the `bench` extra
+(`pip install -e '.[bench]'`, which `make bench` does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+
+from erphub.connectors.base import SystemContext
+from erphub.connectors.memory import MemoryConnector, MemorySettings, memory_system
+from erphub.connectors.sql import SqlConnector, SqlEntitySettings, SqlSettings
+from erphub.engine import Pipeline, run_pipeline
+from erphub.mappings.compiler import compile_text
+from erphub.monitoring.logging import configure_logging
+from erphub.store import Store
+
+from common import report  # noqa: I001 (bench/ is not a package: run as a script)
+
+ADMIN_URL = os.environ.get("ERPHUB_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+MAPPING = """\
+source: customer
+target: customer
+key: number
+fields:
+  number: {from: customer_code, transforms: [trim, upper]}
+  name: {from: customer_name, transforms: [collapse_spaces], validate: {required: true}}
+  phone: {from: phone, transforms: [phone]}
+  city: {from: address.city}
+  address: {template: "{address.province}{address.city}{address.detail}"}
+  credit_limit: {from: credit_limit}
+"""
+
+
+def source_rows(n: int) -> list[dict[str, Any]]:
+    return [{"customer_code": f"cus-{i:06d}", "customer_name": f"上海星辰精密机械有限公司  {i}",
+             "phone": f"+86 138 {i % 10000:04d} {i % 7777:04d}", "credit_limit": 1000 * (i % 50),
+             "address": {"province": "上海市", "city": "浦东新区", "detail": f"张江路{i}号"}} for i in range(n)]
+
+
+def erphub_load(url: str, rows: list[dict[str, Any]], tmp: str) -> float:
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "CREATE TABLE bench_customer (id bigserial PRIMARY KEY, number text NOT NULL UNIQUE, name text, "
+            "phone text, city text, address text, credit_limit numeric(18,2), updated_at timestamptz)"))
+    engine.dispose()
+    crm = memory_system("bench-sql-source")
+    for row in rows:
+        crm.put("customer", row)
+    source = MemoryConnector(MemorySettings(system="bench-sql-source", entities={"customer": "customer_code"}),
+                             SystemContext(name="crm"))
+    target = SqlConnector(SqlSettings(url=url, entities={"customer": SqlEntitySettings(
+        table="bench_customer", key_column="number")}), SystemContext(name="pg"))
+    pipeline = Pipeline("bench_sql", "crm", "customer", source, "pg", "customer", target,
+                        compile_text(MAPPING, file="sql_bench.yaml"))
+    store = Store(f"sqlite:///{tmp}/sql_bench.db")
+    start = time.perf_counter()
+    result = run_pipeline(pipeline, store)
+    seconds = time.perf_counter() - start
+    store.close()
+    target.close()
+    check = sa.create_engine(url)
+    with check.connect() as conn:
+        count = conn.execute(sa.text("SELECT count(*) FROM bench_customer")).scalar_one()
+    check.dispose()
+    if count != len(rows):
+        raise SystemExit(f"erphub loaded {count} of {len(rows)} rows: {result}")
+    return seconds
+
+
+def dlt_load(url: str, rows: list[dict[str, Any]], tmp: str) -> float:
+    import dlt
+
+    plan = compile_text(MAPPING, file="sql_bench.yaml")
+    parsed = sa.make_url(url)
+    # dlt insists on a password; the local server trusts loopback, so any stands in for none.
+    credentials = parsed.set(drivername="postgresql", password=parsed.password or "trust").render_as_string(
+        hide_password=False)
+    pipeline = dlt.pipeline(pipeline_name="erphub_bench", pipelines_dir=f"{tmp}/dlt",
+                            destination=dlt.destinations.postgres(credentials=credentials),
+                            dataset_name="dlt_bench")
+
+    def mapped() -> Any:
+        for row in rows:
+            yield plan.apply(row).data  # type: ignore[union-attr]
+
+    start = time.perf_counter()
+    pipeline.run(mapped(), table_name="customer", write_disposition="merge", primary_key="number")
+    seconds = time.perf_counter() - start
+    check = sa.create_engine(url)
+    with check.connect() as conn:
+        count = conn.execute(sa.text("SELECT count(*) FROM dlt_bench.customer")).scalar_one()
+    check.dispose()
+    if count != len(rows):
+        raise SystemExit(f"dlt loaded {count} of {len(rows)} rows")
+    return seconds
+
+
+def fresh_database(admin: sa.Engine) -> str:
+    name = f"erphub_bench_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    return name
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=int, default=int(os.environ.get("ERPHUB_BENCH_SQL_RECORDS", 20000)))
+    args = parser.parse_args()
+    configure_logging(fmt="console", level="WARNING")
+    rows = source_rows(args.records)
+    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    made: list[str] = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="erphub-sqlbench-") as tmp:
+            seconds = {}
+            for tool, load in (("dlt", dlt_load), ("erphub", erphub_load)):
+                made.append(fresh_database(admin))
+                url = sa.make_url(ADMIN_URL).set(database=made[-1]).render_as_string(hide_password=False)
+                seconds[tool] = load(url, rows, tmp)
+    finally:
+        with admin.connect() as conn:
+            for name in made:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+    n = args.records
+    report("(c) PostgreSQL: erphub sql / dlt", seconds["dlt"] / seconds["erphub"], 1.0, ">=",
+           f"{n:,} rows: erphub {n / seconds['erphub']:,.0f} rows/s, dlt {n / seconds['dlt']:,.0f} rows/s")
+
+
+if __name__ == "__main__":
+    main()
