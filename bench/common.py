@@ -136,8 +136,8 @@ def quota_records_per_s(config: Path) -> float:
     cfg = yaml.safe_load(config.read_text(encoding="utf-8"))
     pipeline = cfg["pipelines"][PIPELINE]
     reads = cfg["systems"]["crm"]["rate_limit"]["per_second"] * min(100, int(pipeline.get("page_size", 100)))
-    # Kingdee: one BatchSave per batch (at most 100 records, the connector's chunk), plus the key lookup.
-    writes = cfg["systems"]["erp"]["rate_limit"]["per_second"] * 100
+    # Kingdee: per 100 records (a BatchSave's chunk) one key lookup and one BatchSave: two requests.
+    writes = cfg["systems"]["erp"]["rate_limit"]["per_second"] * 100 / 2
     return float(min(reads, writes))
 
 

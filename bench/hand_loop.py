@@ -17,11 +17,10 @@ import sys
 from typing import Any
 
 import httpx
+from common import DEMO_CONFIG, DEMO_ENV
 
 from erphub.mappings import Mapped, compile_mapping
 from erphub.mappings.lookups import LookupTables
-
-from common import DEMO_CONFIG, DEMO_ENV  # noqa: I001 (bench/ is not a package: run as a script)
 
 CUSTOMER_YAML = DEMO_CONFIG.parent.parent / "mappings/jiandaoyun_to_kingdee/customer.yaml"
 FORM = "Kingdee.BOS.WebApi.ServicesStub.DynamicFormService."

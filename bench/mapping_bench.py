@@ -23,13 +23,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import jsonata
+from common import report
 
 from erphub.mappings import Mapped, Rejected, Skipped, compile_mapping
 from erphub.mappings.lookups import LookupTables
 from erphub.mappings.textnorm import halfwidth, normalise_phone, normalise_uscc
 from erphub.sandbox.fakedata import Fake
-
-from common import report  # noqa: I001 (bench/ is not a package: run as a script)
 
 ROOT = Path(__file__).resolve().parent.parent
 

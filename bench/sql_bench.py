@@ -21,6 +21,7 @@ import uuid
 from typing import Any
 
 import sqlalchemy as sa
+from common import report
 
 from erphub.connectors.base import SystemContext
 from erphub.connectors.memory import MemoryConnector, MemorySettings, memory_system
@@ -29,8 +30,6 @@ from erphub.engine import Pipeline, run_pipeline
 from erphub.mappings.compiler import compile_text
 from erphub.monitoring.logging import configure_logging
 from erphub.store import Store
-
-from common import report  # noqa: I001 (bench/ is not a package: run as a script)
 
 ADMIN_URL = os.environ.get("ERPHUB_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 

@@ -30,8 +30,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import (  # noqa: I001 (bench/ is not a package: run as a script)
-    erphub_run, moved, quota_records_per_s, report, sandboxes, write_config,
+from common import (
+    erphub_run,
+    moved,
+    quota_records_per_s,
+    report,
+    sandboxes,
+    write_config,
 )
 from hand_loop import sync as hand_sync
 
