@@ -21,16 +21,19 @@ from erphub import sandbox as sandboxes
 from erphub.sandbox.fakedata import Fake
 
 GROUPS = ("KA", "SMB", "SMB", "GOV")
-DISTINCT = 5000  # generated companies, reused with distinct codes and names beyond that
+DISTINCT = 2000  # generated companies, reused with distinct codes and names beyond that
 
 
 def customer_rows(n: int) -> list[dict[str, Any]]:
-    fake = Fake(2026)
-    companies = [(fake.company(), fake.staff_code(), fake.rng.choice(GROUPS)) for _ in range(min(n, DISTINCT))]
+    companies = []
+    for j in range(min(n, DISTINCT)):
+        if j % 500 == 0:  # one generator has a few thousand distinct company names: start a new one
+            fake = Fake(2026 + j)
+        companies.append((fake.company(), fake.staff_code(), fake.rng.choice(GROUPS)))
     rows = []
     for i in range(1, n + 1):
         company, staff, group = companies[(i - 1) % len(companies)]
-        suffix = "" if i <= len(companies) else f"{i}"
+        suffix = "" if i <= 500 else f"{i}"  # names stay distinct past one generator's first 500
         rows.append({
             "customer_code": f"CUS-{i:07d}", "customer_name": f"{company.name}{suffix}",
             "short_name": company.short_name, "credit_code": company.credit_code, "phone": company.phone,
