@@ -42,8 +42,8 @@ from erphub.engine.judge import differing_in_target, judges_by_target
 from erphub.engine.keys import find_key_conflicts
 from erphub.engine.lease import Lease
 from erphub.engine.pipeline import Pipeline
-from erphub.engine.window import BatchWindow
 from erphub.engine.twoway_batch import TwoWayBatch, agreed_after_write, paired_targets
+from erphub.engine.window import BatchWindow
 from erphub.engine.writeback import write_back
 from erphub.mappings.plan import Mapped, Rejected, Skipped
 from erphub.monitoring import metrics

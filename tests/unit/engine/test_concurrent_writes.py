@@ -35,7 +35,7 @@ class SlowTarget(MemoryConnector):
         with self.lock:
             self.calls += 1
             call = self.calls
-            delay = self.rng.uniform(0.0, 0.03)
+            delay = 0.08 if call % 4 == 1 else self.rng.uniform(0.0, 0.02)  # some batches finish last
             self.in_flight += 1
             self.most_in_flight = max(self.most_in_flight, self.in_flight)
         try:
