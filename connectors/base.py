@@ -100,7 +100,11 @@ class Connector(Protocol):
         ...
 
     def write(self, entity: str, batch: Sequence[WriteRequest]) -> list[WriteResult]:
-        """Deliver a batch; one result per request, in order. Raises only when the whole call failed."""
+        """Deliver a batch; one result per request, in order. Raises only when the whole call failed.
+
+        A request with `key_looked_up` and no `target_id` was looked up by the engine in this batch
+        and not found: the connector must not look it up again before creating it.
+        """
         ...
 
     def lookup(self, entity: str, keys: Sequence[str]) -> dict[str, str]:

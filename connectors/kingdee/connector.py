@@ -250,8 +250,10 @@ class KingdeeConnector(ConnectorBase):
             return []
         keys = [self.request_key(request, shape.number_key) for request in batch]
         targets: list[str | None] = [request.target_id or None for request in batch]
-        # A create retried after a lost answer or a crash must not duplicate: find keys that exist.
-        unresolved = [k for k, t in zip(keys, targets, strict=True) if t is None and k]
+        # A create retried after a lost answer or a crash must not duplicate: find keys that exist,
+        # unless the engine looked them up for this very batch (`WriteRequest.key_looked_up`).
+        unresolved = [k for k, t, r in zip(keys, targets, batch, strict=True)
+                      if t is None and k and not r.key_looked_up]
         if unresolved:
             found = self._lookup_folded(shape, unresolved)
             targets = [

@@ -399,7 +399,7 @@ class YonyouConnector(ConnectorBase):
     def _write_customer(self, request: WriteRequest) -> WriteResult:
         code = self._key(request)
         data = {**request.data, "code": request.data.get("code") or code}
-        target = request.target_id or self._find_id("customer", code)
+        target = request.target_id or (None if request.key_looked_up else self._find_id("customer", code))
         action = WriteAction.UPDATED if target else WriteAction.CREATED
         try:
             saved = self._call(
@@ -423,7 +423,7 @@ class YonyouConnector(ConnectorBase):
     def _write_order(self, request: WriteRequest) -> WriteResult:
         code = self._key(request)
         data = {**request.data, "code": request.data.get("code") or code}
-        target = request.target_id or self._find_id("sales_order", code)
+        target = request.target_id or (None if request.key_looked_up else self._find_id("sales_order", code))
         lines: list[tuple[str, str | None]] = []  # (line id, product code) of the stored order
         if target:
             detail = self._call("GET", ORDER_DETAIL, params={"id": target}) or {}
@@ -446,7 +446,7 @@ class YonyouConnector(ConnectorBase):
     def _write_receipt(self, request: WriteRequest) -> WriteResult:
         code = self._key(request)
         data = {**request.data, "code": request.data.get("code") or code}
-        target = request.target_id or self._find_id("receipt", code)
+        target = request.target_id or (None if request.key_looked_up else self._find_id("receipt", code))
         payload = receipt_payload(
             data, "Update" if target else "Insert", resubmit_check_key(request.idempotency_key), target
         )

@@ -90,6 +90,11 @@ class WriteRequest:
     an external id): the connector uses it to find a record it may already have created, which
     is what makes a retried or crashed write never duplicate. `target_id` is set when a link
     already knows the record's id in the target.
+
+    `key_looked_up` says the caller looked the key up in the target just before this write (the
+    engine's one lookup per batch): a request with no `target_id` is then known to be absent, and
+    the connector need not look it up again before the create. Its own checks after a refused
+    create ("number already exists") still apply.
     """
 
     source_id: str
@@ -98,6 +103,7 @@ class WriteRequest:
     data: JsonDict
     idempotency_key: str
     owned_fields: frozenset[str] | None = None
+    key_looked_up: bool = False
 
 
 @dataclass(frozen=True, slots=True)

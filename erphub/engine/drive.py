@@ -12,7 +12,9 @@ from datetime import UTC, datetime
 from erphub.core.errors import PipelineBusy, RunFailed
 from erphub.core.records import Cursor, Page, Record
 from erphub.engine.pipeline import Pipeline
+from erphub.engine.prefetch import prefetched
 from erphub.engine.run import PipelineRun
+from erphub.engine.window import BatchWindow
 from erphub.store import RunInfo, Store
 
 
@@ -59,8 +61,15 @@ def run_pipeline(pipeline: Pipeline, store: Store, *, trigger: str = "manual", s
                       since=Cursor(since) if since else None, until=Cursor(until, "\uffff") if until else None)
 
     def work() -> None:
-        for page in run.pages():
-            page_step(run, page)
+        if page_step is not _process:
+            for page in run.pages():
+                page_step(run, page)
+            return
+        # The plain engine: the next page is read while this one is mapped and written, batches are
+        # written concurrently and committed in order (engine.window, engine.prefetch).
+        with BatchWindow(run) as window, prefetched(run.pages()) as pages:
+            for page in pages:
+                run.submit_page(page, window)
 
     return drive_run(run, work, on_start)
 
@@ -75,8 +84,9 @@ def deliver_records(pipeline: Pipeline, store: Store, records: Sequence[Record],
     run = PipelineRun(pipeline, store, trigger=trigger, rewrite=rewrite)
 
     def work() -> None:
-        for start in range(0, len(records), pipeline.batch_size):
-            run.process_batch(records[start:start + pipeline.batch_size], None)
+        with BatchWindow(run) as window:
+            for start in range(0, len(records), pipeline.batch_size):
+                window.submit(run.prepare(records[start:start + pipeline.batch_size], None))
 
     return drive_run(run, work)
 

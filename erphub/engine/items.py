@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from erphub.core.records import Record
 from erphub.mappings.plan import Mapped
-from erphub.store import Link
+from erphub.store import BatchCommit, Link
 
 
 @dataclass
@@ -17,3 +17,14 @@ class Classified:
     mapped: Mapped
     digest: str
     link: Link | None
+
+
+@dataclass
+class BatchWork:
+    """One batch between its mapping and its commit: what goes into the store, and what the source learns."""
+
+    commit: BatchCommit
+    mapped: list[tuple[Record, Mapped]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # filtered out by the mapping (a handshake acknowledges them)
+    touched: frozenset[str] = frozenset()  # its source ids and match keys: batches sharing one never overlap
+    renewed: bool = False  # the lease was renewed for this batch already (before its write)

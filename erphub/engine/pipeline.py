@@ -34,6 +34,8 @@ class Pipeline:
     plan: PlanLike
     batch_size: int = 100
     page_size: int = 100
+    # Batches written at once (engine.window): the target system's `rate_limit.max_concurrency`.
+    write_concurrency: int = 1
     redact: Callable[[str], str] = str
     two_way: TwoWaySpec | None = None
     write_back: tuple[str, str] | None = None  # (source field, "key" | "target_id")

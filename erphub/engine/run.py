@@ -13,6 +13,7 @@ The other rooms of a batch have their own modules: `twoway` (echoes and conflict
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -36,12 +37,13 @@ from erphub.core.records import (
     owned_part,
     payload_hash,
 )
-from erphub.engine.items import Classified
+from erphub.engine.items import BatchWork, Classified
 from erphub.engine.judge import differing_in_target, judges_by_target
 from erphub.engine.keys import find_key_conflicts
 from erphub.engine.lease import Lease
 from erphub.engine.pipeline import Pipeline
 from erphub.engine.twoway_batch import TwoWayBatch, agreed_after_write, paired_targets
+from erphub.engine.window import BatchWindow
 from erphub.engine.writeback import write_back
 from erphub.mappings.plan import Mapped, Rejected, Skipped
 from erphub.monitoring import metrics
@@ -72,7 +74,8 @@ class PipelineRun:
     run_id: str = ""
     started: float = 0.0
     _lease: Lease = field(init=False, repr=False)
-    _skipped: list[str] = field(default_factory=list, repr=False)  # the current batch's filtered-out records
+    _open_letters: set[str] | None = field(default=None, repr=False)  # source ids with an open dead letter
+    _counts_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
         p = self.pipeline
@@ -84,6 +87,7 @@ class PipelineRun:
         self._lease.take()
         start_from = self.start_cursor()
         self.run_id = self.store.start_run(self.pipeline.name, self.trigger, start_from)
+        self._open_letters = self.store.open_dead_letter_sources(self.pipeline.name)
         structlog.contextvars.bind_contextvars(pipeline=self.pipeline.name, run_id=self.run_id)
         read_from = self.read_from()
         log.info("run started", trigger=self.trigger, system=self.pipeline.source_system,
@@ -131,35 +135,52 @@ class PipelineRun:
 
     # -- work --------------------------------------------------------------------------------
     def process_page(self, page: Page) -> dict[str, int]:
-        """Map, classify, write and commit one page, in batches of `batch_size`."""
+        """Map, classify, write and commit one page, in batches of `batch_size` (all committed on return)."""
+        with BatchWindow(self) as window:
+            self.submit_page(page, window)
+        return dict(self.counts)
+
+    def submit_page(self, page: Page, window: BatchWindow) -> None:
+        """Hand one page's batches to *window*; the last one carries the page's checkpoint."""
         records = list(page.records)
         size = self.pipeline.batch_size
         if not records and page.checkpoint is not None:
-            self._commit(BatchCommit(self.pipeline.name, self.run_id, cursor=page.checkpoint))
+            window.submit(self.prepare([], page.checkpoint))
         for start in range(0, len(records), size):
             is_last = start + size >= len(records)
-            self.process_batch(records[start:start + size], page.checkpoint if is_last else None)
+            window.submit(self.prepare(records[start:start + size], page.checkpoint if is_last else None))
         if self.on_progress is not None:
             self.on_progress(dict(self.counts))
-        return dict(self.counts)
 
     def process_batch(self, records: Sequence[Record], checkpoint: Cursor | None) -> None:
+        self.commit(self.work(self.prepare(records, checkpoint)))
+
+    def prepare(self, records: Sequence[Record], checkpoint: Cursor | None) -> BatchWork:
+        """Map one batch (no I/O): what `BatchWindow` needs to tell which batches touch the same keys."""
         p = self.pipeline
-        self._skipped = []
         resolution = "replayed" if self.trigger == "replay" else "delivered"
-        batch = BatchCommit(p.name, self.run_id, cursor=checkpoint, resolution=resolution)
+        work = BatchWork(BatchCommit(p.name, self.run_id, cursor=checkpoint, resolution=resolution))
         self._count(Outcome.READ, len(records))
-        mapped = self._map(records, batch)
-        to_write = self._classify(mapped, batch)
+        work.mapped = self._map(records, work)
+        keys = {f"key:{p.target.key_identity(p.target_entity, m.key)}" for _, m in work.mapped if m.key is not None}
+        work.touched = frozenset({f"id:{record.id}" for record in records} | keys)
+        return work
+
+    def work(self, work: BatchWork) -> BatchWork:
+        """Classify, look up, write (and write back) one mapped batch: the I/O, safe to run in a thread."""
+        p = self.pipeline
+        batch = work.commit
+        to_write = self._classify(work.mapped, batch)
         if to_write:
-            self._deliver(to_write, batch)
+            self._deliver(to_write, work)
         if p.write_back is not None:
-            refused = write_back(p, self.store, mapped, batch)
+            refused = write_back(p, self.store, work.mapped, batch)
             if refused:
                 self._count(Outcome.DEAD_LETTERED, refused)
-        self._commit(batch)
+        return work
 
-    def _map(self, records: Sequence[Record], batch: BatchCommit) -> list[tuple[Record, Mapped]]:
+    def _map(self, records: Sequence[Record], work: BatchWork) -> list[tuple[Record, Mapped]]:
+        batch = work.commit
         mapped: dict[str, tuple[Record, Mapped]] = {}
         for record in records:
             try:
@@ -171,7 +192,7 @@ class PipelineRun:
                 mapped.pop(record.id, None)  # a newer copy of a record read twice in one batch decides
             if isinstance(result, Skipped):
                 self._count(Outcome.SKIPPED)
-                self._skipped.append(record.id)
+                work.skipped.append(record.id)
             elif isinstance(result, Rejected):
                 batch.dead_letters.append(NewDeadLetter(
                     source_id=record.id, source_payload=record.data, mapped_payload=None, stage=Stage.MAP,
@@ -214,8 +235,8 @@ class PipelineRun:
         batch.resolved_source_ids.extend(item.record.id for item in same)
         return [item for item in items if item.record.id in differing]
 
-    def _deliver(self, items: Sequence[Classified], batch: BatchCommit) -> None:
-        p = self.pipeline
+    def _deliver(self, items: Sequence[Classified], work: BatchWork) -> None:
+        p, batch = self.pipeline, work.commit
         found = self._match_existing(items)
         items = self._refuse_key_conflicts(items, found, batch)
         targets = {item.record.id: self._known_target(item, found) for item in items}
@@ -244,15 +265,17 @@ class PipelineRun:
             requests.append(WriteRequest(
                 source_id=item.record.id, key=item.mapped.key, target_id=target_id, data=data,
                 idempotency_key=f"{p.name}:{item.record.id}:{item.digest[:16]}",
-                owned_fields=p.plan.owned_fields))
+                owned_fields=p.plan.owned_fields, key_looked_up=item.mapped.key is not None))
         if two_way is not None and two_way.pushes:
             self._lease.keep()
+            work.renewed = True
             self._count(Outcome.DEAD_LETTERED, two_way.push_winners(batch))  # the target's winners, back
         if not requests:
             return
         # Recorded before the write so a crash after the target accepted it is recovered by key lookup.
         self.store.mark_pending(p.name, p.endpoints, pending)
         self._lease.keep()  # never write without holding the pipeline
+        work.renewed = True
         results = p.target.write(p.target_entity, requests)
         if len(results) != len(requests):
             raise ProtocolError(f"write returned {len(results)} results for {len(requests)} records",
@@ -324,12 +347,20 @@ class PipelineRun:
             source_updated_at=item.record.updated_at))
         self._count(Outcome.DEAD_LETTERED)
 
-    def _commit(self, batch: BatchCommit) -> None:
+    def commit(self, work: BatchWork) -> None:
+        """One transaction for the batch; the lease is renewed once per batch, before its write."""
+        batch = work.commit
+        if self._open_letters is not None:  # known since `begin`: no dead-letter query for a clean batch
+            batch.open_letters = frozenset(self._open_letters.intersection(batch.resolved_source_ids))
         self.store.commit_batch(batch, self.pipeline.endpoints)
-        self._acknowledge(batch)
-        self._lease.keep()
+        if self._open_letters is not None and batch.open_letters is not None:
+            failed = {letter.source_id for letter in batch.dead_letters}
+            self._open_letters = (self._open_letters - batch.open_letters) | failed
+        self._acknowledge(work.commit, work.skipped)
+        if not work.renewed:
+            self._lease.keep()
 
-    def _acknowledge(self, batch: BatchCommit) -> None:
+    def _acknowledge(self, batch: BatchCommit, skipped: Sequence[str]) -> None:
         """Handshake-style staging tables learn, after our commit, which rows were taken and which failed."""
         source, entity = self.pipeline.source, self.pipeline.source_entity
         if not isinstance(source, SupportsAcknowledge) or not source.acknowledges(entity):
@@ -337,12 +368,13 @@ class PipelineRun:
         failed = [letter.source_id for letter in batch.dead_letters]
         # A row the mapping's filter leaves out is handled too: left `new`, a handshake table (read
         # by status, not cursor) would offer it again on every run.
-        done = sorted((set(batch.resolved_source_ids) | set(self._skipped)) - set(failed))
+        done = sorted((set(batch.resolved_source_ids) | set(skipped)) - set(failed))
         if done:
             source.acknowledge(entity, done, ok=True)
         if failed:
             source.acknowledge(entity, failed, ok=False, error="dead-lettered: see erphub dlq")
 
     def _count(self, outcome: Outcome, n: int = 1) -> None:
-        self.counts[outcome] += n
+        with self._counts_lock:  # batches of one run are written in threads
+            self.counts[outcome] += n
         metrics.count_records(self.pipeline.name, outcome, n)

@@ -11,13 +11,14 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from erphub.core.errors import StoreError
 from erphub.core.records import Cursor, utcnow
 from erphub.store import leases
+from erphub.store.bulk import upsert
 from erphub.store.db import as_utc, make_engine, migrate, to_utc
 from erphub.store.models import AgreedValue, BatchCommit, Conflict, DeadLetter, Link, LinkUpdate, NewDeadLetter, RunInfo
 from erphub.store.tables import (
@@ -181,28 +182,24 @@ class Store:
 
     def mark_pending(self, pipeline: str, endpoints: tuple[str, str, str, str],
                      pending: Sequence[tuple[str, str | None]]) -> None:
-        """Record, before a create is sent, that these source ids may soon exist in the target."""
+        """Record, before a create is sent, that these source ids may soon exist in the target.
+
+        One statement for the batch; a link that already knows its target id is left alone.
+        """
         if not pending:
             return
-        with self.session() as session, session.begin():
-            existing = {
-                row.source_id: row
-                for chunk in _chunks([source_id for source_id, _ in pending])
-                for row in session.scalars(
-                    select(LinkRow).where(LinkRow.pipeline == pipeline, LinkRow.source_id.in_(chunk)))
-            }
-            now = utcnow()
-            for source_id, key in pending:
-                row = existing.get(source_id)
-                if row is None:
-                    session.add(LinkRow(
-                        pipeline=pipeline, source_system=endpoints[0], source_entity=endpoints[1],
-                        source_id=source_id, target_system=endpoints[2], target_entity=endpoints[3],
-                        target_id=None, match_key=key, payload_hash=None, state="pending", updated_at=now))
-                elif row.target_id is None:
-                    row.state = "pending"
-                    row.match_key = key
-                    row.updated_at = now
+        now = utcnow()
+        rows = [{"pipeline": pipeline, "source_system": endpoints[0], "source_entity": endpoints[1],
+                 "source_id": source_id, "target_system": endpoints[2], "target_entity": endpoints[3],
+                 "target_id": None, "match_key": key, "payload_hash": None, "state": "pending", "updated_at": now}
+                for source_id, key in pending]
+        links = LinkRow.__table__
+        try:
+            with self.session() as session, session.begin():
+                upsert(session, links, rows, conflict=("pipeline", "source_id"),  # type: ignore[arg-type]
+                       update=("state", "match_key", "updated_at"), only_if=links.c.target_id.is_(None))
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot mark pending writes: {exc.__class__.__name__}") from exc
 
     # -- batches ---------------------------------------------------------------------------
     def commit_batch(self, batch: BatchCommit, endpoints: tuple[str, str, str, str]) -> None:
@@ -215,7 +212,8 @@ class Store:
                 # A record dead-lettered in this very batch (a refused write-back, a newer copy refused)
                 # stays open even if another step of the batch delivered it.
                 failed_now = {letter.source_id for letter in batch.dead_letters}
-                resolved = [source_id for source_id in batch.resolved_source_ids if source_id not in failed_now]
+                resolved = [source_id for source_id in batch.resolved_source_ids if source_id not in failed_now
+                            and (batch.open_letters is None or source_id in batch.open_letters)]
                 self._resolve_dead_letters(session, batch.pipeline, resolved, now, batch.resolution)
                 for conflict in batch.conflicts:
                     session.add(ConflictRow(
@@ -267,29 +265,15 @@ class Store:
     @staticmethod
     def _write_links(session: Session, pipeline: str, endpoints: tuple[str, str, str, str],
                      links: Sequence[LinkUpdate], now: datetime) -> None:
-        if not links:
-            return
-        existing = {
-            row.source_id: row
-            for chunk in _chunks([link.source_id for link in links])
-            for row in session.scalars(select(LinkRow).where(LinkRow.pipeline == pipeline,
-                                                             LinkRow.source_id.in_(chunk)))
-        }
-        for link in links:
-            row = existing.get(link.source_id)
-            if row is None:
-                row = LinkRow(pipeline=pipeline, source_system=endpoints[0], source_entity=endpoints[1],
-                              source_id=link.source_id, target_system=endpoints[2], target_entity=endpoints[3])
-                session.add(row)
-                existing[link.source_id] = row
-            row.target_id = link.target_id
-            row.match_key = link.match_key
-            row.payload_hash = link.payload_hash
-            row.written_payload = link.written_payload
-            row.state = link.state
-            row.updated_at = now
-            if link.source_updated_at is not None:
-                row.source_updated_at = to_utc(link.source_updated_at)
+        rows = [{"pipeline": pipeline, "source_system": endpoints[0], "source_entity": endpoints[1],
+                 "source_id": link.source_id, "target_system": endpoints[2], "target_entity": endpoints[3],
+                 "target_id": link.target_id, "match_key": link.match_key, "payload_hash": link.payload_hash,
+                 "written_payload": link.written_payload, "state": link.state, "updated_at": now,
+                 "source_updated_at": to_utc(link.source_updated_at) if link.source_updated_at else None}
+                for link in links]
+        upsert(session, LinkRow.__table__, rows, conflict=("pipeline", "source_id"),  # type: ignore[arg-type]
+               update=("target_id", "match_key", "payload_hash", "written_payload", "state", "updated_at",
+                       "source_updated_at"), keep_when_null=("source_updated_at",))
 
     @staticmethod
     def _write_dead_letters(session: Session, pipeline: str, run_id: str,
@@ -325,14 +309,14 @@ class Store:
     @staticmethod
     def _resolve_dead_letters(session: Session, pipeline: str, source_ids: Sequence[str], now: datetime,
                               resolution: str) -> None:
+        status = "replayed" if resolution == "replayed" else "resolved"
         for chunk in _chunks(list(source_ids)):
-            for row in session.scalars(select(DeadLetterRow).where(
-                    DeadLetterRow.pipeline == pipeline, DeadLetterRow.status == "open",
-                    DeadLetterRow.source_id.in_(chunk))):
-                row.status = "replayed" if resolution == "replayed" else "resolved"
-                row.resolution = resolution
-                row.resolved_at = now
-                row.updated_at = now
+            session.execute(
+                update(DeadLetterRow)
+                .where(DeadLetterRow.pipeline == pipeline, DeadLetterRow.status == "open",
+                       DeadLetterRow.source_id.in_(chunk))
+                .values(status=status, resolution=resolution, resolved_at=now, updated_at=now)
+                .execution_options(synchronize_session=False))
 
     def reverse_link_targets(self, reverse_pipeline: str, target_ids: Sequence[str]) -> dict[str, Link]:
         """The reverse pipeline's links whose target is one of these ids (two-way pairs), by target id."""
@@ -433,6 +417,12 @@ class Store:
     def mark_replayed(self, pipeline: str, source_ids: Sequence[str]) -> None:
         with self.session() as session, session.begin():
             self._resolve_dead_letters(session, pipeline, source_ids, utcnow(), "replayed")
+
+    def open_dead_letter_sources(self, pipeline: str) -> set[str]:
+        """Source ids of the pipeline's open dead letters (a run reads them once, at its start)."""
+        with self.session() as session:
+            return set(session.scalars(select(DeadLetterRow.source_id).where(
+                DeadLetterRow.pipeline == pipeline, DeadLetterRow.status == "open")))
 
     def open_dead_letters_by_pipeline(self) -> dict[str, int]:
         with self.session() as session:

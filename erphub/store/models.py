@@ -144,6 +144,9 @@ class BatchCommit:
     resolution: str = "delivered"  # or "replayed" when a person asked for the redelivery
     conflicts: list[Conflict] = field(default_factory=list)
     agreed: list[AgreedValue] = field(default_factory=list)
+    # When set, only these source ids can have an open dead letter (the run knows them, holding the
+    # pipeline's lease): the store resolves only those, and sends no query at all when none is resolved.
+    open_letters: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
