@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Install Debian's prometheus + prometheus-alertmanager (for promtool, amtool and the live alert test)
-# only when promtool is missing. Idempotent and quiet; never lets apt start the daemons.
+# Install Debian's prometheus + prometheus-alertmanager + prometheus-pushgateway (promtool, amtool, the live
+# alert test and the live Pushgateway test) only when one of them is missing. Idempotent and quiet; never lets apt start the daemons.
 set -euo pipefail
 
 if command -v promtool >/dev/null 2>&1 && command -v amtool >/dev/null 2>&1 \
-   && command -v prometheus >/dev/null 2>&1; then
+   && command -v prometheus >/dev/null 2>&1 && command -v prometheus-pushgateway >/dev/null 2>&1; then
   exit 0
 fi
 
@@ -15,7 +15,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # postinst runs `invoke-rc.d ... start`; a policy-rc.d that exits 101 denies it, so no daemon
-# comes up on 0.0.0.0:9090/9093 with the default config.
+# comes up on 0.0.0.0:9090/9091/9093 with the default config.
 POLICY=/usr/sbin/policy-rc.d
 CREATED_POLICY=0
 if [ ! -x "$POLICY" ]; then
@@ -30,9 +30,10 @@ trap cleanup EXIT
 LOG=$(mktemp /tmp/install_prometheus.XXXXXX)
 if ! { $SUDO apt-get update -qq \
        && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-            prometheus prometheus-alertmanager; } >"$LOG" 2>&1; then
+            prometheus prometheus-alertmanager prometheus-pushgateway; } >"$LOG" 2>&1; then
   cat "$LOG" >&2; rm -f "$LOG"; exit 1
 fi
 rm -f "$LOG"
 
 command -v promtool >/dev/null 2>&1 || { echo "install_prometheus: promtool still missing" >&2; exit 1; }
+command -v prometheus-pushgateway >/dev/null 2>&1 || { echo "install_prometheus: prometheus-pushgateway still missing" >&2; exit 1; }

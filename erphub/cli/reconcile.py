@@ -34,9 +34,10 @@ def reconcile(
 
     with user_errors(), open_hub(config) as hub:
         setup_logging(loaded=hub.config)
+        # As `erphub run`: the drift gauge and the repair's counters go to the shared metrics folder, so
+        # `erphub serve`'s /metrics (and a Pushgateway push) has them after this process has ended.
+        count_metrics_in_state_dir(hub.config)
         pushing = bool(hub.config.hub.metrics.pushgateway_url)
-        if pushing:  # as `erphub run`: the push carries every process's counters of the metrics folder
-            count_metrics_in_state_dir(hub.config)
         hub.config.pipeline(pipeline)  # an unknown name is bad input: exit 2 naming the config
         built = hub.pipeline(pipeline)
         if not isinstance(built.target, SupportsFetch):

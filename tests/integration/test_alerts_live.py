@@ -11,6 +11,8 @@ evaluation every second, rules = monitoring/alerts.yml with `for: 0s`), and the 
 - ErphubDeadLettersUnattended: those dead letters' creation time moved back two days in the store;
 - ErphubWebhookRejected: eight deliveries with a bad HMAC signature to serve's webhook listener;
 - ErphubSyncStale: a scheduled pipeline that never ran, first seen in the config three years ago;
+- ErphubDrift: a one-shot `erphub reconcile` finding a record deleted from the mirror table behind
+  erphub's back (its gauge reaches serve's /metrics through the metrics folder);
 - ErphubDown: `erphub serve` killed (SIGKILL).
 
 A healthy scheduled pipeline (CRM customers into a staging table) runs in the same serve and stays out
@@ -74,6 +76,11 @@ systems:
     settings:
       url: "sqlite:///{tmp}/staging.db"
       entities: {{customer: {{table: stg_customer, key_column: code}}}}
+  mirror:
+    connector: sql
+    settings:
+      url: "sqlite:///{tmp}/staging.db"
+      entities: {{customer: {{table: stg_mirror, key_column: code}}}}
 pipelines:
   auth_customers:
     source: {{system: crm, entity: customer}}
@@ -94,6 +101,10 @@ pipelines:
     source: {{system: crm, entity: customer}}
     target: {{system: staging, entity: customer}}
     mapping: {tmp}/rejecting_customer.yaml
+  drifting_customers:
+    source: {{system: crm, entity: customer}}
+    target: {{system: mirror, entity: customer}}
+    mapping: {tmp}/staging_customer.yaml
   never_customers:
     source: {{system: crm, entity: customer}}
     target: {{system: staging, entity: customer}}
@@ -110,6 +121,13 @@ fields:
 """
 REJECTING_MAPPING = STAGING_MAPPING.replace("{from: customer_name}",
                                             "{from: customer_name, validate: {length: {max: 1}}}")
+
+
+def create_staging_tables(conn: sa.Connection) -> None:
+    """The staging table of the healthy pipeline, and the mirror table the drifting pipeline writes."""
+    for table in ("stg_customer", "stg_mirror"):
+        conn.exec_driver_sql(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY AUTOINCREMENT, code TEXT UNIQUE, "
+                             "name TEXT, updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP)")
 
 
 def _poll(check: Any, what: str, timeout_s: float = 60, proc: subprocess.Popen[bytes] | None = None) -> Any:
@@ -161,8 +179,7 @@ def hub(tmp_path: Path) -> Iterator[Hub]:
 
     staging = sa.create_engine(f"sqlite:///{tmp_path}/staging.db")
     with staging.begin() as conn:
-        conn.exec_driver_sql("CREATE TABLE stg_customer (id INTEGER PRIMARY KEY AUTOINCREMENT, code TEXT UNIQUE, "
-                             "name TEXT, updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP)")
+        create_staging_tables(conn)
     staging.dispose()
     (tmp_path / "staging_customer.yaml").write_text(STAGING_MAPPING, encoding="utf-8")
     (tmp_path / "rejecting_customer.yaml").write_text(REJECTING_MAPPING, encoding="utf-8")
@@ -281,6 +298,17 @@ def test_every_alert_fires_for_its_failure_and_stays_quiet_for_a_healthy_pipelin
             assert rejected.returncode == 0, rejected.stderr[-2000:]
             assert json.loads(rejected.stdout)[0]["counts"]["dead_lettered"] > 0
             assert {_bad_signature_delivery(hub.port, n) for n in range(8)} == {401}
+            # Drift: a one-shot run fills the mirror table, a row is deleted there behind erphub's back, and
+            # a one-shot reconcile finds it missing; its gauge reaches serve's /metrics via the metrics folder.
+            mirrored = hub.cli("run", "drifting_customers", "--engine", "plain", "--json")
+            assert mirrored.returncode == 0, mirrored.stderr[-2000:]
+            with sa.create_engine(f"sqlite:///{hub.tmp}/staging.db").begin() as conn:
+                deleted = conn.exec_driver_sql("DELETE FROM stg_mirror WHERE code = "
+                                               "(SELECT min(code) FROM stg_mirror)").rowcount
+            assert deleted == 1
+            drift = hub.cli("reconcile", "drifting_customers", "--json")
+            assert drift.returncode == 1, drift.stdout[-2000:] + drift.stderr[-2000:]
+            assert json.loads(drift.stdout)["missing"] == 1
             _poll(lambda: hub.runs("auth_customers") and hub.runs("healthy_customers"), "scheduled runs", 90, serve)
             assert hub.runs("auth_customers") == [("schedule", "failed")]
             assert hub.runs("healthy_customers") == [("schedule", "success")]
@@ -291,6 +319,7 @@ def test_every_alert_fires_for_its_failure_and_stays_quiet_for_a_healthy_pipelin
                 "ErphubThrottled": ("system", "crm_slow"),
                 "ErphubDeadLettersGrowing": ("pipeline", "rejected_customers"),
                 "ErphubWebhookRejected": ("source", "shop"),
+                "ErphubDrift": ("pipeline", "drifting_customers"),
             }
             for alert, (key, value) in want.items():
                 prom.wait_for(lambda a=alert, k=key, v=value: v in _labels(prom.firing(a), k), alert)
@@ -321,6 +350,12 @@ def test_every_alert_fires_for_its_failure_and_stays_quiet_for_a_healthy_pipelin
             assert float(samples['erphub_runs_total{pipeline="auth_customers",status="failed"}']) == 1
             [auth] = prom.query('erphub_auth_failures_total{system="erp"}')
             assert float(auth["value"][1]) >= 1
+            # The one-shot reconcile's drift gauge, from the metrics folder (the process has ended).
+            assert float(samples['erphub_drift_records{kind="missing",pipeline="drifting_customers"}']) == 1
+            # The Prefect UI is off by default: serve's Prefect server answers the API, not the UI.
+            prefect_root = health["prefect_api"].removesuffix("/api")
+            assert httpx.get(f"{health['prefect_api']}/health", timeout=5).status_code == 200
+            assert httpx.get(prefect_root + "/", timeout=5, follow_redirects=True).status_code == 404
 
             # The flow run carries erphub's run id (name and tags); erphub logs RUN_ID finds erphub's and
             # Prefect's lines of that scheduled run; every line in the file is one JSON object.

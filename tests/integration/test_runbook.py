@@ -7,7 +7,8 @@ The hub: Jiandaoyun and Kingdee sandboxes on loopback, a staging SQLite table, `
 --no-schedules` (webhooks and /metrics on their own ports) and a log file. Its failures, all at once:
 a wrong Kingdee password (auth_customers), a mapping that rejects every record (rejected_customers),
 a CRM answering 429 to every read (throttled_customers), eight webhook deliveries with a bad
-signature, a scheduled pipeline that never ran, and a staging table emptied after a healthy run.
+signature, a scheduled pipeline that never ran, and a staging table emptied after a healthy run (the
+drift ErphubDrift's commands find and repair; emptied once more for the restored-target section).
 Fix blocks run after the test applies the section's fix (the right password, the corrected mapping).
 """
 
@@ -30,7 +31,13 @@ import httpx
 import sqlalchemy as sa
 
 from erphub.sandbox.serve import SandboxServer
-from tests.integration.test_alerts_live import CONFIG, REJECTING_MAPPING, STAGING_MAPPING, _free_port
+from tests.integration.test_alerts_live import (
+    CONFIG,
+    REJECTING_MAPPING,
+    STAGING_MAPPING,
+    _free_port,
+    create_staging_tables,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 RUNBOOK = REPO / "monitoring" / "RUNBOOK.md"
@@ -128,8 +135,7 @@ def test_every_runbook_command_works_against_a_live_demo_in_its_failure(tmp_path
     sections = parse_runbook(RUNBOOK.read_text(encoding="utf-8"))
     staging = sa.create_engine(f"sqlite:///{tmp_path}/staging.db")
     with staging.begin() as conn:
-        conn.exec_driver_sql("CREATE TABLE stg_customer (id INTEGER PRIMARY KEY AUTOINCREMENT, code TEXT UNIQUE, "
-                             "name TEXT, updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP)")
+        create_staging_tables(conn)
     (tmp_path / "staging_customer.yaml").write_text(STAGING_MAPPING, encoding="utf-8")
     (tmp_path / "rejecting_customer.yaml").write_text(REJECTING_MAPPING, encoding="utf-8")
     crm = sandboxes.create("jiandaoyun", api_key="live-jdy-key")
@@ -188,6 +194,10 @@ def _run_every_section(hub: DemoHub, sections: dict[str, Section], serve: subpro
     def fix_password() -> None:
         hub.env["LIVE_KD_PASSWORD"] = "Kd#Demo-2026"  # the sandbox's demo password
 
+    def empty_target() -> None:  # restored from a backup taken before the first run: the table is empty again
+        with staging.begin() as conn:
+            conn.exec_driver_sql("DELETE FROM stg_customer")
+
     def stop_serve() -> None:
         serve.send_signal(signal.SIGKILL)
         serve.wait(10)
@@ -197,7 +207,8 @@ def _run_every_section(hub: DemoHub, sections: dict[str, Section], serve: subpro
         ("Before you start", {"PIPELINE": "auth_customers", "RUN_ID": run_ids["auth_customers"]}, None, None),
         ("ErphubSyncFailing", {"PIPELINE": "auth_customers", "RUN_ID": run_ids["auth_customers"]}, None, None),
         ("ErphubSyncStale", {"PIPELINE": "never_customers"}, None, None),
-        ("A target was restored from backup or emptied", {"PIPELINE": "rejected_customers"}, None, None),
+        ("ErphubDrift", {"PIPELINE": "healthy_customers"}, None, None),
+        ("A target was restored from backup or emptied", {"PIPELINE": "healthy_customers"}, empty_target, None),
         ("ErphubDeadLettersUnattended", {"PIPELINE": "rejected_customers"}, None, None),
         ("ErphubDeadLettersGrowing", {"PIPELINE": "rejected_customers"}, None, fix_mapping),
         ("ErphubThrottled", {"SYSTEM": "crm_slow"}, None, None),

@@ -142,3 +142,38 @@ def processes_with_env(entry: str) -> list[int]:
         if entry.encode() in environ:
             found.append(int(proc_dir.name))
     return found
+
+
+@pytest.mark.prefect
+def test_serve_with_prefect_ui_on_serves_the_prefect_ui(tmp_path: Path) -> None:
+    """`serve: {prefect_ui: true}`: serve's Prefect server answers its UI at its root. Off (the default)
+    it answers 404 there: asserted by tests/integration/test_alerts_live.py, whose serve has it off."""
+    config = write_config(tmp_path, "0 0 1 1 *")  # never ticks during the test
+    config.write_text(config.read_text(encoding="utf-8") + "serve: {prefect_ui: true}\n", encoding="utf-8")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "erphub.cli", "serve", "--config", str(config), "--port", str(port)],
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=(tmp_path / "serve.stderr").open("wb"))
+    try:
+        deadline = time.monotonic() + 180  # the Prefect server's start (10-30 s here)
+        health: dict[str, str] = {}
+        while health.get("schedules") != "running":
+            assert proc.poll() is None and time.monotonic() < deadline, \
+                (tmp_path / "serve.stderr").read_text()[-3000:]
+            time.sleep(0.5)
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).json()
+            except httpx.HTTPError:
+                pass
+        ui = httpx.get(health["prefect_api"].removesuffix("/api") + "/", timeout=10, follow_redirects=True,
+                       headers={"Accept": "text/html"})
+        assert ui.status_code == 200, ui.text[:500]
+        assert "text/html" in ui.headers["content-type"] and "<title>Prefect" in ui.text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
