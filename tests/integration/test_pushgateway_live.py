@@ -38,12 +38,12 @@ systems:
   crm:
     connector: jiandaoyun
     settings: {{base_url: "{crm_url}"}}
-    secrets: {{api_key: "push-jdy-key"}}
+    secrets: {{api_key: "${{env:PUSH_JDY_KEY}}"}}
   erp:
     connector: kingdee
     settings: {{server_url: "{erp_url}/k3cloud/", acct_id: "66b2a4c1e9d30f", username: erphub, auth_mode: password,
                lcid: 2052, org_number: "100"}}
-    secrets: {{password: "not-the-password"}}
+    secrets: {{password: "${{env:PUSH_KD_PASSWORD}}"}}
     retry: {{max_attempts: 2, max_seconds: 2}}
   staging:
     connector: sql
@@ -105,6 +105,7 @@ def test_two_one_shot_runs_pushed_to_a_real_pushgateway_fire_an_increase_rule(
     staging.dispose()
     (tmp_path / "staging_customer.yaml").write_text(STAGING_MAPPING, encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ERPHUB_", "PROMETHEUS_", "PREFECT_API"))}
+    env.update({"PUSH_JDY_KEY": "push-jdy-key", "PUSH_KD_PASSWORD": "not-the-password"})
     crm = sandboxes.create("jiandaoyun", api_key="push-jdy-key")
     erp = sandboxes.create("kingdee")
     with SandboxServer(crm) as crm_server, SandboxServer(erp) as erp_server:
