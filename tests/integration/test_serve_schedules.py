@@ -7,6 +7,7 @@ stops everything (the Prefect child too) with exit code 0.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -162,10 +163,8 @@ def test_serve_with_prefect_ui_on_serves_the_prefect_ui(tmp_path: Path) -> None:
             assert proc.poll() is None and time.monotonic() < deadline, \
                 (tmp_path / "serve.stderr").read_text()[-3000:]
             time.sleep(0.5)
-            try:
+            with contextlib.suppress(httpx.HTTPError):
                 health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).json()
-            except httpx.HTTPError:
-                pass
         ui = httpx.get(health["prefect_api"].removesuffix("/api") + "/", timeout=10, follow_redirects=True,
                        headers={"Accept": "text/html"})
         assert ui.status_code == 200, ui.text[:500]
