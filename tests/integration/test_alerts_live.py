@@ -281,7 +281,7 @@ def test_every_alert_fires_for_its_failure_and_stays_quiet_for_a_healthy_pipelin
             body: dict[str, Any] = httpx.get(f"http://127.0.0.1:{hub.port}/healthz", timeout=2).json()
             return body if body["schedules"] == "running" else None
 
-        health = _poll(schedules_running, "schedules running", 120, serve)
+        health = _poll(schedules_running, "schedules running", 200, serve)  # serve gives the Prefect server 180 s
         # /metrics is on its own listener, not on the public webhook one.
         assert httpx.get(f"http://127.0.0.1:{hub.port}/metrics", timeout=2).status_code == 404
         prom_iter = _prometheus(hub.tmp, f"127.0.0.1:{hub.metrics_port}")
