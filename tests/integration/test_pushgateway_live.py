@@ -6,8 +6,10 @@ second with `honor_labels: true` (as monitoring/README.md says), the rules of mo
 with `for: 0s`. Two one-shot `erphub run`s (separate processes) of a pipeline whose ERP rejects the
 password, beside a healthy pipeline into a staging table. Each push replaces the hub's group
 (job `erphub`, instance `metrics.instance`) with the hub's cumulative counters: run 1 pushes N auth
-failures, run 2 pushes more than N, so `increase(erphub_auth_failures_total[30m])` rises and
-ErphubAuthFailing fires only after the second run (a "fresh 1" per process would never fire it).
+failures, run 2 pushes more than N (a "fresh 1" per process would push N again, and `increase()` across
+runs would stay 0), and `increase(erphub_auth_failures_total[30m])` fires ErphubAuthFailing for the ERP
+only. (Whether it already fires after run 1 depends on whether a scrape caught that run's earlier push
+of the primed 0: not asserted.)
 """
 
 from __future__ import annotations
@@ -127,12 +129,6 @@ def test_two_one_shot_runs_pushed_to_a_real_pushgateway_fire_an_increase_rule(
         one_shot_run()
         first = prom.wait_for(lambda: prom.query('erphub_auth_failures_total{system="erp"} > 0') and auth_failures(),
                               "run 1's push scraped")
-        # A few scrapes of the same pushed value: no increase yet, so no page from one run's push alone.
-        prom.wait_for(lambda: prom.query('count_over_time(erphub_auth_failures_total{system="erp"}[1m]) >= 3'),
-                      "three scrapes of run 1's push")
-        assert not prom.firing("ErphubAuthFailing")
-        assert prom.query('increase(erphub_auth_failures_total{system="erp"}[30m])')[0]["value"][1] == "0"
-
         one_shot_run()
         # Run 2's push carries run 1's failures too (the metrics folder): the counter rises, the rule fires.
         prom.wait_for(lambda: auth_failures() > first, "run 2's cumulative push scraped")
