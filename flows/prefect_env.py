@@ -34,7 +34,7 @@ def configure_prefect_env(state_dir: Path) -> None:
         os.environ.setdefault(name, value)
 
 
-def _death_signal_hook() -> Callable[[], object] | None:
+def death_signal_hook() -> Callable[[], object] | None:
     """A pre-exec hook asking Linux to SIGTERM the child when the thread that started it ends
     (PR_SET_PDEATHSIG = 1, prctl(2)), which a SIGKILL of the whole process includes. libc is loaded
     here, in the parent, so the child makes only one system call between fork and exec."""
@@ -76,7 +76,7 @@ class EmbeddedServer:
         from prefect.server.api.server import SubprocessASGIServer
         from prefect.settings import get_current_settings
 
-        hook = _death_signal_hook()
+        hook = death_signal_hook()
 
         class DiesWithParent(SubprocessASGIServer):
             def _run_uvicorn_command(self) -> subprocess.Popen[Any]:

@@ -28,6 +28,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.context import FlowRunContext, TaskRunContext
 from prefect.states import State
+from prefect.utilities.annotations import quote
 
 from erphub.config.loader import load_config
 from erphub.core.errors import TransientError
@@ -139,7 +140,10 @@ def sync_pipeline(pipeline: str, config_path: str = "config/demo.yaml", trigger:
 
     def in_chunks(run: PipelineRun, pages: Iterator[Page]) -> None:
         for chunk in chunks(pages):
-            chunk_task(run, chunk)
+            # quote(): Prefect would otherwise walk both arguments, the run's whole object graph (its
+            # connectors, store, ...) and every record, looking for futures: that walk was most of
+            # the 52 ms a page task cost.
+            chunk_task(quote(run), quote(chunk), return_state=False)
 
     with Hub(loaded) as hub:
         info = run_pipeline(hub.pipeline(pipeline), hub.store, trigger=trigger, since=since, until=until, full=full,
