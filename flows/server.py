@@ -11,9 +11,7 @@ imports Prefect. Flow runs load `erphub.flows.sync` by module path from the inst
 
 from __future__ import annotations
 
-import ctypes
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -27,19 +25,9 @@ import structlog
 from erphub.config.loader import LoadedConfig
 from erphub.core.errors import ServiceError
 from erphub.core.files import private_dir, private_file
+from erphub.flows.prefect_env import death_signal_hook
 
 log = structlog.get_logger("erphub.serve")
-
-
-def _death_signal_hook() -> Any:
-    """A pre-exec hook giving the child SIGTERM when the thread that started it ends, even when erphub
-    serve is killed (Linux PR_SET_PDEATHSIG). libc is loaded here, in the parent, so the child only
-    makes one system call between fork and exec."""
-    try:
-        prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
-    except OSError:
-        return None
-    return lambda: prctl(1, signal.SIGTERM)
 
 
 def _free_port() -> int:
@@ -70,7 +58,7 @@ class PrefectServerProcess:
                  *([] if self.ui else ["--no-ui"]), "--analytics-off"],
                 env={**os.environ, "PREFECT_UI_ENABLED": "true" if self.ui else "false"},
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                preexec_fn=_death_signal_hook())
+                preexec_fn=death_signal_hook())
         url = f"http://127.0.0.1:{port}/api"
         deadline = time.monotonic() + self.startup_timeout_s
         while not should_stop.is_set():

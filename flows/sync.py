@@ -1,14 +1,24 @@
-"""The `sync_pipeline` flow: one Prefect task per page of source records, never per record.
+"""The `sync_pipeline` flow: one Prefect task per chunk of pages (about `CHUNK_RECORDS` records),
+never per record; inside a chunk every page is still mapped, delivered and committed on its own.
+
+Why chunks and not a task per page: a task run costs about 50 ms of Prefect bookkeeping here
+(measured: 52 ms per page task, `--engine prefect` at 3x `--engine plain` over 20,000 records);
+a chunk of 5,000 records spends that once per several seconds of work. Nothing is kept as a Prefect
+result (`persist_result=False`): erphub's store holds the run's outcome, and Prefect's copy of a
+PipelineRun or a page would only cost serialisation and disk.
 
 Retries live in one layer per failure kind: tenacity retries single HTTP calls inside connectors;
-the page task retries only when the whole target stayed unreachable after those (TransientError),
-which is safe because links make re-processing a page idempotent. Anything else fails the run,
-with the cursor left at the last committed page.
+the chunk task retries only when the whole target stayed unreachable after those (TransientError),
+and a retry starts again at the page that failed, never at a page already committed (links would
+make that idempotent, but it would count the page twice). Anything else fails the run, with the
+cursor left at the last committed page. Pages are read by the flow, outside the tasks, so a
+source that fails mid-read is never "retried" into a silently shortened read.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +28,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.context import FlowRunContext, TaskRunContext
 from prefect.states import State
+from prefect.utilities.annotations import quote
 
 from erphub.config.loader import load_config
 from erphub.core.errors import TransientError
@@ -72,17 +83,51 @@ def _only_outages(task: Any, task_run: Any, state: State[Any]) -> bool:
     return False
 
 
-@task(name="sync-page", retries=2, retry_delay_seconds=[10, 60], retry_condition_fn=_only_outages,
-      cache_policy=NO_CACHE, log_prints=False)
-def sync_page(run: PipelineRun, page: Page) -> dict[str, int]:
-    """Map, deliver and commit one page of records."""
+# Records per task run: a few seconds of work at the engine's speed, so Prefect's ~50 ms per task
+# run stays near 1 % of the run, while the Prefect UI still shows progress as the chunks complete.
+CHUNK_RECORDS = 5000
+
+
+@dataclass
+class Chunk:
+    """Pages for one task run. `done` counts the pages committed, so a retry resumes after them."""
+
+    pages: list[Page]
+    done: int = 0
+    read_before: int = field(default=0, repr=False)  # the run's read count before the page at `done`
+
+    @property
+    def records(self) -> int:
+        return sum(len(page.records) for page in self.pages)
+
+
+@task(name="sync-pages", retries=2, retry_delay_seconds=[10, 60], retry_condition_fn=_only_outages,
+      cache_policy=NO_CACHE, persist_result=False, log_prints=False)
+def sync_pages(run: PipelineRun, chunk: Chunk) -> dict[str, int]:
+    """Map, deliver and commit the chunk's pages, page by page, from the first one not yet committed."""
     context = TaskRunContext.get()
     if context is not None and context.task_run.run_count > 1:
-        run.counts.subtract({Outcome.READ: len(page.records)})  # a retried page is counted once
-    return run.process_page(page)
+        run.counts[Outcome.READ] = chunk.read_before  # the page a retry starts again is counted once
+    while chunk.done < len(chunk.pages):
+        chunk.read_before = run.counts[Outcome.READ]
+        run.process_page(chunk.pages[chunk.done])
+        chunk.done += 1
+    return dict(run.counts)
 
 
-@flow(name="sync-pipeline", log_prints=False, validate_parameters=False)
+def chunks(pages: Iterator[Page], size: int = CHUNK_RECORDS) -> Iterator[Chunk]:
+    """Consecutive pages grouped until a group holds `size` records (a page is never split)."""
+    chunk = Chunk([])
+    for page in pages:
+        chunk.pages.append(page)
+        if chunk.records >= size:
+            yield chunk
+            chunk = Chunk([])
+    if chunk.pages:
+        yield chunk
+
+
+@flow(name="sync-pipeline", log_prints=False, validate_parameters=False, persist_result=False)
 def sync_pipeline(pipeline: str, config_path: str = "config/demo.yaml", trigger: str = "schedule",
                   since: datetime | None = None, until: datetime | None = None, full: bool = False,
                   page_retries: int | None = None) -> dict[str, Any]:
@@ -91,9 +136,17 @@ def sync_pipeline(pipeline: str, config_path: str = "config/demo.yaml", trigger:
     ensure_logging(loaded.secret_values)  # a scheduled run is a fresh process: structured, redacted logs
     retries = loaded.pipeline(pipeline).flow_retries if page_retries is None else page_retries
     delay = loaded.pipeline(pipeline).flow_retry_delay_s
-    page_task = sync_page.with_options(retries=retries, retry_delay_seconds=delay)
+    chunk_task = sync_pages.with_options(retries=retries, retry_delay_seconds=delay)
+
+    def in_chunks(run: PipelineRun, pages: Iterator[Page]) -> None:
+        for chunk in chunks(pages):
+            # quote(): Prefect would otherwise walk both arguments, the run's whole object graph (its
+            # connectors, store, ...) and every record, looking for futures: that walk was most of
+            # the 52 ms a page task cost.
+            chunk_task(quote(run), quote(chunk), return_state=False)
+
     with Hub(loaded) as hub:
         info = run_pipeline(hub.pipeline(pipeline), hub.store, trigger=trigger, since=since, until=until, full=full,
-                            on_progress=progress_hook, page_step=page_task,
+                            on_progress=progress_hook, pages_step=in_chunks,
                             on_start=lambda run_id: name_flow_run(pipeline, run_id))
     return info.as_dict()

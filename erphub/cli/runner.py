@@ -14,7 +14,7 @@ from erphub.cli.options import count_metrics_in_state_dir, setup_logging
 from erphub.config.loader import LoadedConfig, load_config
 from erphub.core.errors import ConfigError, RunFailed
 from erphub.engine import run_pipeline
-from erphub.flows.prefect_env import configure_prefect_env
+from erphub.flows.prefect_env import EmbeddedServer, configure_prefect_env
 from erphub.runtime import Hub
 from erphub.store import Store
 
@@ -74,11 +74,14 @@ def run_pipelines(config: str, names: list[str], *, run_all: bool, since: dateti
     failed = False
     if engine == "prefect":
         configure_prefect_env(loaded.state_dir)
+        embedded = EmbeddedServer.start()  # starts while the flow is imported and the config probed
         from erphub.flows import sync as sync_flow  # only now: Prefect reads its settings on import
 
         with Hub(loaded) as probe:  # mapping and connector errors exit 2 before any flow starts
             for name in selected:
                 probe.pipeline(name)
+        if embedded is not None:
+            embedded.wait()
         for name in selected:
             with progress_reporter(progress, name) as on_progress:
                 sync_flow.progress_hook = on_progress

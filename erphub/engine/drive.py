@@ -6,7 +6,7 @@ kept payloads; both go through the same batches and never move the cursor.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 
 from erphub.core.errors import PipelineBusy, RunFailed
@@ -48,28 +48,38 @@ def _process(run: PipelineRun, page: Page) -> object:
     return run.process_page(page)
 
 
+def _each_page(page_step: Callable[[PipelineRun, Page], object]) -> Callable[[PipelineRun, Iterator[Page]], None]:
+    def work(run: PipelineRun, pages: Iterator[Page]) -> None:
+        for page in pages:
+            page_step(run, page)
+    return work
+
+
 def run_pipeline(pipeline: Pipeline, store: Store, *, trigger: str = "manual", since: datetime | None = None,
                  until: datetime | None = None, full: bool = False,
                  on_progress: Callable[[dict[str, int]], None] | None = None,
                  page_step: Callable[[PipelineRun, Page], object] = _process,
-                 on_start: Callable[[str], None] | None = None) -> RunInfo:
+                 on_start: Callable[[str], None] | None = None,
+                 pages_step: Callable[[PipelineRun, Iterator[Page]], None] | None = None) -> RunInfo:
     """Run one pipeline to the end; raise RunFailed (after recording the failed run) if it cannot go on.
 
-    `page_step` processes one page; the Prefect flow passes its page task so each page is one task run.
+    `page_step` processes one page; `pages_step`, when given, takes the run's whole page iterator
+    instead (the Prefect flow groups pages into a few task runs, each committing page by page).
     """
     run = PipelineRun(pipeline, store, trigger=trigger, full=full, on_progress=on_progress,
                       since=Cursor(since) if since else None, until=Cursor(until, "\uffff") if until else None)
 
     def work() -> None:
-        if page_step is not _process:
-            for page in run.pages():
-                page_step(run, page)
-            return
-        # The plain engine: the next page is read while this one is mapped and written, batches are
-        # written concurrently and committed in order (engine.window, engine.prefetch).
-        with BatchWindow(run) as window, prefetched(run.pages()) as pages:
-            for page in pages:
-                run.submit_page(page, window)
+        if pages_step is not None:
+            pages_step(run, run.pages())
+        elif page_step is not _process:
+            _each_page(page_step)(run, run.pages())
+        else:
+            # The plain engine: the next page is read while this one is mapped and written, batches are
+            # written concurrently and committed in order (engine.window, engine.prefetch).
+            with BatchWindow(run) as window, prefetched(run.pages()) as pages:
+                for page in pages:
+                    run.submit_page(page, window)
 
     return drive_run(run, work, on_start)
 

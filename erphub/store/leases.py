@@ -2,8 +2,11 @@
 
 Two overlapping runs could both find no link for a new record and both create it. A lease row per
 pipeline, taken in a transaction, serialises them across processes. A lease names its holder
-(host:pid:run); one left behind by a killed process on this host is taken over at once, one from
-elsewhere when it expires (runs renew theirs after every batch).
+(host:pid:start:run, start being the process's start time in clock ticks since boot); one left behind
+by a killed process on this host is taken over at once, one from elsewhere when it expires (runs
+renew theirs after every batch). A holder is dead when its pid is gone, is a zombie (exited, not yet
+reaped: `kill(pid, 0)` still succeeds on it), or now names another process (pid reuse: another start time).
+
 """
 
 from __future__ import annotations
@@ -25,13 +28,33 @@ HOST = socket.gethostname()
 Sessions = Callable[[], Session]
 
 
+def process_stat(pid: int) -> tuple[str, str] | None:
+    """(state, start time in clock ticks) of a process from /proc/<pid>/stat; None if unknown (no
+    such process, or no /proc). proc(5): the name in field 2 may hold spaces and parentheses, so the
+    fields are counted after its last ')'; state is field 3, starttime field 22."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            text = stat.read()
+    except OSError:
+        return None
+    fields = text.rpartition(")")[2].split()
+    if len(fields) < 20:
+        return None
+    return fields[0], fields[19]
+
+
 def owner_name(run_id: str) -> str:
-    return f"{HOST}:{os.getpid()}:{run_id}"
+    pid = os.getpid()
+    stat = process_stat(pid)
+    return f"{HOST}:{pid}:{stat[1] if stat else 0}:{run_id}"
 
 
 def _holder_is_dead(owner: str) -> bool:
     host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
+    parts = rest.split(":")
+    pid_text = parts[0]
+    # host:pid:start:run (start 0 when unknown); host:pid:run from before start times were kept.
+    started = parts[1] if len(parts) >= 3 and parts[1].isdigit() and parts[1] != "0" else None
     if host != HOST or not pid_text.isdigit():
         return False
     pid = int(pid_text)
@@ -42,8 +65,12 @@ def _holder_is_dead(owner: str) -> bool:
     except ProcessLookupError:
         return True
     except PermissionError:
+        pass  # another user's process: alive unless /proc says otherwise
+    stat = process_stat(pid)
+    if stat is None:
         return False
-    return False
+    state, start = stat
+    return state in ("Z", "X") or (started is not None and start != started)
 
 
 def _try_acquire(sessions: Sessions, pipeline: str, owner: str, ttl_s: float) -> str | None:

@@ -71,6 +71,46 @@ def test_a_short_outage_is_retried_by_the_page_task_and_nothing_duplicates(tmp_p
     assert sorted(r.data["number"] for r in erp.all("customer")) == [f"C{i:03d}" for i in range(6)]
 
 
+def test_a_retried_chunk_starts_again_at_the_page_that_failed(tmp_path: Path) -> None:
+    """Pages run in chunks of several pages per task (flows/sync.py says why); an outage on the
+    chunk's second page retries from that page: the first, committed, is neither written nor counted
+    again."""
+    from erphub.flows import sync
+
+    seed("flow-d", 8)  # two pages of 4, one chunk
+    erp = memory_system("erp-flow-d")
+    config = write_config(tmp_path, "flow-d", retries=2)
+    pages_seen = []
+
+    def outage_after_first_page(counts: dict[str, int]) -> None:
+        pages_seen.append(counts["read"])
+        if len(pages_seen) == 1:
+            erp.fail_next_writes = 1
+
+    sync.progress_hook = outage_after_first_page
+    try:
+        result = sync.sync_pipeline(pipeline="customers", config_path=str(config))
+    finally:
+        sync.progress_hook = None
+    assert result["status"] == "success"
+    assert result["counts"]["read"] == 8 and result["counts"]["created"] == 8
+    assert result["counts"]["unchanged"] == 0  # page 1 was not processed again
+    assert erp.write_calls == 3  # page 1, page 2 refused by the outage, page 2 again
+    assert sorted(r.data["number"] for r in erp.all("customer")) == [f"C{i:03d}" for i in range(8)]
+
+
+def test_a_read_failure_is_not_retried_as_an_outage(tmp_path: Path) -> None:
+    """Pages are read by the flow, outside the tasks: a source down mid-read fails the run at once."""
+    from erphub.flows.sync import sync_pipeline
+
+    seed("flow-e", 3)
+    memory_system("crm-flow-e").down = True
+    config = write_config(tmp_path, "flow-e", retries=2)
+    state = sync_pipeline(pipeline="customers", config_path=str(config), return_state=True)
+    assert state.is_failed()
+    assert memory_system("erp-flow-e").write_calls == 0
+
+
 def test_a_lasting_outage_fails_the_flow_and_keeps_the_cursor(tmp_path: Path) -> None:
     from erphub.flows.sync import sync_pipeline
     from erphub.store import Store

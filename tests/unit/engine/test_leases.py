@@ -61,3 +61,42 @@ def test_the_cli_reports_a_busy_pipeline_as_a_failed_run_not_a_crash(tmp_path) -
     [report] = json.loads(result.stdout)
     assert report["status"] == "failed" and "busy" in report["error"]
     assert "Traceback" not in result.stderr
+
+
+def test_a_lease_held_by_a_zombie_is_taken_over_at_once(store: Store) -> None:
+    """A killed run its parent has not reaped yet: kill(pid, 0) succeeds, /proc says state Z."""
+    import socket
+
+    from erphub.store.leases import process_stat
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        while (stat := process_stat(child.pid)) is not None and stat[0] != "Z":
+            time.sleep(0.01)  # exited, never waited for: a zombie
+        assert stat is not None and stat[0] == "Z"
+        assert store.acquire_lease("p", f"{socket.gethostname()}:{child.pid}:{stat[1]}:run", ttl_s=600) is None
+        assert store.acquire_lease("p", "me", ttl_s=60) is None  # no 300 s wait for the TTL
+    finally:
+        child.wait()
+
+
+def test_a_lease_whose_pid_now_names_another_process_is_taken_over(store: Store) -> None:
+    """pid reuse: the lease kept its holder's start time; a live process under that pid that started
+    at another time is not the holder."""
+    import socket
+
+    from erphub.store.leases import process_stat
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        stat = process_stat(child.pid)
+        assert stat is not None
+        host = socket.gethostname()
+        assert store.acquire_lease("alive", f"{host}:{child.pid}:{stat[1]}:run", ttl_s=600) is None
+        assert store.acquire_lease("alive", "me", ttl_s=60) == f"{host}:{child.pid}:{stat[1]}:run"  # still its
+        reused = f"{host}:{child.pid}:{int(stat[1]) + 1}:run"
+        assert store.acquire_lease("reused", reused, ttl_s=600) is None
+        assert store.acquire_lease("reused", "me", ttl_s=60) is None
+    finally:
+        child.kill()
+        child.wait()
