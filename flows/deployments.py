@@ -18,8 +18,8 @@ import structlog
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
-from prefect.exceptions import ObjectAlreadyExists
 from prefect.deployments.runner import RunnerDeployment
+from prefect.exceptions import ObjectAlreadyExists
 from prefect.runner import Runner
 from prefect.types.entrypoint import EntrypointType
 
@@ -101,7 +101,8 @@ async def register(deployments: list[RunnerDeployment], pool: str = WORK_POOL) -
     for deployment in deployments:
         deployment_id = await deployment.aapply(work_pool_name=pool)
         crons = [getattr(s.schedule, "cron", None) for s in deployment.schedules or []]
-        done.append(Registered(deployment.flow_name, deployment.name, str(deployment_id), crons[0] if crons else None))
+        done.append(Registered(deployment.flow_name or "", deployment.name, str(deployment_id),
+                               crons[0] if crons else None))
     return done
 
 

@@ -69,7 +69,8 @@ def write_config(tmp: Path, crm_url: str, store_url: str, staging_url: str) -> P
         f"  staging_{n}:\n    connector: sql\n    settings:\n      url: \"{staging_url}\"\n"
         f"      entities: {{customer: {{table: stg_{n}, key_column: code}}}}\n" for n in range(1, 7))
     pipelines = "".join(
-        f"  {name}:\n    source: {{system: crm, entity: customer}}\n    target: {{system: staging_{n}, entity: customer}}\n"
+        f"  {name}:\n    source: {{system: crm, entity: customer}}\n"
+        f"    target: {{system: staging_{n}, entity: customer}}\n"
         f"    mapping: customer.yaml\n    schedule: \"0 3 1 1 *\"\n    page_size: 10\n    batch_size: 10\n"
         f"    flow_retries: 0\n    reconcile: {{schedule: null}}\n"
         for n, name in enumerate(PIPELINES, start=1))
@@ -152,7 +153,7 @@ def cluster(tmp_path: Path) -> Iterator[dict[str, Any]]:
            # README "Scaling out", step 1: the Prefect server keeps its state in PostgreSQL.
            "PREFECT_API_DATABASE_CONNECTION_URL": prefect_db.replace("postgresql+psycopg", "postgresql+asyncpg"),
            "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
-           "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_LOGGING_LEVEL": "WARNING"}
+           "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_LOGGING_LEVEL": "INFO"}
     for name in ("PREFECT_LOGGING_SETTINGS_PATH",):
         env.pop(name, None)
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -173,7 +174,7 @@ def cluster(tmp_path: Path) -> Iterator[dict[str, Any]]:
                 except httpx.TransportError:
                     return False
 
-            _wait(healthy, "the Prefect server", 150)
+            _wait(healthy, "the Prefect server", 400)
             yield {"tmp": tmp_path, "env": env, "config": config, "crm": crm, "staging": staging,
                    "store_url": store_url, "workers": workers, "prefect": Prefect(env["PREFECT_API_URL"])}
     finally:
@@ -216,7 +217,7 @@ def _children(pid: int) -> list[int]:
 def test_deploy_needs_a_reachable_prefect_server(tmp_path: Path) -> None:
     config = write_config(tmp_path, "http://127.0.0.1:9", "postgresql+psycopg://postgres@127.0.0.1:5432/x",
                           "sqlite:///x.db")
-    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env = {**{k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}, "SCALE_JDY_KEY": API_KEY}
     unset = erphub(env, "deploy", "--config", str(config))
     assert unset.returncode == 2 and "PREFECT_API_URL is not set" in unset.stderr
     assert "Traceback" not in unset.stderr
@@ -256,6 +257,7 @@ def test_six_pipelines_on_three_workers_share_one_quota_and_survive_a_killed_wor
             return None
         for name, run_id in runs.items():
             flow_run = prefect.flow_run(run_id)
+            assert flow_run["state_type"] not in DONE, (name, flow_run["state"])
             pid = (flow_run.get("infrastructure_pid") or "").rpartition(":")[2]
             if flow_run["state_type"] == "RUNNING" and pid.isdigit():
                 return name, int(pid)

@@ -27,9 +27,8 @@ def _send(limiters: list[RateLimiter]) -> list[float]:
 
     def client(limiter: RateLimiter) -> None:
         for _ in range(EACH):
-            with limiter.slot():
-                with lock:
-                    times.append(time.monotonic())
+            with limiter.slot(), lock:
+                times.append(time.monotonic())
 
     threads = [threading.Thread(target=client, args=(limiter,)) for limiter in limiters]
     for thread in threads:
