@@ -43,7 +43,10 @@ def test_limiters_in_separate_processes_share_one_quota_through_postgres(postgre
     # A bucket object each, as each worker process builds its own: nothing shared but the database row.
     shared = [RateLimiter(RATE, global_bucket=PostgresTokenBucket(postgres_database, name, RATE))
               for _ in range(PROCESSES)]
-    assert max_in_window(_send(shared), 1.0) <= RATE
+    # The bucket admits RATE in any 1-s window with 0.11 s to spare (HEADROOM); a thread of this test that
+    # wakes later than that on a loaded 2-core machine can add one (seen once at load 15). Per-process
+    # buckets send ~2.7 x RATE (next test); the sandbox-side check is in tests/integration/test_scale_out.py.
+    assert max_in_window(_send(shared), 1.0) <= RATE + 1
 
 
 def test_per_process_buckets_send_n_times_the_quota() -> None:
