@@ -23,6 +23,9 @@ class RateLimit(Strict):
     per_second: Annotated[float, Field(gt=0)] | None = None
     burst: Annotated[int, Field(ge=1)] | None = None
     max_concurrency: Annotated[int, Field(ge=1)] | None = None
+    # One bucket for the whole hub, in the PostgreSQL store: every process on every machine takes its
+    # turns from it (README "Scaling out"). Needs `per_second` and a postgresql store URL.
+    shared: bool = False
 
 
 class Timeouts(Strict):

@@ -75,6 +75,8 @@ class SystemContext(BaseModel):
     rate_limit_per_second: float | None = None
     burst: int | None = None
     max_concurrency: int | None = None
+    # `rate_limit: {shared: true}`: the PostgreSQL store holding the system's one hub-wide bucket.
+    shared_limit_url: str | None = None
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 30.0
     max_attempts: int = 5

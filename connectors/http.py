@@ -235,6 +235,7 @@ class HttpClient:
             burst=context.burst or 1,
             endpoint_rates=endpoint_rates,
             max_concurrency=concurrency,
+            shared_url=context.shared_limit_url,
         )
         timeout = httpx.Timeout(
             connect=context.connect_timeout_s,

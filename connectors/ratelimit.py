@@ -18,11 +18,18 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from typing import Protocol
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]
 
 HEADROOM = 0.9
+
+
+class Bucket(Protocol):
+    """What `RateLimiter` needs of a bucket: a token now, and how long to wait before using it."""
+
+    def reserve(self) -> float: ...
 
 
 class TokenBucket:
@@ -86,10 +93,12 @@ class RateLimiter:
         max_concurrency: int | None = None,
         clock: Clock = time.monotonic,
         sleep: Sleep = time.sleep,
+        global_bucket: Bucket | None = None,
     ) -> None:
         self.rate_per_second = rate_per_second
         self.max_concurrency = max_concurrency
-        self._global = (
+        # `global_bucket`: the system's bucket held elsewhere (`shared_limit`: one for the whole hub).
+        self._global: Bucket | None = global_bucket or (
             TokenBucket(rate_per_second, burst, clock=clock, sleep=sleep) if rate_per_second else None
         )
         self._endpoints = {
@@ -144,14 +153,25 @@ def shared_limiter(
     burst: int = 1,
     endpoint_rates: Mapping[str, float] | None = None,
     max_concurrency: int | None = None,
+    shared_url: str | None = None,
 ) -> RateLimiter:
-    """One limiter per configured system and process, so parallel tasks share one budget."""
-    key = (system, rate_per_second, burst, tuple(sorted((endpoint_rates or {}).items())), max_concurrency)
+    """One limiter per configured system and process, so parallel tasks share one budget.
+
+    With `shared_url` (a PostgreSQL URL) the system's bucket lives in that database and every process
+    using it shares one budget (`shared_limit.PostgresTokenBucket`)."""
+    key = (system, rate_per_second, burst, tuple(sorted((endpoint_rates or {}).items())), max_concurrency,
+           shared_url)
     with _SHARED_LOCK:
         limiter = _SHARED.get(key)
         if limiter is None:
+            bucket: Bucket | None = None
+            if shared_url and rate_per_second:
+                from erphub.connectors.shared_limit import PostgresTokenBucket
+
+                bucket = PostgresTokenBucket(shared_url, system, rate_per_second, burst)
             limiter = RateLimiter(
-                rate_per_second, burst=burst, endpoint_rates=endpoint_rates, max_concurrency=max_concurrency
+                rate_per_second, burst=burst, endpoint_rates=endpoint_rates, max_concurrency=max_concurrency,
+                global_bucket=bucket,
             )
             _SHARED[key] = limiter
         return limiter

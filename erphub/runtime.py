@@ -96,6 +96,7 @@ class Hub:
             rate_limit_per_second=spec.rate_limit.per_second,
             burst=spec.rate_limit.burst,
             max_concurrency=spec.rate_limit.max_concurrency,
+            shared_limit_url=self._shared_limit_url(system) if spec.rate_limit.shared else None,
             connect_timeout_s=spec.timeouts.connect_s,
             read_timeout_s=spec.timeouts.read_s,
             max_attempts=spec.retry.max_attempts,
@@ -106,6 +107,16 @@ class Hub:
         connector: Connector = cls(settings, context)
         self._connectors[system] = connector
         return connector
+
+    def _shared_limit_url(self, system: str) -> str:
+        """The store's URL, where a `rate_limit: {shared: true}` system keeps its one hub-wide bucket."""
+        url = self.config.store_url()
+        if not url.startswith("postgresql"):
+            raise self.config.error("a shared rate limit needs the store on PostgreSQL (store.url: postgresql+psycopg://...)",
+                                    "systems", system, "rate_limit", "shared")
+        if self.config.hub.systems[system].rate_limit.per_second is None:
+            raise self.config.error("a shared rate limit needs per_second", "systems", system, "rate_limit", "shared")
+        return url
 
     def entity_spec(self, pipeline: str, side: str, direction: Direction) -> EntitySpec:
         endpoint = getattr(self.config.hub.pipelines[pipeline], side)

@@ -1,4 +1,5 @@
-"""Prefect deployments built from config, and a runner serving them from a background thread.
+"""Prefect deployments built from config: served by `erphub serve`'s own runner (a background thread),
+or registered on a shared Prefect server in a process work pool by `erphub deploy` (scale-out).
 
 One deployment per enabled pipeline with a `schedule` (its cron), each with a concurrency limit of
 1 and the CANCEL_NEW strategy: while a run of a pipeline is still going, the next tick is cancelled
@@ -11,20 +12,26 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from dataclasses import dataclass
 
 import structlog
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.deployments.runner import RunnerDeployment
+from prefect.exceptions import ObjectAlreadyExists
 from prefect.runner import Runner
 from prefect.types.entrypoint import EntrypointType
 
 from erphub.config.loader import LoadedConfig
+from erphub.flows.reconcile import reconcile_pipeline
 from erphub.flows.sync import sync_pipeline
 
 log = structlog.get_logger("erphub.schedules")
 
 
 ONE_AT_A_TIME = ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW)
+WORK_POOL = "erphub"
 
 
 def scheduled_pipelines(loaded: LoadedConfig) -> dict[str, str]:
@@ -49,6 +56,54 @@ def build_deployments(loaded: LoadedConfig) -> list[RunnerDeployment]:
         assert isinstance(deployment, RunnerDeployment)  # called from sync code: not a coroutine
         deployments.append(deployment)
     return deployments
+
+
+def reconcile_deployments(loaded: LoadedConfig, schedules: dict[str, tuple[str, bool]]) -> list[RunnerDeployment]:
+    """One deployment per reconcile schedule: pipeline -> (cron, repair), as `serve.ReconcileSchedule`
+    works them out (an explicit `reconcile:`, or DEFAULT_RECONCILE). Named `reconcile-PIPELINE`."""
+    deployments: list[RunnerDeployment] = []
+    for name, (cron, repair) in schedules.items():
+        deployment = reconcile_pipeline.to_deployment(
+            name=f"reconcile-{name}",
+            cron=cron,
+            concurrency_limit=ONE_AT_A_TIME,
+            parameters={"pipeline": name, "config_path": str(loaded.path), "repair": repair},
+            description=f"erphub reconcile of {name}" + (" with repair" if repair else ""),
+            tags=["erphub"],
+            entrypoint_type=EntrypointType.MODULE_PATH,
+        )
+        assert isinstance(deployment, RunnerDeployment)
+        deployments.append(deployment)
+    return deployments
+
+
+@dataclass(frozen=True)
+class Registered:
+    flow: str
+    deployment: str
+    id: str
+    cron: str | None
+
+
+async def ensure_work_pool(name: str = WORK_POOL) -> bool:
+    """A process work pool of this name on the Prefect server; True when this call created it."""
+    async with get_client() as client:
+        try:
+            await client.create_work_pool(WorkPoolCreate(name=name, type="process"))
+        except ObjectAlreadyExists:
+            return False
+    return True
+
+
+async def register(deployments: list[RunnerDeployment], pool: str = WORK_POOL) -> list[Registered]:
+    """Create or update each deployment on the server (by flow and name: a re-run updates, never doubles)."""
+    done: list[Registered] = []
+    for deployment in deployments:
+        deployment_id = await deployment.aapply(work_pool_name=pool)
+        crons = [getattr(s.schedule, "cron", None) for s in deployment.schedules or []]
+        done.append(Registered(deployment.flow_name or "", deployment.name, str(deployment_id),
+                               crons[0] if crons else None))
+    return done
 
 
 class ScheduleRunner:

@@ -14,6 +14,7 @@ from erphub.cli import (
     conflicts,
     conventions,
     demo,
+    deploy,
     dlq,
     logs,
     mapping,
@@ -38,6 +39,8 @@ app.command()(reconcile.reconcile)
 app.add_typer(dlq.dlq_app, name="dlq")
 app.add_typer(systems.systems_app, name="systems")
 app.command()(serve.serve)
+app.command()(deploy.deploy)
+app.command()(deploy.worker)
 app.add_typer(conflicts.conflicts_app, name="conflicts")
 app.command()(sandbox.sandbox)
 app.command()(demo.demo)
