@@ -281,18 +281,23 @@ class _HarnessPlan:
         return Mapped(dict(request.data), str(record["key"]))
 
 
-def test_reconcile_finds_and_repairs_drift_on_the_server(harness: ContractHarness, connector: Any,
-                                                          tmp_path: Path) -> None:
-    source_name = f"contract-source-{uuid.uuid4().hex[:8]}"
-    source_system = memory_system(source_name)
+def _memory_source_pipeline(harness: ContractHarness, connector: Any, name: str) -> tuple[Any, Pipeline]:
+    """A fresh memory source of `row`s and the pipeline `<name>-<kind>` from it into the harness's entity."""
+    source_name = f"{name}-source-{uuid.uuid4().hex[:8]}"
     source = MemoryConnector(MemorySettings(system=source_name, entities={"row": "key"}),
                              SystemContext(name="source"))
-    keys = {n: key(f"RC{n}") for n in range(1, 5)}
-    records = {n: source_system.put("row", {"n": n, "key": keys[n]}) for n in (1, 2, 3)}
     spec = connector.entities()[harness.entity]
-    pipeline = Pipeline(name=f"contract-{harness.kind}", source_system="source", source_entity="row", source=source,
+    pipeline = Pipeline(name=f"{name}-{harness.kind}", source_system="source", source_entity="row", source=source,
                         target_system=harness.kind, target_entity=harness.entity, target=connector,
                         plan=_HarnessPlan(harness, spec.key_field))
+    return memory_system(source_name), pipeline
+
+
+def test_reconcile_finds_and_repairs_drift_on_the_server(harness: ContractHarness, connector: Any,
+                                                          tmp_path: Path) -> None:
+    source_system, pipeline = _memory_source_pipeline(harness, connector, "contract")
+    keys = {n: key(f"RC{n}") for n in range(1, 5)}
+    records = {n: source_system.put("row", {"n": n, "key": keys[n]}) for n in (1, 2, 3)}
     store = Store(f"sqlite:///{tmp_path}/contract.db")
     try:
         assert run_pipeline(pipeline, store).counts["created"] == 3
@@ -324,16 +329,9 @@ def test_reconcile_finds_and_repairs_drift_on_the_server(harness: ContractHarnes
 
 def test_full_run_judges_by_the_target_and_repairs_a_change_made_there(harness: ContractHarness, connector: Any,
                                                                          tmp_path: Path) -> None:
-    source_name = f"contract-full-{uuid.uuid4().hex[:8]}"
-    source_system = memory_system(source_name)
-    source = MemoryConnector(MemorySettings(system=source_name, entities={"row": "key"}),
-                             SystemContext(name="source"))
+    source_system, pipeline = _memory_source_pipeline(harness, connector, "contract-full")
     keys = {n: key(f"FULL{n}") for n in (1, 2)}
     records = {n: source_system.put("row", {"n": n, "key": keys[n]}) for n in (1, 2)}
-    spec = connector.entities()[harness.entity]
-    pipeline = Pipeline(name=f"contract-full-{harness.kind}", source_system="source", source_entity="row",
-                        source=source, target_system=harness.kind, target_entity=harness.entity, target=connector,
-                        plan=_HarnessPlan(harness, spec.key_field))
     store = Store(f"sqlite:///{tmp_path}/contract-full.db")
     try:
         assert run_pipeline(pipeline, store).counts["created"] == 2
