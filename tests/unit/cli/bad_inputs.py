@@ -223,6 +223,8 @@ def _cases() -> list[Case]:
                     fieldname="store.url"),
         config_case("store url port not a number", "url: sqlite:///../state/hub.db",
                     "url: postgresql+psycopg://u@db:port/x", fieldname="store.url"),
+        config_case("store url a database the store does not run on", "url: sqlite:///../state/hub.db",
+                    "url: mysql+pymysql://u@db/x", fieldname="store.url"),
         config_case("store url garbage", "url: sqlite:///../state/hub.db", "url: ':::'", fieldname="store.url"),
         config_case("store url a number", "url: sqlite:///../state/hub.db", "url: 5", fieldname="store.url"),
         config_case("store field typo", "url: sqlite:///../state/hub.db", "uri: sqlite:///x.db",
