@@ -13,12 +13,17 @@ from __future__ import annotations
 import asyncio
 import threading
 from dataclasses import dataclass
+from datetime import timedelta
 
 import structlog
+from prefect.automations import Automation
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import WorkPoolCreate
-from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy, StateType
 from prefect.deployments.runner import RunnerDeployment
+from prefect.events.actions import ChangeFlowRunState, RunDeployment
+from prefect.events.schemas.automations import EventTrigger, Posture
+from prefect.events.schemas.events import ResourceSpecification
 from prefect.exceptions import ObjectAlreadyExists
 from prefect.runner import Runner
 from prefect.types.entrypoint import EntrypointType
@@ -29,6 +34,14 @@ from erphub.flows.sync import sync_pipeline
 
 log = structlog.get_logger("erphub.schedules")
 
+
+# A flow run sends a heartbeat event every PREFECT_FLOWS_HEARTBEAT_FREQUENCY seconds (Prefect's minimum is
+# 30; `erphub worker` sets 30). Without this automation, a run whose worker machine died stays Running
+# forever: Prefect notices no SIGKILLed worker by itself ("How to detect and respond to zombie flows",
+# https://docs.prefect.io/v3/advanced/detect-zombie-flows).
+HEARTBEAT_SECONDS = 30
+CRASH_AUTOMATION = "erphub: crash and rerun flow runs whose heartbeats stopped"
+ERPHUB_FLOWS = ["sync-pipeline", "reconcile-pipeline"]
 
 ONE_AT_A_TIME = ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW)
 WORK_POOL = "erphub"
@@ -104,6 +117,46 @@ async def register(deployments: list[RunnerDeployment], pool: str = WORK_POOL) -
         done.append(Registered(deployment.flow_name or "", deployment.name, str(deployment_id),
                                crons[0] if crons else None))
     return done
+
+
+async def ensure_crash_automation(after_s: int) -> bool:
+    """The automation that marks an erphub flow run Crashed when no sign of life (heartbeat, Pending,
+    Running) and no final state came for `after_s` seconds, and runs its deployment again; True when this
+    call created it.
+
+    The rerun is safe: the store lease of the dead run is taken over (at once on the same host, after its
+    TTL on another) and links make it write nothing twice. Matched by name, so a re-deploy updates it."""
+    # Pending and Running arm it too: they are the server's own events, while a run killed in its first
+    # seconds may never have delivered a heartbeat (the engine starts them after Running, and sends them
+    # through a buffered event client).
+    alive = {"prefect.flow-run.heartbeat", "prefect.flow-run.Pending", "prefect.flow-run.Running"}
+    final = {f"prefect.flow-run.{state}" for state in ("Completed", "Failed", "Cancelled", "Crashed")}
+    automation = Automation(
+        name=CRASH_AUTOMATION,
+        description="A flow run of erphub that stopped sending heartbeats lost its worker: crash it, rerun it.",
+        trigger=EventTrigger(
+            after=alive,
+            expect=alive | final,
+            match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
+            match_related=ResourceSpecification({"prefect.resource.role": "flow",
+                                                 "prefect.resource.name": ERPHUB_FLOWS}),
+            for_each={"prefect.resource.id"},
+            posture=Posture.Proactive,
+            threshold=1,
+            within=timedelta(seconds=after_s),
+        ),
+        actions=[ChangeFlowRunState(state=StateType.CRASHED,
+                                    message=f"no heartbeat for {after_s} s: its worker is gone (erphub)"),
+                 RunDeployment(source="inferred")],
+    )
+    try:
+        existing = await Automation.aread(name=CRASH_AUTOMATION)
+    except ValueError:  # Prefect's answer for "no automation of that name"
+        await automation.acreate()
+        return True
+    automation.id = existing.id
+    await automation.aupdate()
+    return False
 
 
 class ScheduleRunner:

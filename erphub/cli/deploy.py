@@ -20,6 +20,10 @@ from erphub.cli.options import DEFAULT_CONFIG, ConfigOption, JsonOption
 from erphub.cli.output import fail, out, print_json, user_errors
 
 PoolOption = Annotated[str, typer.Option("--pool", help="Prefect work pool (a process pool, created if missing).")]
+CrashAfterOption = Annotated[int, typer.Option(
+    "--crash-after", min=45, metavar="SECONDS",
+    help="A flow run with no heartbeat for this long lost its worker: it is marked Crashed and run again "
+         "(workers send one every 30 s).")]
 
 
 def prefect_api_url() -> str:
@@ -59,11 +63,13 @@ def migrate_store(loaded: Any) -> None:
     Store(loaded.store_url()).close()
 
 
-def deploy(config: ConfigOption = DEFAULT_CONFIG, pool: PoolOption = "erphub", as_json: JsonOption = False) -> None:
+def deploy(config: ConfigOption = DEFAULT_CONFIG, pool: PoolOption = "erphub", crash_after: CrashAfterOption = 90,
+           as_json: JsonOption = False) -> None:
     """Register the config's schedules as deployments on the Prefect server at PREFECT_API_URL.
 
-    One deployment per scheduled pipeline and per reconcile schedule, in a process work pool; run
-    again after a config change (it updates them). Exit 2 when PREFECT_API_URL is unset or unreachable."""
+    One deployment per scheduled pipeline and per reconcile schedule, in a process work pool, and the
+    automation that crashes and reruns a flow run whose worker died; run again after a config change (it
+    updates them). Exit 2 when PREFECT_API_URL is unset or unreachable."""
     from erphub.config.loader import load_config
 
     with user_errors():
@@ -72,20 +78,32 @@ def deploy(config: ConfigOption = DEFAULT_CONFIG, pool: PoolOption = "erphub", a
         from erphub.flows.prefect_env import configure_prefect_env
 
         configure_prefect_env(loaded.state_dir)
-        from erphub.flows.deployments import build_deployments, ensure_work_pool, reconcile_deployments, register
+        from erphub.flows.deployments import (
+            CRASH_AUTOMATION,
+            build_deployments,
+            ensure_crash_automation,
+            ensure_work_pool,
+            reconcile_deployments,
+            register,
+        )
 
         deployments = build_deployments(loaded) + reconcile_deployments(loaded, reconcile_schedules(loaded))
         migrate_store(loaded)
 
-        async def apply() -> tuple[bool, list[Any]]:
-            return await ensure_work_pool(pool), await register(deployments, pool)
+        async def apply() -> tuple[bool, list[Any], bool]:
+            return (await ensure_work_pool(pool), await register(deployments, pool),
+                    await ensure_crash_automation(crash_after))
 
-        created, registered = asyncio.run(apply())
+        created, registered, automation_created = asyncio.run(apply())
     rows = [{"flow": r.flow, "deployment": r.deployment, "id": r.id, "cron": r.cron} for r in registered]
     if as_json:
-        print_json({"prefect_api_url": url, "work_pool": pool, "work_pool_created": created, "deployments": rows})
+        print_json({"prefect_api_url": url, "work_pool": pool, "work_pool_created": created, "deployments": rows,
+                    "crash_automation": {"name": CRASH_AUTOMATION, "created": automation_created,
+                                         "after_seconds": crash_after}})
         return
     out.print(f"work pool {pool!r} {'created' if created else 'exists'} on {url}")
+    out.print(f"automation {CRASH_AUTOMATION!r} {'created' if automation_created else 'updated'}: "
+              f"a run silent for {crash_after} s is crashed and rerun", markup=False, highlight=False)
     for row in rows:
         out.print(f"  {row['flow']}/{row['deployment']}  {row['cron'] or '-'}", markup=False, highlight=False)
     out.print(f"{len(rows)} deployments; start workers with: erphub worker --pool {pool}")
@@ -100,6 +118,8 @@ def worker(pool: PoolOption = "erphub",
     os.environ["PREFECT_API_URL"] = url
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
+    # Flow runs inherit it: their heartbeats drive the crash automation `erphub deploy` creates.
+    os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "30")
     args = [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--type", "process"]
     args += [] if name is None else ["--name", name]
     args += [] if limit is None else ["--limit", str(limit)]
