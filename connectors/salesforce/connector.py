@@ -25,9 +25,10 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from erphub.connectors.auth import TokenAuth
 from erphub.connectors.base import ConnectorBase, ConnectorSettings, SystemContext
@@ -80,10 +81,25 @@ class SObjectEntity(BaseModel):
     fields: list[str] = Field(min_length=1, description="the fields read and written (see systems discover)")
 
 
+# Hosts that serve every org's user logins; the client-credentials flow is not one of them.
+SHARED_LOGIN_HOSTS = frozenset({"login.salesforce.com", "test.salesforce.com"})
+
+
 class SalesforceSettings(ConnectorSettings):
-    login_url: HttpUrl = "https://login.salesforce.com"  # test.salesforce.com or a My Domain URL
-    api_version: str = "59.0"
+    """Where and how the connector logs in, and which fields and objects it reads and writes.
+
+    `grant: client_credentials` (the default) posts to the org's own My Domain token endpoint
+    (`https://<MyDomainName>.my.salesforce.com/services/oauth2/token`), not to the shared
+    login.salesforce.com / test.salesforce.com hosts the password and refresh-token grants may use:
+    Salesforce Help, "OAuth 2.0 Client Credentials Flow for Server-to-Server Integration"
+    (help.salesforce.com/s/articleView?id=xcloud.remoteaccess_oauth_client_credentials_flow.htm), as
+    read in shared/reference/vendor-gaps.md (Salesforce REST). So that combination is refused at validate.
+    """
+
+    # `grant` comes first so the login_url check below can see it.
     grant: Literal["client_credentials", "password", "refresh_token"] = "client_credentials"
+    login_url: HttpUrl = Field(default="https://login.salesforce.com", validate_default=True)
+    api_version: str = "59.0"
     client_id: str
     client_secret: SecretStr
     username: str | None = None
@@ -104,6 +120,16 @@ class SalesforceSettings(ConnectorSettings):
     extra_fields: dict[str, list[str]] = Field(default_factory=dict)
     # Any other sObject as an entity of its own: {name: {sobject, external_id, fields}}.
     objects: dict[str, SObjectEntity] = Field(default_factory=dict)
+
+    @field_validator("login_url")
+    @classmethod
+    def _my_domain_for_client_credentials(cls, value: str, info: ValidationInfo) -> str:
+        host = (urlsplit(value).hostname or "").lower()
+        if info.data.get("grant") == "client_credentials" and host in SHARED_LOGIN_HOSTS:
+            raise ValueError(
+                f"grant 'client_credentials' needs the org's My Domain URL (https://<MyDomainName>.my.salesforce.com,"
+                f" or <MyDomainName>--<sandbox>.sandbox.my.salesforce.com for a sandbox), not {host}; set login_url")
+        return value
 
     @model_validator(mode="after")
     def _grant_fields(self) -> SalesforceSettings:

@@ -74,6 +74,7 @@ from sqlalchemy.exc import DBAPIError, NoSuchTableError, SQLAlchemyError
 from erphub.connectors.base import ConnectorBase, ConnectorSettings, SystemContext
 from erphub.connectors.discovery import field_info
 from erphub.connectors.sql.settings import SqlEntitySettings, SqlSettings
+from erphub.connectors.sql.types import generic_kind
 from erphub.connectors.sql.upsert import Upserts
 from erphub.core.errors import ConfigError, PermanentError, TransientError, UnknownEntity
 from erphub.core.records import (
@@ -229,15 +230,15 @@ class SqlConnector(ConnectorBase):
         return self._tables[entity]
 
     def discover(self, entities: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """`SupportsDiscovery`: each staging table's columns by SQLAlchemy reflection (type, nullable,
-        and read-only for the id, cursor and bookkeeping columns the connector maintains)."""
+        """`SupportsDiscovery`: each staging table's columns by SQLAlchemy reflection (generic type kind
+        of types.py, nullable, and read-only for the id, cursor and bookkeeping columns the connector maintains)."""
         out: dict[str, dict[str, Any]] = {}
         for entity in entities:
             t = self._table(entity)
             managed = {c for c in (t.cfg.cursor_column, t.cfg.status_column, t.cfg.error_column) if c}
             fields = {
                 c.name: field_info(
-                    type(c.type).__name__.lower(), label=c.name, required=not c.nullable and not c.primary_key,
+                    generic_kind(c.type), label=c.name, required=not c.nullable and not c.primary_key,
                     createable=c.name not in managed, updateable=c.name not in managed and not c.primary_key)
                 for c in t.table.c
             }

@@ -34,10 +34,13 @@ receipt  (account.invoice type out, state posted/paid/cancelled, key `number`; r
 
 account_status  (per party, key `customer_code`; read only)
     {customer_code, customer_name, outstanding_balance, overdue_balance, account_status:
-     overdue | partly_paid | paid | none, open_invoices, last_paid_date}
+     overdue | partly_paid | open | paid | none, open_invoices, last_paid_date, currency,
+     balances: {invoice currency: {outstanding, overdue}}}
     A customer appears when one of its invoices changed or fell due after the cursor, so the
-    CRM's account status follows payments and due dates without a full re-read. Amounts are
-    summed in invoice currency (one company currency assumed).
+    CRM's account status follows payments and due dates without a full re-read. `open` is owed
+    but not yet due. The two balances are in the company currency (`currency`), each invoice
+    converted at the rate Tryton posted it with; `balances` keeps the amounts per invoice currency
+    (account_status.py).
 
 Numbers are Decimals, dates `datetime.date`, as Tryton returns them.
 """

@@ -39,7 +39,7 @@ class SalesforceOptions:
     session_ttl_s: float = 7200.0  # [unconf] org session timeout, 2 h by default
     daily_api_limit: int = 15000  # [unconf] edition dependent; 15,000 is Developer Edition
     default_batch_size: int = 2000  # [doc] query batches of up to 2,000 records
-    min_batch_size: int = 200  # [unconf] Sforce-Query-Options minimum; tests may lower it
+    min_batch_size: int = 200  # [doc] Sforce-Query-Options minimum (REST API guide); tests may lower it
     max_batch_size: int = 2000
 
 

@@ -31,6 +31,7 @@ Assumed (configurable through `create_sandbox(**options)`, see `YonyouOptions`):
   (/yonbip/sd/voucherorder/detail); `<ref>_code` is the YonBIP answer convention documented on sibling SD
   pages (退款记录详情查询 /yonbip/sd/api/upayment/refund/detail: `agentId_code`, `transactionTypeId_code`,
   `settlementOrgId_code`, `originalPk_code`) — [assumed] for voucherorder, whose page lists only `_name`;
+  `ref_codes=False` answers order rows without them, as that page documents;
 - singleSave refuses orders without `invoiceAgentId` and lines without `iProductAuxUnitId`,
   `iProductUnitId`, `subQty`, `priceQty`, `invExchRate`, `unitExchangeType`, `orderProductType`,
   `orderDetailPrices!natTaxUnitPrice`, `orderDetailPrices!natSum` (which of `orderDetailPrices!*`: assumed);

@@ -40,6 +40,17 @@ class YonyouOptions:
     max_order_page: int = 500  # [assumed]
     receipt_path: str = "/yonbip/fi/receivebill"  # [assumed] no receipt API confirmed
     empty_customer_code: str | None = None  # "118001" mimics data centres that answer an empty search so
+    # False: order rows carry no `<ref>_code` companions, only ids (+ `_name`), as the voucherorder page
+    # documents; the convention itself is assumed from sibling SD pages (see __init__).
+    ref_codes: bool = True
+
+
+def _no_codes(row: dict[str, Any]) -> dict[str, Any]:
+    """An order row (and its lines) without the `<ref>_code` companions of its references."""
+    out = {k: v for k, v in row.items() if not (k.endswith("_code") and k[: -len("_code")] in row)}
+    if isinstance(row.get("orderDetails"), list):
+        out["orderDetails"] = [_no_codes(line) for line in row["orderDetails"]]
+    return out
 
 
 def ok(data: Any, message: str = "操作成功") -> JSONResponse:
@@ -171,10 +182,12 @@ def build_app(store: YonyouStore, options: YonyouOptions, faults: Faults, tokens
         return ok(store.order_save(await save_payload(request), path).data)
 
     async def order_list(request: Request, path: str) -> Response:
-        return ok(store.order_list(await read_json(request), options.max_order_page))
+        page = store.order_list(await read_json(request), options.max_order_page)
+        return ok(page if options.ref_codes else {**page, "recordList": [_no_codes(r) for r in page["recordList"]]})
 
     async def order_detail(request: Request, path: str) -> Response:
-        return ok(store.order_detail(request.query_params.get("id")))
+        row = store.order_detail(request.query_params.get("id"))
+        return ok(row if options.ref_codes else _no_codes(row))
 
     async def receipt_save(request: Request, path: str) -> Response:
         return ok(store.receipt_save(await save_payload(request), path).data)

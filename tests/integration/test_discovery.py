@@ -10,7 +10,19 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import Column, DateTime, Integer, MetaData, Numeric, String, Table, create_engine
+from sqlalchemy import (
+    REAL,
+    BigInteger,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    Numeric,
+    SmallInteger,
+    String,
+    Table,
+    inspect,
+)
 from typer.testing import CliRunner
 
 from erphub.cli.main import app
@@ -18,12 +30,16 @@ from erphub.connectors.base import SystemContext
 from erphub.connectors.salesforce import SalesforceConnector, SalesforceSettings
 from erphub.connectors.sql import SqlConnector, SqlSettings
 from erphub.connectors.yonyou import YonyouConnector, YonyouSettings
+from erphub.core.errors import MappingError
+from erphub.mappings.compiler import compile_text
+from erphub.mappings.schema_check import with_snapshot
 from erphub.sandbox.common import SandboxApp, SandboxServer
 from erphub.sandbox.jiandaoyun import DEMO_API_KEY, FormDef
 from erphub.sandbox.jiandaoyun import create_sandbox as jiandaoyun_sandbox
 from erphub.sandbox.kingdee import create_sandbox as kingdee_sandbox
 from erphub.sandbox.salesforce import create_sandbox as salesforce_sandbox
 from erphub.sandbox.yonyou import create_sandbox as yonyou_sandbox
+from tests.contract.harnesses.sql_sqlite import SqlBackend, backend_fixture
 
 runner = CliRunner()
 FORM = FormDef("65a0c0ffee0000000000w002", "客户", "_widget_1700000000001",
@@ -155,16 +171,44 @@ def test_salesforce_describe_yonyou_documented_and_sql_reflection() -> None:
         yy.close()
 
 
-def test_sql_discovery_reflects_the_staging_table(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path}/staging.db"
-    meta = MetaData()
-    Table("orders_in", meta, Column("id", Integer, primary_key=True), Column("order_no", String(40), nullable=False),
-          Column("amount", Numeric(12, 2)), Column("updated_at", DateTime, nullable=False))
-    meta.create_all(create_engine(url))
-    settings = SqlSettings.model_validate({"url": url, "entities": {"order": {
-        "table": "orders_in", "key_column": "order_no", "id_column": "id", "cursor_column": "updated_at"}}})
-    sql = SqlConnector(settings, SystemContext(name="sql-discover"))
-    fields = sql.discover(["order"])["order"]["fields"]
-    assert fields["amount"]["type"] == "numeric" and fields["order_no"]["required"]
-    assert not fields["updated_at"]["createable"]
+@pytest.fixture(params=["sqlite", "postgres", "mariadb"])
+def staging(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[SqlBackend, Table]]:
+    """A staging table of the numeric and text types each database reflects in its own words."""
+    with backend_fixture(request.param, tmp_path) as backend:
+        table = Table(f"{backend.table.name}_typed", MetaData(), Column("id", Integer, primary_key=True),
+                      Column("order_no", String(40), nullable=False), Column("amount", Numeric(12, 2)),
+                      Column("qty", BigInteger), Column("lines", SmallInteger), Column("ratio", REAL),
+                      Column("updated_at", DateTime, nullable=False), schema=backend.schema)
+        table.create(backend.engine)
+        try:
+            yield backend, table
+        finally:
+            table.drop(backend.engine)
+
+
+def test_sql_discovery_reflects_the_staging_table(staging: tuple[SqlBackend, Table], tmp_path: Path) -> None:
+    backend, table = staging
+    with backend.engine.connect() as conn:  # what the database itself says the columns are
+        native = {c["name"]: type(c["type"]).__name__.lower()
+                  for c in inspect(conn).get_columns(table.name, schema=backend.schema)}
+    settings = SqlSettings.model_validate({**backend.settings(), "entities": {"order": {
+        "table": table.name, "schema": backend.schema, "key_column": "order_no", "id_column": "id",
+        "cursor_column": "updated_at"}}})
+    sql = SqlConnector(settings, SystemContext(name=f"sql-discover-{backend.name}"))
+    discovered = sql.discover(["order"])
+    spec = sql.entities()["order"]
     sql.close()
+    fields = discovered["order"]["fields"]
+    assert {name: fields[name]["type"] for name in native} == {
+        "id": "integer", "order_no": "string", "amount": "numeric", "qty": "integer", "lines": "integer",
+        "ratio": "numeric", "updated_at": "datetime"}, native
+    assert fields["order_no"]["required"] and not fields["updated_at"]["createable"]
+    # The mapping check knows those kinds: a text constant on a decimal/bigint/smallint/real column is refused.
+    (tmp_path / "schema").mkdir()
+    (tmp_path / "schema" / "staging.json").write_text(json.dumps({"entities": discovered}), encoding="utf-8")
+    target = with_snapshot(spec, tmp_path, "staging")
+    for column in ("amount", "qty", "lines", "ratio"):
+        with pytest.raises(MappingError, match=f"'{column}' is a (numeric|integer) field"):
+            compile_text(f"source: o\ntarget: order\nkey: order_no\nfields:\n  order_no: {{from: no}}\n"
+                         f"  {column}: {{const: high}}\n", target=target)
+    compile_text("source: o\ntarget: order\nkey: order_no\nfields:\n  order_no: {const: 7}\n", target=target)

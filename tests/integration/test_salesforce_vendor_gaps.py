@@ -14,7 +14,7 @@ from erphub.connectors.base import SystemContext
 from erphub.connectors.salesforce import SalesforceConnector, SalesforceSettings
 from erphub.core.records import WriteAction, WriteRequest
 from erphub.sandbox.common import SandboxApp, SandboxServer
-from erphub.sandbox.salesforce import create_sandbox
+from erphub.sandbox.salesforce import create_sandbox, seed_accounts
 
 API = "/services/data/v59.0"
 
@@ -124,6 +124,18 @@ def test_describe_lists_standard_and_custom_fields_with_their_rules(sandbox: Any
     assert items["OrderId"]["createable"] and not items["OrderId"]["updateable"]
     assert not items["Product2Id"]["createable"]
     assert "Account" in {o["name"] for o in objects["sobjects"]}
+
+
+def test_a_query_batch_below_200_is_raised_to_200(sandbox: Any) -> None:
+    """The REST API guide's Query Options header: batchSize is 200 at least (2,000 at most)."""
+    sb, server = sandbox
+    seed_accounts(sb.state, 250)
+    with client(server) as http:
+        first = http.get(f"{API}/query", params={"q": "SELECT Id FROM Account"},
+                         headers={"Sforce-Query-Options": "batchSize=3"}).json()
+        rest = http.get(first["nextRecordsUrl"], headers={"Sforce-Query-Options": "batchSize=3"}).json()
+    assert first["totalSize"] == 250 and len(first["records"]) == 200 and not first["done"]
+    assert len(rest["records"]) == 50 and rest["done"]
 
 
 # ---- the connector prices orders and never re-sends create-only fields -----------------------

@@ -100,6 +100,21 @@ def test_keyset_reads_ask_for_their_order_and_read_codes_from_returned_fields(sa
         assert [r.data["code"] for r in rest] == codes[3:]
 
 
+def test_rows_without_ref_codes_still_read_the_customer_as_its_code() -> None:
+    """voucherorder's documented rows name the customer by id (and `_name`) only: the connector looks it up."""
+    sb = create_sandbox(ref_codes=False)
+    customer = sb.state.seed_customer("CUS-7", "客户七")
+    with SandboxServer(sb) as server, closing(connect(server)) as conn:
+        assert conn.write("sales_order", [req("SO-NC", {**order("SO-NC"), "agentId": "CUS-7"})])[0].ok
+        sb.log.clear()
+        [record] = [r for p in conn.read_changes("sales_order", None) for r in p.records]
+        lookups = sb.log.count("/yonbip/digitalModel/merchant/newlist")
+    [stored] = [o for o in sb.state.orders.values() if o["code"] == "SO-NC"]
+    assert stored["agentId"] == customer["id"] != customer["code"]  # the sandbox holds (and answers) the id
+    assert record.data["agentId"] == record.data["invoiceAgentId"] == customer["code"] == "CUS-7"
+    assert lookups == 1  # one merchant lookup by id, for both references
+
+
 def test_the_published_60_per_minute_is_the_default_rate(sandbox: Any) -> None:
     sb, server = sandbox
     with closing(connect(server, rate=None)) as conn:

@@ -83,8 +83,10 @@ class TrytonHarness:
     capability_reasons: ClassVar[dict[str, str]] = {
         "discovery": "the connector moves only its documented party shape: Tryton custom fields come from "
                      "modules, not per-database configuration (fields_get discovery: test_tryton_connector.py)",
-        "line_identity": "a draft sale's lines are rewritten on update and a confirmed sale is locked; keeping "
-                         "line ids of a quoted sale is issue 10's workflow change (engineer 10a)",
+        "line_identity": "a draft or quoted sale's lines are replaced on update (a quotation goes back to draft "
+                         "through Tryton's workflow and is quoted again; no shipment or invoice refers to its "
+                         "lines before confirmation) and a confirmed sale is locked (test_tryton_applied.py), "
+                         "so there are no line ids to keep",
     }
 
     def __init__(self, server: TrytonServer) -> None:

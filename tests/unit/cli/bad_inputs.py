@@ -297,6 +297,20 @@ def _cases() -> list[Case]:
                        ("empty", "")):
         c.append(config_case(f"system url {label}", '"https://api.jiandaoyun.com"', f"'{url}'", at="base_url",
                              fieldname="systems.jdy.settings.base_url"))
+    # -- Salesforce client credentials: the org's My Domain, never the shared login hosts -------------
+    jdy_end = '    secrets: {api_key: "${env:CRM_KEY}"}\npipelines:'
+
+    def with_salesforce(settings: str) -> str:
+        return ('    secrets: {api_key: "${env:CRM_KEY}"}\n  sf:\n    connector: salesforce\n'
+                f'    settings: {settings}\n    secrets: {{client_secret: "${{env:CRM_KEY}}"}}\npipelines:')
+    for label, settings in (("default login url", "{client_id: c1}"),
+                            ("login.salesforce.com", "{client_id: c1, login_url: 'https://login.salesforce.com'}"),
+                            ("test.salesforce.com", "{client_id: c1, login_url: 'https://TEST.salesforce.com/'}")):
+        c.append(config_case(f"salesforce client credentials at {label}", jdy_end, with_salesforce(settings),
+                             at="client_id: c1", fieldname="systems.sf.settings.login_url"))
+    c.append(config_case("salesforce client credentials at a My Domain", jdy_end,
+                         with_salesforce("{client_id: c1, login_url: 'https://acme.my.salesforce.com'}"),
+                         code=0, where=""))
     # -- mapping files ----------------------------------------------------------------------------
     c += [
         mapping_case("mapping bad yaml", "source: customer\nfields: [a\n", where="customer.yaml:3"),
