@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 from erphub.sandbox.kingdee.filter import (
     FilterSyntaxError,
+    Node,
     evaluate,
     fields_of,
     fold_text,
@@ -28,6 +29,7 @@ from erphub.sandbox.kingdee.filter import (
 )
 from erphub.sandbox.kingdee.forms import FORMS, EntryDef, FieldDef, FormDef, find_form
 from erphub.sandbox.kingdee.index import NumberIndex
+from erphub.sandbox.kingdee.paging import OrderCache, Row, rows_current
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 MAX_LIMIT = 2000
@@ -135,6 +137,8 @@ class KingdeeStore:
         self._next_entry_id = 100001
         self._number_seq: dict[str, int] = dict.fromkeys(self.forms, 0)
         self._last_stamp = datetime.min
+        # Filtered, sorted query rows kept between pages; every write below calls _orders.touch(form).
+        self._orders = OrderCache()
         # Numbers whose next save must fail validation (fault injection: per-record failures).
         self.reject_numbers: dict[str, str] = {}
         # Called with (FormId, Model) before each API save: tests simulate a concurrent writer here.
@@ -439,6 +443,7 @@ class KingdeeStore:
             if old_number:
                 self._numbers[form.form_id].pop(fold_text(str(old_number)), None)
         self.docs[form.form_id][pk] = doc
+        self._orders.touch(form.form_id)
         self._by_number[form.form_id].add(number, pk)
         self._numbers[form.form_id][fold_text(str(number))] = pk
         return_data = None
@@ -550,6 +555,7 @@ class KingdeeStore:
                     copy_doc[located[1].key] = org
                     copy_doc[form.modify_key or "FModifyDate"] = self._stamp()
                     self.docs[form.form_id][pk] = copy_doc
+                    self._orders.touch(form.form_id)
                     self._by_number[form.form_id].add(copy_doc.get(form.number_key), pk)
                     outcomes.append(OpOutcome(pk, str(original.get(form.number_key))))
             return outcomes
@@ -577,6 +583,7 @@ class KingdeeStore:
                     outcomes.append(OpOutcome(doc_id, number, blocked[0].message, 11))
                     continue
                 del self.docs[form.form_id][doc_id]
+                self._orders.touch(form.form_id)
                 self._by_number[form.form_id].remove(number, doc_id)
                 if number:
                     self._numbers[form.form_id].pop(str(number).lower(), None)
@@ -627,6 +634,7 @@ class KingdeeStore:
                     continue
                 number = str(doc.get(form.number_key))
                 status = doc.get(form.status_key)
+                self._orders.touch(form.form_id)
                 if op in ("Cancel", "Forbid"):
                     error = self._flag(form, doc, op, number)
                     results.append(OpOutcome(doc_id, number, error, 11) if error else OpOutcome(doc_id, number))
@@ -684,39 +692,74 @@ class KingdeeStore:
             if len(entries) > 1:
                 raise KdRequestError("不支持在一次查询中同时查询多个单据体", msg_code=8)
             entry_key = next(iter(entries), None)
-            rows: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
             docs = self.docs[form.form_id]
-            index = self._by_number[form.form_id].covering(docs, form.number_key)
-            pinned = index.candidates(node, form.number_key)
-            for doc_id in sorted(docs) if pinned is None else sorted(i for i in pinned if i in docs):
-                doc = docs[doc_id]
-                if entry_key is None:
-                    rows.append((doc, None))
-                else:
-                    lines = doc.get(entry_key) or []
-                    # A header without lines still yields one row (a LEFT JOIN), its entry columns null.
-                    rows.extend((doc, line) for line in lines or [None])
-
-            def passes(row: tuple[dict[str, Any], dict[str, Any] | None]) -> bool:
-                return evaluate(node, lambda k: (resolvers[k].value(*row), resolvers[k].kind))
-
-            try:
-                rows = [r for r in rows if passes(r)]
-            except FilterSyntaxError as exc:
-                raise KdRequestError(f"过滤条件错误：{exc}", msg_code=4) from None
-            for key, desc in reversed(order):
-                column = resolvers[key]
-
-                def sort_key(row: tuple[dict[str, Any], dict[str, Any] | None], c: _Column = column) -> Any:
-                    return _sort_key(c.value(*row))
-
-                rows.sort(key=sort_key, reverse=desc)
-            if top_row_count and top_row_count > 0:
-                rows = rows[:top_row_count]
+            # One filter and one sort per distinct query, not per page (paging.py says why and when not).
+            cache_key = (form.form_id, filter_string or "", order_string or "", entry_key)
+            reads = {form.form_id} | self._forms_read(form, [resolvers[k] for k in mentioned])
+            top = top_row_count if top_row_count and top_row_count > 0 else None
             start = max(0, int(start_row or 0))
-            end = start + min(int(limit), self.max_limit) if limit and limit > 0 else len(rows)
-            rows = rows[start:end]
-            return [[_json_value(resolvers[k].value(*r)) for k in field_keys] for r in rows]
+            end = start + min(int(limit), self.max_limit) if limit and limit > 0 else None
+
+            def page_of(ordered: list[Row]) -> list[Row]:
+                return ordered[:top][start:end]
+
+            ordered = self._orders.get(cache_key, reads, docs)
+            page = None if ordered is None else page_of(ordered)
+            # A page whose document was replaced behind the store's back (a test editing docs) is recomputed.
+            if page is None or not rows_current(page, docs, form.pk):
+                ordered = self._filter_and_sort(form, node, order, resolvers, entry_key)
+                self._orders.put(cache_key, reads, docs, ordered)
+                page = page_of(ordered)
+            return [[_json_value(resolvers[k].value(*r)) for k in field_keys] for r in page]
+
+    def _filter_and_sort(
+        self,
+        form: FormDef,
+        node: Node | None,
+        order: list[tuple[str, bool]],
+        resolvers: dict[str, _Column],
+        entry_key: str | None,
+    ) -> list[Row]:
+        rows: list[Row] = []
+        docs = self.docs[form.form_id]
+        index = self._by_number[form.form_id].covering(docs, form.number_key)
+        pinned = index.candidates(node, form.number_key)
+        for doc_id in sorted(docs) if pinned is None else sorted(i for i in pinned if i in docs):
+            doc = docs[doc_id]
+            if entry_key is None:
+                rows.append((doc, None))
+            else:
+                lines = doc.get(entry_key) or []
+                # A header without lines still yields one row (a LEFT JOIN), its entry columns null.
+                rows.extend((doc, line) for line in lines or [None])
+
+        def passes(row: Row) -> bool:
+            return evaluate(node, lambda k: (resolvers[k].value(*row), resolvers[k].kind))
+
+        try:
+            rows = [r for r in rows if passes(r)]
+        except FilterSyntaxError as exc:
+            raise KdRequestError(f"过滤条件错误：{exc}", msg_code=4) from None
+        for key, desc in reversed(order):
+            column = resolvers[key]
+
+            def sort_key(row: Row, c: _Column = column) -> Any:
+                return _sort_key(c.value(*row))
+
+            rows.sort(key=sort_key, reverse=desc)
+        return rows
+
+    def _forms_read(self, form: FormDef, columns: Iterable[_Column]) -> set[str]:
+        """The other forms a query's dotted columns look into (all of them for a typed reference)."""
+        out: set[str] = set()
+        for column in columns:
+            if column.sub is None or column.fdef.ref is None:
+                continue
+            if column.fdef.ref.startswith("@"):
+                return set(self.forms)
+            ref_form = self.find_form(column.fdef.ref)
+            out.add(ref_form.form_id if ref_form is not None else column.fdef.ref)
+        return out
 
     def _resolver(self, form: FormDef, key: str) -> _Column:
         head, _, sub = key.strip().partition(".")
