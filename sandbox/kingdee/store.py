@@ -360,6 +360,12 @@ class KingdeeStore:
                 except (TypeError, ValueError):
                     entry_id = 0
                 row_errors: list[FieldError] = []
+                if entry_id and entry_id not in old_rows:
+                    # A line id this document does not hold (deleted in the client, or another
+                    # document's): refused, never taken as a new line. The text is [assumed].
+                    errors.append(FieldError(
+                        entry.pk, f"{entry.caption}第{line_no}行：分录内码{entry_id}不存在或已被删除"))
+                    continue
                 if entry_id and entry_id in old_rows:
                     row = dict(old_rows[entry_id])
                     seen.add(entry_id)
@@ -448,9 +454,22 @@ class KingdeeStore:
         self._numbers[form.form_id][fold_text(str(number))] = pk
         return_data = None
         if need_return_fields:
-            model_out = self.to_model(form.form_id, doc)
-            return_data = {k: v for k, v in model_out.items() if _ci_has(need_return_fields, k)}
+            return_data = self._return_data(form, doc, need_return_fields)
         return SaveOutcome(pk, str(number), (), return_data)
+
+    def _return_data(self, form: FormDef, doc: dict[str, Any], fields: Sequence[str]) -> dict[str, Any]:
+        """NeedReturnData of one saved document: header keys as in the Model, `Entry.Field` as the
+        entry's rows holding those fields (K-DOCS bill-operations.md: NeedReturnFields names entry
+        fields as `entityKey.fieldKey`; the answer's row shape is [assumed])."""
+        model_out = self.to_model(form.form_id, doc)
+        out = {k: v for k, v in model_out.items() if _ci_has(fields, k)}
+        for entry in form.entries:
+            wanted = [f.partition(".")[2] for f in fields if f.partition(".")[0].lower() == entry.key.lower()]
+            if wanted and entry.key not in out:
+                out[entry.key] = [
+                    {k: v for k, v in row.items() if _ci_has(wanted, k)} for row in model_out[entry.key]
+                ]
+        return out
 
     def _downstream_errors(
         self, form: FormDef, doc: dict[str, Any], entry: EntryDef, removed: list[dict[str, Any]]
