@@ -258,12 +258,17 @@ class KingdeeStore:
         need_update_fields: Sequence[str] | None = None,
         is_delete_entry: bool = True,
         need_return_fields: Sequence[str] | None = None,
+        *,
+        draft: bool = False,
     ) -> SaveOutcome:
+        """Save, or with `draft` the Draft service (暂存): same request and answer as Save, but the
+        document is kept in status Z, unchecked for required fields and without an auto number
+        (see `_save`). Sources and what is unverified: the package docstring, "Draft"."""
         with self.lock:
             form = self._form(form_id)
             if self.before_save is not None:
                 self.before_save(form.form_id, model)
-            return self._save(form, model, need_update_fields, is_delete_entry, need_return_fields)
+            return self._save(form, model, need_update_fields, is_delete_entry, need_return_fields, draft=draft)
 
     def _save(
         self,
@@ -272,6 +277,8 @@ class KingdeeStore:
         need_update_fields: Sequence[str] | None,
         is_delete_entry: bool,
         need_return_fields: Sequence[str] | None,
+        *,
+        draft: bool = False,
     ) -> SaveOutcome:
         if not isinstance(model, dict):
             return SaveOutcome(None, None, (FieldError(None, "Model必须是一个JSON对象"),))
@@ -288,8 +295,14 @@ class KingdeeStore:
             return SaveOutcome(
                 None, None, (FieldError(form.pk, f"内码为{pk}的{form.caption}数据不存在或已被删除"),)
             )
+        if draft and not form.status_key:
+            return SaveOutcome(None, None, (FieldError(None, f"{form.caption}不支持暂存"),))  # [assumed] text
         if existing is not None and form.status_key:
             status = existing.get(form.status_key)
+            if draft and status != "Z":  # 暂存 is for documents not yet saved; the text is [assumed]
+                return SaveOutcome(
+                    pk, existing.get(form.number_key), (FieldError(None, "单据已保存，不允许暂存"),)
+                )
             if status == "C":
                 return SaveOutcome(
                     pk, existing.get(form.number_key), (FieldError(None, "单据已审核，不允许修改"),)
@@ -400,7 +413,8 @@ class KingdeeStore:
                 errors.extend(self._downstream_errors(form, existing or {}, entry, removed))
             doc[entry.key] = new_rows
 
-        errors.extend(self._required_errors(form, doc))
+        if not draft:  # a draft is kept incomplete; Save or Submit checks it
+            errors.extend(self._required_errors(form, doc))
         number = doc.get(form.number_key)
         if number:
             other = self._numbers[form.form_id].get(fold_text(str(number)))
@@ -423,15 +437,15 @@ class KingdeeStore:
             doc[form.pk] = pk
             doc["FCreateDate"] = now
             if form.status_key:
-                doc[form.status_key] = "A"
+                doc[form.status_key] = "Z" if draft else "A"
             if form.locate("FForbidStatus"):
                 doc["FForbidStatus"] = "A"
             if form.locate("FCancelStatus"):
                 doc["FCancelStatus"] = "A"
-        if not number:
-            self._number_seq[form.form_id] += 1
-            number = f"{form.number_prefix}{self._number_seq[form.form_id]:06d}"
-            doc[form.number_key] = number
+        if form.status_key and not draft and doc.get(form.status_key) == "Z":
+            doc[form.status_key] = "A"  # a draft saved: created
+        if not number and not draft:  # "暂存的单据是没有编码的": a draft gets its number when saved
+            number = self._assign_number(form, doc)
         for entry in form.entries:
             for row in doc.get(entry.key, []):
                 if not row.get(entry.pk):
@@ -451,11 +465,19 @@ class KingdeeStore:
         self.docs[form.form_id][pk] = doc
         self._orders.touch(form.form_id)
         self._by_number[form.form_id].add(number, pk)
-        self._numbers[form.form_id][fold_text(str(number))] = pk
+        if number:
+            self._numbers[form.form_id][fold_text(str(number))] = pk
         return_data = None
         if need_return_fields:
             return_data = self._return_data(form, doc, need_return_fields)
-        return SaveOutcome(pk, str(number), (), return_data)
+        return SaveOutcome(pk, str(number) if number else None, (), return_data)
+
+    def _assign_number(self, form: FormDef, doc: dict[str, Any]) -> str:
+        """The next auto number (`XSDD000001`...), set on the document (indexing is the caller's)."""
+        self._number_seq[form.form_id] += 1
+        number = f"{form.number_prefix}{self._number_seq[form.form_id]:06d}"
+        doc[form.number_key] = number
+        return number
 
     def _return_data(self, form: FormDef, doc: dict[str, Any], fields: Sequence[str]) -> dict[str, Any]:
         """NeedReturnData of one saved document: header keys as in the Model, `Entry.Field` as the
@@ -658,6 +680,12 @@ class KingdeeStore:
                     error = self._flag(form, doc, op, number)
                     results.append(OpOutcome(doc_id, number, error, 11) if error else OpOutcome(doc_id, number))
                     continue
+                if op == "Submit" and status == "Z":
+                    error = self._complete_draft(form, doc, int(doc[form.pk]))
+                    if error:
+                        results.append(OpOutcome(doc_id, number, error, 11))
+                        continue
+                    number = str(doc.get(form.number_key))
                 new_status, error = _transition(op, status, number)
                 if error:
                     results.append(OpOutcome(doc_id, number, error, 11))
@@ -668,6 +696,19 @@ class KingdeeStore:
                         None if op == "UnAudit" else doc.get("FApproveDate"))
                 results.append(OpOutcome(doc_id, number))
             return results
+
+    def _complete_draft(self, form: FormDef, doc: dict[str, Any], doc_id: int) -> str | None:
+        """Submitting a draft checks what its Draft skipped (required fields) and gives it its number.
+        [unverified] whether K/3 Cloud submits a Z document directly or wants a Save first."""
+        missing = self._required_errors(form, doc)
+        if missing:
+            return missing[0].message
+        if not doc.get(form.number_key):
+            self._by_number[form.form_id].remove(None, doc_id)
+            number = self._assign_number(form, doc)
+            self._by_number[form.form_id].add(number, doc_id)
+            self._numbers[form.form_id][fold_text(number)] = doc_id
+        return None
 
     def _flag(self, form: FormDef, doc: dict[str, Any], op: str, number: str) -> str | None:
         """Cancel an unaudited bill or forbid base data: the status flag and its date, or why not."""
