@@ -17,6 +17,13 @@ How it works
   removes lines on purpose (default true in Save deletes unsent lines: K-DOCS bill-operations.md;
   K-JAVA SaveRequest.java). A removal Kingdee refuses because the line has downstream documents
   is a permanent `line_has_downstream` dead letter. The refusal's message text is [unverifiable].
+  The line ids come from the link, not from a read before each save: BatchSave asks for
+  `NeedReturnFields: [FID, FSaleOrderEntry.FEntryID]` (entry fields as `entitykey.key`: the Save
+  doc, as transcribed in K-DOCS bill-operations.md and xylfe.cn/retGnw_jndnfYOqVlbVDQ) and the
+  saved ids go back as `WriteResult.target_meta`, keyed by source line key (lines.py). Assumed,
+  unverified: NeedReturnData holds one object per saved record with the entry as a list of rows in
+  line order, and Kingdee refuses an FEntryID the document no longer holds (the sandbox does, with
+  its own text); either way the connector re-reads the lines when the link has none or an id is refused.
 - Multi-organisation tenants (`use_org_number`): customers/materials allocated to several
   use-organisations exist once per org with one FNumber (K-DOCS master-data.md, Allocate), so
   every query of those forms adds `FUseOrgId.FNumber = <org>`.

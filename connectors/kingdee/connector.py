@@ -34,7 +34,7 @@ from erphub.connectors.base import ConnectorBase, ConnectorSettings, SystemConte
 from erphub.connectors.discovery import field_info
 from erphub.connectors.http import HttpClient
 from erphub.connectors.kingdee.auth import KingdeeLogin, classify_body
-from erphub.connectors.kingdee.lines import CurrentLine, match_value, plan_lines
+from erphub.connectors.kingdee.lines import CurrentLine, kept_meta, lines_from_meta, match_value, plan_lines
 from erphub.connectors.kingdee.metadata import form_fields
 from erphub.connectors.kingdee.query import (
     MAX_IN_LIST,
@@ -107,6 +107,19 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _ci_value(data: Any, key: str) -> Any:
+    """A key of a Kingdee answer, matched blind to case (field keys ignore case)."""
+    if not isinstance(data, dict):
+        return None
+    return next((v for k, v in data.items() if k.lower() == key.lower()), None)
+
+
+def result_of(body: Any) -> dict[str, Any]:
+    """The `Result` object of a Save/BatchSave answer ({} when there is none)."""
+    result = body.get("Result") if isinstance(body, dict) else None
+    return result if isinstance(result, dict) else {}
+
+
 def _error_code(shape: Shape, field_name: str | None, message: str) -> str:
     if (field_name or "").lower() == shape.number_key.lower() or "已存在" in message or "重复" in message:
         return "duplicate_number"
@@ -114,6 +127,10 @@ def _error_code(shape: Shape, field_name: str | None, message: str) -> str:
         return "audited"
     if "下游" in message:  # a line with downstream documents (outstock, invoice) cannot be deleted
         return "line_has_downstream"
+    if shape.entry is not None and (
+        (field_name or "").lower() == shape.entry.pk.lower() or ("分录内码" in message and "不存在" in message)
+    ):
+        return "entry_unknown"  # a line id the document no longer holds (deleted in the client)
     return "validation"
 
 
@@ -125,10 +142,14 @@ class _Outcome:
         target_id: str | None = None,
         errors: list[dict[str, Any]] | None = None,
         transient: bool = False,
+        model: dict[str, Any] | None = None,
+        returned: dict[str, Any] | None = None,
     ) -> None:
         self.target_id = target_id
         self.errors = errors or []
         self.transient = transient
+        self.model = model or {}  # the Model sent
+        self.returned = returned  # its NeedReturnData, when Kingdee gave one
 
 
 class KingdeeConnector(ConnectorBase):
@@ -262,9 +283,12 @@ class KingdeeConnector(ConnectorBase):
 
         results: list[WriteResult | None] = [None] * len(batch)
         pending = list(range(len(batch)))
-        # FID -> its current lines: an update keeps each line's FEntryID (lines.py).
-        lines = self._current_lines(shape, [t for t in targets if t])
+        # FID -> its current lines: an update keeps each line's FEntryID (lines.py), from the link
+        # when it kept them for this document, else re-read from Kingdee.
+        lines = self._kept_lines(shape, batch, targets)
+        lines.update(self._current_lines(shape, [t for t in targets if t and t not in lines]))
         converted: set[int] = set()
+        reread: set[int] = set()
         unaudited: set[int] = set()
         for _round in range(3):
             outcomes = self._save_round(shape, batch, keys, targets, pending, lines)
@@ -281,7 +305,8 @@ class KingdeeConnector(ConnectorBase):
                 creating = targets[i] is None
                 if outcome.target_id is not None:
                     action = WriteAction.CREATED if creating and i not in converted else WriteAction.UPDATED
-                    results[i] = WriteResult(batch[i].source_id, outcome.target_id, action)
+                    results[i] = WriteResult(batch[i].source_id, outcome.target_id, action,
+                                             target_meta=self._line_meta(shape, outcome))
                     continue
                 key = keys[i]
                 if creating and key and kingdee_key(key) in now_found and i not in converted:
@@ -294,6 +319,12 @@ class KingdeeConnector(ConnectorBase):
                 codes = {
                     _error_code(shape, e.get("FieldName"), str(e.get("Message", ""))) for e in outcome.errors
                 }
+                if not creating and "entry_unknown" in codes and i not in reread:
+                    # The kept line ids are stale (lines edited in the client): re-read them, save again.
+                    lines.update(self._current_lines(shape, [str(targets[i])]))
+                    reread.add(i)
+                    retry.append(i)
+                    continue
                 if (
                     not creating
                     and "audited" in codes
@@ -575,6 +606,35 @@ class KingdeeConnector(ConnectorBase):
         kept = {int(r.get(shape.entry.pk) or 0) for r in rows if isinstance(r, dict)}
         return any(entry_id not in kept for entry_id, _ in lines.get(str(model[shape.pk]), []))
 
+    @staticmethod
+    def _kept_lines(
+        shape: Shape, batch: Sequence[WriteRequest], targets: Sequence[str | None]
+    ) -> dict[str, list[CurrentLine]]:
+        """The line ids links kept for the documents about to be updated (lines.py)."""
+        if shape.entry is None:
+            return {}
+        out: dict[str, list[CurrentLine]] = {}
+        for request, target in zip(batch, targets, strict=True):
+            if target and (kept := lines_from_meta(shape.entry, target, request.target_meta)) is not None:
+                out[target] = kept
+        return out
+
+    @staticmethod
+    def _line_meta(shape: Shape, outcome: _Outcome) -> dict[str, Any] | None:
+        """What the link keeps after a save: the saved lines' ids (None: no lines sent, keep the old)."""
+        entry = shape.entry
+        rows = outcome.model.get(entry.key) if entry is not None else None
+        if entry is None or not isinstance(rows, list) or outcome.target_id is None:
+            return None
+        saved = None
+        returned = _ci_value(outcome.returned or {}, entry.key)
+        if isinstance(returned, list):
+            try:
+                saved = [int(_ci_value(r, entry.pk)) for r in returned]
+            except (TypeError, ValueError):
+                saved = None
+        return kept_meta(entry, outcome.target_id, rows, saved)
+
     def _current_lines(self, shape: Shape, target_ids: Sequence[str]) -> dict[str, list[CurrentLine]]:
         """The existing entry lines of documents about to be updated: (FEntryID, match value) in order."""
         entry = shape.entry
@@ -653,6 +713,8 @@ class KingdeeConnector(ConnectorBase):
         data: dict[str, Any] = {"Model": [model for _, model in items], "IsDeleteEntry": delete_entry}
         if need_update_fields is not None:
             data["NeedUpDateFields"] = need_update_fields
+        if shape.entry is not None:  # the saved lines' ids, for the link (entry fields as `entity.field`)
+            data["NeedReturnFields"] = [shape.pk, f"{shape.entry.key}.{shape.entry.pk}"]
         # Creates are safe to resend only when every record carries its number (uniqueness makes a
         # resent create fail as "already exists", which write() turns into an update).
         idempotent = need_update_fields is not None or all(model.get(shape.number_key) for _, model in items)
@@ -673,10 +735,14 @@ class KingdeeConnector(ConnectorBase):
         )
         if not is_success(status) and not per_record:
             self._raise_status("BatchSave", status)
+        returned = {
+            str(_ci_value(r, shape.pk)): r for r in result_of(body).get("NeedReturnData") or [] if isinstance(r, dict)
+        }
         out: dict[int, _Outcome] = {}
-        for d_index, (i, _model) in enumerate(items):
+        for d_index, (i, model) in enumerate(items):
             if d_index in successes and successes[d_index].get("Id") not in (None, 0, ""):
-                out[i] = _Outcome(str(successes[d_index]["Id"]))
+                saved_id = str(successes[d_index]["Id"])
+                out[i] = _Outcome(saved_id, model=model, returned=returned.get(saved_id))
             elif d_index in errors:
                 out[i] = _Outcome(errors=errors[d_index], transient=code in TRANSIENT_CODES)
             else:

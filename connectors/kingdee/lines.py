@@ -77,3 +77,57 @@ def _entry_id(line: dict[str, Any], pk: str) -> int:
         return int(raw or 0)
     except (TypeError, ValueError):
         return 0
+
+
+# ---- line ids kept in the link ------------------------------------------------------------------
+#
+# An update needs each existing line's FEntryID. Re-reading them costs one ExecuteBillQuery per
+# write batch, so the connector keeps them in the link instead (`WriteResult.target_meta`): after a
+# save, each sent line's FEntryID under its source line key. The mapped lines carry no id of their
+# own (the CRM's sub-form rows have none the mapping sends), so a line's key is its match value
+# (the material) and its occurrence among lines of that value: `1.01.002#1`, `1.01.002#2`; with no
+# match key, its position (`#3`). This is exactly the pairing plan_lines() makes, read from memory.
+# The kept ids are only a shortcut: when the link has none for this document, or Kingdee refuses an
+# id as unknown (the line was deleted in the client), the lines are re-read from Kingdee.
+
+LINES = "lines"
+
+
+def line_keys(entry: Entry, rows: Sequence[Any]) -> list[str]:
+    """Each sent row's source line key: match value and occurrence (`MAT#2`), or position (`#2`)."""
+    seen: dict[str, int] = {}
+    out = []
+    for row in rows:
+        value = ""
+        if entry.match_key and isinstance(row, dict):
+            value = match_value(row.get(entry.match_key)) or ""
+        seen[value] = seen.get(value, 0) + 1
+        out.append(f"{value}#{seen[value]}")
+    return out
+
+
+def kept_meta(entry: Entry, target_id: str, rows: Sequence[Any], saved_ids: Sequence[int] | None) -> dict[str, Any]:
+    """What the link keeps after a save: the saved line ids by source line key. Empty (so the next
+    update re-reads) when Kingdee's answer did not pair one id with each sent line."""
+    if saved_ids is None or len(saved_ids) != len(rows):
+        return {}
+    lines = [{"line": key, entry.pk: entry_id} for key, entry_id in zip(line_keys(entry, rows), saved_ids, strict=True)]
+    return {"target_id": str(target_id), LINES: {entry.key: lines}}
+
+
+def lines_from_meta(entry: Entry, target_id: str, meta: Any) -> list[CurrentLine] | None:
+    """The lines a link kept for this document, as plan_lines() takes them; None when it kept none."""
+    if not isinstance(meta, dict) or str(meta.get("target_id")) != str(target_id):
+        return None
+    rows = (meta.get(LINES) or {}).get(entry.key)
+    if not isinstance(rows, list) or not rows:
+        return None
+    out: list[CurrentLine] = []
+    for row in rows:
+        try:
+            entry_id = int(row[entry.pk])
+            value = str(row["line"]).rpartition("#")[0]
+        except (KeyError, TypeError, ValueError):
+            return None
+        out.append((entry_id, value or None))
+    return out

@@ -95,6 +95,9 @@ class WriteRequest:
     engine's one lookup per batch): a request with no `target_id` is then known to be absent, and
     the connector need not look it up again before the create. Its own checks after a refused
     create ("number already exists") still apply.
+
+    `target_meta` is what the connector asked the link to keep about this target record at its last
+    write (`WriteResult.target_meta`), e.g. the ERP's id of each order line; None when unknown.
     """
 
     source_id: str
@@ -104,6 +107,7 @@ class WriteRequest:
     idempotency_key: str
     owned_fields: frozenset[str] | None = None
     key_looked_up: bool = False
+    target_meta: JsonDict | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,12 +120,21 @@ class RecordError:
     transient: bool = False
 
 
+# The written payload's key under which a link keeps a connector's `target_meta` (never a field name:
+# field names are the target's own, and no system names a field so).
+TARGET_META = "__target_meta__"
+
+
 @dataclass(frozen=True, slots=True)
 class WriteResult:
+    """One record's outcome. `target_meta` (JSON) is kept in the link and handed back on the next
+    write of this record as `WriteRequest.target_meta`; None keeps what the link had."""
+
     source_id: str
     target_id: str | None = None
     action: WriteAction | None = None
     error: RecordError | None = None
+    target_meta: JsonDict | None = None
 
     @property
     def ok(self) -> bool:

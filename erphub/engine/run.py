@@ -27,7 +27,9 @@ from erphub.connectors.base import SupportsAcknowledge
 from erphub.core.errors import ProtocolError
 from erphub.core.outcomes import OUTCOMES, ErrorClass, Outcome, Stage
 from erphub.core.records import (
+    TARGET_META,
     Cursor,
+    JsonDict,
     Page,
     Record,
     RecordError,
@@ -265,7 +267,8 @@ class PipelineRun:
             requests.append(WriteRequest(
                 source_id=item.record.id, key=item.mapped.key, target_id=target_id, data=data,
                 idempotency_key=f"{p.name}:{item.record.id}:{item.digest[:16]}",
-                owned_fields=p.plan.owned_fields, key_looked_up=item.mapped.key is not None))
+                owned_fields=p.plan.owned_fields, key_looked_up=item.mapped.key is not None,
+                target_meta=self._target_meta(item, target_id)))
         if two_way is not None and two_way.pushes:
             self._lease.keep()
             work.renewed = True
@@ -301,6 +304,14 @@ class PipelineRun:
         return [item for item in items if item.record.id not in refused]
 
     @staticmethod
+    def _target_meta(item: Classified, target_id: str | None) -> JsonDict | None:
+        """What the connector kept in the link about this very target record (line ids, say)."""
+        if item.link is None or target_id is None or item.link.target_id != target_id:
+            return None
+        meta = (item.link.written_payload or {}).get(TARGET_META)
+        return meta if isinstance(meta, dict) else None
+
+    @staticmethod
     def _known_target(item: Classified, found: Mapping[str, str]) -> str | None:
         if item.link is not None and item.link.target_id:
             return item.link.target_id
@@ -331,9 +342,13 @@ class PipelineRun:
     def _settle(self, item: Classified, request: WriteRequest, result: WriteResult, batch: BatchCommit) -> None:
         if result.ok:
             previous = item.link.written_payload if item.link and item.link.written_payload else {}
+            written = {**previous, **request.data}
+            if result.target_meta is not None:
+                written[TARGET_META] = result.target_meta
+            elif previous.get(TARGET_META) is not None and result.target_id != request.target_id:
+                del written[TARGET_META]  # kept for another target record: not this one's
             batch.links.append(LinkUpdate(item.record.id, result.target_id, item.mapped.key, item.digest,
-                                          {**previous, **request.data},
-                                          source_updated_at=item.record.updated_at))
+                                          written, source_updated_at=item.record.updated_at))
             batch.resolved_source_ids.append(item.record.id)
             batch.agreed.extend(agreed_after_write(self.pipeline, item.record.id, result.target_id, request.data))
             self._count(_OUTCOME_OF.get(result.action or WriteAction.CREATED, Outcome.CREATED))

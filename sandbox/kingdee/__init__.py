@@ -18,6 +18,17 @@ Confirmed from the reference (`shared/reference/api-contracts.md` §1) and the i
   FDocumentStatus A → B → C (D after UnAudit); `单据已审核，不允许修改`; `字段[X]是必录字段`;
   `元数据中标识为X的字段不存在`; `业务对象不存在`; the BatchSave async mode (`beginmethod`).
 
+Draft (暂存, `DynamicFormService.Draft`): the request and answer are Save's. Sources: K-DOCS
+bill-operations.md §5 ("参数与 Save 完全相同"), the C# client `Draft<T>(SaveRequest<T>) -> SaveResponse`,
+BAH.BOS.WebAPI.Client's `class Draft : Save` (only the service name differs), the SDK 8.2.0
+`K3CloudApiSdk.Draft(formid, data)`; the status Z (暂存) of FDocumentStatus from api-contracts.md §1.4
+[3p]; "暂存的单据是没有编码的" from Push's IsDraftWhenSaveFail (K-DOCS §8). So a drafted document is
+status Z, has no auto number, and is not matched by `FDocumentStatus = 'C'`; Save turns it into A (and
+numbers it), Submit takes it to B. Unverified, the sandbox's choice: a draft skips the required-field
+check (K-DOCS: "暂存单据是否校验必填项 文档未说明"), Submit of a Z document checks them and numbers it
+instead of demanding a Save first, Draft of an already saved document is refused (`单据已保存，不允许暂存`),
+and Draft stamps FModifyDate as Save does.
+
 Assumed (configurable through `create_sandbox(**options)` where it matters, see `KingdeeOptions`):
 - session idle timeout 1200 s; signed-timestamp skew 300 s; Limit silently capped at 2000;
 - MsgCode 14 answered (message `调用频率超过限制`) above `calls_per_second` (off by default);

@@ -214,6 +214,7 @@ class KingdeeApp:
             "BillQuery": self.bill_query,
             "Save": self.save,
             "BatchSave": self.batch_save,
+            "Draft": self.draft,
             "View": self.view,
             "Submit": lambda body, path: self.change_status(body, "Submit"),
             "Audit": lambda body, path: self.change_status(body, "Audit"),
@@ -394,7 +395,7 @@ class KingdeeApp:
         return form_id, data
 
     def _save_models(
-        self, form_id: str, data: dict[str, Any], models: list[Any], path: str
+        self, form_id: str, data: dict[str, Any], models: list[Any], path: str, *, draft: bool = False
     ) -> list[SaveOutcome]:
         store = self.state.store
         form = store._form(form_id)
@@ -410,7 +411,7 @@ class KingdeeApp:
             if reason is not None:
                 outcomes.append(SaveOutcome(None, number, (FieldError(None, reason),)))
                 continue
-            outcomes.append(store.save(form_id, model, nuf, is_delete_entry, nrf))
+            outcomes.append(store.save(form_id, model, nuf, is_delete_entry, nrf, draft=draft))
         return outcomes
 
     def _save_envelope(self, outcomes: list[SaveOutcome], single: bool) -> dict[str, Any]:
@@ -441,6 +442,14 @@ class KingdeeApp:
         if model is None:
             raise KdRequestError("Model不能为空", 9)
         return self._save_envelope(self._save_models(form_id, data, [model], path), single=True)
+
+    def draft(self, body: Any, path: str) -> Any:
+        """暂存: Save's request and answer; the document stays in status Z (store.save, `draft`)."""
+        form_id, data = self._save_args(body)
+        model = _ci(data, "Model")
+        if model is None:
+            raise KdRequestError("Model不能为空", 9)
+        return self._save_envelope(self._save_models(form_id, data, [model], path, draft=True), single=True)
 
     def batch_save(self, body: Any, path: str) -> Any:
         form_id, data = self._save_args(body)

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
 Kind = str  # "text" | "number" | "int" | "datetime" | "date" | "bool"
@@ -236,6 +237,7 @@ def fields_of(node: Node | None) -> set[str]:
 _DT_FORMATS = ("%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d")
 
 
+@lru_cache(maxsize=4096)  # a filter's literal is coerced once per row evaluated: parse it once
 def parse_datetime(text: str) -> datetime:
     """Kingdee accepts 'yyyy-MM-dd', 'yyyy-MM-dd HH:mm:ss[.fff]' and the same with a 'T'."""
     value = text.strip().replace("T", " ")

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 from erphub.sandbox.kingdee.filter import (
     FilterSyntaxError,
+    Node,
     evaluate,
     fields_of,
     fold_text,
@@ -28,6 +29,7 @@ from erphub.sandbox.kingdee.filter import (
 )
 from erphub.sandbox.kingdee.forms import FORMS, EntryDef, FieldDef, FormDef, find_form
 from erphub.sandbox.kingdee.index import NumberIndex
+from erphub.sandbox.kingdee.paging import OrderCache, Row, rows_current
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 MAX_LIMIT = 2000
@@ -135,6 +137,8 @@ class KingdeeStore:
         self._next_entry_id = 100001
         self._number_seq: dict[str, int] = dict.fromkeys(self.forms, 0)
         self._last_stamp = datetime.min
+        # Filtered, sorted query rows kept between pages; every write below calls _orders.touch(form).
+        self._orders = OrderCache()
         # Numbers whose next save must fail validation (fault injection: per-record failures).
         self.reject_numbers: dict[str, str] = {}
         # Called with (FormId, Model) before each API save: tests simulate a concurrent writer here.
@@ -254,12 +258,17 @@ class KingdeeStore:
         need_update_fields: Sequence[str] | None = None,
         is_delete_entry: bool = True,
         need_return_fields: Sequence[str] | None = None,
+        *,
+        draft: bool = False,
     ) -> SaveOutcome:
+        """Save, or with `draft` the Draft service (暂存): same request and answer as Save, but the
+        document is kept in status Z, unchecked for required fields and without an auto number
+        (see `_save`). Sources and what is unverified: the package docstring, "Draft"."""
         with self.lock:
             form = self._form(form_id)
             if self.before_save is not None:
                 self.before_save(form.form_id, model)
-            return self._save(form, model, need_update_fields, is_delete_entry, need_return_fields)
+            return self._save(form, model, need_update_fields, is_delete_entry, need_return_fields, draft=draft)
 
     def _save(
         self,
@@ -268,6 +277,8 @@ class KingdeeStore:
         need_update_fields: Sequence[str] | None,
         is_delete_entry: bool,
         need_return_fields: Sequence[str] | None,
+        *,
+        draft: bool = False,
     ) -> SaveOutcome:
         if not isinstance(model, dict):
             return SaveOutcome(None, None, (FieldError(None, "Model必须是一个JSON对象"),))
@@ -284,8 +295,14 @@ class KingdeeStore:
             return SaveOutcome(
                 None, None, (FieldError(form.pk, f"内码为{pk}的{form.caption}数据不存在或已被删除"),)
             )
+        if draft and not form.status_key:
+            return SaveOutcome(None, None, (FieldError(None, f"{form.caption}不支持暂存"),))  # [assumed] text
         if existing is not None and form.status_key:
             status = existing.get(form.status_key)
+            if draft and status != "Z":  # 暂存 is for documents not yet saved; the text is [assumed]
+                return SaveOutcome(
+                    pk, existing.get(form.number_key), (FieldError(None, "单据已保存，不允许暂存"),)
+                )
             if status == "C":
                 return SaveOutcome(
                     pk, existing.get(form.number_key), (FieldError(None, "单据已审核，不允许修改"),)
@@ -356,6 +373,12 @@ class KingdeeStore:
                 except (TypeError, ValueError):
                     entry_id = 0
                 row_errors: list[FieldError] = []
+                if entry_id and entry_id not in old_rows:
+                    # A line id this document does not hold (deleted in the client, or another
+                    # document's): refused, never taken as a new line. The text is [assumed].
+                    errors.append(FieldError(
+                        entry.pk, f"{entry.caption}第{line_no}行：分录内码{entry_id}不存在或已被删除"))
+                    continue
                 if entry_id and entry_id in old_rows:
                     row = dict(old_rows[entry_id])
                     seen.add(entry_id)
@@ -390,7 +413,8 @@ class KingdeeStore:
                 errors.extend(self._downstream_errors(form, existing or {}, entry, removed))
             doc[entry.key] = new_rows
 
-        errors.extend(self._required_errors(form, doc))
+        if not draft:  # a draft is kept incomplete; Save or Submit checks it
+            errors.extend(self._required_errors(form, doc))
         number = doc.get(form.number_key)
         if number:
             other = self._numbers[form.form_id].get(fold_text(str(number)))
@@ -413,15 +437,15 @@ class KingdeeStore:
             doc[form.pk] = pk
             doc["FCreateDate"] = now
             if form.status_key:
-                doc[form.status_key] = "A"
+                doc[form.status_key] = "Z" if draft else "A"
             if form.locate("FForbidStatus"):
                 doc["FForbidStatus"] = "A"
             if form.locate("FCancelStatus"):
                 doc["FCancelStatus"] = "A"
-        if not number:
-            self._number_seq[form.form_id] += 1
-            number = f"{form.number_prefix}{self._number_seq[form.form_id]:06d}"
-            doc[form.number_key] = number
+        if form.status_key and not draft and doc.get(form.status_key) == "Z":
+            doc[form.status_key] = "A"  # a draft saved: created
+        if not number and not draft:  # "暂存的单据是没有编码的": a draft gets its number when saved
+            number = self._assign_number(form, doc)
         for entry in form.entries:
             for row in doc.get(entry.key, []):
                 if not row.get(entry.pk):
@@ -439,13 +463,35 @@ class KingdeeStore:
             if old_number:
                 self._numbers[form.form_id].pop(fold_text(str(old_number)), None)
         self.docs[form.form_id][pk] = doc
+        self._orders.touch(form.form_id)
         self._by_number[form.form_id].add(number, pk)
-        self._numbers[form.form_id][fold_text(str(number))] = pk
+        if number:
+            self._numbers[form.form_id][fold_text(str(number))] = pk
         return_data = None
         if need_return_fields:
-            model_out = self.to_model(form.form_id, doc)
-            return_data = {k: v for k, v in model_out.items() if _ci_has(need_return_fields, k)}
-        return SaveOutcome(pk, str(number), (), return_data)
+            return_data = self._return_data(form, doc, need_return_fields)
+        return SaveOutcome(pk, str(number) if number else None, (), return_data)
+
+    def _assign_number(self, form: FormDef, doc: dict[str, Any]) -> str:
+        """The next auto number (`XSDD000001`...), set on the document (indexing is the caller's)."""
+        self._number_seq[form.form_id] += 1
+        number = f"{form.number_prefix}{self._number_seq[form.form_id]:06d}"
+        doc[form.number_key] = number
+        return number
+
+    def _return_data(self, form: FormDef, doc: dict[str, Any], fields: Sequence[str]) -> dict[str, Any]:
+        """NeedReturnData of one saved document: header keys as in the Model, `Entry.Field` as the
+        entry's rows holding those fields (K-DOCS bill-operations.md: NeedReturnFields names entry
+        fields as `entityKey.fieldKey`; the answer's row shape is [assumed])."""
+        model_out = self.to_model(form.form_id, doc)
+        out = {k: v for k, v in model_out.items() if _ci_has(fields, k)}
+        for entry in form.entries:
+            wanted = [f.partition(".")[2] for f in fields if f.partition(".")[0].lower() == entry.key.lower()]
+            if wanted and entry.key not in out:
+                out[entry.key] = [
+                    {k: v for k, v in row.items() if _ci_has(wanted, k)} for row in model_out[entry.key]
+                ]
+        return out
 
     def _downstream_errors(
         self, form: FormDef, doc: dict[str, Any], entry: EntryDef, removed: list[dict[str, Any]]
@@ -550,6 +596,7 @@ class KingdeeStore:
                     copy_doc[located[1].key] = org
                     copy_doc[form.modify_key or "FModifyDate"] = self._stamp()
                     self.docs[form.form_id][pk] = copy_doc
+                    self._orders.touch(form.form_id)
                     self._by_number[form.form_id].add(copy_doc.get(form.number_key), pk)
                     outcomes.append(OpOutcome(pk, str(original.get(form.number_key))))
             return outcomes
@@ -577,6 +624,7 @@ class KingdeeStore:
                     outcomes.append(OpOutcome(doc_id, number, blocked[0].message, 11))
                     continue
                 del self.docs[form.form_id][doc_id]
+                self._orders.touch(form.form_id)
                 self._by_number[form.form_id].remove(number, doc_id)
                 if number:
                     self._numbers[form.form_id].pop(str(number).lower(), None)
@@ -627,10 +675,17 @@ class KingdeeStore:
                     continue
                 number = str(doc.get(form.number_key))
                 status = doc.get(form.status_key)
+                self._orders.touch(form.form_id)
                 if op in ("Cancel", "Forbid"):
                     error = self._flag(form, doc, op, number)
                     results.append(OpOutcome(doc_id, number, error, 11) if error else OpOutcome(doc_id, number))
                     continue
+                if op == "Submit" and status == "Z":
+                    error = self._complete_draft(form, doc, int(doc[form.pk]))
+                    if error:
+                        results.append(OpOutcome(doc_id, number, error, 11))
+                        continue
+                    number = str(doc.get(form.number_key))
                 new_status, error = _transition(op, status, number)
                 if error:
                     results.append(OpOutcome(doc_id, number, error, 11))
@@ -641,6 +696,19 @@ class KingdeeStore:
                         None if op == "UnAudit" else doc.get("FApproveDate"))
                 results.append(OpOutcome(doc_id, number))
             return results
+
+    def _complete_draft(self, form: FormDef, doc: dict[str, Any], doc_id: int) -> str | None:
+        """Submitting a draft checks what its Draft skipped (required fields) and gives it its number.
+        [unverified] whether K/3 Cloud submits a Z document directly or wants a Save first."""
+        missing = self._required_errors(form, doc)
+        if missing:
+            return missing[0].message
+        if not doc.get(form.number_key):
+            self._by_number[form.form_id].remove(None, doc_id)
+            number = self._assign_number(form, doc)
+            self._by_number[form.form_id].add(number, doc_id)
+            self._numbers[form.form_id][fold_text(number)] = doc_id
+        return None
 
     def _flag(self, form: FormDef, doc: dict[str, Any], op: str, number: str) -> str | None:
         """Cancel an unaudited bill or forbid base data: the status flag and its date, or why not."""
@@ -684,39 +752,74 @@ class KingdeeStore:
             if len(entries) > 1:
                 raise KdRequestError("不支持在一次查询中同时查询多个单据体", msg_code=8)
             entry_key = next(iter(entries), None)
-            rows: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
             docs = self.docs[form.form_id]
-            index = self._by_number[form.form_id].covering(docs, form.number_key)
-            pinned = index.candidates(node, form.number_key)
-            for doc_id in sorted(docs) if pinned is None else sorted(i for i in pinned if i in docs):
-                doc = docs[doc_id]
-                if entry_key is None:
-                    rows.append((doc, None))
-                else:
-                    lines = doc.get(entry_key) or []
-                    # A header without lines still yields one row (a LEFT JOIN), its entry columns null.
-                    rows.extend((doc, line) for line in lines or [None])
-
-            def passes(row: tuple[dict[str, Any], dict[str, Any] | None]) -> bool:
-                return evaluate(node, lambda k: (resolvers[k].value(*row), resolvers[k].kind))
-
-            try:
-                rows = [r for r in rows if passes(r)]
-            except FilterSyntaxError as exc:
-                raise KdRequestError(f"过滤条件错误：{exc}", msg_code=4) from None
-            for key, desc in reversed(order):
-                column = resolvers[key]
-
-                def sort_key(row: tuple[dict[str, Any], dict[str, Any] | None], c: _Column = column) -> Any:
-                    return _sort_key(c.value(*row))
-
-                rows.sort(key=sort_key, reverse=desc)
-            if top_row_count and top_row_count > 0:
-                rows = rows[:top_row_count]
+            # One filter and one sort per distinct query, not per page (paging.py says why and when not).
+            cache_key = (form.form_id, filter_string or "", order_string or "", entry_key)
+            reads = {form.form_id} | self._forms_read(form, [resolvers[k] for k in mentioned])
+            top = top_row_count if top_row_count and top_row_count > 0 else None
             start = max(0, int(start_row or 0))
-            end = start + min(int(limit), self.max_limit) if limit and limit > 0 else len(rows)
-            rows = rows[start:end]
-            return [[_json_value(resolvers[k].value(*r)) for k in field_keys] for r in rows]
+            end = start + min(int(limit), self.max_limit) if limit and limit > 0 else None
+
+            def page_of(ordered: list[Row]) -> list[Row]:
+                return ordered[:top][start:end]
+
+            ordered = self._orders.get(cache_key, reads, docs)
+            page = None if ordered is None else page_of(ordered)
+            # A page whose document was replaced behind the store's back (a test editing docs) is recomputed.
+            if page is None or not rows_current(page, docs, form.pk):
+                ordered = self._filter_and_sort(form, node, order, resolvers, entry_key)
+                self._orders.put(cache_key, reads, docs, ordered)
+                page = page_of(ordered)
+            return [[_json_value(resolvers[k].value(*r)) for k in field_keys] for r in page]
+
+    def _filter_and_sort(
+        self,
+        form: FormDef,
+        node: Node | None,
+        order: list[tuple[str, bool]],
+        resolvers: dict[str, _Column],
+        entry_key: str | None,
+    ) -> list[Row]:
+        rows: list[Row] = []
+        docs = self.docs[form.form_id]
+        index = self._by_number[form.form_id].covering(docs, form.number_key)
+        pinned = index.candidates(node, form.number_key)
+        for doc_id in sorted(docs) if pinned is None else sorted(i for i in pinned if i in docs):
+            doc = docs[doc_id]
+            if entry_key is None:
+                rows.append((doc, None))
+            else:
+                lines = doc.get(entry_key) or []
+                # A header without lines still yields one row (a LEFT JOIN), its entry columns null.
+                rows.extend((doc, line) for line in lines or [None])
+
+        def passes(row: Row) -> bool:
+            return evaluate(node, lambda k: (resolvers[k].value(*row), resolvers[k].kind))
+
+        try:
+            rows = [r for r in rows if passes(r)]
+        except FilterSyntaxError as exc:
+            raise KdRequestError(f"过滤条件错误：{exc}", msg_code=4) from None
+        for key, desc in reversed(order):
+            column = resolvers[key]
+
+            def sort_key(row: Row, c: _Column = column) -> Any:
+                return _sort_key(c.value(*row))
+
+            rows.sort(key=sort_key, reverse=desc)
+        return rows
+
+    def _forms_read(self, form: FormDef, columns: Iterable[_Column]) -> set[str]:
+        """The other forms a query's dotted columns look into (all of them for a typed reference)."""
+        out: set[str] = set()
+        for column in columns:
+            if column.sub is None or column.fdef.ref is None:
+                continue
+            if column.fdef.ref.startswith("@"):
+                return set(self.forms)
+            ref_form = self.find_form(column.fdef.ref)
+            out.add(ref_form.form_id if ref_form is not None else column.fdef.ref)
+        return out
 
     def _resolver(self, form: FormDef, key: str) -> _Column:
         head, _, sub = key.strip().partition(".")

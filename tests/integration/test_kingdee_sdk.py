@@ -182,3 +182,54 @@ def test_sdk_delete_refuses_audited_and_shipped_orders(served: tuple[SandboxApp,
     assert [e["Id"] for e in status["SuccessEntitys"]] == [free]
     assert [e["DIndex"] for e in status["Errors"]] == [1, 2]
     assert store.get("SAL_SaleOrder", doc_id=free) is None and store.get("SAL_SaleOrder", doc_id=shipped)
+
+
+def test_sdk_draft_keeps_an_incomplete_document_in_status_z(served: tuple[SandboxApp, SandboxServer]) -> None:
+    """Draft (暂存) takes Save's request and answer; the document is Z, unnumbered, unaudited-invisible."""
+    sandbox, server = served
+    sdk, store = sdk_for(sandbox, server), sandbox.state.store
+    model: dict[str, Any] = {
+        "FID": 0, "FBillTypeID": {"FNUMBER": "XSDD01_SYS"}, "FDate": "2026-03-01", "FSaleOrgId": {"FNumber": "100"},
+        "FCustId": {"FNumber": "CUS-000001"}, "FSaleOrderFinance": {"FSettleCurrId": {"FNumber": "PRE001"}},
+        "FSaleOrderEntry": [{"FMaterialId": {"FNumber": "1.01.001"}, "FUnitID": {"FNumber": "Pcs"}, "FQty": 2,
+                             "FTaxPrice": 5}]}  # no FSalerId (required) and no FBillNo
+    answer = json.loads(sdk.Draft("SAL_SaleOrder", {"Model": model}))
+    status = answer["Result"]["ResponseStatus"]
+    assert status["IsSuccess"] is True, status
+    fid = answer["Result"]["Id"]
+    assert status["SuccessEntitys"] == [{"Id": fid, "Number": None, "DIndex": 0}]
+    doc = store.get("SAL_SaleOrder", doc_id=fid)
+    assert doc["FDocumentStatus"] == "Z" and not doc.get("FBillNo") and doc["FModifyDate"]
+
+    def query(filter_string: str) -> list[list[Any]]:
+        return list(json.loads(sdk.ExecuteBillQuery({"FormId": "SAL_SaleOrder", "FieldKeys": "FID,FDocumentStatus",
+                                                     "FilterString": filter_string})))
+    assert query(f"FID = {fid}") == [[fid, "Z"]]
+    assert query(f"FID = {fid} AND FDocumentStatus = 'C'") == []  # not among audited documents
+
+    # Submitting it checks what the draft skipped.
+    refused = json.loads(sdk.Submit("SAL_SaleOrder", {"Ids": str(fid)}))["Result"]["ResponseStatus"]
+    assert refused["IsSuccess"] is False and "必录" in refused["Errors"][0]["Message"]
+    # Drafting it again completes it; it is still a draft.
+    again = json.loads(sdk.Draft("SAL_SaleOrder", {"Model": {"FID": fid, "FSalerId": {"FNumber": "S001"}},
+                                                   "NeedUpDateFields": ["FSalerId"]}))
+    assert again["Result"]["ResponseStatus"]["IsSuccess"] is True
+    assert store.get("SAL_SaleOrder", doc_id=fid)["FDocumentStatus"] == "Z"
+    for op in ("Submit", "Audit"):
+        done = json.loads(getattr(sdk, op)("SAL_SaleOrder", {"Ids": str(fid)}))["Result"]["ResponseStatus"]
+        assert done["IsSuccess"] is True, done
+    doc = store.get("SAL_SaleOrder", doc_id=fid)
+    assert doc["FDocumentStatus"] == "C" and doc["FBillNo"].startswith("XSDD")
+    assert query(f"FID = {fid} AND FDocumentStatus = 'C'") == [[fid, "C"]]
+    # A saved document cannot go back to a draft.
+    late = json.loads(sdk.Draft("SAL_SaleOrder", {"Model": {"FID": fid, "FNote": "x"}}))["Result"]["ResponseStatus"]
+    assert late["IsSuccess"] is False
+
+    # Save of a draft makes it an ordinary created (A) document with its number.
+    second = json.loads(sdk.Draft("SAL_SaleOrder", {"Model": {**model, "FSalerId": {"FNumber": "S001"}}}))
+    second_id = second["Result"]["Id"]
+    saved = json.loads(sdk.Save("SAL_SaleOrder", {"Model": {"FID": second_id, "FNote": "保存"},
+                                                  "NeedUpDateFields": ["FNote"]}))
+    assert saved["Result"]["ResponseStatus"]["IsSuccess"] is True, saved
+    doc = store.get("SAL_SaleOrder", doc_id=second_id)
+    assert doc["FDocumentStatus"] == "A" and doc["FBillNo"] and doc["FNote"] == "保存"

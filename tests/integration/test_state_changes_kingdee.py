@@ -151,3 +151,28 @@ def test_an_outstock_audited_after_it_was_read_ships_in_the_crm(processes: Rig) 
     rig.run("erp_shipments_to_crm")
     [order] = rig.crm.state.find("sales_order_form", "order_no", "SO-2026-00200")
     assert order["status"] == "已发货" and order["shipped_qty"] == 4
+
+
+def test_a_receipt_drafted_then_submitted_and_audited_reaches_the_crm(demo: Rig) -> None:
+    """A receipt kept as a draft (暂存, status Z, no number yet) is read and skipped; once finance submits
+    and audits it (FApproveDate, no FModifyDate), the next run delivers it."""
+    rig = demo
+    store = rig.erp.state.store
+    rig.erp_insert("BD_Customer", erp_customer(CODE))
+    today = shanghai_now().date()
+    drafted = store.save("AR_RECEIVEBILL", receipt(CODE, today, 321.0), draft=True)
+    assert drafted.ok and drafted.id is not None, drafted.errors
+    doc = store.get("AR_RECEIVEBILL", doc_id=drafted.id)
+    assert doc["FDOCUMENTSTATUS"] == "Z" and not doc.get("FBillNo")  # this form spells its status key so
+    doc["FModifyDate"] = doc["FCreateDate"] = shanghai_now() - timedelta(hours=3)  # drafted long before the run
+    rig.erp_insert("AR_RECEIVEBILL", receipt(CODE, today, 100.0))  # saved later: the cursor passes the draft
+    first = rig.run("erp_receipts_to_crm")
+    assert (first["created"], first["skipped"]) == (1, 1)
+    assert [float(p["amount"]) for p in rig.crm.state.all("payment_form")] == [100.0]
+
+    rig.finance("AR_RECEIVEBILL", [drafted.id], "Submit", "Audit")
+    doc = store.get("AR_RECEIVEBILL", doc_id=drafted.id)
+    assert doc["FDOCUMENTSTATUS"] == "C" and doc["FBillNo"]  # numbered when submitted
+    assert rig.run("erp_receipts_to_crm")["created"] == 1
+    payments = rig.crm.state.all("payment_form")
+    assert sorted(float(p["amount"]) for p in payments) == [100.0, 321.0]
