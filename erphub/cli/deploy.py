@@ -120,6 +120,11 @@ def worker(pool: PoolOption = "erphub",
     os.environ.setdefault("DO_NOT_TRACK", "1")
     # Flow runs inherit it: their heartbeats drive the crash automation `erphub deploy` creates.
     os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "30")
+    # The worker's and its flow runs' Prefect loggers through erphub's handlers: one JSON line per event,
+    # not a Prefect console line beside each of erphub's.
+    from erphub.monitoring.logging import PREFECT_LOGGING_CONFIG
+
+    os.environ.setdefault("PREFECT_LOGGING_SETTINGS_PATH", PREFECT_LOGGING_CONFIG)
     args = [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--type", "process"]
     args += [] if name is None else ["--name", name]
     args += [] if limit is None else ["--limit", str(limit)]

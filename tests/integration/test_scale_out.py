@@ -297,6 +297,18 @@ def test_six_pipelines_on_three_workers_share_one_quota_and_survive_a_killed_wor
     assert all(len(history[name]) == 1 for name in set(PIPELINES) - lost)
     assert worker.poll() is not None  # the reruns ran on the two workers left
 
+    # `erphub worker` routes Prefect's loggers through erphub's: each run's lines are JSON, none doubled
+    # as a Prefect console line; every pipeline's "run finished" is there, with its run id.
+    finished_runs = set()
+    for n in range(3):
+        for line in (cluster["tmp"] / f"worker-{n}.log").read_text().splitlines():
+            assert " | erphub." not in line, line
+            if line.startswith("{") and '"run finished"' in line:
+                event = json.loads(line)
+                finished_runs.add(event["pipeline"])
+                assert event["run_id"] and event["status"] == "success", event
+    assert finished_runs == set(PIPELINES)
+
     # The quota held at the vendor's side, over every 1-second window, across all workers.
     assert crm.log.count("data/list") >= len(PIPELINES) * 6
     assert max_in_window(crm.log.times(), 1.0) <= QUOTA
