@@ -116,7 +116,8 @@ class Hub:
                                     "systems", system, "rate_limit", "shared")
         if self.config.hub.systems[system].rate_limit.per_second is None:
             raise self.config.error("a shared rate limit needs per_second", "systems", system, "rate_limit", "shared")
-        return url
+        # Opening the store migrates it: the bucket's table (migration 0009) is there before its first turn.
+        return self.store.url
 
     def entity_spec(self, pipeline: str, side: str, direction: Direction) -> EntitySpec:
         endpoint = getattr(self.config.hub.pipelines[pipeline], side)
