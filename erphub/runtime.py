@@ -54,6 +54,7 @@ class Hub:
             self._store = Store(self.config.store_url())
             intervals = self.schedule_intervals()
             self._store.schedule_interval_by_pipeline.update(intervals)
+            self._store.pipelines_in_config = frozenset(self.config.hub.pipelines)
             # Every enabled pipeline: its dead-letter series then exists (at 0) before its first dead letter.
             self._store.note_configured(name for name, p in self.config.hub.pipelines.items() if p.enabled)
         return self._store

@@ -180,6 +180,17 @@ class ConfiguredPipelineRow(Base):
     first_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class DriftRow(Base):
+    """What a pipeline's last reconcile left, by kind (missing, different, extra; 0 included)."""
+
+    __tablename__ = "erphub_drift"
+
+    pipeline: Mapped[str] = mapped_column(String(128), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    records: Mapped[int] = mapped_column(Integer)
+    reconciled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class RateBucketRow(Base):
     """The hub-wide token bucket of one `rate_limit: {shared: true}` system (PostgreSQL stores only).
 

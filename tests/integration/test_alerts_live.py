@@ -12,7 +12,7 @@ evaluation every second, rules = monitoring/alerts.yml with `for: 0s`), and the 
 - ErphubWebhookRejected: eight deliveries with a bad HMAC signature to serve's webhook listener;
 - ErphubSyncStale: a scheduled pipeline that never ran, first seen in the config three years ago;
 - ErphubDrift: a one-shot `erphub reconcile` finding a record deleted from the mirror table behind
-  erphub's back (its gauge reaches serve's /metrics through the metrics folder);
+  erphub's back (its gauge reaches serve's /metrics through the store);
 - ErphubDown: `erphub serve` killed (SIGKILL).
 
 A healthy scheduled pipeline (CRM customers into a staging table) runs in the same serve and stays out
@@ -299,7 +299,7 @@ def test_every_alert_fires_for_its_failure_and_stays_quiet_for_a_healthy_pipelin
             assert json.loads(rejected.stdout)[0]["counts"]["dead_lettered"] > 0
             assert {_bad_signature_delivery(hub.port, n) for n in range(8)} == {401}
             # Drift: a one-shot run fills the mirror table, a row is deleted there behind erphub's back, and
-            # a one-shot reconcile finds it missing; its gauge reaches serve's /metrics via the metrics folder.
+            # a one-shot reconcile finds it missing; its gauge reaches serve's /metrics via the store.
             mirrored = hub.cli("run", "drifting_customers", "--engine", "plain", "--json")
             assert mirrored.returncode == 0, mirrored.stderr[-2000:]
             with sa.create_engine(f"sqlite:///{hub.tmp}/staging.db").begin() as conn:
@@ -350,7 +350,7 @@ def test_every_alert_fires_for_its_failure_and_stays_quiet_for_a_healthy_pipelin
             assert float(samples['erphub_runs_total{pipeline="auth_customers",status="failed"}']) == 1
             [auth] = prom.query('erphub_auth_failures_total{system="erp"}')
             assert float(auth["value"][1]) >= 1
-            # The one-shot reconcile's drift gauge, from the metrics folder (the process has ended).
+            # The one-shot reconcile's drift gauge, from the store (the process has ended).
             assert float(samples['erphub_drift_records{kind="missing",pipeline="drifting_customers"}']) == 1
             # The Prefect UI is off by default: serve's Prefect server answers the API, not the UI.
             prefect_root = health["prefect_api"].removesuffix("/api")
