@@ -19,19 +19,13 @@ import httpx
 import sqlalchemy as sa
 
 from tests.integration.serve_process import free_port, running_serve
+from tests.unit.engine.configs import customer_mapping
 
 PIPELINE = "mirrored_customers"
 
 
 def _config(tmp: Path, port: int) -> Path:
-    (tmp / "customer.yaml").write_text(textwrap.dedent("""\
-        source: customer
-        target: customer
-        key: code
-        fields:
-          code: {from: code}
-          name: {from: name}
-        """), encoding="utf-8")
+    (tmp / "customer.yaml").write_text(customer_mapping("code", {"code": "code", "name": "name"}), encoding="utf-8")
     config = tmp / "hub.yaml"
     config.write_text(textwrap.dedent(f"""\
         store: {{url: "sqlite:///{tmp}/state.db"}}

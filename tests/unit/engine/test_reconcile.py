@@ -18,21 +18,13 @@ from erphub.monitoring import metrics
 from erphub.reconcile import reconcile, same_value
 from erphub.runtime import Hub
 from erphub.store import Store
-from tests.unit.engine.configs import memory_pipeline_config
+from tests.unit.engine.configs import customer_mapping, memory_pipeline_config
 
-MAPPING = """\
-source: customer
-target: customer
-key: number
-owns: [number, name, phone]
+MAPPING = customer_mapping("number", {"number": "code", "name": "name", "phone": "phone"}, filters="""\
 filter:
   - when: {path: status, eq: active}
     reason: only active customers
-fields:
-  number: {from: code}
-  name: {from: name}
-  phone: {from: phone}
-"""
+""")
 
 
 def make_config(tmp_path: Path, tag: str) -> Path:
