@@ -4,11 +4,13 @@
 PostgreSQL store, instead of in process memory (`ratelimit.TokenBucket`): N workers then send at most
 R requests a second between them, not N x R.
 
-One row per system in `erphub_rate_buckets`; a turn is one UPDATE that refills the row by the time
-passed on the database server's clock (one clock for all machines, so their own clocks need not
-agree), takes a token and returns the balance. The row lock orders concurrent callers; the caller
-sleeps outside the transaction, exactly as `TokenBucket.reserve` does in memory (the balance may go
-negative: the wait is -balance / rate). Same headroom as the in-memory bucket.
+One row per system in `erphub_rate_buckets`, a table of the store's migrations (0009): it exists once
+the store is migrated (by opening it, or by `erphub deploy`), never made here, so workers never race
+on DDL. A turn is one UPDATE that refills the row by the time passed on the database server's clock
+(one clock for all machines, so their own clocks need not agree), takes a token and returns the
+balance. The row lock orders concurrent callers; the caller sleeps outside the transaction, exactly as
+`TokenBucket.reserve` does in memory (the balance may go negative: the wait is -balance / rate). Same
+headroom as the in-memory bucket.
 
 Why PostgreSQL and not Redis or Prefect's global concurrency limits: the scale-out store already is
 PostgreSQL, so there is no further service to run, secure and monitor, and a turn costs one round trip
@@ -23,14 +25,11 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
 from erphub.connectors.ratelimit import HEADROOM
+from erphub.core.errors import StoreError
 
 TABLE = "erphub_rate_buckets"
+_UNDEFINED_TABLE = "42P01"  # PostgreSQL's SQLSTATE for "relation does not exist"
 
-_CREATE = sa.text(f"""
-    create table if not exists {TABLE} (
-        name text primary key,
-        tokens double precision not null,
-        stamp double precision not null)""")
 _SEED = sa.text(f"""
     insert into {TABLE} (name, tokens, stamp)
     values (:name, :burst, extract(epoch from clock_timestamp()))
@@ -72,16 +71,18 @@ class PostgresTokenBucket:
         self._ready = False
 
     def _prepare(self) -> None:
-        for attempt in range(3):
-            try:
-                with self._engine.begin() as conn:
-                    conn.execute(_CREATE)
-                    conn.execute(_SEED, {"name": self.name, "burst": float(self.burst)})
-                self._ready = True
-                return
-            except DBAPIError:  # two processes creating the table at once: one loses, then sees it
-                if attempt == 2:
-                    raise
+        # `on conflict do nothing`: workers seeding the same system's row at once all succeed.
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(_SEED, {"name": self.name, "burst": float(self.burst)})
+        except DBAPIError as exc:
+            if _sqlstate(exc) != _UNDEFINED_TABLE:
+                raise
+            raise StoreError(
+                f"the shared rate limit of {self.name!r} needs the table {TABLE}, which the store does not have: "
+                f"the store is not migrated (upgrade it with `erphub deploy --config FILE`, or any erphub command "
+                f"that opens the store, such as `erphub status --config FILE`)") from None
+        self._ready = True
 
     def reserve(self) -> float:
         """Take a token now; return how long the caller must wait before using it."""
@@ -91,3 +92,8 @@ class PostgresTokenBucket:
             tokens = float(conn.execute(_TURN, {"name": self.name, "burst": float(self.burst),
                                                 "rate": self._effective}).scalar_one())
         return 0.0 if tokens >= 0 else -tokens / self._effective
+
+
+def _sqlstate(exc: DBAPIError) -> str | None:
+    """The SQLSTATE of a driver error (psycopg 3 calls it `sqlstate`, psycopg2 `pgcode`)."""
+    return getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)

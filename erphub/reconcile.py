@@ -17,6 +17,7 @@ from __future__ import annotations
 import time as clock
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -180,7 +181,11 @@ def reconcile(pipeline: Pipeline, store: Store, *, repair: bool = False) -> Repo
         report.repaired += apply_deletions(pipeline, store, extras, run_id="reconcile")
         report.left = compare(pipeline, store).items
     left = {kind: sum(1 for item in report.left if item.kind == kind) for kind in (MISSING, DIFFERENT, EXTRA)}
-    metrics.observe_drift(pipeline.name, left, finished_at=clock.time())
+    finished_at = clock.time()
+    # The store is the gauge's truth for /metrics (it outlives serve's restarts); the in-process gauge is
+    # what a view without a store (a push without one) shows.
+    store.record_drift(pipeline.name, left, datetime.fromtimestamp(finished_at, UTC))
+    metrics.observe_drift(pipeline.name, left, finished_at=finished_at)
     log.info("reconcile finished", pipeline=pipeline.name, compared=report.compared, missing=report.count(MISSING),
              different=report.count(DIFFERENT), extra=report.count(EXTRA), repaired=report.repaired,
              left=len(report.left), seconds=round(clock.monotonic() - started, 3))

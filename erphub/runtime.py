@@ -54,6 +54,7 @@ class Hub:
             self._store = Store(self.config.store_url())
             intervals = self.schedule_intervals()
             self._store.schedule_interval_by_pipeline.update(intervals)
+            self._store.pipelines_in_config = frozenset(self.config.hub.pipelines)
             # Every enabled pipeline: its dead-letter series then exists (at 0) before its first dead letter.
             self._store.note_configured(name for name, p in self.config.hub.pipelines.items() if p.enabled)
         return self._store
@@ -116,7 +117,8 @@ class Hub:
                                     "systems", system, "rate_limit", "shared")
         if self.config.hub.systems[system].rate_limit.per_second is None:
             raise self.config.error("a shared rate limit needs per_second", "systems", system, "rate_limit", "shared")
-        return url
+        # Opening the store migrates it: the bucket's table (migration 0009) is there before its first turn.
+        return self.store.url
 
     def entity_spec(self, pipeline: str, side: str, direction: Direction) -> EntitySpec:
         endpoint = getattr(self.config.hub.pipelines[pipeline], side)

@@ -1,10 +1,11 @@
 """The ``/metrics`` endpoint: erphub's registry plus gauges read from the store at scrape time.
 
-Four gauges (open dead letters, last success, last run, schedule interval) must be right after a
-restart and across processes, so the store is their truth: `StoreCollector` asks a `StoreStateReader`
-on every scrape. The same names also exist as in-process gauges in `erphub.monitoring.metrics` (a one-shot
-run sets them before pushing); `MetricsView` drops those from the registry's output whenever a store
-reader is present, so each series is exposed exactly once.
+The alert-facing gauges (open dead letters and their age, last success, last run, schedule interval,
+first seen, and the drift the last reconcile left) must be right after a restart and across processes,
+so the store is their truth: `StoreCollector` asks a `StoreStateReader` on every scrape. The same names
+also exist as in-process gauges in `erphub.monitoring.metrics` (a one-shot run sets them before
+pushing); `MetricsView` drops those from the registry's output whenever a store reader is present, so
+each series is exposed exactly once.
 """
 
 from __future__ import annotations
@@ -32,10 +33,12 @@ LAST_SUCCESS = "erphub_last_success_timestamp_seconds"
 LAST_RUN = "erphub_last_run_timestamp_seconds"
 SCHEDULE_INTERVAL = "erphub_pipeline_schedule_interval_seconds"
 CONFIGURED = "erphub_pipeline_configured_timestamp_seconds"
+DRIFT = "erphub_drift_records"
+LAST_RECONCILE = "erphub_last_reconcile_timestamp_seconds"
 
 # The names whose truth is the store; the registry's same-named gauges are hidden when a reader exists.
 STORE_GAUGES = frozenset({DEAD_LETTERS, DEAD_LETTERS_OLDEST_AGE, LAST_SUCCESS, LAST_RUN, SCHEDULE_INTERVAL,
-                          CONFIGURED})
+                          CONFIGURED, DRIFT, LAST_RECONCILE})
 
 
 @runtime_checkable
@@ -65,6 +68,11 @@ class StoreStateReader(Protocol):
         of the clock for "never succeeded")."""
         ...
 
+    def last_drift(self) -> dict[str, tuple[float, dict[str, int]]]:
+        """Per reconciled pipeline: (unix time its last reconcile finished, records that reconcile left
+        by kind: missing, different, extra)."""
+        ...
+
 
 class StoreCollector(Collector):
     """Builds the store-backed gauges at scrape time."""
@@ -80,6 +88,7 @@ class StoreCollector(Collector):
         times = self._reader.last_run_times()
         intervals = self._reader.schedule_intervals()
         configured = self._reader.configured_times()
+        drift = self._reader.last_drift()
 
         # Every known pipeline gets a dead-letter series, 0 included: "rose over the last hour" needs
         # the series to exist before the first dead letter.
@@ -124,6 +133,20 @@ class StoreCollector(Collector):
             if p in intervals:
                 seen.add_metric([p], float(at))
         yield seen
+
+        # From the store, not the metrics folder: `erphub serve` empties that folder when it starts, and
+        # ErphubDrift must keep paging for drift a one-shot reconcile found before the restart.
+        left = GaugeMetricFamily(DRIFT, "Records on which source and target disagreed after the pipeline's last "
+                                 "reconcile (after its repair), by kind (missing, different, extra; read from "
+                                 "the store).", labels=["pipeline", "kind"])
+        reconciled = GaugeMetricFamily(LAST_RECONCILE, "Unix time of the pipeline's last completed reconcile.",
+                                       labels=["pipeline"])
+        for p, (at, kinds) in sorted(drift.items()):
+            for kind, n in sorted(kinds.items()):
+                left.add_metric([p, kind], float(n))
+            reconciled.add_metric([p], at)
+        yield left
+        yield reconciled
 
 
 class MetricsView:

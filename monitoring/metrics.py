@@ -2,8 +2,8 @@
 
 Metrics live in their own `REGISTRY` (not prometheus-client's global one) so a process can
 expose exactly erphub's series and tests can read values without cross-talk. Gauges that must be
-right after a restart (open dead letters, last success) are also computed from the store at
-scrape time by `erphub.monitoring.exposition`.
+right after a restart (open dead letters, last success, drift left by the last reconcile) are also
+computed from the store at scrape time by `erphub.monitoring.exposition`.
 
 In multiprocess mode (`erphub.monitoring.multiprocess`) every process writes its counters to the
 shared metrics folder and `/metrics` sums them; the gauges say how to merge processes
@@ -105,7 +105,9 @@ drift_records = Gauge(
     "by kind (missing, different, extra).",
     ["pipeline", "kind"],
     registry=REGISTRY,
-    multiprocess_mode="mostrecent",  # the last reconcile says what is left, whichever process ran it
+    # The last reconcile says what is left, whichever process ran it. /metrics with a store reads the
+    # store's copy (`exposition.StoreCollector`): serve's restart empties the metrics folder.
+    multiprocess_mode="mostrecent",
 )
 last_reconcile_timestamp = Gauge(
     "erphub_last_reconcile_timestamp_seconds",

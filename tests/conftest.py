@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -16,6 +17,18 @@ DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 def postgres_admin_url() -> str:
     return os.environ.get("ERPHUB_TEST_POSTGRES_URL", DEFAULT_PG)
+
+
+def postgres_rows(url: str, sql: str) -> list[tuple[object, ...]]:
+    """What a PostgreSQL database itself holds, read through a connection of its own."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return [tuple(row) for row in conn.exec_driver_sql(sql)]
+    finally:
+        engine.dispose()
 
 
 def _postgres_reachable(url: str) -> str | None:
@@ -55,6 +68,23 @@ def postgres_database() -> Iterator[str]:
         admin.dispose()
 
 
+@contextlib.contextmanager
+def _fresh_schema(base: str) -> Iterator[str]:
+    """An empty schema of the test database, and a URL whose connections use it (search_path)."""
+    import sqlalchemy
+
+    schema_db = f"s{uuid.uuid4().hex[:8]}"
+    admin = sqlalchemy.create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema_db}"')
+    try:
+        yield f"{base}?options=-csearch_path%3D{schema_db}"
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema_db}" CASCADE')
+        admin.dispose()
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     """The store on SQLite and on PostgreSQL: every store-touching test runs on both."""
@@ -64,20 +94,24 @@ def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         yield s
         s.close()
         return
-    base = request.getfixturevalue("postgres_database")
-    import sqlalchemy
+    with _fresh_schema(request.getfixturevalue("postgres_database")) as url:
+        s = Store(url)
+        yield s
+        s.close()
 
-    schema_db = f"s{uuid.uuid4().hex[:8]}"
-    admin = sqlalchemy.create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema_db}"')
-    url = f"{base}?options=-csearch_path%3D{schema_db}"
-    s = Store(url)
-    yield s
-    s.close()
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP SCHEMA "{schema_db}" CASCADE')
-    admin.dispose()
+
+@pytest.fixture
+def postgres_schema(postgres_database: str) -> Iterator[str]:
+    """The URL of an empty PostgreSQL schema: a store nobody has migrated yet."""
+    with _fresh_schema(postgres_database) as url:
+        yield url
+
+
+@pytest.fixture
+def migrated_postgres(postgres_schema: str) -> str:
+    """The URL of a PostgreSQL store brought to the newest migration, as opening the store does."""
+    Store(postgres_schema).close()
+    return postgres_schema
 
 
 @pytest.fixture

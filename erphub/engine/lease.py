@@ -1,7 +1,8 @@
 """The pipeline lease of one run: one run of a pipeline at a time (schedule, manual run, webhooks alike).
 
-Taken before the run starts (waiting up to `lease_wait_s` for another holder), renewed after every
-batch and before every write, released when the run finishes.
+Taken before the run starts (waiting up to `lease_wait_s` for another holder), renewed once per batch
+just before the batch's write (after its commit when it writes nothing; a two-way batch that also writes
+values back to the source renews before each of its two writes), released when the run finishes.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ One `Store` per process; every public method opens and closes its own short tran
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +28,7 @@ from erphub.store.tables import (
     CursorRow,
     DeadLetterAuditRow,
     DeadLetterRow,
+    DriftRow,
     LinkRow,
     RunRow,
 )
@@ -78,6 +79,9 @@ class Store:
             raise StoreError(f"cannot open the store: {exc.__class__.__name__}: {reason}") from None
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.schedule_interval_by_pipeline: dict[str, float] = {}
+        # The pipelines of the config this store serves (None: not known). The drift of a pipeline taken
+        # out of the config is not shown: no reconcile could ever clear it.
+        self.pipelines_in_config: frozenset[str] | None = None
 
     def session(self) -> Session:
         return self._sessions()
@@ -504,6 +508,28 @@ class Store:
         with self.session() as session:
             rows = session.execute(select(ConfiguredPipelineRow.pipeline, ConfiguredPipelineRow.first_seen_at))
             return {name: (as_utc(at) or utcnow()).timestamp() for name, at in rows}
+
+    # -- drift: what each pipeline's last reconcile left (erphub_drift_records at scrape time) --------
+    def record_drift(self, pipeline: str, counts: Mapping[str, int], finished_at: datetime) -> None:
+        """Replace the pipeline's drift with what its reconcile just left (give every kind, 0 included)."""
+        rows = [{"pipeline": pipeline, "kind": kind, "records": int(n), "reconciled_at": to_utc(finished_at)}
+                for kind, n in counts.items()]
+        with self.session() as session, session.begin():
+            upsert(session, DriftRow.__table__, rows, conflict=("pipeline", "kind"),  # type: ignore[arg-type]
+                   update=("records", "reconciled_at"))
+
+    def last_drift(self) -> dict[str, tuple[float, dict[str, int]]]:
+        """Per reconciled pipeline: (unix time its last reconcile finished, records left by kind)."""
+        result: dict[str, tuple[float, dict[str, int]]] = {}
+        with self.session() as session:
+            for row in session.scalars(select(DriftRow)):
+                if self.pipelines_in_config is not None and row.pipeline not in self.pipelines_in_config:
+                    continue
+                at = (as_utc(row.reconciled_at) or utcnow()).timestamp()
+                previous, kinds = result.get(row.pipeline, (at, {}))
+                kinds[row.kind] = row.records
+                result[row.pipeline] = (max(previous, at), kinds)
+        return result
 
     def link_count(self, pipeline: str) -> int:
         with self.session() as session:

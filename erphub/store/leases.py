@@ -4,8 +4,9 @@ Two overlapping runs could both find no link for a new record and both create it
 pipeline, taken in a transaction, serialises them across processes. A lease names its holder
 (host:pid:start:run, start being the process's start time in clock ticks since boot); one left behind
 by a killed process on this host is taken over at once, one from elsewhere when it expires (runs
-renew theirs after every batch). A holder is dead when its pid is gone, is a zombie (exited, not yet
-reaped: `kill(pid, 0)` still succeeds on it), or now names another process (pid reuse: another start time).
+renew theirs once per batch: `engine.lease`). A holder is dead when its pid is gone, is a zombie (exited,
+not yet reaped: `kill(pid, 0)` still succeeds on it), or now names another process (pid reuse: another
+start time).
 
 """
 

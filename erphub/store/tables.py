@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     DateTime,
+    Double,
     Index,
     Integer,
     String,
@@ -177,3 +178,27 @@ class ConfiguredPipelineRow(Base):
 
     pipeline: Mapped[str] = mapped_column(String(128), primary_key=True)
     first_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DriftRow(Base):
+    """What a pipeline's last reconcile left, by kind (missing, different, extra; 0 included)."""
+
+    __tablename__ = "erphub_drift"
+
+    pipeline: Mapped[str] = mapped_column(String(128), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    records: Mapped[int] = mapped_column(Integer)
+    reconciled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class RateBucketRow(Base):
+    """The hub-wide token bucket of one `rate_limit: {shared: true}` system (PostgreSQL stores only).
+
+    Written in raw SQL by `erphub.connectors.shared_limit` (connectors sit below the store); declared
+    here so that this module still names every table the migrations create."""
+
+    __tablename__ = "erphub_rate_buckets"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Double)
+    stamp: Mapped[float] = mapped_column(Double)  # the database server's epoch seconds at the last turn

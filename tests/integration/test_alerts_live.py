@@ -12,7 +12,7 @@ evaluation every second, rules = monitoring/alerts.yml with `for: 0s`), and the 
 - ErphubWebhookRejected: eight deliveries with a bad HMAC signature to serve's webhook listener;
 - ErphubSyncStale: a scheduled pipeline that never ran, first seen in the config three years ago;
 - ErphubDrift: a one-shot `erphub reconcile` finding a record deleted from the mirror table behind
-  erphub's back (its gauge reaches serve's /metrics through the metrics folder);
+  erphub's back (its gauge reaches serve's /metrics through the store);
 - ErphubDown: `erphub serve` killed (SIGKILL).
 
 A healthy scheduled pipeline (CRM customers into a staging table) runs in the same serve and stays out
@@ -38,6 +38,7 @@ import pytest
 import sqlalchemy as sa
 
 from erphub.sandbox.serve import SandboxServer
+from tests.integration.live_hub_config import JDY_KEY, SECRETS_ENV, STAGING_MAPPING, create_staging_tables, live_config
 from tests.integration.test_prometheus import ALERTS, RunningPrometheus, _binary, _fast_rules, _free_port
 
 pytestmark = pytest.mark.prometheus
@@ -46,7 +47,7 @@ REPO = Path(__file__).resolve().parents[2]
 YEARLY = "0 0 1 1 *"  # never ticks during a test: every run here is one the test asks for
 WEBHOOK_SECRET = "live-webhook-secret-7c1d"
 
-CONFIG = """\
+CONFIG = live_config("""\
 store: {{url: "sqlite:///{tmp}/state.db"}}
 serve:
   host: 127.0.0.1
@@ -55,33 +56,13 @@ serve:
     shop: {{kind: hmac, secret: "${{env:LIVE_WEBHOOK_SECRET}}", max_age_s: 60}}
 metrics: {{host: 127.0.0.1, port: {metrics_port}}}
 logging: {{file: logs/erphub.log}}
-systems:
-  crm:
-    connector: jiandaoyun
-    settings: {{base_url: "{crm_url}"}}
-    secrets: {{api_key: "${{env:LIVE_JDY_KEY}}"}}
+""", more_systems="""\
   crm_slow:
     connector: jiandaoyun
     settings: {{base_url: "{slow_url}"}}
     secrets: {{api_key: "${{env:LIVE_JDY_KEY}}"}}
     retry: {{max_attempts: 3, max_seconds: 5}}
-  erp:
-    connector: kingdee
-    settings: {{server_url: "{erp_url}/k3cloud/", acct_id: "66b2a4c1e9d30f", username: erphub, auth_mode: password,
-               lcid: 2052, org_number: "100"}}
-    secrets: {{password: "${{env:LIVE_KD_PASSWORD}}"}}
-    retry: {{max_attempts: 2, max_seconds: 2}}
-  staging:
-    connector: sql
-    settings:
-      url: "sqlite:///{tmp}/staging.db"
-      entities: {{customer: {{table: stg_customer, key_column: code}}}}
-  mirror:
-    connector: sql
-    settings:
-      url: "sqlite:///{tmp}/staging.db"
-      entities: {{customer: {{table: stg_mirror, key_column: code}}}}
-pipelines:
+""", pipelines="""\
   auth_customers:
     source: {{system: crm, entity: customer}}
     target: {{system: erp, entity: customer}}
@@ -110,24 +91,9 @@ pipelines:
     target: {{system: staging, entity: customer}}
     mapping: {tmp}/staging_customer.yaml
     schedule: "{yearly}"
-"""
-STAGING_MAPPING = """\
-source: customer
-target: customer
-key: code
-fields:
-  code: {from: customer_code}
-  name: {from: customer_name}
-"""
+""")
 REJECTING_MAPPING = STAGING_MAPPING.replace("{from: customer_name}",
                                             "{from: customer_name, validate: {length: {max: 1}}}")
-
-
-def create_staging_tables(conn: sa.Connection) -> None:
-    """The staging table of the healthy pipeline, and the mirror table the drifting pipeline writes."""
-    for table in ("stg_customer", "stg_mirror"):
-        conn.exec_driver_sql(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY AUTOINCREMENT, code TEXT UNIQUE, "
-                             "name TEXT, updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP)")
 
 
 def _poll(check: Any, what: str, timeout_s: float = 60, proc: subprocess.Popen[bytes] | None = None) -> Any:
@@ -183,13 +149,12 @@ def hub(tmp_path: Path) -> Iterator[Hub]:
     staging.dispose()
     (tmp_path / "staging_customer.yaml").write_text(STAGING_MAPPING, encoding="utf-8")
     (tmp_path / "rejecting_customer.yaml").write_text(REJECTING_MAPPING, encoding="utf-8")
-    crm = sandboxes.create("jiandaoyun", api_key="live-jdy-key")
-    slow = sandboxes.create("jiandaoyun", api_key="live-jdy-key")
+    crm = sandboxes.create("jiandaoyun", api_key=JDY_KEY)
+    slow = sandboxes.create("jiandaoyun", api_key=JDY_KEY)
     slow.faults.set("data/list", burst_429=10_000, retry_after=0.1)  # every read: 429
     erp = sandboxes.create("kingdee")
     port, metrics_port = _free_port(), _free_port()
-    env = {**os.environ, "LIVE_JDY_KEY": "live-jdy-key", "LIVE_KD_PASSWORD": "not-the-password",
-           "LIVE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+    env = {**os.environ, **SECRETS_ENV, "LIVE_WEBHOOK_SECRET": WEBHOOK_SECRET,
            "PREFECT_RUNNER_POLL_FREQUENCY": "1", "ERPHUB_LOG_FORMAT": "json"}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     env.pop("PREFECT_API_URL", None)
@@ -299,7 +264,7 @@ def test_every_alert_fires_for_its_failure_and_stays_quiet_for_a_healthy_pipelin
             assert json.loads(rejected.stdout)[0]["counts"]["dead_lettered"] > 0
             assert {_bad_signature_delivery(hub.port, n) for n in range(8)} == {401}
             # Drift: a one-shot run fills the mirror table, a row is deleted there behind erphub's back, and
-            # a one-shot reconcile finds it missing; its gauge reaches serve's /metrics via the metrics folder.
+            # a one-shot reconcile finds it missing; its gauge reaches serve's /metrics via the store.
             mirrored = hub.cli("run", "drifting_customers", "--engine", "plain", "--json")
             assert mirrored.returncode == 0, mirrored.stderr[-2000:]
             with sa.create_engine(f"sqlite:///{hub.tmp}/staging.db").begin() as conn:
@@ -350,7 +315,7 @@ def test_every_alert_fires_for_its_failure_and_stays_quiet_for_a_healthy_pipelin
             assert float(samples['erphub_runs_total{pipeline="auth_customers",status="failed"}']) == 1
             [auth] = prom.query('erphub_auth_failures_total{system="erp"}')
             assert float(auth["value"][1]) >= 1
-            # The one-shot reconcile's drift gauge, from the metrics folder (the process has ended).
+            # The one-shot reconcile's drift gauge, from the store (the process has ended).
             assert float(samples['erphub_drift_records{kind="missing",pipeline="drifting_customers"}']) == 1
             # The Prefect UI is off by default: serve's Prefect server answers the API, not the UI.
             prefect_root = health["prefect_api"].removesuffix("/api")

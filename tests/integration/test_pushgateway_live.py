@@ -24,7 +24,7 @@ import pytest
 import sqlalchemy as sa
 
 from erphub.sandbox.serve import SandboxServer
-from tests.integration.test_alerts_live import STAGING_MAPPING, create_staging_tables
+from tests.integration.live_hub_config import JDY_KEY, SECRETS_ENV, STAGING_MAPPING, create_staging_tables, live_config
 from tests.integration.test_prometheus import ALERTS, RunningPrometheus, _binary, _fast_rules, _free_port
 
 pytestmark = pytest.mark.prometheus
@@ -32,26 +32,10 @@ pytestmark = pytest.mark.prometheus
 REPO = Path(__file__).resolve().parents[2]
 INSTANCE = "hub-under-test"
 
-CONFIG = """\
+CONFIG = live_config("""\
 store: {{url: "sqlite:///{tmp}/state.db"}}
 metrics: {{pushgateway_url: "http://{gateway}", instance: {instance}}}
-systems:
-  crm:
-    connector: jiandaoyun
-    settings: {{base_url: "{crm_url}"}}
-    secrets: {{api_key: "${{env:PUSH_JDY_KEY}}"}}
-  erp:
-    connector: kingdee
-    settings: {{server_url: "{erp_url}/k3cloud/", acct_id: "66b2a4c1e9d30f", username: erphub, auth_mode: password,
-               lcid: 2052, org_number: "100"}}
-    secrets: {{password: "${{env:PUSH_KD_PASSWORD}}"}}
-    retry: {{max_attempts: 2, max_seconds: 2}}
-  staging:
-    connector: sql
-    settings:
-      url: "sqlite:///{tmp}/staging.db"
-      entities: {{customer: {{table: stg_customer, key_column: code}}}}
-pipelines:
+""", pipelines="""\
   auth_customers:
     source: {{system: crm, entity: customer}}
     target: {{system: erp, entity: customer}}
@@ -60,7 +44,7 @@ pipelines:
     source: {{system: crm, entity: customer}}
     target: {{system: staging, entity: customer}}
     mapping: {tmp}/staging_customer.yaml
-"""
+""")
 
 
 def _started(args: list[str], log_path: Path) -> subprocess.Popen[bytes]:
@@ -106,8 +90,8 @@ def test_two_one_shot_runs_pushed_to_a_real_pushgateway_fire_an_increase_rule(
     staging.dispose()
     (tmp_path / "staging_customer.yaml").write_text(STAGING_MAPPING, encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ERPHUB_", "PROMETHEUS_", "PREFECT_API"))}
-    env.update({"PUSH_JDY_KEY": "push-jdy-key", "PUSH_KD_PASSWORD": "not-the-password"})
-    crm = sandboxes.create("jiandaoyun", api_key="push-jdy-key")
+    env.update(SECRETS_ENV)
+    crm = sandboxes.create("jiandaoyun", api_key=JDY_KEY)
     erp = sandboxes.create("kingdee")
     with SandboxServer(crm) as crm_server, SandboxServer(erp) as erp_server:
         config = tmp_path / "hub.yaml"

@@ -32,6 +32,7 @@ from erphub import sandbox as sandboxes
 from erphub.sandbox.faults import max_in_window
 from erphub.sandbox.serve import SandboxServer
 from tests.conftest import postgres_admin_url
+from tests.integration.live_hub_config import STAGING_MAPPING
 
 pytestmark = [pytest.mark.prefect, pytest.mark.postgres, pytest.mark.slow]
 
@@ -40,16 +41,6 @@ QUOTA = 4  # Jiandaoyun requests a second, for the whole hub
 API_KEY = "scale-out-jdy-key"
 PR_SET_CHILD_SUBREAPER = 36
 DONE = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
-
-MAPPING = """\
-source: customer
-target: customer
-key: code
-fields:
-  code: {from: customer_code}
-  name: {from: customer_name}
-"""
-
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -64,7 +55,7 @@ def _database(admin: sqlalchemy.Engine, name: str) -> str:
 
 
 def write_config(tmp: Path, crm_url: str, store_url: str, staging_url: str) -> Path:
-    (tmp / "customer.yaml").write_text(MAPPING, encoding="utf-8")
+    (tmp / "customer.yaml").write_text(STAGING_MAPPING, encoding="utf-8")
     systems = "".join(
         f"  staging_{n}:\n    connector: sql\n    settings:\n      url: \"{staging_url}\"\n"
         f"      entities: {{customer: {{table: stg_{n}, key_column: code}}}}\n" for n in range(1, 7))

@@ -8,9 +8,7 @@ import hashlib
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import textwrap
 import time
 from collections.abc import Iterator
@@ -20,18 +18,14 @@ import httpx
 import pytest
 import sqlalchemy
 
+from tests.integration.serve_process import free_port, running_serve
+
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "serve-test-secret-51ab"
 CANARY = "SERVE-CANARY-93d1"
 LINK_SQL = sqlalchemy.text("select target_id, state from erphub_links"
                            " where pipeline='customers' and source_id='r-1'")
 INBOX_SQL = sqlalchemy.text("select status from erphub_inbox where deliver_id='d-1'")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def write_config(tmp_path: Path) -> Path:
@@ -67,32 +61,10 @@ def write_config(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, Path, subprocess.Popen[str]]]:
-    config = write_config(tmp_path)
     port = free_port()
-    env = dict(os.environ)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "erphub.cli", "serve", "--config", str(config), "--host", "127.0.0.1",
-         "--port", str(port), "--no-schedules", "--log-format", "json"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            out = proc.communicate()[0]
-            pytest.fail(f"erphub serve did not come up (exit {proc.returncode}):\n{out[-3000:]}")
-        time.sleep(0.1)
-    try:
-        yield base, tmp_path, proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+    with running_serve(write_config(tmp_path), port, cwd=tmp_path, env=os.environ,
+                       args=("--no-schedules", "--log-format", "json")) as proc:
+        yield f"http://127.0.0.1:{port}", tmp_path, proc
 
 
 def signed_push(base: str, payload: dict[str, object], deliver: str) -> httpx.Response:

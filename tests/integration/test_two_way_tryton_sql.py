@@ -30,29 +30,13 @@ from erphub.config.loader import load_config
 from erphub.engine import run_pipeline
 from erphub.runtime import Hub
 from erphub.sandbox.serve import SandboxServer
+from tests.unit.engine.configs import customer_mapping
 
 PIPELINES = ("erp_to_staging", "staging_to_erp")
 CODES = ("TW-1", "TW-2", "TW-3", "TW-4")
 
-ERP_TO_STAGING = """\
-source: customer
-target: customer
-key: code
-owns: [code, name, phone]
-fields:
-  code: {from: code}
-  name: {from: name}
-  phone: {from: phone}
-"""
-STAGING_TO_ERP = """\
-source: customer
-target: customer
-key: code
-owns: [code, phone]
-fields:
-  code: {from: code}
-  phone: {from: phone}
-"""
+ERP_TO_STAGING = customer_mapping("code", {"code": "code", "name": "name", "phone": "phone"})
+STAGING_TO_ERP = customer_mapping("code", {"code": "code", "phone": "phone"})
 
 
 class KillingProxy:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 
@@ -28,26 +29,16 @@ pipelines:
     return path
 
 
-CRM_TO_ERP = """\
-source: customer
-target: customer
-key: number
-owns: [number, name, phone]
-fields:
-  number: {from: code}
-  name: {from: name}
-  phone: {from: phone}
-"""
-ERP_TO_CRM = """\
-source: customer
-target: customer
-key: code
-owns: [code, credit_limit, phone]
-fields:
-  code: {from: number}
-  credit_limit: {from: credit_limit}
-  phone: {from: phone}
-"""
+def customer_mapping(key: str, fields: Mapping[str, str], *, filters: str = "") -> str:
+    """A customer -> customer mapping keyed on `key` that maps and owns `fields` (target field: source
+    field), in their order; `filters` is a `filter:` block as written into the file, or none."""
+    mapped = "".join(f"  {target}: {{from: {source}}}\n" for target, source in fields.items())
+    return (f"source: customer\ntarget: customer\nkey: {key}\nowns: [{', '.join(fields)}]\n"
+            f"{filters}fields:\n{mapped}")
+
+
+CRM_TO_ERP = customer_mapping("number", {"number": "code", "name": "name", "phone": "phone"})
+ERP_TO_CRM = customer_mapping("code", {"code": "number", "credit_limit": "credit_limit", "phone": "phone"})
 TWO_WAY_DIRECTIONS = ("crm_to_erp", "erp_to_crm")
 
 

@@ -4,6 +4,7 @@ records, repaired through the normal write path, and a second pass clean."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -16,21 +17,14 @@ from erphub.engine import run_pipeline
 from erphub.monitoring import metrics
 from erphub.reconcile import reconcile, same_value
 from erphub.runtime import Hub
-from tests.unit.engine.configs import memory_pipeline_config
+from erphub.store import Store
+from tests.unit.engine.configs import customer_mapping, memory_pipeline_config
 
-MAPPING = """\
-source: customer
-target: customer
-key: number
-owns: [number, name, phone]
+MAPPING = customer_mapping("number", {"number": "code", "name": "name", "phone": "phone"}, filters="""\
 filter:
   - when: {path: status, eq: active}
     reason: only active customers
-fields:
-  number: {from: code}
-  name: {from: name}
-  phone: {from: phone}
-"""
+""")
 
 
 def make_config(tmp_path: Path, tag: str) -> Path:
@@ -81,6 +75,19 @@ def test_reconcile_reports_missing_different_and_extra_from_the_targets_own_reco
         ("C2", "missing", ()), ("C3", "different", ("phone",)), ("C5", "extra", ()), ("C7", "missing", ())]
     assert (found["missing"], found["different"], found["extra"]) == (2, 1, 1)
     assert metrics.drift_records.labels("crm_to_erp", "missing")._value.get() == 2
+    with Hub(load_config(config)) as hub:  # kept in the store, where /metrics reads it after a restart
+        assert hub.store.last_drift()["crm_to_erp"][1] == {"missing": 2, "different": 1, "extra": 1}
+
+
+def test_drift_is_stored_per_pipeline_and_kind_and_a_pipeline_out_of_the_config_is_not_shown(store: Store) -> None:
+    first, later = datetime(2026, 3, 1, 8, tzinfo=UTC), datetime(2026, 3, 1, 9, tzinfo=UTC)
+    store.record_drift("orders", {"missing": 2, "different": 0, "extra": 1}, first)
+    store.record_drift("retired", {"missing": 5, "different": 0, "extra": 0}, first)
+    store.record_drift("orders", {"missing": 0, "different": 1, "extra": 0}, later)  # the last reconcile wins
+    assert store.last_drift() == {"orders": (later.timestamp(), {"missing": 0, "different": 1, "extra": 0}),
+                                  "retired": (first.timestamp(), {"missing": 5, "different": 0, "extra": 0})}
+    store.pipelines_in_config = frozenset({"orders"})  # no reconcile could ever clear the retired one's drift
+    assert set(store.last_drift()) == {"orders"}
 
 
 def test_repair_goes_through_the_write_path_and_a_second_pass_is_clean(

@@ -23,6 +23,7 @@ class FakeStoreState:
     times: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
     intervals: dict[str, float] = field(default_factory=dict)
     configured: dict[str, float] = field(default_factory=dict)
+    drift: dict[str, tuple[float, dict[str, int]]] = field(default_factory=dict)
     fail_with: Exception | None = None
     reads: int = 0
 
@@ -46,3 +47,6 @@ class FakeStoreState:
 
     def configured_times(self) -> dict[str, float]:
         return dict(self.configured)
+
+    def last_drift(self) -> dict[str, tuple[float, dict[str, int]]]:
+        return dict(self.drift)

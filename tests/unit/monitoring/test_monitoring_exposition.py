@@ -39,6 +39,7 @@ def _state() -> FakeStoreState:
         oldest_age={"expo_orders": 90_000.0, "expo_ghost": 50.0},  # ghost has no open letters
         times={"expo_orders": (1_700_000_000.0, 1_700_003_600.0), "expo_new": (None, 1_700_000_100.0)},
         intervals={"expo_orders": 3600.0, "expo_new": 900.0},
+        drift={"expo_orders": (1_700_000_500.0, {"missing": 2, "different": 0, "extra": 1})},
     )
 
 
@@ -47,6 +48,7 @@ def test_store_gauges_come_from_the_reader_and_hide_the_registry_copies() -> Non
     metrics.observe_run("expo_orders", ok=True, duration_s=1.5, finished_at=42.0)
     metrics.dead_letters.labels(pipeline="expo_orders").set(99)
     metrics.count_records("expo_orders", "created", 7)
+    metrics.observe_drift("expo_orders", {"missing": 9}, finished_at=42.0)
 
     samples = _samples(render_metrics(_state()).decode())
 
@@ -60,6 +62,10 @@ def test_store_gauges_come_from_the_reader_and_hide_the_registry_copies() -> Non
     assert _v(samples, "erphub_last_success_timestamp_seconds", pipeline="expo_new") is None
     assert _v(samples, "erphub_last_run_timestamp_seconds", pipeline="expo_new") == 1_700_000_100
     assert _v(samples, "erphub_pipeline_schedule_interval_seconds", pipeline="expo_new") == 900
+    # what the last reconcile left, as the store keeps it (a serve restart empties the metrics folder)
+    assert _v(samples, "erphub_drift_records", pipeline="expo_orders", kind="missing") == 2
+    assert _v(samples, "erphub_drift_records", pipeline="expo_orders", kind="extra") == 1
+    assert _v(samples, "erphub_last_reconcile_timestamp_seconds", pipeline="expo_orders") == 1_700_000_500
     # registry metrics still there
     assert _v(samples, "erphub_records_total", pipeline="expo_orders", outcome="created") == 7
     assert _v(samples, "erphub_runs_total", pipeline="expo_orders", status="success") == 1
