@@ -145,9 +145,10 @@ async def ensure_crash_automation(after_s: int) -> bool:
             threshold=1,
             within=timedelta(seconds=after_s),
         ),
-        actions=[ChangeFlowRunState(state=StateType.CRASHED,
+        actions=[ChangeFlowRunState(name="Crashed", state=StateType.CRASHED, force=False,
                                     message=f"no heartbeat for {after_s} s: its worker is gone (erphub)"),
-                 RunDeployment(source="inferred")],
+                 # the deployment of the silent run, with its own default parameters
+                 RunDeployment(source="inferred", deployment_id=None, parameters=None, job_variables=None)],
     )
     try:
         existing = await Automation.aread(name=CRASH_AUTOMATION)
