@@ -13,6 +13,12 @@ and a retry starts again at the page that failed, never at a page already commit
 make that idempotent, but it would count the page twice). Anything else fails the run, with the
 cursor left at the last committed page. Pages are read by the flow, outside the tasks, so a
 source that fails mid-read is never "retried" into a silently shortened read.
+
+Inside a chunk the engine works as `--engine plain` does (engine.window, engine.prefetch): the
+flow reads the next pages in a thread while a task writes, and a task writes the batches of its
+pages concurrently (up to the target's `max_concurrency`), committing them in order. Before, a
+task wrote one page at a time and the flow read a whole chunk before each task: the run itself
+took about 12 % longer than `--engine plain`.
 """
 
 from __future__ import annotations
@@ -46,6 +52,13 @@ from erphub.runtime import Hub
 progress_hook: Callable[[dict[str, int]], None] | None = None
 
 log = structlog.get_logger("erphub.flows")
+
+
+def preload() -> None:
+    """Import now what Prefect imports on a flow's first call (its flow engine; FastAPI's encoder,
+    for the parameters): about 0.5 s, spent while the embedded server starts instead of after."""
+    import fastapi.encoders  # noqa: F401
+    import prefect.flow_engine  # noqa: F401
 
 
 def flow_run_name(pipeline: str, run_id: str) -> str:
