@@ -65,7 +65,8 @@ def test_a_new_prefect_home_starts_from_the_migrated_template(tmp_path: Path) ->
     assert second == "['PREFECT_API_BLOCKS_REGISTER_ON_START=false', 'PREFECT_API_DATABASE_MIGRATE_ON_START=false']"
     db = tmp_path / "second" / "prefect" / "prefect.db"
     assert _rows(db, "SELECT version_num FROM alembic_version") == head
-    assert _rows(db, "SELECT count(*) FROM block_type")[0][0] > 0
+    [(block_types,)] = _rows(db, "SELECT count(*) FROM block_type")
+    assert isinstance(block_types, int) and block_types > 0
     assert _rows(db, "SELECT state_type FROM flow_run") == [("COMPLETED",)]  # served from the copy
     assert db.stat().st_mode & 0o077 == 0  # it holds flow parameters: the owner's only
     assert _rows(template, "SELECT count(*) FROM flow_run") == [(0,)]  # the copy's runs stay in the copy
