@@ -13,10 +13,17 @@ and a retry starts again at the page that failed, never at a page already commit
 make that idempotent, but it would count the page twice). Anything else fails the run, with the
 cursor left at the last committed page. Pages are read by the flow, outside the tasks, so a
 source that fails mid-read is never "retried" into a silently shortened read.
+
+Inside a chunk the engine works as `--engine plain` does (engine.window, engine.prefetch): the
+flow reads the next pages in a thread while a task writes, and a task writes the batches of its
+pages concurrently (up to the target's `max_concurrency`), committing them in order. Before, a
+task wrote one page at a time and the flow read a whole chunk before each task: the run itself
+took about 12 % longer than `--engine plain`.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,9 +39,11 @@ from prefect.utilities.annotations import quote
 
 from erphub.config.loader import load_config
 from erphub.core.errors import TransientError
-from erphub.core.outcomes import Outcome
 from erphub.core.records import Page
 from erphub.engine import PipelineRun, run_pipeline
+from erphub.engine.items import BatchWork
+from erphub.engine.prefetch import prefetched
+from erphub.engine.window import BatchWindow
 from erphub.monitoring.logging import ensure_logging
 from erphub.runtime import Hub
 
@@ -43,6 +52,13 @@ from erphub.runtime import Hub
 progress_hook: Callable[[dict[str, int]], None] | None = None
 
 log = structlog.get_logger("erphub.flows")
+
+
+def preload() -> None:
+    """Import now what Prefect imports on a flow's first call (its flow engine; FastAPI's encoder,
+    for the parameters): about 0.5 s, spent while the embedded server starts instead of after."""
+    import fastapi.encoders  # noqa: F401
+    import prefect.flow_engine  # noqa: F401
 
 
 def flow_run_name(pipeline: str, run_id: str) -> str:
@@ -94,24 +110,58 @@ class Chunk:
 
     pages: list[Page]
     done: int = 0
-    read_before: int = field(default=0, repr=False)  # the run's read count before the page at `done`
+    # The run's counts before the page at `done`: a retry counts that page, and those after it, once.
+    counts_before: Counter[str] | None = field(default=None, repr=False)
 
     @property
     def records(self) -> int:
         return sum(len(page.records) for page in self.pages)
 
 
+class CountingWindow(BatchWindow):
+    """engine.window's BatchWindow (writes of several batches at once, commits in order) that
+    counts its commits, so a chunk tells which of its pages are committed when a batch fails."""
+
+    def __init__(self, run: PipelineRun) -> None:
+        super().__init__(run)
+        self.submitted = 0
+        self.committed = 0
+
+    def submit(self, work: BatchWork) -> None:
+        self.submitted += 1
+        super().submit(work)
+        if self._pool is None:  # one batch at a time: committed inside submit
+            self.committed += 1
+
+    def _commit_oldest(self) -> None:
+        super()._commit_oldest()
+        self.committed += 1
+
+
 @task(name="sync-pages", retries=2, retry_delay_seconds=[10, 60], retry_condition_fn=_only_outages,
       cache_policy=NO_CACHE, persist_result=False, log_prints=False)
 def sync_pages(run: PipelineRun, chunk: Chunk) -> dict[str, int]:
-    """Map, deliver and commit the chunk's pages, page by page, from the first one not yet committed."""
+    """Map, deliver and commit the chunk's pages from the first one not yet committed, through one
+    batch window (as the plain engine: batches of consecutive pages written concurrently, committed
+    in order). A failure leaves `done` at the first page not wholly committed."""
     context = TaskRunContext.get()
-    if context is not None and context.task_run.run_count > 1:
-        run.counts[Outcome.READ] = chunk.read_before  # the page a retry starts again is counted once
-    while chunk.done < len(chunk.pages):
-        chunk.read_before = run.counts[Outcome.READ]
-        run.process_page(chunk.pages[chunk.done])
-        chunk.done += 1
+    if context is not None and context.task_run.run_count > 1 and chunk.counts_before is not None:
+        run.counts.clear()  # the pages a retry starts again are counted once
+        run.counts.update(chunk.counts_before)
+    start = chunk.done
+    page_ends: list[int] = []  # per page from `start`: batches submitted once it is all submitted
+    counts_before: list[Counter[str]] = []
+    window = CountingWindow(run)
+    try:
+        with window:
+            for page in chunk.pages[start:]:
+                counts_before.append(Counter(run.counts))
+                run.submit_page(page, window)
+                page_ends.append(window.submitted)
+    finally:  # the window has waited for every write in flight: the counts are final
+        chunk.done = start + sum(1 for end in page_ends if end <= window.committed)
+        if chunk.done < len(chunk.pages):
+            chunk.counts_before = counts_before[chunk.done - start]
     return dict(run.counts)
 
 
@@ -139,11 +189,15 @@ def sync_pipeline(pipeline: str, config_path: str = "config/demo.yaml", trigger:
     chunk_task = sync_pages.with_options(retries=retries, retry_delay_seconds=delay)
 
     def in_chunks(run: PipelineRun, pages: Iterator[Page]) -> None:
-        for chunk in chunks(pages):
-            # quote(): Prefect would otherwise walk both arguments, the run's whole object graph (its
-            # connectors, store, ...) and every record, looking for futures: that walk was most of
-            # the 52 ms a page task cost.
-            chunk_task(quote(run), quote(chunk), return_state=False)
+        # The flow reads the next chunk's pages in a thread while a task writes this one's (a read
+        # error is still raised here, in the flow, outside any task).
+        ahead = max(2, -(-CHUNK_RECORDS // max(1, run.pipeline.page_size)))
+        with prefetched(pages, depth=ahead) as read_ahead:
+            for chunk in chunks(read_ahead):
+                # quote(): Prefect would otherwise walk both arguments, the run's whole object graph
+                # (its connectors, store, ...) and every record, looking for futures: that walk was
+                # most of the 52 ms a page task cost.
+                chunk_task(quote(run), quote(chunk), return_state=False)
 
     with Hub(loaded) as hub:
         info = run_pipeline(hub.pipeline(pipeline), hub.store, trigger=trigger, since=since, until=until, full=full,

@@ -81,6 +81,7 @@ def run_pipelines(config: str, names: list[str], *, run_all: bool, since: dateti
             for name in selected:
                 probe.pipeline(name)
         if embedded is not None:
+            sync_flow.preload()
             embedded.wait()
         for name in selected:
             with progress_reporter(progress, name) as on_progress:
