@@ -181,6 +181,10 @@ def _as_utc(value: Any) -> dt.datetime:
 class SqlConnector(ConnectorBase):
     kind: ClassVar[str] = "sql"
     settings_model: ClassVar[type[ConnectorSettings]] = SqlSettings
+    # No vendor caps a page or a batch here: one keyset SELECT per page, one executemany per batch.
+    # 1,000 (the largest batch a pipeline config takes) keeps the per-batch store work small.
+    max_page_size: ClassVar[int] = 1000
+    max_batch_size: ClassVar[int] = 1000
 
     def __init__(self, settings: SqlSettings, context: SystemContext) -> None:
         self.settings = settings
