@@ -141,8 +141,10 @@ class PipelineConfig(Strict):
     params: dict[str, str | int | float] = Field(default_factory=dict)
     schedule: str | None = Field(default=None, description="cron expression, e.g. '*/15 * * * *'")
     webhook: WebhookTrigger | None = None
-    batch_size: Annotated[int, Field(ge=1, le=1000)] = 100
-    page_size: Annotated[int, Field(ge=1, le=5000)] = 100
+    # Unset: the vendors' maxima, the target connector's largest write batch and the source's largest
+    # read page (each connector names its vendor's documented limit).
+    batch_size: Annotated[int | None, Field(ge=1, le=1000)] = None
+    page_size: Annotated[int | None, Field(ge=1, le=5000)] = None
     enabled: bool = True
     # The overlap window of incremental reads: each run re-reads from cursor - lag_seconds (links make
     # the re-read harmless). Unset: the source connector's default (60 s for most systems).

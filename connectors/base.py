@@ -201,6 +201,11 @@ class ConnectorBase(ABC):
     # overrides it): how far behind the saved cursor each run starts reading again, to cover the
     # vendor's clock skew and commit delays. 60 s unless a connector knows better and says why.
     read_lag_s: ClassVar[float] = 60.0
+    # The vendor's largest read page and write batch (records per call): a pipeline that sets no
+    # `page_size` / `batch_size` uses its source's page and its target's batch maximum. 100 unless a
+    # connector names its vendor's documented limit (with the source, in its docstring).
+    max_page_size: ClassVar[int] = 100
+    max_batch_size: ClassVar[int] = 100
 
     @abstractmethod
     def entities(self) -> Mapping[str, EntitySpec]:
@@ -229,6 +234,14 @@ class ConnectorBase(ABC):
             if value not in (None, ""):
                 return str(value)
         return None
+
+    def max_page(self, entity: str) -> int:
+        """Records per read call at most, for this entity (the vendor's documented maximum)."""
+        return self.max_page_size
+
+    def max_batch(self, entity: str) -> int:
+        """Records per write call at most, for this entity (the vendor's documented maximum)."""
+        return self.max_batch_size
 
     def key_identity(self, entity: str, key: str) -> str:
         """Keys compare exactly (case, width and spaces count) unless a connector says otherwise."""

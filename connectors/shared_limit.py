@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
-from erphub.connectors.ratelimit import HEADROOM
+from erphub.connectors.ratelimit import SHARED_HEADROOM
 from erphub.core.errors import StoreError
 
 TABLE = "erphub_rate_buckets"
@@ -58,7 +58,8 @@ class PostgresTokenBucket:
 
     Has the `reserve()` of `ratelimit.TokenBucket`, so `RateLimiter` uses it as its global bucket."""
 
-    def __init__(self, url: str, name: str, rate: float, burst: int = 1, *, headroom: float = HEADROOM) -> None:
+    def __init__(self, url: str, name: str, rate: float, burst: int = 1, *,
+                 headroom: float = SHARED_HEADROOM) -> None:
         if not url.startswith("postgresql"):
             raise ValueError("a shared rate limit needs the store on PostgreSQL")
         if rate <= 0 or burst < 1:

@@ -167,7 +167,7 @@ class Hub:
             name=name, source_system=cfg.source.system, source_entity=cfg.source.entity,
             source=self.connector(cfg.source.system), target_system=cfg.target.system,
             target_entity=cfg.target.entity, target=self.connector(cfg.target.system), plan=plan,
-            batch_size=cfg.batch_size, page_size=cfg.page_size, redact=self.redactor(), two_way=two_way,
+            batch_size=cfg.batch_size or 0, page_size=cfg.page_size or 0, redact=self.redactor(), two_way=two_way,
             write_concurrency=self.config.hub.systems[cfg.target.system].rate_limit.max_concurrency or 1,
             write_back=(cfg.write_back.field, cfg.write_back.value) if cfg.write_back else None,
             create_missing=cfg.create_missing, lease_wait_s=cfg.busy_wait_s,

@@ -155,6 +155,12 @@ class _Outcome:
 class KingdeeConnector(ConnectorBase):
     kind: ClassVar[str] = "kingdee"
     settings_model: ClassVar[type[ConnectorSettings]] = KingdeeSettings
+    # ExecuteBillQuery `Limit` <= 2000 (K-DOCS bill-query.md; api-contracts.md section 1). BatchSave has
+    # no published cap: a batch is `settings.batch_size` records (100 by default [assumed]), see max_batch.
+    max_page_size: ClassVar[int] = MAX_LIMIT
+
+    def max_batch(self, entity: str) -> int:
+        return self.settings.batch_size
 
     def __init__(self, settings: KingdeeSettings, context: SystemContext) -> None:
         self.settings = settings

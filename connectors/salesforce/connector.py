@@ -162,6 +162,11 @@ _LIMIT_INFO = re.compile(r"api-usage=(\d+)/(\d+)")
 class SalesforceConnector(ConnectorBase):
     kind: ClassVar[str] = "salesforce"
     settings_model: ClassVar[type[ConnectorSettings]] = SalesforceSettings
+    # SOQL returns at most 2,000 records per query batch (resources-query.md, `Sforce-Query-Options:
+    # batchSize` 200..2000); sObject collections take at most 200 records per call
+    # (resources-composite-sobjects-collections-upsert.html). api-contracts.md section 3.
+    max_page_size: ClassVar[int] = 2000
+    max_batch_size: ClassVar[int] = COLLECTION_LIMIT
 
     def __init__(self, settings: SalesforceSettings, context: SystemContext) -> None:
         self.settings = settings

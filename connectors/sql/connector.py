@@ -60,6 +60,8 @@ from sqlalchemy import (
     MetaData,
     Table,
     and_,
+    any_,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -68,6 +70,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, NoSuchTableError, SQLAlchemyError
 
@@ -181,6 +184,10 @@ def _as_utc(value: Any) -> dt.datetime:
 class SqlConnector(ConnectorBase):
     kind: ClassVar[str] = "sql"
     settings_model: ClassVar[type[ConnectorSettings]] = SqlSettings
+    # No vendor caps a page or a batch here: one keyset SELECT per page, one executemany per batch.
+    # 1,000 (the largest batch a pipeline config takes) keeps the per-batch store work small.
+    max_page_size: ClassVar[int] = 1000
+    max_batch_size: ClassVar[int] = 1000
 
     def __init__(self, settings: SqlSettings, context: SystemContext) -> None:
         self.settings = settings
@@ -312,27 +319,36 @@ class SqlConnector(ConnectorBase):
                 rows.append((n, req, row))
         try:
             with self._engine.begin() as conn:
-                before = self._ids_by_key(conn, t, [row[key_col] for _, _, row in rows])
-                written = self._upsert_batch(conn, t, rows, results)
-                after = self._ids_by_key(conn, t, [k for _, _, k in written])
+                # Which keys exist already (created or updated): the engine's lookup of this batch
+                # says it for its requests; only the others are asked here.
+                unknown = [row[key_col] for _, req, row in rows if not (req.target_id or req.key_looked_up)]
+                before = self._ids_by_key(conn, t, unknown) if unknown else {}
+                written, after = self._upsert_batch(conn, t, rows, results)
+                missing = [k for _, _, k in written if k not in after]  # a row-by-row batch, or no RETURNING
+                if missing:
+                    after.update(self._ids_by_key(conn, t, missing))
         except SQLAlchemyError as exc:
             raise self._error(exc) from None
         for n, req, key in written:
-            action = WriteAction.UPDATED if key in before else WriteAction.CREATED
+            existed = bool(req.target_id) if (req.target_id or req.key_looked_up) else key in before
+            action = WriteAction.UPDATED if existed else WriteAction.CREATED
             results[n] = WriteResult(req.source_id, target_id=after.get(key), action=action)
         return [results[n] for n in range(len(batch))]
 
     def _upsert_batch(self, conn: Any, t: _Table, rows: Sequence[tuple[int, WriteRequest, dict[str, Any]]],
-                      results: dict[int, WriteResult]) -> list[tuple[int, WriteRequest, Any]]:
+                      results: dict[int, WriteResult]) -> tuple[list[tuple[int, WriteRequest, Any]], dict[Any, str]]:
         """The whole batch in one savepoint and one executemany; only if that fails, row by row, each
-        in its own savepoint, so a bad row fails alone (its error in `results`) and the rest is written."""
+        in its own savepoint, so a bad row fails alone (its error in `results`) and the rest is written.
+        Also the ids of the rows written by key, as far as the upsert returned them."""
         key_col = t.cfg.key_column
         if not rows:
-            return []
+            return [], {}
         try:
             with conn.begin_nested():
-                t.upserts.write_many(conn, [row for _, _, row in rows])
-            return [(n, req, row[key_col]) for n, req, row in rows]
+                ids = t.upserts.write_many(conn, [row for _, _, row in rows], returning=t.cfg.id_column)
+            found = {self._identity(k): str(v) for k, v in (ids or {}).items()}
+            return ([(n, req, row[key_col]) for n, req, row in rows],
+                    {row[key_col]: found[i] for _, _, row in rows if (i := self._identity(row[key_col])) in found})
         except DBAPIError as exc:
             if exc.connection_invalidated or _is_connection_error(exc):
                 raise
@@ -347,7 +363,7 @@ class SqlConnector(ConnectorBase):
                 results[n] = WriteResult(req.source_id, error=self._record_error(exc))
                 continue
             written.append((n, req, row[key_col]))
-        return written
+        return written, {}
 
     def _prepare(self, t: _Table, req: WriteRequest) -> tuple[dict[str, Any], RecordError | None]:
         data = dict(req.data)
@@ -380,9 +396,14 @@ class SqlConnector(ConnectorBase):
         by_identity: dict[Any, str] = {}
         key_col, id_col = t.c[t.cfg.key_column], t.c[t.cfg.id_column]
         unique = list(dict.fromkeys(keys))
+        postgres = self._engine.dialect.name == "postgresql"
         for start in range(0, len(unique), 500):
             chunk = unique[start:start + 500]
-            for key, row_id in conn.execute(select(key_col, id_col).where(key_col.in_(chunk))):
+            # PostgreSQL: one array parameter (`= ANY(:keys)`), not one bind per key: compiling and
+            # sending 500 binds cost more than the query (bench (c)).
+            match = (key_col == any_(bindparam("keys", chunk, type_=postgresql.ARRAY(key_col.type)))
+                     if postgres else key_col.in_(chunk))
+            for key, row_id in conn.execute(select(key_col, id_col).where(match)):
                 by_identity[self._identity(key)] = str(row_id)
         return {k: by_identity[self._identity(k)] for k in unique if self._identity(k) in by_identity}
 

@@ -47,14 +47,19 @@ class Upserts:
         # A no-op update keeps "insert or leave alone" when only the key is given.
         return my.on_duplicate_key_update({c: my.inserted[c] for c in others or [self.key_column]})
 
-    def write_many(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    def write_many(self, conn: Connection, rows: Sequence[dict[str, Any]],
+                   returning: str | None = None) -> dict[Any, Any] | None:
         """Upsert `rows` (each with the key column): one executemany per run of rows with the same
-        columns, runs in batch order, so a key given twice ends as its last row says."""
+        columns, runs in batch order, so a key given twice ends as its last row says.
+
+        With `returning` (the id column) on PostgreSQL and SQLite: the ids of the rows written, by key,
+        from `RETURNING` (SQLAlchemy sends such an executemany as multi-row INSERT ... VALUES
+        statements), so no query has to find them afterwards. None where the dialect cannot say."""
         dialect = conn.dialect.name
         if dialect not in BULK_DIALECTS:
             for row in rows:
                 self.write_one(conn, row)
-            return
+            return None
         runs: list[tuple[tuple[str, ...], list[dict[str, Any]]]] = []
         for row in rows:
             columns = tuple(sorted(row))
@@ -62,8 +67,16 @@ class Upserts:
                 runs[-1][1].append(row)
             else:
                 runs.append((columns, [row]))
+        ids: dict[Any, Any] | None = {} if returning and dialect in ("postgresql", "sqlite") else None
+        key = self.table.c[self.key_column]
         for columns, run in runs:
-            conn.execute(self.statement(dialect, columns), run)
+            statement = self.statement(dialect, columns)
+            if ids is None or returning is None:
+                conn.execute(statement, run)
+                continue
+            returned = statement.returning(key, self.table.c[returning])  # type: ignore[attr-defined]
+            ids.update((k, row_id) for k, row_id in conn.execute(returned, run))
+        return ids
 
     def write_one(self, conn: Connection, row: dict[str, Any]) -> None:
         dialect = conn.dialect.name

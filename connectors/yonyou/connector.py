@@ -119,6 +119,13 @@ Convert = Callable[[list[dict[str, Any]]], dict[str, Any]]
 class YonyouConnector(ConnectorBase):
     kind: ClassVar[str] = "yonyou"
     settings_model: ClassVar[type[ConnectorSettings]] = YonyouSettings
+    # Writes are one save call per record (merchant/save, voucherorder singleSave: there is no batch
+    # save), so a pipeline's batch is only its store transaction: the default 100 stays.
+
+    def max_page(self, entity: str) -> int:
+        """merchant/newlist `pageSize` max 5000 (api-contracts.md section 2, [Y-API] 客户档案列表查询V2);
+        the order and receipt lists publish none (`order_page_max`, 500 [assumed])."""
+        return self.settings.customer_page_max if entity == "customer" else self.settings.order_page_max
 
     def __init__(self, settings: YonyouSettings, context: SystemContext) -> None:
         self.settings = settings

@@ -20,6 +20,15 @@ class PlanLike(Protocol):
     def apply(self, record: Mapping[str, Any]) -> Mapped | Rejected | Skipped: ...
 
 
+DEFAULT_SIZE = 100  # records per call of a connector that names no vendor maximum
+
+
+def vendor_max(connector: object, method: str, entity: str) -> int:
+    """`connector.max_batch(entity)` or `max_page(entity)`; a connector without them gets DEFAULT_SIZE."""
+    limit = getattr(connector, method, None)
+    return max(1, int(limit(entity))) if callable(limit) else DEFAULT_SIZE
+
+
 @dataclass
 class Pipeline:
     """The runtime pieces of one configured pipeline."""
@@ -32,8 +41,10 @@ class Pipeline:
     target_entity: str
     target: Connector
     plan: PlanLike
-    batch_size: int = 100
-    page_size: int = 100
+    # 0: the vendors' maxima, the target's largest write batch and the source's largest read page
+    # (`ConnectorBase.max_batch` / `max_page`; 100 for a connector that names none).
+    batch_size: int = 0
+    page_size: int = 0
     # Batches written at once (engine.window): the target system's `rate_limit.max_concurrency`.
     write_concurrency: int = 1
     redact: Callable[[str], str] = str
@@ -47,6 +58,12 @@ class Pipeline:
     # little before the cursor (a late commit, a vendor clock behind ours, paging not by time) is still
     # read; links make the re-read idempotent. The runtime sets it from `lag_seconds` or the connector.
     lag_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.batch_size <= 0:
+            self.batch_size = vendor_max(self.target, "max_batch", self.target_entity)
+        if self.page_size <= 0:
+            self.page_size = vendor_max(self.source, "max_page", self.source_entity)
 
     @property
     def endpoints(self) -> tuple[str, str, str, str]:

@@ -50,8 +50,8 @@ def test_validate_accepts_the_demo_config_and_names_the_line_of_a_broken_one(dem
     assert json.loads(ok.stdout)["pipelines"] == ["crm_customers_to_erp", "crm_orders_to_erp", "erp_receipts_to_crm"]
 
     lines = demo_env.config.read_text(encoding="utf-8").splitlines()
-    number = next(i for i, line in enumerate(lines, 1) if "batch_size: 50" in line)
-    lines[number - 1] = lines[number - 1].replace("batch_size: 50", "batch_size: fifty")
+    number = next(i for i, line in enumerate(lines, 1) if "schedule:" in line) + 1  # crm_customers_to_erp's
+    lines.insert(number - 1, "    batch_size: fifty")
     demo_env.config.write_text("\n".join(lines) + "\n", encoding="utf-8")
     broken = erphub(demo_env, "validate")
     assert broken.returncode == 2

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from erphub import sandbox as sandboxes
 from erphub.sandbox.serve import SandboxServer
@@ -76,9 +77,11 @@ class Rig:
         text = (ROOT / "config" / "demo.yaml").read_text(encoding="utf-8")
         text = text.replace("../mappings/", f"{ROOT}/mappings/").replace("[demo.env]", f"[{ROOT}/config/demo.env]")
         text = text.replace("sqlite:///../.erphub/demo/demo.db", f"sqlite:///{self.tmp}/state.db")
-        text = text.replace("batch_size: 50", f"batch_size: {batch_size}")
+        cfg = yaml.safe_load(text)
+        for pipeline in cfg["pipelines"].values():  # small batches: a kill lands between two of them
+            pipeline["batch_size"] = batch_size
         path = self.tmp / f"hub-{batch_size}.yaml"
-        path.write_text(text, encoding="utf-8")
+        path.write_text(yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False), encoding="utf-8")
         return path
 
     def start(self, config: Path, *pipelines: str) -> subprocess.Popen[str]:

@@ -15,7 +15,7 @@ import pytest
 from pydantic import SecretStr
 
 from erphub.connectors.base import SystemContext
-from erphub.connectors.jiandaoyun import WINDOW_PAGES, JiandaoyunConnector, JiandaoyunSettings
+from erphub.connectors.jiandaoyun import JiandaoyunConnector, JiandaoyunSettings
 from erphub.connectors.memory import MemoryConnector, MemorySettings, memory_system
 from erphub.core.errors import RunFailed
 from erphub.core.records import Page
@@ -27,6 +27,7 @@ from erphub.store import Store
 
 _names = itertools.count()
 N, PAGE, KILL_AFTER = 300, 10, 15
+WINDOW_PAGES = 10  # windows of 100 records: a kill after 150 falls in the second
 
 
 class CodePlan:
@@ -49,7 +50,8 @@ def test_a_killed_run_resumes_at_its_window(sqlite_store: Store) -> None:
                                    at=base + timedelta(seconds=i))
     tag = f"resume-{next(_names)}"
     with SandboxServer(sandbox) as server:
-        crm = JiandaoyunConnector(JiandaoyunSettings(base_url=server.base_url, api_key=SecretStr(DEMO_API_KEY)),
+        crm = JiandaoyunConnector(JiandaoyunSettings(base_url=server.base_url, api_key=SecretStr(DEMO_API_KEY),
+                                                     window_pages=WINDOW_PAGES),
                                   SystemContext(name="crm"))
         erp = memory_system(f"erp-{tag}")
         pipeline = Pipeline(name="customers", source_system="crm", source_entity="customer", source=crm,

@@ -33,7 +33,8 @@ def configure(demo: Demo, on_delete: str) -> None:
     text = demo.config.read_text(encoding="utf-8")
     webhooks = '  webhooks:\n    jdy: {kind: jiandaoyun, secret: "${file:jdy.secret}"}\n'
     text = text.replace("serve:\n", "serve:\n" + webhooks, 1)
-    text = text.replace("    batch_size: 50\n", f"    batch_size: 50\n    on_delete: {on_delete}\n"
+    schedule = '    schedule: "*/10 * * * *"\n'  # the first pipeline's, crm_customers_to_erp
+    text = text.replace(schedule, f"{schedule}    on_delete: {on_delete}\n"
                         "    webhook: {source: jdy, events: [data_create, data_update, data_remove]}\n", 1)
     demo.config.write_text(text, encoding="utf-8")
 

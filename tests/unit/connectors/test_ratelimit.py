@@ -119,3 +119,28 @@ def test_shared_limiter_is_one_per_system_and_settings() -> None:
     a = shared_limiter("unit-rl-sys", 5.0)
     assert shared_limiter("unit-rl-sys", 5.0) is a
     assert shared_limiter("unit-rl-other", 5.0) is not a
+
+
+def test_window_bucket_lets_a_slow_caller_catch_up_within_the_window() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(10, clock=clock, sleep=clock.sleep)
+    times = []
+    for n in range(100):
+        limiter.wait_turn()
+        times.append(clock.now)
+        clock.now += 0.15 if n % 10 == 0 else 0.09  # one slow call in ten, the others just under 0.1 s
+    assert max_in_window(times, 1.0) <= 10
+    assert max_in_window(times, 1.0 / HEADROOM - 1e-6) <= 10
+    # A burst-1 token bucket loses every slow call's extra time; the window keeps ~95 % of 10/s.
+    assert len(times) / (times[-1] - times[0]) >= 10 * HEADROOM * 0.97
+
+
+def test_token_bucket_of_burst_1_does_not_catch_up() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(10, burst=1, clock=clock, sleep=clock.sleep)
+    times = []
+    for n in range(100):
+        bucket.acquire()
+        times.append(clock.now)
+        clock.now += 0.15 if n % 10 == 0 else 0.09
+    assert len(times) / (times[-1] - times[0]) < 10 * HEADROOM * 0.97
