@@ -205,6 +205,12 @@ _MOBILE_PREFIXES = (
 )
 
 _PART_QTYS = (1, 2, 3, 5, 10, 20, 50, 100)
+# Random picks tried for an unused base name before numbering one (the old code tried 1000 and
+# then gave up, which at ~5,000 companies meant a thousand draws per call and then an error).
+_NAME_TRIES = 20
+# Credit code bodies: 8 digits; the step is coprime to 10**8, so serial -> body is a bijection.
+_BODY_SPACE = 10**8
+_BODY_STEP = 38_219_471
 
 # Salespeople known to the ERP (staff codes S001..S005).
 STAFF: tuple[tuple[str, str], ...] = (
@@ -251,6 +257,10 @@ PRODUCTS: tuple[Product, ...] = tuple(
         )
     )
 )
+# How many distinct base names (city + brand + industry + suffix) exist.
+_BASE_NAMES = (
+    len({_CITY_SHORT.get(d[1], d[1][:2]) for d in DISTRICTS}) * len(_BRANDS) * len(_INDUSTRIES) * len(set(_SUFFIXES))
+)
 PRODUCT_BY_SKU = {p.sku: p for p in PRODUCTS}
 
 
@@ -275,10 +285,16 @@ class Fake:
 
     def __init__(self, seed: int = 2026) -> None:
         self.rng = random.Random(seed)
-        self._used_names: set[str] = set()
+        # Only the ~7,000 base names and one counter per base are kept, not every name handed out,
+        # so a million companies cost a few hundred kB here.
+        self._used_bases: set[str] = set()
+        self._base_repeats: dict[str, int] = {}
+        self._per_division: dict[str, int] = {}
+        self._code_offset = (seed * 2654435761) % _BODY_SPACE
 
     def mobile(self) -> str:
-        return self.rng.choice(_MOBILE_PREFIXES) + "".join(str(self.rng.randrange(10)) for _ in range(8))
+        # One draw for the 8 digits, not eight: company() is called a million times by the benches.
+        return f"{self.rng.choice(_MOBILE_PREFIXES)}{self.rng.randrange(10**8):08d}"
 
     def person(self) -> tuple[str, str]:
         """(Chinese name, romanised 'given.surname' for e-mail)."""
@@ -296,10 +312,17 @@ class Fake:
             detail += f"{self.rng.randrange(1, 30)}幢{self.rng.randrange(101, 2300)}室"
         return {"province": province, "city": city, "district": dist, "detail": detail}
 
-    def credit_code(self, division_code: str | None = None) -> str:
-        """A unified social credit code of an enterprise (登记管理部门 9, 类别 1) with valid checks."""
+    def credit_code(self, division_code: str | None = None, serial: int | None = None) -> str:
+        """A unified social credit code of an enterprise (登记管理部门 9, 类别 1) with valid checks.
+
+        With `serial` (the n-th code of that division) the 8-digit body is a bijection of it, so
+        codes of one generator never repeat (random bodies collide by the birthday bound at ~10^4).
+        """
         division = division_code or self.district()[3]
-        body8 = "".join(str(self.rng.randrange(10)) for _ in range(8))
+        if serial is None:
+            body8 = f"{self.rng.randrange(_BODY_SPACE):08d}"
+        else:
+            body8 = f"{(serial * _BODY_STEP + self._code_offset) % _BODY_SPACE:08d}"
         first17 = "91" + division + body8 + org_code_check_char(body8)
         return first17 + uscc_check_char(first17)
 
@@ -309,20 +332,30 @@ class Fake:
     def company(self) -> Company:
         district = self.district()
         city_short = _CITY_SHORT.get(district[1], district[1][:2])
-        for _ in range(1000):
+        # Once nine in ten base names are taken, retries mostly miss: number right away instead.
+        tries = _NAME_TRIES if len(self._used_bases) < _BASE_NAMES * 9 // 10 else 1
+        for _ in range(tries):
             brand, brand_py = self.rng.choice(_BRANDS)
             industry, industry_py = self.rng.choice(_INDUSTRIES)
             name = f"{city_short}{brand}{industry}{self.rng.choice(_SUFFIXES)}"
-            if name not in self._used_names:
+            if name not in self._used_bases:
+                self._used_bases.add(name)
+                short_name = f"{brand}{industry[:2]}"
                 break
         else:
-            raise RuntimeError("ran out of distinct company names")
-        self._used_names.add(name)
+            # Base names are exhausted (or nearly): number the 字号. City and brand are two characters
+            # each and no base name holds a digit, so (base, n) gives a name no other call gives.
+            n = self._base_repeats.get(name, 1) + 1
+            self._base_repeats[name] = n
+            name = f"{name[:4]}{n}{name[4:]}"
+            short_name = f"{brand}{n}{industry[:2]}"
+        serial = self._per_division.get(district[3], 0)
+        self._per_division[district[3]] = serial + 1
         contact, contact_py = self.person()
         return Company(
             name=name,
-            short_name=f"{brand}{industry[:2]}",
-            credit_code=self.credit_code(district[3]),
+            short_name=short_name,
+            credit_code=self.credit_code(district[3], serial),
             phone=self.mobile(),
             contact_name=contact,
             email=f"{contact_py}@{brand_py}-{industry_py}.com.cn",
