@@ -4,10 +4,6 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# pytest-xdist workers for `make test`: many slow tests wait (Prefect start-up, a cron tick, Prometheus
-# rules), so two workers on a two-core machine near halve the suite's wall time. --dist loadscope keeps a
-# module (or class) on one worker, so module- and session-scoped fixtures start once, not once per worker.
-TEST_WORKERS ?= 2
 
 .PHONY: install demo test test-fast bench lint tryton prometheus services clean
 
@@ -34,7 +30,7 @@ demo: $(STAMP)
 
 test: $(STAMP) lint prometheus tryton services
 	@bash scripts/promtool_check.sh
-	@$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
+	@$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	@$(BIN)/python -m pytest -q -p no:cacheprovider -m "not tryton and not prefect and not prometheus" $(PYTEST_ARGS)
