@@ -6,10 +6,12 @@ import contextlib
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from erphub.store import Store
+from tests.prefect_template import migrated_prefect_db
 
 IN_CI = os.environ.get("CI") == "true"
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -83,6 +85,15 @@ def _fresh_schema(base: str) -> Iterator[str]:
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP SCHEMA "{schema_db}" CASCADE')
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def prefect_db_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated Prefect database to copy into a test's PREFECT_HOME (tests/prefect_template.py)."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # this run's folder, shared by its workers: the template is built once
+    return migrated_prefect_db(base)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

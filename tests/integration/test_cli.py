@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from erphub import sandbox as sandboxes
+from tests.prefect_template import seed_prefect_home
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -122,7 +123,8 @@ def test_a_run_whose_target_is_down_exits_1_and_usage_errors_exit_2(demo_env: En
 
 
 @pytest.mark.prefect
-def test_run_through_the_embedded_prefect_flow(demo_env: Env) -> None:
+def test_run_through_the_embedded_prefect_flow(demo_env: Env, prefect_db_template: Path) -> None:
+    seed_prefect_home(Path(demo_env.environ["PREFECT_HOME"]), prefect_db_template)  # migrated: starts sooner
     result = erphub(demo_env, "run", "crm_orders_to_erp", "--json")
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(result.stdout)[0]["counts"]["read"] == 40

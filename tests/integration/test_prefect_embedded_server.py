@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from erphub.store.leases import process_stat
+from tests.prefect_template import seed_prefect_home
 
 pytestmark = pytest.mark.prefect
 
@@ -51,7 +52,8 @@ def _alive(pid: int) -> bool:
     return stat is not None and stat[0] not in ("Z", "X")
 
 
-def test_sigkill_of_the_run_leaves_no_prefect_process(tmp_path: Path) -> None:
+def test_sigkill_of_the_run_leaves_no_prefect_process(tmp_path: Path, prefect_db_template: Path) -> None:
+    seed_prefect_home(tmp_path / "prefect", prefect_db_template)  # configure_prefect_env's home, migrated
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     child = subprocess.Popen([sys.executable, "-c", _CHILD, str(tmp_path)], stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, text=True, env=env)

@@ -22,6 +22,7 @@ import pytest
 import sqlalchemy
 
 from erphub.config.loader import load_config
+from tests.prefect_template import seed_prefect_home
 
 ROOT = Path(__file__).resolve().parents[2]
 FINISHED_RUNS = sqlalchemy.text(
@@ -90,8 +91,11 @@ def free_port() -> int:
 
 @pytest.mark.slow
 @pytest.mark.prefect
-def test_serve_runs_a_cron_schedule_and_stops_cleanly(tmp_path: Path) -> None:
+def test_serve_runs_a_cron_schedule_and_stops_cleanly(tmp_path: Path, prefect_db_template: Path) -> None:
     config = write_config(tmp_path, "* * * * *")
+    # Serve's Prefect home (.erphub/prefect beside the config) holds a migrated database: a second start.
+    # A first start, migrating an empty home, is test_alerts_live's.
+    seed_prefect_home(tmp_path / ".erphub" / "prefect", prefect_db_template)
     port = free_port()
     prefect_home = f"PREFECT_HOME={tmp_path / '.erphub' / 'prefect'}"
     # A clean Prefect environment: erphub serve chooses PREFECT_HOME (the config's state folder, .erphub/prefect
@@ -146,11 +150,12 @@ def processes_with_env(entry: str) -> list[int]:
 
 
 @pytest.mark.prefect
-def test_serve_with_prefect_ui_on_serves_the_prefect_ui(tmp_path: Path) -> None:
+def test_serve_with_prefect_ui_on_serves_the_prefect_ui(tmp_path: Path, prefect_db_template: Path) -> None:
     """`serve: {prefect_ui: true}`: serve's Prefect server answers its UI at its root. Off (the default)
     it answers 404 there: asserted by tests/integration/test_alerts_live.py, whose serve has it off."""
     config = write_config(tmp_path, "0 0 1 1 *")  # never ticks during the test
     config.write_text(config.read_text(encoding="utf-8") + "serve: {prefect_ui: true}\n", encoding="utf-8")
+    seed_prefect_home(tmp_path / ".erphub" / "prefect", prefect_db_template)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     proc = subprocess.Popen(

@@ -50,7 +50,7 @@ from erphub.testing import EXPIRE_AUTH, LOG_SECRETS, LOST_RESPONSE, RATE_LIMIT
 
 PG_ADMIN_URL = os.environ.get("ERPHUB_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 MARIADB_ADMIN_URL = os.environ.get("ERPHUB_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
-MARIADB_USER = "erphub_contract"
+MARIADB_USER = "erphub_contract"  # + a suffix per backend
 
 
 def _skip_or_fail(message: str) -> None:
@@ -194,11 +194,12 @@ def backend_fixture(name: str, tmp_path: Path | None = None) -> Iterator[SqlBack
     if name == "mariadb":
         engine = create_engine(MARIADB_ADMIN_URL, connect_args={"connect_timeout": 3})
         password = f"mdb-secret-{suffix}"
+        # A user of its own: two backends at once (pytest-xdist workers) must not reset each other's password.
+        user = f"{MARIADB_USER}_{suffix}"
         try:
             with engine.begin() as conn:
-                conn.execute(text(f"CREATE USER IF NOT EXISTS '{MARIADB_USER}'@'127.0.0.1' IDENTIFIED BY '{password}'"))
-                conn.execute(text(f"ALTER USER '{MARIADB_USER}'@'127.0.0.1' IDENTIFIED BY '{password}'"))
-                conn.execute(text(f"GRANT ALL ON test.* TO '{MARIADB_USER}'@'127.0.0.1'"))
+                conn.execute(text(f"CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY '{password}'"))
+                conn.execute(text(f"GRANT ALL ON test.* TO '{user}'@'127.0.0.1'"))
         except OperationalError as exc:
             engine.dispose()
             _skip_or_fail(f"MariaDB not reachable at 127.0.0.1:3306: {type(exc.orig).__name__}")
@@ -209,7 +210,7 @@ def backend_fixture(name: str, tmp_path: Path | None = None) -> Iterator[SqlBack
             # MariaDB's JSON is LONGTEXT with a check: reflection sees text, so name the column.
             yield SqlBackend(
                 "mariadb",
-                f"mysql+pymysql://{MARIADB_USER}@127.0.0.1:3306/test",
+                f"mysql+pymysql://{user}@127.0.0.1:3306/test",
                 password,
                 None,
                 table,
@@ -218,6 +219,8 @@ def backend_fixture(name: str, tmp_path: Path | None = None) -> Iterator[SqlBack
             )
         finally:
             table.drop(engine)
+            with engine.begin() as conn:
+                conn.execute(text(f"DROP USER IF EXISTS '{user}'@'127.0.0.1'"))
             engine.dispose()
         return
     raise ValueError(f"unknown sql backend {name!r}")
