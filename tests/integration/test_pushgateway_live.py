@@ -20,6 +20,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -98,11 +99,20 @@ def test_two_one_shot_runs_pushed_to_a_real_pushgateway_fire_an_increase_rule(
         config.write_text(CONFIG.format(tmp=tmp_path, gateway=gateway, instance=INSTANCE, repo=REPO,
                                         crm_url=crm_server.base_url, erp_url=erp_server.base_url), encoding="utf-8")
 
+        stderrs: list[str] = []
+
         def one_shot_run() -> None:
             result = subprocess.run([sys.executable, "-m", "erphub.cli", "run", "auth_customers", "healthy_customers",
                                      "--engine", "plain", "--config", str(config)],
                                     env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+            stderrs.append(result.stderr)
             assert result.returncode == 1, result.stderr[-2000:]  # auth_customers failed, healthy succeeded
+            assert "pushgateway push failed" not in result.stderr, result.stderr[-2000:]
+
+        def gateway_view() -> str:
+            """What the Pushgateway itself holds for the ERP's auth failures (for a failure message)."""
+            body = httpx.get(f"http://{gateway}/metrics", timeout=5).text
+            return "; ".join(line for line in body.splitlines() if line.startswith("erphub_auth_failures_total"))
 
         def auth_failures() -> float:
             [series] = prom.query('erphub_auth_failures_total{system="erp"}')
@@ -115,7 +125,11 @@ def test_two_one_shot_runs_pushed_to_a_real_pushgateway_fire_an_increase_rule(
                               "run 1's push scraped")
         one_shot_run()
         # Run 2's push carries run 1's failures too (the metrics folder): the counter rises, the rule fires.
-        prom.wait_for(lambda: auth_failures() > first, "run 2's cumulative push scraped")
+        try:
+            prom.wait_for(lambda: auth_failures() > first, "run 2's cumulative push scraped", timeout_s=60)
+        except BaseException:
+            print(f"first={first}; gateway holds: {gateway_view()}; run 2 stderr: {stderrs[-1][-3000:]}")
+            raise
         firing = prom.wait_for(lambda: prom.firing("ErphubAuthFailing"), "ErphubAuthFailing")
     assert {a["labels"]["system"] for a in firing} == {"erp"}
     [healthy_runs] = prom.query('erphub_runs_total{pipeline="healthy_customers",status="success"}')
