@@ -120,15 +120,27 @@ def test_two_one_shot_runs_pushed_to_a_real_pushgateway_fire_an_increase_rule(
             assert (series["metric"]["job"], series["metric"]["instance"]) == ("erphub", INSTANCE)
             return float(series["value"][1])
 
+        def folder_total() -> float:
+            """Both processes' ERP auth failures as the hub's metrics folder holds them (one file per pid)."""
+            code = ("import sys; from prometheus_client import CollectorRegistry, generate_latest, multiprocess;"
+                    "r = CollectorRegistry(); multiprocess.MultiProcessCollector(r, path=sys.argv[1]);"
+                    "print(generate_latest(r).decode())")
+            out = subprocess.run([sys.executable, "-c", code, str(tmp_path / ".erphub" / "metrics")],
+                                 capture_output=True, text=True, check=True).stdout
+            return sum(float(line.rsplit(" ", 1)[1]) for line in out.splitlines()
+                       if line.startswith('erphub_auth_failures_total{system="erp"}'))
+
         one_shot_run()
-        first = prom.wait_for(lambda: prom.query('erphub_auth_failures_total{system="erp"} > 0') and auth_failures(),
-                              "run 1's push scraped")
+        prom.wait_for(lambda: prom.query('erphub_auth_failures_total{system="erp"} > 0'), "run 1's push scraped")
         one_shot_run()
-        # Run 2's push carries run 1's failures too (the metrics folder): the counter rises, the rule fires.
+        # Run 2's push carries run 1's failures too (the metrics folder): what Prometheus sees is the hub's
+        # total over both processes (a fresh count per process would be run 2's alone), and the rule fires.
+        total = folder_total()
+        assert total >= 2, total  # each run failed its login
         try:
-            prom.wait_for(lambda: auth_failures() > first, "run 2's cumulative push scraped", timeout_s=60)
+            prom.wait_for(lambda: auth_failures() == total, "run 2's cumulative push scraped", timeout_s=60)
         except BaseException:
-            print(f"first={first}; gateway holds: {gateway_view()}; run 2 stderr: {stderrs[-1][-3000:]}")
+            print(f"total={total}; gateway holds: {gateway_view()}; run 2 stderr: {stderrs[-1][-3000:]}")
             raise
         firing = prom.wait_for(lambda: prom.firing("ErphubAuthFailing"), "ErphubAuthFailing")
     assert {a["labels"]["system"] for a in firing} == {"erp"}
