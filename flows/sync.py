@@ -27,7 +27,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from prefect import flow, task
@@ -52,6 +52,8 @@ from erphub.runtime import Hub
 progress_hook: Callable[[dict[str, int]], None] | None = None
 
 log = structlog.get_logger("erphub.flows")
+
+T = TypeVar("T")
 
 
 def preload() -> None:
@@ -106,11 +108,12 @@ CHUNK_RECORDS = 5000
 
 @dataclass
 class Chunk:
-    """Pages for one task run. `done` counts the pages committed, so a retry resumes after them."""
+    """Pages for one task run. `done` counts the chunk's batches committed (its pages cut by the
+    pipeline's `batch_size`, in order), so a retry resumes at the first batch not committed."""
 
     pages: list[Page]
     done: int = 0
-    # The run's counts before the page at `done`: a retry counts that page, and those after it, once.
+    # The run's counts without those of the batches from `done` on: a retry counts each of them once.
     counts_before: Counter[str] | None = field(default=None, repr=False)
 
     @property
@@ -119,16 +122,16 @@ class Chunk:
 
 
 class CountingWindow(BatchWindow):
-    """engine.window's BatchWindow (writes of several batches at once, commits in order) that
-    counts its commits, so a chunk tells which of its pages are committed when a batch fails."""
+    """engine.window's BatchWindow (writes of several batches at once, commits in order) that keeps
+    the batches it was given and counts its commits: committed batches are a prefix of them."""
 
     def __init__(self, run: PipelineRun) -> None:
         super().__init__(run)
-        self.submitted = 0
+        self.works: list[BatchWork] = []
         self.committed = 0
 
     def submit(self, work: BatchWork) -> None:
-        self.submitted += 1
+        self.works.append(work)  # before its start: a failure while it waits for a slot leaves it uncommitted
         super().submit(work)
         if self._pool is None:  # one batch at a time: committed inside submit
             self.committed += 1
@@ -141,28 +144,36 @@ class CountingWindow(BatchWindow):
 @task(name="sync-pages", retries=2, retry_delay_seconds=[10, 60], retry_condition_fn=_only_outages,
       cache_policy=NO_CACHE, persist_result=False, log_prints=False)
 def sync_pages(run: PipelineRun, chunk: Chunk) -> dict[str, int]:
-    """Map, deliver and commit the chunk's pages from the first one not yet committed, through one
-    batch window (as the plain engine: batches of consecutive pages written concurrently, committed
-    in order). A failure leaves `done` at the first page not wholly committed."""
+    """Map, deliver and commit the chunk's batches from the first one not yet committed, through one
+    batch window (as the plain engine: consecutive batches written concurrently, committed in order).
+    A failure leaves `done` at the first batch not committed."""
     context = TaskRunContext.get()
     if context is not None and context.task_run.run_count > 1 and chunk.counts_before is not None:
-        run.counts.clear()  # the pages a retry starts again are counted once
+        run.counts.clear()  # the batches a retry does again are counted once
         run.counts.update(chunk.counts_before)
-    start = chunk.done
-    page_ends: list[int] = []  # per page from `start`: batches submitted once it is all submitted
-    counts_before: list[Counter[str]] = []
+    batches = [(page_end, batch) for page in chunk.pages
+               for page_end, batch in _marked_last(run.page_batches(page))]
     window = CountingWindow(run)
     try:
         with window:
-            for page in chunk.pages[start:]:
-                counts_before.append(Counter(run.counts))
-                run.submit_page(page, window)
-                page_ends.append(window.submitted)
+            for page_end, (records, checkpoint) in batches[chunk.done:]:
+                window.submit(run.prepare(records, checkpoint))
+                if page_end:
+                    run.report_progress()
     finally:  # the window has waited for every write in flight: the counts are final
-        chunk.done = start + sum(1 for end in page_ends if end <= window.committed)
-        if chunk.done < len(chunk.pages):
-            chunk.counts_before = counts_before[chunk.done - start]
+        chunk.done += window.committed
+        if chunk.done < len(batches):
+            # Every count but those of the batches a retry does again. (A snapshot of the counts taken
+            # when a page was submitted missed earlier batches' writes still finishing in other threads.)
+            again = sum((work.counts for work in window.works[window.committed:]), Counter[str]())
+            chunk.counts_before = run.counts - again
     return dict(run.counts)
+
+
+def _marked_last(batches: list[T]) -> Iterator[tuple[bool, T]]:
+    """Each batch of a page, with whether it is the page's last."""
+    for index, batch in enumerate(batches):
+        yield index == len(batches) - 1, batch
 
 
 def chunks(pages: Iterator[Page], size: int = CHUNK_RECORDS) -> Iterator[Chunk]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 from erphub.core.records import Record
@@ -28,3 +29,5 @@ class BatchWork:
     skipped: list[str] = field(default_factory=list)  # filtered out by the mapping (a handshake acknowledges them)
     touched: frozenset[str] = frozenset()  # its source ids and match keys: batches sharing one never overlap
     renewed: bool = False  # the lease was renewed for this batch already (before its write)
+    # What this batch added to the run's counts: a retry that does the batch again takes it back first.
+    counts: Counter[str] = field(default_factory=Counter)

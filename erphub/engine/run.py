@@ -17,6 +17,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -52,6 +53,9 @@ from erphub.monitoring import metrics
 from erphub.store import BatchCommit, LinkUpdate, NewDeadLetter, RunInfo, Store
 
 log = structlog.get_logger("erphub.engine")
+
+# The counts of the batch being prepared or worked on here (a thread of the window, or the main one).
+_batch_counts: ContextVar[Counter[str] | None] = ContextVar("erphub_batch_counts", default=None)
 
 # What a run counts for a write the target accepted: "unchanged" when it applied nothing.
 _OUTCOME_OF = {WriteAction.CREATED: Outcome.CREATED, WriteAction.UPDATED: Outcome.UPDATED,
@@ -144,13 +148,21 @@ class PipelineRun:
 
     def submit_page(self, page: Page, window: BatchWindow) -> None:
         """Hand one page's batches to *window*; the last one carries the page's checkpoint."""
+        for records, checkpoint in self.page_batches(page):
+            window.submit(self.prepare(records, checkpoint))
+        self.report_progress()
+
+    def page_batches(self, page: Page) -> list[tuple[Sequence[Record], Cursor | None]]:
+        """A page cut into batches of `batch_size`, in order; only the last carries the page's checkpoint
+        (an empty page with a checkpoint is one empty batch: the cursor still moves)."""
         records = list(page.records)
         size = self.pipeline.batch_size
-        if not records and page.checkpoint is not None:
-            window.submit(self.prepare([], page.checkpoint))
-        for start in range(0, len(records), size):
-            is_last = start + size >= len(records)
-            window.submit(self.prepare(records[start:start + size], page.checkpoint if is_last else None))
+        if not records:
+            return [([], page.checkpoint)] if page.checkpoint is not None else []
+        return [(records[start:start + size], page.checkpoint if start + size >= len(records) else None)
+                for start in range(0, len(records), size)]
+
+    def report_progress(self) -> None:
         if self.on_progress is not None:
             self.on_progress(dict(self.counts))
 
@@ -162,8 +174,12 @@ class PipelineRun:
         p = self.pipeline
         resolution = "replayed" if self.trigger == "replay" else "delivered"
         work = BatchWork(BatchCommit(p.name, self.run_id, cursor=checkpoint, resolution=resolution))
-        self._count(Outcome.READ, len(records))
-        work.mapped = self._map(records, work)
+        token = _batch_counts.set(work.counts)
+        try:
+            self._count(Outcome.READ, len(records))
+            work.mapped = self._map(records, work)
+        finally:
+            _batch_counts.reset(token)
         keys = {f"key:{p.target.key_identity(p.target_entity, m.key)}" for _, m in work.mapped if m.key is not None}
         work.touched = frozenset({f"id:{record.id}" for record in records} | keys)
         return work
@@ -172,13 +188,17 @@ class PipelineRun:
         """Classify, look up, write (and write back) one mapped batch: the I/O, safe to run in a thread."""
         p = self.pipeline
         batch = work.commit
-        to_write = self._classify(work.mapped, batch)
-        if to_write:
-            self._deliver(to_write, work)
-        if p.write_back is not None:
-            refused = write_back(p, self.store, work.mapped, batch)
-            if refused:
-                self._count(Outcome.DEAD_LETTERED, refused)
+        token = _batch_counts.set(work.counts)
+        try:
+            to_write = self._classify(work.mapped, batch)
+            if to_write:
+                self._deliver(to_write, work)
+            if p.write_back is not None:
+                refused = write_back(p, self.store, work.mapped, batch)
+                if refused:
+                    self._count(Outcome.DEAD_LETTERED, refused)
+        finally:
+            _batch_counts.reset(token)
         return work
 
     def _map(self, records: Sequence[Record], work: BatchWork) -> list[tuple[Record, Mapped]]:
@@ -392,4 +412,7 @@ class PipelineRun:
     def _count(self, outcome: Outcome, n: int = 1) -> None:
         with self._counts_lock:  # batches of one run are written in threads
             self.counts[outcome] += n
+        batch_counts = _batch_counts.get()
+        if batch_counts is not None:  # only this batch's thread adds to it
+            batch_counts[outcome] += n
         metrics.count_records(self.pipeline.name, outcome, n)
