@@ -371,11 +371,10 @@ class HttpClient:
         body, malformed = self._parse(response)
         verdict = self._classify(response, body, malformed)
         status = response.status_code
-        vendor = redact(verdict.message or default_message(body), self.secrets())
-        detail = f"{where}: HTTP {status}" + (f" {vendor}" if vendor else "")
-
         if verdict.action is Action.OK or (verdict.action is Action.FAIL and status in return_statuses):
             return HttpResult(response, body, number)
+        vendor = redact(verdict.message or default_message(body), self.secrets())
+        detail = f"{where}: HTTP {status}" + (f" {vendor}" if vendor else "")
         if verdict.action is Action.REAUTH:
             if not self.auth.can_renew or reauths[0] >= 1:
                 metrics.count_auth_failure(self.system)

@@ -23,7 +23,6 @@ so no other form takes a deletion. An "already forbidden" answer counts as done.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import date, datetime
@@ -579,9 +578,10 @@ class KingdeeConnector(ConnectorBase):
         target_id: str | None,
         lines: Mapping[str, list[CurrentLine]] | None = None,
     ) -> dict[str, Any]:
-        data = copy.deepcopy(dict(request.data))
+        # A new dict; nested values stay shared until _jsonable rebuilds them below (plan_lines copies
+        # the lines it changes): request.data, which the link keeps, is never changed here.
         drop = {k.lower() for k in shape.readonly()} | {shape.pk.lower()}
-        data = {k: v for k, v in data.items() if k.lower() not in drop}
+        data = {k: v for k, v in request.data.items() if k.lower() not in drop}
         if target_id is not None:  # Kingdee field keys ignore case
             data = owned_part(data, request.owned_fields, casefold=True)
         if (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -218,14 +219,19 @@ def test_sales_orders_with_lines_and_auto_submit_audit(env: Env) -> None:
         "FSaleOrderEntry": [{"FMaterialId": {"FNumber": "1.01.001"}, "FUnitID": {"FNumber": "Pcs"}, "FQty": 3,
                              "FTaxPrice": 18.5, "FEntryTaxRate": 13, "FAllAmount": 55.5}],
     }
+    sent = copy.deepcopy(order)
     [created] = kd.write("sales_order", [WriteRequest("o1", "SO-2026-00017", None, order, "k1")])
     assert created.ok and created.action is WriteAction.CREATED
+    assert order == sent  # the request's data (the link keeps it) is never changed by the write
     doc = env.store.get("SAL_SaleOrder", doc_id=created.target_id)
     assert doc["FDocumentStatus"] == "C"
     # An update of an audited order: UnAudit, save, Submit, Audit again.
     changed = {**order, "FNote": "改为分批发货"}
-    [updated] = kd.write("sales_order", [WriteRequest("o1", "SO-2026-00017", created.target_id, changed, "k2")])
+    sent = copy.deepcopy(changed)
+    [updated] = kd.write("sales_order", [WriteRequest("o1", "SO-2026-00017", created.target_id, changed, "k2",
+                                                      target_meta=created.target_meta)])
     assert updated.ok and updated.action is WriteAction.UPDATED, updated.error
+    assert changed == sent
     doc = env.store.get("SAL_SaleOrder", doc_id=created.target_id)
     assert doc["FNote"] == "改为分批发货" and doc["FDocumentStatus"] == "C"
     [record] = next(iter(kd.read_changes("sales_order", None))).records
