@@ -36,7 +36,7 @@ test-fast: $(STAMP)
 	@$(BIN)/python -m pytest -q -p no:cacheprovider -m "not tryton and not prefect and not prometheus" $(PYTEST_ARGS)
 
 # The bench extra (dlt, the PostgreSQL baseline) is installed here only, not by `make install`.
-# ERPHUB_BENCH_SCALE=10000,100000 picks the sizes of the scale bench (bench/README.md).
+# ERPHUB_BENCH_SCALE=10000,100000 picks the sizes of the scale bench (default up to 1,000,000; README).
 bench: $(STAMP)
 	@$(BIN)/python -c 'import dlt' 2>/dev/null || $(BIN)/python -m pip install -q -e '.[dev,bench]' 2> >(grep -v 'is ignored' >&2)
 	@bash scripts/ensure_services.sh > /dev/null
