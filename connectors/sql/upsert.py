@@ -28,6 +28,7 @@ class Upserts:
         self.table = table
         self.key_column = key_column
         self._statements: dict[tuple[str, tuple[str, ...]], Executable] = {}
+        self._returning: dict[tuple[str, tuple[str, ...], str], Executable] = {}
 
     def statement(self, dialect: str, columns: tuple[str, ...]) -> Executable:
         cached = self._statements.get((dialect, columns))
@@ -74,7 +75,10 @@ class Upserts:
             if ids is None or returning is None:
                 conn.execute(statement, run)
                 continue
-            returned = statement.returning(key, self.table.c[returning])  # type: ignore[attr-defined]
+            returned = self._returning.get((dialect, columns, returning))
+            if returned is None:  # kept like the statement itself: built and cache-keyed once
+                returned = statement.returning(key, self.table.c[returning])  # type: ignore[attr-defined]
+                self._returning[(dialect, columns, returning)] = returned
             ids.update((k, row_id) for k, row_id in conn.execute(returned, run))
         return ids
 

@@ -201,7 +201,7 @@ class Store:
         try:
             with self.session() as session, session.begin():
                 upsert(session, links, rows, conflict=("pipeline", "source_id"),  # type: ignore[arg-type]
-                       update=("state", "match_key", "updated_at"), only_if=links.c.target_id.is_(None))
+                       update=("state", "match_key", "updated_at"), only_if_null="target_id")
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot mark pending writes: {exc.__class__.__name__}") from exc
 
