@@ -5,9 +5,9 @@
 Both load the same customers into an empty table of a fresh PostgreSQL database on 127.0.0.1,
 as upserts by the customer number (erphub: the `sql` connector's upsert by `key_column`; dlt:
 `write_disposition="merge"` with that primary key), and both pay for the same compiled mapping
-inside the timed part. erphub runs its engine in process (memory source, SQLite store in a temp
-dir, the pipeline's default batch and page sizes); dlt runs `pipeline.run` with its own state in
-a temp dir. Target (issue 13): erphub's records/s / dlt's >= 1.0. dlt comes from the `bench` extra
+inside the timed part. erphub runs its engine in process (memory source paging 1,000 rows as a
+staging table does, SQLite store in a temp dir, the sql target's default batch of 1,000); dlt runs
+`pipeline.run` with its own state in a temp dir. Target (issue 13): erphub's records/s / dlt's >= 1.0. dlt comes from the `bench` extra
 (`pip install -e '.[bench]'`, which `make bench` does).
 """
 
@@ -32,6 +32,10 @@ from erphub.monitoring.logging import configure_logging
 from erphub.store import Store
 
 ADMIN_URL = os.environ.get("ERPHUB_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+# The memory source stands in for a staging table: it pages as the sql connector does (1,000 rows;
+# its own default is the 100 of a connector that names no maximum). The batch is the sql target's 1,000.
+PAGE = 1000
 
 MAPPING = """\
 source: customer
@@ -68,7 +72,7 @@ def erphub_load(url: str, rows: list[dict[str, Any]], tmp: str) -> float:
     target = SqlConnector(SqlSettings(url=url, entities={"customer": SqlEntitySettings(
         table="bench_customer", key_column="number")}), SystemContext(name="pg"))
     pipeline = Pipeline("bench_sql", "crm", "customer", source, "pg", "customer", target,
-                        compile_text(MAPPING, file="sql_bench.yaml"))
+                        compile_text(MAPPING, file="sql_bench.yaml"), page_size=PAGE)
     store = Store(f"sqlite:///{tmp}/sql_bench.db")
     start = time.perf_counter()
     result = run_pipeline(pipeline, store)

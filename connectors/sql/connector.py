@@ -21,11 +21,11 @@ late within the window is read on the next run; rows already delivered count as 
 
 Writing: upsert by the key column (unique index required): PostgreSQL and SQLite
 `ON CONFLICT DO UPDATE`, MariaDB `ON DUPLICATE KEY UPDATE`. A batch is one transaction: the ids
-by key before, the whole batch as one executemany of a statement compiled once per table and
-column set (see `upsert.py`) inside a SAVEPOINT, the ids by key after. Only when that fails is the
-savepoint rolled back and the batch written again row by row, each row in its own SAVEPOINT, so a
-bad row (constraint, type, length) fails alone and the rest of the batch commits; a retried write
-lands on the same row. The cursor column is set to
+by key before, the whole batch as one statement inside a SAVEPOINT (PostgreSQL: one JSON parameter;
+the others: one executemany of a statement compiled once per table and column set; see `upsert.py`),
+the ids by key after. Only when that fails is the savepoint rolled back and the batch written again
+row by row, each row in its own SAVEPOINT, so a bad row (constraint, type, length) fails alone and
+the rest of the batch commits; a retried write lands on the same row. The cursor column is set to
 now (UTC) unless the data gives it, and the status column (if any) to `status_new`.
 
 Child lines: a sales order's lines go in a JSON column (e.g. `lines`): JSON-typed columns are

@@ -5,9 +5,10 @@ PostgreSQL and SQLite: `INSERT ... ON CONFLICT (key) DO UPDATE SET c = excluded.
 key column, which is also what makes a retried write land on the same row instead of a duplicate.
 
 `Upserts` builds one statement per set of columns and keeps it, so a batch is one executemany of
-an already compiled statement: psycopg 3 pipelines it, PyMySQL rewrites it into one multi-row
-`INSERT ... VALUES (...), (...)` (pymysql.cursors.Cursor.executemany), sqlite3 steps one prepared
-statement. Other dialects get a portable update-then-insert, row by row.
+an already compiled statement: PyMySQL rewrites it into one multi-row `INSERT ... VALUES (...), (...)`
+(pymysql.cursors.Cursor.executemany), sqlite3 steps one prepared statement. PostgreSQL gets the
+whole batch as one JSON parameter (`json_batch.py`) where every value and column has a plain text
+form, else the compiled statement. Other dialects get a portable update-then-insert, row by row.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Executable, Table, insert, update
 from sqlalchemy.dialects import mysql, postgresql, sqlite
+
+from erphub.connectors.sql.json_batch import JsonBatchUpserts, NotPlain
 
 BULK_DIALECTS = frozenset({"postgresql", "sqlite", "mysql", "mariadb"})
 
@@ -29,6 +32,7 @@ class Upserts:
         self.key_column = key_column
         self._statements: dict[tuple[str, tuple[str, ...]], Executable] = {}
         self._returning: dict[tuple[str, tuple[str, ...], str], Executable] = {}
+        self._unnest = JsonBatchUpserts(table, key_column)
 
     def statement(self, dialect: str, columns: tuple[str, ...]) -> Executable:
         cached = self._statements.get((dialect, columns))
@@ -71,6 +75,15 @@ class Upserts:
         ids: dict[Any, Any] | None = {} if returning and dialect in ("postgresql", "sqlite") else None
         key = self.table.c[self.key_column]
         for columns, run in runs:
+            if dialect == "postgresql" and self._unnest.usable(columns):
+                try:
+                    found = self._unnest.write(conn, columns, run, returning)
+                except NotPlain:
+                    pass  # a value with no plain text form: the generic statement below
+                else:
+                    if ids is not None:
+                        ids.update(found)
+                    continue
             statement = self.statement(dialect, columns)
             if ids is None or returning is None:
                 conn.execute(statement, run)

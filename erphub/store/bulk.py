@@ -1,18 +1,23 @@
 """Bulk statements of a batch: one `INSERT … ON CONFLICT` for many rows (SQLite and PostgreSQL alike).
 
-SQLAlchemy sends a list of parameter sets as one multi-row statement ("insertmanyvalues"), so a
-batch's links cost one round trip, not one per row. PostgreSQL refuses to update one row twice
-in one statement, so rows are de-duplicated by their conflict key first (the last one wins, as
-the row-by-row code did).
+The statement is compiled once per table, column set and conflict rule, and a batch is one DBAPI
+executemany of it (sqlite3 steps one prepared statement in C; psycopg pipelines the rows), so a
+batch's links cost one round trip, not one per row. Values go through each column type's own bind
+processor (the store's JSON serializer, SQLite's datetime text), as SQLAlchemy itself would apply
+them, but without its per-row parameter machinery, which cost more than the rows (bench (c)); a
+value shared by every row (the batch's `now`) is converted once. PostgreSQL refuses to update one
+row twice in one statement, so rows are de-duplicated by their conflict key first (the last one
+wins, as the row-by-row code did).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Table, func
+from sqlalchemy import Dialect, Table, func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Insert
@@ -20,7 +25,8 @@ from sqlalchemy.sql.dml import Insert
 
 def upsert(session: Session, table: Table, rows: Sequence[Mapping[str, Any]], *, conflict: Sequence[str],
            update: Sequence[str], keep_when_null: Sequence[str] = (), only_if_null: str | None = None) -> None:
-    """Insert *rows*; a row whose *conflict* columns exist already has its *update* columns set instead.
+    """Insert *rows* (all with the same keys); a row whose *conflict* columns exist already has its
+    *update* columns set instead.
 
     Columns in *keep_when_null* keep the stored value when the new one is NULL; with *only_if_null*,
     only existing rows whose that column is NULL are updated at all.
@@ -28,16 +34,49 @@ def upsert(session: Session, table: Table, rows: Sequence[Mapping[str, Any]], *,
     if not rows:
         return
     unique = list({tuple(row[c] for c in conflict): row for row in rows}.values())
-    dialect = session.get_bind().dialect.name
-    statement = _statement(dialect, table, tuple(conflict), tuple(update), tuple(keep_when_null), only_if_null)
-    session.execute(statement, unique)
+    connection = session.connection()
+    shape = _compiled(connection.dialect, table, tuple(unique[0]), tuple(conflict), tuple(update),
+                      tuple(keep_when_null), only_if_null)
+    connection.exec_driver_sql(shape.sql, shape.parameters(unique))
+
+
+@dataclass(frozen=True)
+class _Shape:
+    sql: str
+    columns: tuple[str, ...]  # in the statement's parameter order
+    processors: tuple[Callable[[Any], Any] | None, ...]
+    positional: bool
+
+    def parameters(self, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
+        converted: list[list[Any]] = []
+        for name, process in zip(self.columns, self.processors, strict=True):
+            values = [row[name] for row in rows]
+            if process is not None:
+                first = values[0]
+                if all(v is first for v in values):  # one object in every row: convert it once
+                    values = [process(first)] * len(values)
+                else:
+                    values = [process(v) for v in values]
+            converted.append(values)
+        if self.positional:
+            return list(zip(*converted, strict=True))
+        return [dict(zip(self.columns, values, strict=True)) for values in zip(*converted, strict=True)]
 
 
 @lru_cache(maxsize=32)
+def _compiled(dialect: Dialect, table: Table, columns: tuple[str, ...], conflict: tuple[str, ...],
+              update: tuple[str, ...], keep_when_null: tuple[str, ...], only_if_null: str | None) -> _Shape:
+    statement = _statement(dialect.name, table, conflict, update, keep_when_null, only_if_null)
+    compiled = statement.compile(dialect=dialect, column_keys=list(columns))
+    order = tuple(compiled.positiontup) if compiled.positiontup else tuple(compiled.binds)
+    if set(order) != set(columns):
+        raise AssertionError(f"the upsert of {table.name} binds {order}, not its columns {columns}")
+    processors = tuple(table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in order)
+    return _Shape(compiled.string, order, processors, positional=bool(compiled.positional))
+
+
 def _statement(dialect: str, table: Table, conflict: tuple[str, ...], update: tuple[str, ...],
                keep_when_null: tuple[str, ...], only_if_null: str | None) -> Insert:
-    """Built once per shape: `insert().excluded` makes a new alias of the table (a Column object per
-    column) every time, which cost more than the rows themselves."""
     if dialect not in ("postgresql", "sqlite"):
         raise NotImplementedError(f"the store runs on SQLite or PostgreSQL, not {dialect}")
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
