@@ -7,8 +7,8 @@ as upserts by the customer number (erphub: the `sql` connector's upsert by `key_
 `write_disposition="merge"` with that primary key), and both pay for the same compiled mapping
 inside the timed part. erphub runs its engine in process (memory source paging 1,000 rows as a
 staging table does, SQLite store in a temp dir, the sql target's default batch of 1,000); dlt runs
-`pipeline.run` with its own state in a temp dir. Target (issue 13): erphub's records/s / dlt's >= 1.0. dlt comes from the `bench` extra
-(`pip install -e '.[bench]'`, which `make bench` does).
+`pipeline.run` with its own state in a temp dir. Target (issue 13): erphub's records/s / dlt's
+>= 1.0. dlt comes from the `bench` extra (`pip install -e '.[bench]'`, which `make bench` does).
 """
 
 from __future__ import annotations
