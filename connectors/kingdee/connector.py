@@ -90,8 +90,16 @@ def kingdee_key(number: str) -> str:
     return number.rstrip(" ").casefold()
 
 
+_AS_IS = frozenset({str, int, float, bool, type(None)})
+
+
 def _jsonable(value: Any) -> Any:
     """Mapping output -> JSON Kingdee accepts (Decimals as numbers, datetimes as local text)."""
+    kind = type(value)
+    if kind in _AS_IS:  # most values: asked first, by exact type
+        return value
+    if kind is dict:
+        return {k: v if type(v) in _AS_IS else _jsonable(v) for k, v in value.items()}
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, datetime):

@@ -188,9 +188,13 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
+# One encoder for every call: json.dumps with options builds a new JSONEncoder each time.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default)
+
+
 def canonical_json(data: Any) -> str:
     """Stable JSON text: sorted keys, no whitespace, Decimals and datetimes as strings."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default)
+    return _CANONICAL.encode(data)
 
 
 def payload_hash(data: Any) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Dialect, Table, func
@@ -33,7 +34,8 @@ def upsert(session: Session, table: Table, rows: Sequence[Mapping[str, Any]], *,
     """
     if not rows:
         return
-    unique = list({tuple(row[c] for c in conflict): row for row in rows}.values())
+    key = itemgetter(*conflict)
+    unique = list({key(row): row for row in rows}.values())
     connection = session.connection()
     shape = _compiled(connection.dialect, table, tuple(unique[0]), tuple(conflict), tuple(update),
                       tuple(keep_when_null), only_if_null)
