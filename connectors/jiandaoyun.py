@@ -223,6 +223,8 @@ class _ReadState:
 
     def take(self, rows: Sequence[dict[str, Any]]) -> list[Record]:
         records = []
+        top = self.high.key() if self.high is not None else None
+        newest: Record | None = None  # the record whose cursor becomes `high` (one Cursor per page)
         for row in rows:
             record = Record(id=str(row["_id"]), updated_at=parse_time(row.get("updateTime")), data=row)
             if self.since is not None and not self.since.is_before(record.updated_at, record.id):
@@ -230,8 +232,10 @@ class _ReadState:
             if self.until is not None and self.until.is_before(record.updated_at, record.id):
                 continue
             records.append(record)
-            if self.high is None or self.high.is_before(record.updated_at, record.id):
-                self.high = record.cursor()
+            if top is None or (record.updated_at, record.id) > top:
+                top, newest = (record.updated_at, record.id), record
+        if newest is not None:
+            self.high = newest.cursor()
         return records
 
 

@@ -17,7 +17,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -56,6 +56,9 @@ log = structlog.get_logger("erphub.engine")
 
 # The counts of the batch being prepared or worked on here (a thread of the window, or the main one).
 _batch_counts: ContextVar[Counter[str] | None] = ContextVar("erphub_batch_counts", default=None)
+# Counts not yet added to the metrics: a batch step adds them once at its end, not once per record
+# (each increment of a multiprocess metric takes a lock and checks the pid).
+_unmetered: ContextVar[Counter[str] | None] = ContextVar("erphub_unmetered_counts", default=None)
 
 # What a run counts for a write the target accepted: "unchanged" when it applied nothing.
 _OUTCOME_OF = {WriteAction.CREATED: Outcome.CREATED, WriteAction.UPDATED: Outcome.UPDATED,
@@ -174,12 +177,13 @@ class PipelineRun:
         p = self.pipeline
         resolution = "replayed" if self.trigger == "replay" else "delivered"
         work = BatchWork(BatchCommit(p.name, self.run_id, cursor=checkpoint, resolution=resolution))
-        token = _batch_counts.set(work.counts)
+        token, unmetered = _batch_counts.set(work.counts), _unmetered.set(Counter())
         try:
             self._count(Outcome.READ, len(records))
             work.mapped = self._map(records, work)
         finally:
             _batch_counts.reset(token)
+            self._meter(unmetered)
         keys = {f"key:{p.target.key_identity(p.target_entity, m.key)}" for _, m in work.mapped if m.key is not None}
         work.touched = frozenset({f"id:{record.id}" for record in records} | keys)
         return work
@@ -188,7 +192,7 @@ class PipelineRun:
         """Classify, look up, write (and write back) one mapped batch: the I/O, safe to run in a thread."""
         p = self.pipeline
         batch = work.commit
-        token = _batch_counts.set(work.counts)
+        token, unmetered = _batch_counts.set(work.counts), _unmetered.set(Counter())
         try:
             to_write = self._classify(work.mapped, batch)
             if to_write:
@@ -199,6 +203,7 @@ class PipelineRun:
                     self._count(Outcome.DEAD_LETTERED, refused)
         finally:
             _batch_counts.reset(token)
+            self._meter(unmetered)
         return work
 
     def _map(self, records: Sequence[Record], work: BatchWork) -> list[tuple[Record, Mapped]]:
@@ -415,4 +420,15 @@ class PipelineRun:
         batch_counts = _batch_counts.get()
         if batch_counts is not None:  # only this batch's thread adds to it
             batch_counts[outcome] += n
-        metrics.count_records(self.pipeline.name, outcome, n)
+        unmetered = _unmetered.get()
+        if unmetered is None:
+            metrics.count_records(self.pipeline.name, outcome, n)
+        else:
+            unmetered[outcome] += n
+
+    def _meter(self, token: Token[Counter[str] | None]) -> None:
+        """End a batch step: its counts go to the metrics at once."""
+        counts = _unmetered.get()
+        _unmetered.reset(token)
+        for outcome, n in (counts or {}).items():
+            metrics.count_records(self.pipeline.name, outcome, n)
