@@ -25,7 +25,7 @@ import structlog
 from erphub.config.loader import LoadedConfig
 from erphub.core.errors import ServiceError
 from erphub.core.files import private_dir, private_file
-from erphub.flows.prefect_env import death_signal_hook
+from erphub.flows.prefect_env import death_signal_hook, forget_server, record_server
 
 log = structlog.get_logger("erphub.serve")
 
@@ -98,6 +98,7 @@ class Schedules:
         self._thread: threading.Thread | None = None
         self._server: PrefectServerProcess | None = None
         self._runner: Any = None
+        self._recorded: str | None = None  # the API URL written to the state folder (SERVER_FILE)
 
     def start(self) -> None:
         self.state = "starting"
@@ -128,6 +129,9 @@ class Schedules:
             os.environ["PREFECT_API_URL"] = url  # before prefect is imported: its settings read the env
             self.api_url = url
             log.info("prefect server started", seconds=round(time.monotonic() - started, 1))
+        if self.api_url:  # one-shot `erphub run --engine prefect` of this hub runs its flows there
+            record_server(self.state_dir, self.api_url)
+            self._recorded = self.api_url
         from erphub.flows.deployments import ScheduleRunner, build_deployments
 
         deployments = build_deployments(self.loaded)
@@ -147,5 +151,8 @@ class Schedules:
             self._runner.stop()
         if self._thread is not None:
             self._thread.join(timeout)
+        if self._recorded is not None:  # before the server goes: no run should start on it from now on
+            forget_server(self.state_dir, self._recorded)
+            self._recorded = None
         if self._server is not None:
             self._server.stop()
