@@ -7,6 +7,10 @@ schedules would never create runs. Measured here: the child answers /api/health 
 `Schedules` is what `erphub.serve.HubServer` runs on a background thread (it only sees the
 `ScheduleService` shape: start, stop, state, error); the CLI builds it, so the engine layer never
 imports Prefect. Flow runs load `erphub.flows.sync` by module path from the installed package.
+
+Once its Prefect API is known (its own child's, or PREFECT_API_URL's), serve names it in the state folder
+(`prefect_env.SERVER_FILE`) until it stops: a one-shot `erphub run --engine prefect` of the same hub then
+runs its flow there instead of starting an embedded server.
 """
 
 from __future__ import annotations
