@@ -7,6 +7,10 @@ schedules would never create runs. Measured here: the child answers /api/health 
 `Schedules` is what `erphub.serve.HubServer` runs on a background thread (it only sees the
 `ScheduleService` shape: start, stop, state, error); the CLI builds it, so the engine layer never
 imports Prefect. Flow runs load `erphub.flows.sync` by module path from the installed package.
+
+Once its Prefect API is known (its own child's, or PREFECT_API_URL's), serve names it in the state folder
+(`prefect_env.SERVER_FILE`) until it stops: a one-shot `erphub run --engine prefect` of the same hub then
+runs its flow there instead of starting an embedded server.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import structlog
 from erphub.config.loader import LoadedConfig
 from erphub.core.errors import ServiceError
 from erphub.core.files import private_dir, private_file
-from erphub.flows.prefect_env import death_signal_hook
+from erphub.flows.prefect_env import death_signal_hook, forget_server, record_server
 
 log = structlog.get_logger("erphub.serve")
 
@@ -98,6 +102,7 @@ class Schedules:
         self._thread: threading.Thread | None = None
         self._server: PrefectServerProcess | None = None
         self._runner: Any = None
+        self._recorded: str | None = None  # the API URL written to the state folder (SERVER_FILE)
 
     def start(self) -> None:
         self.state = "starting"
@@ -128,6 +133,9 @@ class Schedules:
             os.environ["PREFECT_API_URL"] = url  # before prefect is imported: its settings read the env
             self.api_url = url
             log.info("prefect server started", seconds=round(time.monotonic() - started, 1))
+        if self.api_url:  # one-shot `erphub run --engine prefect` of this hub runs its flows there
+            record_server(self.state_dir, self.api_url)
+            self._recorded = self.api_url
         from erphub.flows.deployments import ScheduleRunner, build_deployments
 
         deployments = build_deployments(self.loaded)
@@ -147,5 +155,8 @@ class Schedules:
             self._runner.stop()
         if self._thread is not None:
             self._thread.join(timeout)
+        if self._recorded is not None:  # before the server goes: no run should start on it from now on
+            forget_server(self.state_dir, self._recorded)
+            self._recorded = None
         if self._server is not None:
             self._server.stop()

@@ -11,24 +11,30 @@ Retries live in one layer per failure kind: tenacity retries single HTTP calls i
 the chunk task retries only when the whole target stayed unreachable after those (TransientError),
 and a retry starts again at the page that failed, never at a page already committed (links would
 make that idempotent, but it would count the page twice). Anything else fails the run, with the
-cursor left at the last committed page. Pages are read by the flow, outside the tasks, so a
-source that fails mid-read is never "retried" into a silently shortened read.
+cursor left at the last committed page. A source that fails mid-read is never "retried" into a
+silently shortened read: the chunk ends at the failed read and the flow raises the error, outside
+any task.
 
 Inside a chunk the engine works as `--engine plain` does (engine.window, engine.prefetch): the
-flow reads the next pages in a thread while a task writes, and a task writes the batches of its
-pages concurrently (up to the target's `max_concurrency`), committing them in order. Before, a
-task wrote one page at a time and the flow read a whole chunk before each task: the run itself
-took about 12 % longer than `--engine plain`.
+flow's reader thread reads ahead while a task writes, and a task writes the batches of its pages
+concurrently (up to the target's `max_concurrency`), committing them in order. A task takes its
+chunk's pages as they are read (`chunks_as_read`): its first batch is written once the first page
+is there. Before, each chunk was read whole before its task started, so the writes of a run began
+only after its first 5,000 records were read, and each task waited for its whole chunk.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import inspect
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
+import prefect.flow_engine
 import structlog
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
@@ -50,10 +56,33 @@ from erphub.runtime import Hub
 # Set by the CLI in the same process to draw its progress bar; a flow parameter could not carry it
 # (Prefect records parameters as JSON).
 progress_hook: Callable[[dict[str, int]], None] | None = None
+# Set by the CLI in the same process: the Hub it checked the config with (pipelines built, mappings
+# compiled, connectors started). A flow run of that config uses it rather than building its own.
+given_hub: Hub | None = None
 
 log = structlog.get_logger("erphub.flows")
 
 T = TypeVar("T")
+
+
+def _heartbeats_without_join() -> bool:
+    """Prefect's sync flow engine (3.9) joins its heartbeat thread when a flow run ends; that thread
+    sleeps in steps of 1 s, so every flow run waited 0-1 s for it (0.84 s measured, py-spy and
+    cProfile of `erphub run --engine prefect`). Prefect's async engine does not join it
+    (`_send_heartbeats(engine, join_on_exit=False)`): the thread is a daemon, sees the stop flag at
+    its next step and emits nothing after it. Here the sync engine does the same. Heartbeats
+    themselves stay (the crash automation of `erphub deploy` needs them). Checked by
+    tests/flows/test_attach_and_overhead.py, so that a Prefect that renames it fails a test."""
+    send = getattr(prefect.flow_engine, "_send_heartbeats", None)
+    if send is None or isinstance(send, functools.partial):
+        return isinstance(send, functools.partial)
+    if "join_on_exit" not in inspect.signature(send).parameters:
+        return False
+    prefect.flow_engine._send_heartbeats = functools.partial(send, join_on_exit=False)
+    return True
+
+
+HEARTBEATS_UNJOINED = _heartbeats_without_join()
 
 
 def preload() -> None:
@@ -109,16 +138,46 @@ CHUNK_RECORDS = 5000
 @dataclass
 class Chunk:
     """Pages for one task run. `done` counts the chunk's batches committed (its pages cut by the
-    pipeline's `batch_size`, in order), so a retry resumes at the first batch not committed."""
+    pipeline's `batch_size`, in order), so a retry resumes at the first batch not committed.
+
+    A chunk with a `source` takes its pages from it while its task runs (`taken`: the pages it has,
+    then the source's next ones until it holds `size` records): its first batch is written as soon
+    as its first page is read, not after the whole chunk. A read error ends the chunk (`read_error`)
+    instead of failing its task: the flow raises it, outside any task, so it is never retried."""
 
     pages: list[Page]
     done: int = 0
     # The run's counts without those of the batches from `done` on: a retry counts each of them once.
     counts_before: Counter[str] | None = field(default=None, repr=False)
+    source: Iterator[Page] | None = field(default=None, repr=False)
+    size: int = 0
+    read_error: Exception | None = field(default=None, repr=False)
 
     @property
     def records(self) -> int:
         return sum(len(page.records) for page in self.pages)
+
+    def taken(self) -> Iterator[Page]:
+        """Every page of the chunk, in order: those it holds, then new ones from its source."""
+        held = self.records
+        index = 0
+        while True:
+            if index < len(self.pages):
+                index += 1
+                yield self.pages[index - 1]
+                continue
+            if self.source is None or held >= self.size:
+                return
+            try:
+                page = next(self.source)
+            except StopIteration:
+                self.source = None
+                return
+            except Exception as exc:  # the source failed: the chunk ends here, the flow raises it
+                self.source, self.read_error = None, exc
+                return
+            self.pages.append(page)
+            held += len(page.records)
 
 
 class CountingWindow(BatchWindow):
@@ -151,23 +210,40 @@ def sync_pages(run: PipelineRun, chunk: Chunk) -> dict[str, int]:
     if context is not None and context.task_run.run_count > 1 and chunk.counts_before is not None:
         run.counts.clear()  # the batches a retry does again are counted once
         run.counts.update(chunk.counts_before)
-    batches = [(page_end, batch) for page in chunk.pages
-               for page_end, batch in _marked_last(run.page_batches(page))]
     window = CountingWindow(run)
+    complete = False
     try:
         with window:
-            for page_end, (records, checkpoint) in batches[chunk.done:]:
-                window.submit(run.prepare(records, checkpoint))
-                if page_end:
-                    run.report_progress()
+            index = 0  # of the chunk's batches, in order
+            for page in chunk.taken():
+                for page_end, (records, checkpoint) in _marked_last(run.page_batches(page)):
+                    if index >= chunk.done:
+                        window.submit(run.prepare(records, checkpoint))
+                        if page_end:
+                            run.report_progress()
+                    index += 1
+        complete = True
     finally:  # the window has waited for every write in flight: the counts are final
         chunk.done += window.committed
-        if chunk.done < len(batches):
+        if not complete:
             # Every count but those of the batches a retry does again. (A snapshot of the counts taken
             # when a page was submitted missed earlier batches' writes still finishing in other threads.)
             again = sum((work.counts for work in window.works[window.committed:]), Counter[str]())
             chunk.counts_before = run.counts - again
     return dict(run.counts)
+
+
+def chunks_as_read(pages: Iterator[Page], size: int = CHUNK_RECORDS) -> Iterator[Chunk]:
+    """Chunks that take their pages from `pages` while their task runs (`Chunk.taken`): each is
+    yielded once its first page is read, and the next one only after its task has taken its pages.
+    The first page of a chunk is read here, so no task starts for an empty chunk; a read error a
+    chunk met is raised here too."""
+    source = iter(pages)
+    for first in source:
+        chunk = Chunk([first], source=source, size=size)
+        yield chunk
+        if chunk.read_error is not None:
+            raise chunk.read_error
 
 
 def _marked_last(batches: list[T]) -> Iterator[tuple[bool, T]]:
@@ -177,7 +253,8 @@ def _marked_last(batches: list[T]) -> Iterator[tuple[bool, T]]:
 
 
 def chunks(pages: Iterator[Page], size: int = CHUNK_RECORDS) -> Iterator[Chunk]:
-    """Consecutive pages grouped until a group holds `size` records (a page is never split)."""
+    """Consecutive pages grouped until a group holds `size` records (a page is never split), each
+    chunk read whole before it is yielded."""
     chunk = Chunk([])
     for page in pages:
         chunk.pages.append(page)
@@ -188,30 +265,40 @@ def chunks(pages: Iterator[Page], size: int = CHUNK_RECORDS) -> Iterator[Chunk]:
         yield chunk
 
 
+def in_chunks(chunk_task: Any) -> Callable[[PipelineRun, Iterator[Page]], None]:
+    """The run's pages through `chunk_task` (sync_pages with the pipeline's retries), a chunk per task run."""
+    def work(run: PipelineRun, pages: Iterator[Page]) -> None:
+        # The flow's reader thread reads ahead while a task writes (a read error is raised here, in
+        # the flow, outside any task).
+        ahead = max(2, -(-CHUNK_RECORDS // max(1, run.pipeline.page_size)))
+        with prefetched(pages, depth=ahead) as read_ahead:
+            for chunk in chunks_as_read(read_ahead):
+                # quote(): Prefect would otherwise walk both arguments, the run's whole object graph
+                # (its connectors, store, ...) and every record, looking for futures: that walk was
+                # most of the 52 ms a page task cost.
+                chunk_task(quote(run), quote(chunk), return_state=False)
+    return work
+
+
 @flow(name="sync-pipeline", log_prints=False, validate_parameters=False, persist_result=False)
 def sync_pipeline(pipeline: str, config_path: str = "config/demo.yaml", trigger: str = "schedule",
                   since: datetime | None = None, until: datetime | None = None, full: bool = False,
                   page_retries: int | None = None) -> dict[str, Any]:
     """Run one pipeline from its cursor to the newest change; returns the run's summary."""
-    loaded = load_config(config_path)
+    given = given_hub
+    hub_context: contextlib.AbstractContextManager[Hub]
+    if given is not None and str(given.config.path) == config_path:
+        loaded, hub_context = given.config, contextlib.nullcontext(given)
+    else:
+        loaded = load_config(config_path)
+        hub_context = Hub(loaded)
     ensure_logging(loaded.secret_values)  # a scheduled run is a fresh process: structured, redacted logs
     retries = loaded.pipeline(pipeline).flow_retries if page_retries is None else page_retries
     delay = loaded.pipeline(pipeline).flow_retry_delay_s
     chunk_task = sync_pages.with_options(retries=retries, retry_delay_seconds=delay)
 
-    def in_chunks(run: PipelineRun, pages: Iterator[Page]) -> None:
-        # The flow reads the next chunk's pages in a thread while a task writes this one's (a read
-        # error is still raised here, in the flow, outside any task).
-        ahead = max(2, -(-CHUNK_RECORDS // max(1, run.pipeline.page_size)))
-        with prefetched(pages, depth=ahead) as read_ahead:
-            for chunk in chunks(read_ahead):
-                # quote(): Prefect would otherwise walk both arguments, the run's whole object graph
-                # (its connectors, store, ...) and every record, looking for futures: that walk was
-                # most of the 52 ms a page task cost.
-                chunk_task(quote(run), quote(chunk), return_state=False)
-
-    with Hub(loaded) as hub:
+    with hub_context as hub:
         info = run_pipeline(hub.pipeline(pipeline), hub.store, trigger=trigger, since=since, until=until, full=full,
-                            on_progress=progress_hook, pages_step=in_chunks,
+                            on_progress=progress_hook, pages_step=in_chunks(chunk_task),
                             on_start=lambda run_id: name_flow_run(pipeline, run_id))
     return info.as_dict()
