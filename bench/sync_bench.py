@@ -9,9 +9,9 @@ in a child process with the demo's pipeline config (batch and page size as confi
            req/s x 100 records, Kingdee 20 req/s x 100): erphub's records/s / what the quotas allow.
            Target >= 0.9.
   hand     no latency, the configured quotas lifted: erphub's records/s / bench/hand_loop.py's (one loop:
-           read a page, look its keys up, save it), both reading at most Jiandaoyun's documented 30
-           data/list calls a second (erphub's connector always does). Target >= 0.8. Also, as
-           information: the same loop reading as fast as the sandbox answers.
+           read a page, look its keys up, save it). Target >= 0.8. erphub's connector still reads at
+           most Jiandaoyun's documented 30 data/list calls a second (3,000 records/s), the loop does
+           not; as information, the ratio to the same loop held to that limit too.
   prefect  no latency, quotas lifted, 20,000 records: wall time of `--engine prefect` / `--engine plain`,
            start-up included (it is part of what a user waits for), with a Prefect server running as
            the deployed hub has one (`prefect server start`, started once by the bench; the run finds
@@ -119,15 +119,15 @@ def hand(tmp: str) -> None:
             requests = jdy.requests() + kd.requests()
         print(f"  round {round_no}: erphub {erphub_rates[-1]:,.0f} rec/s, hand loop {hand_rates[-1]:,.0f} rec/s "
               f"(at Jiandaoyun's 30 data/list a second), {unpaced_rates[-1]:,.0f} rec/s unpaced", flush=True)
-    ratio = statistics.median(e / h for e, h in zip(erphub_rates, hand_rates, strict=True))
-    report("(b) erphub / hand-written loop", ratio, 0.8, ">=",
-           f"{n:,} records: erphub {'/'.join(f'{r:,.0f}' for r in erphub_rates)} rec/s ({requests:,} requests), "
-           f"hand loop {'/'.join(f'{r:,.0f}' for r in hand_rates)} rec/s ({hand_requests:,} requests), both at "
-           f"Jiandaoyun's documented 30 data/list a second; median of {repeats} rounds' ratios")
     unpaced = statistics.median(e / h for e, h in zip(erphub_rates, unpaced_rates, strict=True))
-    report("(b) info: erphub / unpaced hand loop", unpaced, 0.8, ">=",
-           f"the hand loop reading faster than the vendor allows: {'/'.join(f'{r:,.0f}' for r in unpaced_rates)} "
-           f"rec/s; erphub's reader is held at 30 pages/s (3,000 rec/s)")
+    report("(b) erphub / hand-written loop", unpaced, 0.8, ">=",
+           f"{n:,} records: erphub {'/'.join(f'{r:,.0f}' for r in erphub_rates)} rec/s ({requests:,} requests), "
+           f"hand loop {'/'.join(f'{r:,.0f}' for r in unpaced_rates)} rec/s ({hand_requests:,} requests), the loop "
+           f"reading as fast as the sandbox answers; erphub's reader is held at Jiandaoyun's 30 data/list a second "
+           f"(3,000 rec/s); median of {repeats} rounds' ratios")
+    paced = statistics.median(e / h for e, h in zip(erphub_rates, hand_rates, strict=True))
+    report("(b) info: erphub / loop at the vendor's data/list limit", paced, 0.8, ">=",
+           f"both at 30 data/list a second: hand loop {'/'.join(f'{r:,.0f}' for r in hand_rates)} rec/s")
 
 
 @contextmanager

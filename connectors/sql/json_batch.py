@@ -10,13 +10,13 @@ placeholders that psycopg parses afresh every time (it caches only short queries
 psycopg/_queries.py). Here the text is the same for every batch of a column set, so it is parsed
 once; the batch is one `json.dumps` (C), which `json_to_recordset` splits into rows of text
 (postgresql.org/docs/current/functions-json.html), each cast to its column's type: the same input
-conversion a literal or an untyped parameter gets. Values go as JSON strings, numbers, booleans or
-null: str, int, float, bool, and as their text form Decimal, date, time, datetime and UUID. A value
-of any other Python type, or a column whose type has no plain text input here (JSON, arrays,
-bytea), leaves the batch to the generic statement.
-
-Aware datetimes into a `timestamp without time zone` column are converted to the session's time
-zone (cast through timestamptz), as psycopg's own timestamptz parameter is.
+conversion a literal or an untyped parameter gets. Casts carry no length or scale (varchar(n) and
+numeric(p, s) are reached by assignment, which refuses what does not fit instead of cutting it).
+Each column takes only the Python types whose text form its input function reads as psycopg's
+typed parameter would be assigned (`_accepting`): no float into numeric or integer, no datetime
+into date, no aware datetime or time into a column without a time zone. Anything else, or a column
+whose type has no plain text input here (JSON, arrays, bytea), leaves the batch to the generic
+statement, as does a batch the database refuses (then row by row, each error on its own row).
 """
 
 from __future__ import annotations
@@ -31,17 +31,42 @@ from typing import Any
 from sqlalchemy import Connection, Table
 from sqlalchemy import types as sqltypes
 
-# Column types whose values go as text and come back through the type's own input function.
-_TEXT_INPUT = (sqltypes.String, sqltypes.Integer, sqltypes.Numeric, sqltypes.Boolean, sqltypes.Date,
-               sqltypes.DateTime, sqltypes.Time, sqltypes.Uuid)
+NONE = type(None)
+
+
+def _naive(value: Any) -> bool:
+    return getattr(value, "tzinfo", None) is None  # text and None have none: only datetimes and times can be aware
+
+
+def _accepting(kind: sqltypes.TypeEngine[Any]) -> tuple[frozenset[type], bool] | None:
+    """The exact Python types this path sends for a column of `kind` (and whether datetimes and times
+    must be naive): only those whose text form the column's own input function reads as psycopg's
+    typed parameter would be assigned. None: not this path (JSON, arrays, bytea, intervals...)."""
+    if isinstance(kind, sqltypes.Enum):
+        return frozenset({str, NONE}), False
+    if isinstance(kind, sqltypes.String):
+        return frozenset({str, int, Decimal, NONE}), False
+    if isinstance(kind, sqltypes.Boolean):
+        return frozenset({bool, str, NONE}), False
+    if isinstance(kind, sqltypes.Integer):
+        return frozenset({int, str, NONE}), False  # a float or Decimal would be rounded by psycopg's route
+    if isinstance(kind, sqltypes.Float):
+        return frozenset({int, float, Decimal, str, NONE}), False
+    if isinstance(kind, sqltypes.Numeric):
+        return frozenset({int, Decimal, str, NONE}), False  # float -> numeric keeps 15 digits there, 17 here
+    if isinstance(kind, sqltypes.DateTime):
+        return frozenset({dt.datetime, str, NONE}), not kind.timezone
+    if isinstance(kind, sqltypes.Date):
+        return frozenset({dt.date, str, NONE}), False  # exact type: a datetime is refused
+    if isinstance(kind, sqltypes.Time):
+        return frozenset({dt.time, str, NONE}), True
+    if isinstance(kind, sqltypes.Uuid):
+        return frozenset({uuid.UUID, str, NONE}), False
+    return None
 
 
 class NotPlain(Exception):
     """A value or column this path does not send; the caller uses the generic statement."""
-
-
-# Exactly these types (not subclasses, not lists or dicts, which JSON would carry silently as text).
-_PLAIN = frozenset({str, int, float, bool, type(None), Decimal, dt.datetime, dt.date, dt.time, uuid.UUID})
 
 
 def _text_form(value: Any) -> str:
@@ -62,15 +87,21 @@ class JsonBatchUpserts:
         self._texts: dict[tuple[tuple[str, ...], str | None], str] = {}
 
     def usable(self, columns: Sequence[str]) -> bool:
-        return all(isinstance(self.table.c[c].type, _TEXT_INPUT) for c in columns)
+        return all(_accepting(self.table.c[c].type) is not None for c in columns)
 
     def write(self, conn: Connection, columns: tuple[str, ...], rows: Sequence[dict[str, Any]],
               returning: str | None) -> dict[Any, Any]:
         """Upsert `rows` (all with exactly `columns`); the ids by key as RETURNING gave them."""
         last = {row[self.key_column]: row for row in rows}  # one statement cannot touch a row twice
-        odd = next((v for row in last.values() for v in row.values() if type(v) not in _PLAIN), None)
-        if odd is not None:
-            raise NotPlain(type(odd).__name__)
+        for name in columns:
+            accepted = _accepting(self.table.c[name].type)
+            if accepted is None:
+                raise NotPlain(name)
+            kinds, naive_only = accepted
+            for row in last.values():
+                value = row[name]
+                if type(value) not in kinds or (naive_only and not _naive(value)):
+                    raise NotPlain(f"{name}: {type(value).__name__}")
         try:
             batch = json.dumps(list(last.values()), default=_text_form, ensure_ascii=False, allow_nan=False)
         except ValueError as exc:  # NaN or infinity: not JSON
@@ -85,7 +116,7 @@ class JsonBatchUpserts:
         quote = conn.dialect.identifier_preparer.quote
         table = conn.dialect.identifier_preparer.format_table(self.table)
         names = ", ".join(quote(c) for c in columns)
-        casts = ", ".join(f"u.{quote(c)}::{self._cast(conn, c)}" for c in columns)
+        casts = ", ".join(f"u.{quote(c)}{self._cast(conn, c)}" for c in columns)
         as_text = ", ".join(f"{quote(c)} text" for c in columns)
         others = [c for c in columns if c != self.key_column]
         action = ("DO UPDATE SET " + ", ".join(f"{quote(c)} = EXCLUDED.{quote(c)}" for c in others)
@@ -97,8 +128,12 @@ class JsonBatchUpserts:
         return text
 
     def _cast(self, conn: Connection, column: str) -> str:
+        """The cast from text, without a length or scale: an explicit cast to varchar(n) or numeric(p, s)
+        cuts or rounds silently, where assigning the value to the column refuses what does not fit,
+        as the generic statement's parameter is refused."""
         kind = self.table.c[column].type
-        name = kind.compile(dialect=conn.dialect)
-        if isinstance(kind, sqltypes.DateTime) and not kind.timezone:
-            return f"timestamptz::{name}"
-        return name
+        if isinstance(kind, sqltypes.String) and not isinstance(kind, sqltypes.Enum):
+            return ""  # text, assigned to the column as it is
+        if isinstance(kind, sqltypes.Numeric) and not isinstance(kind, sqltypes.Float):
+            return "::NUMERIC"
+        return f"::{kind.compile(dialect=conn.dialect)}"

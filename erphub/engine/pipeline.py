@@ -52,7 +52,7 @@ class Pipeline:
     write_back: tuple[str, str] | None = None  # (source field, "key" | "target_id")
     create_missing: bool = True
     on_delete: str = "ignore"  # ignore | deactivate | delete: what a source deletion does to the target
-    lease_ttl_s: float = 300.0   # kept per batch (lease.py); a crashed holder on this host is taken over
+    lease_ttl_s: float = 300.0   # renewed once per batch; a crashed holder on this host is taken over
     lease_wait_s: float = 300.0  # how long a run waits for another run of the same pipeline to finish
     # The overlap window: each incremental run re-reads from `cursor - lag_s`, so a record stamped a
     # little before the cursor (a late commit, a vendor clock behind ours, paging not by time) is still

@@ -2,7 +2,8 @@
 
 Same rows, two identical tables: one written by SQLAlchemy's own upsert (one bind per value, psycopg's
 typed parameters), one by the JSON batch; the database's rows must be equal, column by column, under a
-session time zone that is not UTC (aware datetimes into a column without time zone are converted).
+session time zone that is not UTC (one with a daylight-saving gap), and what would be read otherwise is
+left to the generic statement.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 ROWS: list[dict[str, Any]] = [
     {"code": "A-1", "name": "上海星辰 \"quoted\" \\ back", "qty": 3, "big": 2**40, "amount": Decimal("12.50"),
      "ratio": 0.1, "active": True, "due": dt.date(2026, 12, 3),
-     "at_local": dt.datetime(2026, 12, 3, 8, 0, tzinfo=SHANGHAI),
+     "at_local": dt.datetime(2026, 3, 8, 2, 30),  # no such hour in New York that day (DST): kept as given
      "at_utc": dt.datetime(2026, 12, 3, 0, 0, tzinfo=dt.UTC), "clock": dt.time(9, 30), "ref": uuid.UUID(int=7)},
     {"code": "A-2", "name": None, "qty": None, "big": None, "amount": 7, "ratio": None, "active": False,
      "due": None, "at_local": dt.datetime(2026, 1, 1, 12, 0), "at_utc": dt.datetime(2026, 1, 1, 12, 0),
@@ -37,14 +38,15 @@ ROWS: list[dict[str, Any]] = [
 ]
 
 
-@pytest.fixture
-def engine(postgres_schema: str) -> Any:
+@pytest.fixture(params=["Asia/Shanghai", "America/New_York"])
+def engine(postgres_schema: str, request: pytest.FixtureRequest) -> Any:
     engine = sa.create_engine(postgres_schema)
+    zone = request.param
 
     @sa.event.listens_for(engine, "connect")
     def _zone(dbapi_connection: Any, _record: Any) -> None:  # the URL's options hold the search_path
         with dbapi_connection.cursor() as cursor:
-            cursor.execute("SET TIME ZONE 'Asia/Shanghai'")
+            cursor.execute(f"SET TIME ZONE '{zone}'")
         dbapi_connection.commit()
 
     with engine.begin() as conn:
@@ -73,8 +75,18 @@ def test_the_json_batch_writes_what_the_generic_upsert_writes(engine: Any) -> No
     assert _contents(engine, batched) == _contents(engine, generic)
     with engine.connect() as conn:
         assert ids == dict(conn.execute(sa.select(batched.c.code, batched.c.id)).all())
-    # at_local got 08:00+08 as 08:00 in the session's zone, as psycopg's timestamptz parameter does
-    assert _contents(engine, batched)[0][8] == dt.datetime(2026, 12, 3, 8, 0)
+    assert _contents(engine, batched)[0][8] == dt.datetime(2026, 3, 8, 2, 30)
+
+
+def test_a_value_too_long_for_its_column_is_refused_not_cut(engine: Any) -> None:
+    """An explicit cast to varchar(40) would cut the value silently; assignment refuses it, as the
+    generic statement's parameter is refused, so the connector can fail that row alone."""
+    _, batched = _tables(engine)
+    with engine.begin() as conn, pytest.raises(sa.exc.DataError, match="too long"):
+        JsonBatchUpserts(batched, "code").write(conn, ("code", "name"), [{"code": "L", "name": "x" * 41}], "id")
+    with engine.begin() as conn, pytest.raises(sa.exc.DataError):
+        JsonBatchUpserts(batched, "code").write(conn, ("amount", "code"), [{"code": "L", "amount": Decimal("1e20")}],
+                                                "id")
 
 
 def test_updates_leave_other_columns_and_a_key_given_twice_ends_as_its_last_row(engine: Any) -> None:
@@ -93,11 +105,18 @@ def test_updates_leave_other_columns_and_a_key_given_twice_ends_as_its_last_row(
     assert rows == {"K": ("three", 1), "L": ("new", None), "M": (None, None)}
 
 
-@pytest.mark.parametrize("value", [float("nan"), float("inf"), b"bytes", [1, 2], dt.timedelta(days=1)])
-def test_a_value_without_a_plain_text_form_leaves_the_batch_to_the_generic_statement(engine: Any, value: Any) -> None:
+@pytest.mark.parametrize(("column", "value"), [
+    ("ratio", float("nan")), ("ratio", float("inf")), ("name", b"bytes"), ("name", [1, 2]), ("name", {"a": 1}),
+    ("name", dt.timedelta(days=1)), ("name", 0.5),
+    ("due", dt.datetime(2026, 12, 3, 23, 0, tzinfo=dt.UTC)),  # psycopg's route converts it to the session's date
+    ("at_local", dt.datetime(2026, 12, 3, 8, 0, tzinfo=SHANGHAI)),  # converted to the session's zone there
+    ("clock", dt.time(9, 30, tzinfo=dt.UTC)), ("qty", 3.0), ("qty", Decimal("3")), ("amount", 0.1),
+    ("active", 1), ("ref", 7)])
+def test_a_value_read_otherwise_there_leaves_the_batch_to_the_generic_statement(engine: Any, column: str,
+                                                                                value: Any) -> None:
     _, batched = _tables(engine)
     with engine.begin() as conn, pytest.raises(NotPlain):
-        JsonBatchUpserts(batched, "code").write(conn, ("code", "ratio"), [{"code": "X", "ratio": value}], "id")
+        JsonBatchUpserts(batched, "code").write(conn, ("code", column), [{"code": "X", column: value}], "id")
 
 
 def test_columns_with_no_plain_text_input_are_not_batched_this_way(postgres_schema: str) -> None:

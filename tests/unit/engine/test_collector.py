@@ -44,3 +44,16 @@ def test_cycles_made_during_a_run_are_still_collected() -> None:
         del node
         gc.collect()
         assert gone() is None
+
+
+def test_a_heap_frozen_before_the_run_stays_frozen_after_it() -> None:
+    """The one-shot CLI freezes its start-up heap for the whole process (settle_heap): a run must not
+    unfreeze it."""
+    assert gc.get_freeze_count() == 0
+    gc.freeze()
+    try:
+        with fewer_collections():
+            pass
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()

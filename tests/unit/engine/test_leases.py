@@ -100,34 +100,3 @@ def test_a_lease_whose_pid_now_names_another_process_is_taken_over(store: Store)
     finally:
         child.kill()
         child.wait()
-
-
-def test_keeping_a_fresh_lease_costs_no_store_call_and_a_lost_one_still_stops_the_run(store: Store) -> None:
-    """Renewed at most once per tenth of the TTL: a run of quick batches does not pay a transaction for
-    each, and once that tenth has passed a lease another run took is noticed before the next write."""
-    from erphub.core.errors import PipelineBusy
-    from erphub.engine.lease import Lease
-
-    calls: list[str] = []
-    renew = store.renew_lease
-
-    def counting_renew(pipeline: str, owner: str, ttl_s: float) -> bool:
-        calls.append(owner)
-        return renew(pipeline, owner, ttl_s)
-
-    store.renew_lease = counting_renew  # type: ignore[method-assign]
-    lease = Lease(store, "quick", ttl_s=1.0, wait_s=0.0)
-    lease.take()
-    for _ in range(20):
-        lease.keep()
-    assert calls == []  # taken moments ago
-    time.sleep(0.15)
-    lease.keep()
-    assert calls == [lease.owner]  # a tenth of the TTL passed: renewed in the store
-    lease.keep()
-    assert len(calls) == 1
-    store.release_lease("quick", lease.owner)
-    assert store.acquire_lease("quick", "host:1:another-run", ttl_s=60) is None
-    time.sleep(0.15)
-    with pytest.raises(PipelineBusy, match="lost its lease"):
-        lease.keep()
