@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 
 from erphub.core.errors import PipelineBusy, RunFailed
 from erphub.core.records import Cursor, Page, Record
-from erphub.engine.collector import fewer_collections
 from erphub.engine.pipeline import Pipeline
 from erphub.engine.prefetch import prefetched
 from erphub.engine.run import PipelineRun
@@ -35,8 +34,7 @@ def drive_run(run: PipelineRun, work: Callable[[], None], on_start: Callable[[st
     if on_start is not None:
         on_start(run.run_id)
     try:
-        with fewer_collections():
-            work()
+        work()
     except Exception as exc:
         info = run.finish(exc)
         raise RunFailed(info.error or str(exc), pipeline=run.pipeline.name, run_id=run.run_id, cause=exc) from None
