@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 from common import DEMO_CONFIG, DEMO_ENV
 
+from erphub.connectors.jiandaoyun import ENDPOINT_RATES
 from erphub.mappings import Mapped, compile_mapping
 from erphub.mappings.lookups import LookupTables
 
@@ -41,7 +42,7 @@ def quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-JIANDAOYUN_LIST_PER_SECOND = 30.0
+JIANDAOYUN_LIST_PER_SECOND = ENDPOINT_RATES["data/list"]  # the connector's vendor limit, not a copy
 
 
 def sync(jdy_url: str, kd_url: str, *, acct_id: str = "66b2a4c1e9d30f", username: str = "erphub",
