@@ -23,6 +23,8 @@ from typing import Any
 import httpx
 import yaml
 
+from erphub.connectors.registry import connector_class
+
 ROOT = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent
 DEMO_CONFIG = ROOT / "config/demo.yaml"
@@ -105,8 +107,9 @@ def sandboxes(customers: int, *, limits: bool) -> Iterator[tuple[Sandbox, Sandbo
 
 def write_config(folder: Path, jdy: Sandbox, kd: Sandbox, *, quotas: bool) -> Path:
     """config/demo.yaml with only the customer pipeline, a fresh SQLite store in `folder`, and the
-    sandboxes' URLs. With `quotas` the demo's rate limits stay; without, they are lifted (the
-    per-system `max_concurrency` stays: it is the engine's to use)."""
+    sandboxes' URLs. With `quotas` the demo's rate limits stay; without, they are lifted, the
+    connectors' per-endpoint limits included (the per-system `max_concurrency` stays: it is the
+    engine's to use)."""
     cfg: dict[str, Any] = yaml.safe_load(DEMO_CONFIG.read_text(encoding="utf-8"))
     cfg["env_files"] = [str(DEMO_ENV)]
     cfg["store"] = {"url": f"sqlite:///{folder}/bench.db"}
@@ -118,6 +121,7 @@ def write_config(folder: Path, jdy: Sandbox, kd: Sandbox, *, quotas: bool) -> Pa
         for system in systems.values():
             limit = dict(system.get("rate_limit") or {})
             limit["per_second"] = 100_000
+            limit["endpoints"] = dict.fromkeys(connector_class(system["connector"]).endpoint_rates, 100_000)
             system["rate_limit"] = limit
     cfg["systems"] = systems
     pipeline = cfg["pipelines"][PIPELINE]

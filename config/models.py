@@ -26,6 +26,10 @@ class RateLimit(Strict):
     # One bucket for the whole hub, in the PostgreSQL store: every process on every machine takes its
     # turns from it (README "Scaling out"). Needs `per_second` and a postgresql store URL.
     shared: bool = False
+    # Per-endpoint limits in place of those the connector documents for its vendor's public service
+    # (a private deployment, a raised quota): `endpoints: {data/list: 60}`. Names are the connector's
+    # own; a name it does not know is a config error. They stay per process, shared or not.
+    endpoints: dict[str, Annotated[float, Field(gt=0)]] = Field(default_factory=dict)
 
 
 class Timeouts(Strict):

@@ -21,7 +21,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from erphub.connectors.webhooks import Checked
 from erphub.core.errors import UnknownEntity
@@ -77,6 +77,8 @@ class SystemContext(BaseModel):
     max_concurrency: int | None = None
     # `rate_limit: {shared: true}`: the PostgreSQL store holding the system's one hub-wide bucket.
     shared_limit_url: str | None = None
+    # `rate_limit: {endpoints: ...}`: these endpoints' limits replace the connector's `endpoint_rates`.
+    endpoint_rates: dict[str, float] = Field(default_factory=dict)
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 30.0
     max_attempts: int = 5
@@ -206,6 +208,9 @@ class ConnectorBase(ABC):
     # connector names its vendor's documented limit (with the source, in its docstring).
     max_page_size: ClassVar[int] = 100
     max_batch_size: ClassVar[int] = 100
+    # The vendor's documented per-endpoint limits (requests a second, by the connector's endpoint
+    # name): what `rate_limit: {endpoints: ...}` may replace. Empty when the vendor documents one limit.
+    endpoint_rates: ClassVar[Mapping[str, float]] = {}
 
     @abstractmethod
     def entities(self) -> Mapping[str, EntitySpec]:

@@ -233,7 +233,7 @@ class HttpClient:
             self.system,
             rate,
             burst=context.burst or 1,
-            endpoint_rates=endpoint_rates,
+            endpoint_rates={**(endpoint_rates or {}), **context.endpoint_rates},
             max_concurrency=concurrency,
             shared_url=context.shared_limit_url,
         )

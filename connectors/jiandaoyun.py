@@ -336,6 +336,7 @@ class JiandaoyunConnector(ConnectorBase):
     # data/list `limit` 1..100 (hc.jiandaoyun.com/open/14220); data/batch_create at most 100 (/open/14223).
     max_page_size: ClassVar[int] = MAX_PAGE
     max_batch_size: ClassVar[int] = MAX_BATCH
+    endpoint_rates: ClassVar[Mapping[str, float]] = ENDPOINT_RATES
 
     def __init__(self, settings: JiandaoyunSettings, context: SystemContext) -> None:
         self.settings = settings

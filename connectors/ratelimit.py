@@ -13,7 +13,11 @@ milliseconds per request) cannot squeeze them into one of the server's 1-second 
 measured to be too thin: a CI run saw 5 arrivals in one second at a configured 4/s. 10% (0.11 s of
 slack) kept every client below 90 % of its quota, so in process the buckets run 5% under it: r+1
 requests span 1.053 s, 0.053 s of slack, 2.6 times what failed. The hub-wide bucket
-(`shared_limit`), whose turns cross processes and a database, keeps 10% (SHARED_HEADROOM).
+(`shared_limit`), whose turns cross processes and a database, keeps 20% (SHARED_HEADROOM): r+1
+requests span 1.25 s. 10% (0.11 s of slack) was measured to be too thin: with three workers, a
+Prefect server and PostgreSQL on 2 cores, a CI run saw 5 arrivals in one second at a shared 4/s, one
+request reaching the server over 0.11 s after its turn (the commit returning the turn, the thread
+waking from its sleep and the send all sit between the turn and the arrival).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ Clock = Callable[[], float]
 Sleep = Callable[[float], None]
 
 HEADROOM = 0.95
-SHARED_HEADROOM = 0.9
+SHARED_HEADROOM = 0.8
 
 
 class Bucket(Protocol):

@@ -9,8 +9,8 @@ the store is migrated (by opening it, or by `erphub deploy`), never made here, s
 on DDL. A turn is one UPDATE that refills the row by the time passed on the database server's clock
 (one clock for all machines, so their own clocks need not agree), takes a token and returns the
 balance. The row lock orders concurrent callers; the caller sleeps outside the transaction, exactly as
-`TokenBucket.reserve` does in memory (the balance may go negative: the wait is -balance / rate). Same
-headroom as the in-memory bucket.
+`TokenBucket.reserve` does in memory (the balance may go negative: the wait is -balance / rate). Wider
+headroom than the in-memory bucket (SHARED_HEADROOM: turns cross processes and a database).
 
 Why PostgreSQL and not Redis or Prefect's global concurrency limits: the scale-out store already is
 PostgreSQL, so there is no further service to run, secure and monitor, and a turn costs one round trip

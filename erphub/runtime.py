@@ -98,6 +98,7 @@ class Hub:
             burst=spec.rate_limit.burst,
             max_concurrency=spec.rate_limit.max_concurrency,
             shared_limit_url=self._shared_limit_url(system) if spec.rate_limit.shared else None,
+            endpoint_rates=self._endpoint_rates(system, cls),
             connect_timeout_s=spec.timeouts.connect_s,
             read_timeout_s=spec.timeouts.read_s,
             max_attempts=spec.retry.max_attempts,
@@ -108,6 +109,17 @@ class Hub:
         connector: Connector = cls(settings, context)
         self._connectors[system] = connector
         return connector
+
+    def _endpoint_rates(self, system: str, cls: type[Connector]) -> dict[str, float]:
+        """`rate_limit: {endpoints: ...}`, each name one the connector documents a limit for."""
+        wanted = self.config.hub.systems[system].rate_limit.endpoints
+        known = getattr(cls, "endpoint_rates", {})
+        for name in wanted:
+            if name not in known:
+                choices = ", ".join(sorted(known)) or "none: the vendor documents one limit for the system"
+                raise self.config.error(f"{cls.kind} has no per-endpoint limit named {name!r} (known: {choices})",
+                                        "systems", system, "rate_limit", "endpoints", name)
+        return dict(wanted)
 
     def _shared_limit_url(self, system: str) -> str:
         """The store's URL, where a `rate_limit: {shared: true}` system keeps its one hub-wide bucket."""

@@ -18,6 +18,7 @@ import typer
 
 from erphub.cli.options import DEFAULT_CONFIG, ConfigOption, JsonOption
 from erphub.cli.output import fail, out, print_json, user_errors
+from erphub.core.urls import without_credentials
 
 PoolOption = Annotated[str, typer.Option("--pool", help="Prefect work pool (a process pool, created if missing).")]
 CrashAfterOption = Annotated[int, typer.Option(
@@ -34,13 +35,14 @@ def prefect_api_url() -> str:
     if not url:
         raise fail("error: PREFECT_API_URL is not set: point it at the shared Prefect server, "
                    "e.g. export PREFECT_API_URL=http://prefect.example.com:4200/api", 2)
+    shown = without_credentials(url)  # a server behind basic auth carries its password in the URL
     try:
         response = httpx.get(f"{url}/health", timeout=5)
     except httpx.HTTPError as exc:
-        raise fail(f"error: the Prefect server at PREFECT_API_URL={url} is unreachable ({exc.__class__.__name__})",
+        raise fail(f"error: the Prefect server at PREFECT_API_URL={shown} is unreachable ({exc.__class__.__name__})",
                    2) from None
     if response.status_code != 200:
-        raise fail(f"error: the Prefect server at PREFECT_API_URL={url} answered /health with "
+        raise fail(f"error: the Prefect server at PREFECT_API_URL={shown} answered /health with "
                    f"{response.status_code}", 2)
     return url
 
@@ -97,11 +99,12 @@ def deploy(config: ConfigOption = DEFAULT_CONFIG, pool: PoolOption = "erphub", c
         created, registered, automation_created = asyncio.run(apply())
     rows = [{"flow": r.flow, "deployment": r.deployment, "id": r.id, "cron": r.cron} for r in registered]
     if as_json:
-        print_json({"prefect_api_url": url, "work_pool": pool, "work_pool_created": created, "deployments": rows,
+        print_json({"prefect_api_url": without_credentials(url), "work_pool": pool, "work_pool_created": created,
+                    "deployments": rows,
                     "crash_automation": {"name": CRASH_AUTOMATION, "created": automation_created,
                                          "after_seconds": crash_after}})
         return
-    out.print(f"work pool {pool!r} {'created' if created else 'exists'} on {url}")
+    out.print(f"work pool {pool!r} {'created' if created else 'exists'} on {without_credentials(url)}")
     out.print(f"automation {CRASH_AUTOMATION!r} {'created' if automation_created else 'updated'}: "
               f"a run silent for {crash_after} s is crashed and rerun", markup=False, highlight=False)
     for row in rows:

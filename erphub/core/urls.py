@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import AfterValidator
 
@@ -21,3 +21,12 @@ def check_http_url(value: str) -> str:
 
 
 HttpUrl = Annotated[str, AfterValidator(check_http_url)]
+
+
+def without_credentials(url: str) -> str:
+    """The URL to show in output and errors: `https://user:pw@host/api` becomes `https://***@host/api`."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"***@{host}"))
