@@ -19,12 +19,22 @@ from tests.unit.engine.test_engine import CustomerPlan, seed_customers
 
 
 class SlowTarget(MemoryConnector):
-    """A memory target whose writes take a random time (so later batches finish first) and may fail."""
+    """A memory target whose writes take a random time (so later batches finish first) and may fail.
+
+    The failing call waits (up to a few seconds) until a later batch (by key, which follows the source's
+    order here; call numbers need not, as threads enter `write` in any order) has landed before it raises, so
+    "a later batch is in the target, uncommitted, when the earlier one fails" happens on every run
+    instead of only when the random delays allow it (a CI run once saw none land).
+    """
+
+    LATER_LANDING_WAIT = 3.0
 
     def __init__(self, settings: MemorySettings, rng: random.Random, fail_at_call: int = 0) -> None:
         super().__init__(settings, SystemContext(name="erp"))
         self.rng, self.fail_at_call = rng, fail_at_call
         self.lock = threading.Lock()
+        self.landed = threading.Condition(self.lock)
+        self.latest_landed = ""  # the highest key of a batch whose write reached the target
         self.calls = 0
         self.in_flight = 0
         self.most_in_flight = 0
@@ -41,10 +51,14 @@ class SlowTarget(MemoryConnector):
         try:
             time.sleep(delay)
             if call == self.fail_at_call:
+                with self.landed:
+                    self.landed.wait_for(lambda: self.latest_landed > batch[-1].key, timeout=self.LATER_LANDING_WAIT)
                 raise TransientError("the target went away", system="erp")
-            with self.lock:
+            with self.landed:
                 results = super().write(entity, batch)
                 self.finished.append(batch[0].source_id)
+                self.latest_landed = max(self.latest_landed, batch[-1].key)
+                self.landed.notify_all()
                 return results
         finally:
             with self.lock:
