@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -12,6 +13,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 
 from erphub.core.files import private_file
@@ -65,9 +68,35 @@ def migrate(engine: Engine) -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)  # migrations are routine, not news
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+    with engine.connect() as probe:
+        if MigrationContext.configure(probe).get_current_revision() == _head():
+            return  # the usual case: no lock taken (a reader such as `erphub status` never waits for one)
+    with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        driver: Any = connection.connection.driver_connection
+        own_transactions = getattr(driver, "isolation_level", None)
+        if sqlite:
+            # pysqlite opens a transaction only before DML and runs each CREATE TABLE on its own: a
+            # process killed mid-migration left tables without the alembic_version row that says they
+            # exist, and the store never opened again. Our own BEGIN makes the migration all or nothing
+            # (IMMEDIATE: two processes migrating at once take turns).
+            driver.isolation_level = None
+        try:
+            with connection.begin():
+                if sqlite:
+                    connection.exec_driver_sql("BEGIN IMMEDIATE")
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+        finally:
+            if sqlite:
+                driver.isolation_level = own_transactions  # pysqlite's own, for the store's sessions
+
+
+@functools.cache
+def _head() -> str | None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(config).get_current_head()
 
 
 def to_utc(value: datetime | None) -> datetime | None:
