@@ -26,7 +26,7 @@ gets a `TransientError` and decides (look the record up by key, say).
 
 from __future__ import annotations
 
-import json
+import functools
 import logging
 import random
 import time
@@ -39,6 +39,7 @@ import httpx
 import structlog
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
+from erphub.connectors import jsonwire
 from erphub.connectors.auth import AuthStrategy
 from erphub.connectors.base import SystemContext
 from erphub.connectors.ratelimit import RateLimiter, shared_limiter
@@ -182,6 +183,12 @@ class _MeteredClient(httpx.Client):
         return response
 
 
+@functools.lru_cache(maxsize=256)
+def _path_of(url: str) -> str:
+    """A request's path for messages: never its query string (some vendors put tokens there)."""
+    return httpx.URL(url).path
+
+
 # Transport failures: (metrics reason, may the server have applied the request?)
 def _transport_failure(exc: httpx.TransportError) -> tuple[str, bool]:
     if isinstance(exc, httpx.ConnectTimeout | httpx.ConnectError):
@@ -283,7 +290,12 @@ class HttpClient:
         `return_statuses` are handed back as results instead of raising (after the body
         classifier had its say), for per-record refusals a connector reports itself.
         """
-        where = f"{method} {httpx.URL(path).path}"
+        where = f"{method} {_path_of(path)}"
+        if json is not None and content is None:  # encoded here, once, not by httpx on each attempt
+            content = jsonwire.dumps(json)
+            json = None
+            if not any(name.lower() == "content-type" for name in headers or {}):
+                headers = {**(headers or {}), "Content-Type": "application/json"}
         reauths = [0]
         attempts = [0]
 
@@ -414,7 +426,7 @@ class HttpClient:
         if not raw.strip():
             return None, False
         try:
-            return json.loads(raw), False
+            return jsonwire.loads(raw), False
         except ValueError:
             ctype = response.headers.get("content-type", "")
             looks_json = "json" in ctype or raw.lstrip()[:1] in (b"{", b"[")

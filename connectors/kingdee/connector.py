@@ -585,10 +585,12 @@ class KingdeeConnector(ConnectorBase):
         key: str | None,
         target_id: str | None,
         lines: Mapping[str, list[CurrentLine]] | None = None,
+        drop: frozenset[str] | None = None,
     ) -> dict[str, Any]:
         # A new dict; nested values stay shared until _jsonable rebuilds them below (plan_lines copies
         # the lines it changes): request.data, which the link keeps, is never changed here.
-        drop = {k.lower() for k in shape.readonly()} | {shape.pk.lower()}
+        if drop is None:
+            drop = self._never_sent(shape)
         data = {k: v for k, v in request.data.items() if k.lower() not in drop}
         if target_id is not None:  # Kingdee field keys ignore case
             data = owned_part(data, request.owned_fields, casefold=True)
@@ -608,6 +610,11 @@ class KingdeeConnector(ConnectorBase):
             plan = plan_lines(shape.entry, data[shape.entry.key], (lines or {}).get(str(target_id), []))
             data[shape.entry.key] = plan.rows
         return {shape.pk: int(target_id) if target_id else 0, **_jsonable(data)}
+
+    @staticmethod
+    def _never_sent(shape: Shape) -> frozenset[str]:
+        """Lower-cased keys a Model never carries: the server's own fields and the primary key."""
+        return frozenset({k.lower() for k in shape.readonly()} | {shape.pk.lower()})
 
     @staticmethod
     def _deletes_lines(shape: Shape, model: dict[str, Any], lines: Mapping[str, list[CurrentLine]]) -> bool:
@@ -703,8 +710,9 @@ class KingdeeConnector(ConnectorBase):
         # NeedUpDateFields is per call, so creates and each distinct field set go in separate calls.
         # IsDeleteEntry too: true only for the updates that remove lines on purpose.
         groups: dict[tuple[tuple[str, ...] | None, bool], list[tuple[int, dict[str, Any]]]] = {}
+        drop = self._never_sent(shape)  # once per call, not per record
         for i in indices:
-            model = self._model(shape, batch[i], keys[i], targets[i], lines)
+            model = self._model(shape, batch[i], keys[i], targets[i], lines, drop)
             nuf_key = None if targets[i] is None else tuple(self._need_update_fields(shape, model))
             groups.setdefault((nuf_key, self._deletes_lines(shape, model, lines)), []).append((i, model))
         outcomes: dict[int, _Outcome] = {}

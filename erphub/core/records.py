@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, NoReturn
 
 JsonDict = dict[str, Any]
 
@@ -199,7 +199,31 @@ def canonical_json(data: Any) -> str:
 
 def payload_hash(data: Any) -> str:
     """Hash of what we would write: equal hashes mean nothing to deliver."""
-    return hashlib.sha256(canonical_json(data).encode("utf-8")).hexdigest()
+    return hashed_payload(data)[1]
+
+
+def hashed_payload(data: Any) -> tuple[str, str]:
+    """(canonical JSON text, its hash): the text, for a caller that will store the same payload."""
+    text = canonical_json(data)
+    return text, hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class CanonicalPayload(dict[str, Any]):
+    """A payload carrying its canonical JSON text, so the store does not encode it a second time
+    (it was encoded for its hash: a twentieth of a sync's CPU, bench (b)). Read-only, so the text
+    can never go stale."""
+
+    __slots__ = ("canonical",)
+
+    def __init__(self, data: Mapping[str, Any], canonical: str) -> None:
+        super().__init__(data)
+        self.canonical = canonical
+
+    def _read_only(self, *_args: Any, **_kwargs: Any) -> NoReturn:
+        raise TypeError("a CanonicalPayload is read-only: copy it with dict() to change it")
+
+    __setitem__ = __delitem__ = __ior__ = _read_only
+    clear = pop = popitem = setdefault = update = _read_only
 
 
 def utcnow() -> datetime:

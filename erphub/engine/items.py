@@ -12,12 +12,14 @@ from erphub.store import BatchCommit, Link
 
 @dataclass
 class Classified:
-    """A mapped record that needs a write: its mapping, the payload digest, and its link if any."""
+    """A mapped record that needs a write: its mapping, the payload digest (and the canonical text
+    it hashes), and its link if any."""
 
     record: Record
     mapped: Mapped
     digest: str
     link: Link | None
+    canonical: str = ""
 
 
 @dataclass

@@ -29,6 +29,7 @@ from erphub.core.errors import ProtocolError
 from erphub.core.outcomes import OUTCOMES, ErrorClass, Outcome, Stage
 from erphub.core.records import (
     TARGET_META,
+    CanonicalPayload,
     Cursor,
     JsonDict,
     Page,
@@ -37,8 +38,8 @@ from erphub.core.records import (
     WriteAction,
     WriteRequest,
     WriteResult,
+    hashed_payload,
     owned_part,
-    payload_hash,
 )
 from erphub.engine.items import BatchWork, Classified
 from erphub.engine.judge import differing_in_target, judges_by_target
@@ -236,7 +237,7 @@ class PipelineRun:
         to_write: list[Classified] = []
         judge_by_target: list[Classified] = []
         for record, result in mapped:
-            digest = payload_hash(result.data)
+            canonical, digest = hashed_payload(result.data)
             link = links.get(record.id)
             if link is not None and link.source_updated_at is not None and record.updated_at < link.source_updated_at:
                 self._count(Outcome.UNCHANGED)  # a copy older than what was delivered (a late push): stale
@@ -244,12 +245,12 @@ class PipelineRun:
             if (not self.rewrite and link is not None and link.state == "synced" and link.target_id
                     and link.payload_hash == digest):
                 if judges_by_target(self.pipeline, self.full):
-                    judge_by_target.append(Classified(record, result, digest, link))
+                    judge_by_target.append(Classified(record, result, digest, link, canonical))
                     continue
                 self._count(Outcome.UNCHANGED)
                 batch.resolved_source_ids.append(record.id)
                 continue
-            to_write.append(Classified(record, result, digest, link))
+            to_write.append(Classified(record, result, digest, link, canonical))
         if judge_by_target:
             to_write += self._differing_in_target(judge_by_target, batch)
         return to_write
@@ -367,8 +368,10 @@ class PipelineRun:
     def _settle(self, item: Classified, request: WriteRequest, result: WriteResult, batch: BatchCommit) -> None:
         if result.ok:
             previous = item.link.written_payload if item.link and item.link.written_payload else {}
-            written = {**previous, **request.data}
-            if result.target_meta is not None:
+            written: dict[str, Any] = {**previous, **request.data}
+            if not previous and result.target_meta is None and request.data is item.mapped.data:
+                written = CanonicalPayload(written, item.canonical)  # the text hashed in _classify
+            elif result.target_meta is not None:
                 written[TARGET_META] = result.target_meta
             elif previous.get(TARGET_META) is not None and result.target_id != request.target_id:
                 del written[TARGET_META]  # kept for another target record: not this one's

@@ -50,7 +50,7 @@ class BatchWindow:
             self.run.commit(self.run.work(work))
             return
         while self._in_flight and (len(self._in_flight) >= self.limit
-                                   or any(work.touched & touched for _, touched in self._in_flight)):
+                                   or any(not work.touched.isdisjoint(touched) for _, touched in self._in_flight)):
             self._commit_oldest()
         future = self._pool.submit(contextvars.copy_context().run, self.run.work, work)
         self._in_flight.append((future, work.touched))

@@ -1,0 +1,82 @@
+"""JSON on the wire (connectors/jsonwire.py): the bytes httpx's own `json=` would send, the values
+the stdlib would read, only faster; what orjson refuses goes the stdlib's way."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import httpx
+import pytest
+
+from erphub.connectors import jsonwire
+
+
+def httpx_body(payload: object) -> bytes:
+    return httpx.Request("POST", "http://127.0.0.1/", json=payload).content
+
+
+@pytest.mark.parametrize("payload", [
+    {"formid": "BD_Customer", "data": {"Model": [{"FNumber": "CUS-1", "FName": "上海某某科技有限公司",
+                                                  "FGroup": {"FNumber": "KA"}, "FQty": 3, "FPrice": 12.5}]}},
+    {"text": 'quote " backslash \\ newline \n tab \t bell \x07 emoji 😀 line sep \u2028', "none": None,
+     "bools": [True, False], "nested": [[], {}, [1, [2, [3]]]]},
+    [1, -2, 0, 2**63 - 1, -(2**63)],
+])
+def test_bodies_are_the_bytes_httpx_sends(payload: object) -> None:
+    assert jsonwire.dumps(payload) == httpx_body(payload)
+
+
+def test_values_orjson_refuses_go_the_stdlib_way() -> None:
+    big = {"n": 2**70}  # beyond 64 bits
+    assert jsonwire.dumps(big) == httpx_body(big)
+    keys = {1: "a", None: "b"}  # non-string keys: the stdlib writes them as text
+    assert jsonwire.dumps(keys) == httpx_body(keys)
+
+
+def test_values_json_has_no_type_for_go_to_the_callers_default() -> None:
+    def default(value: object) -> object:
+        if isinstance(value, Decimal):
+            return int(value) if value == value.to_integral_value() else float(value)
+        if isinstance(value, datetime):
+            return value.strftime("%Y-%m-%d %H:%M:%S")
+        raise TypeError(type(value).__name__)
+
+    payload = {"qty": Decimal("3"), "price": Decimal("12.50"), "at": datetime(2026, 3, 1, 8, 30, tzinfo=UTC)}
+    assert json.loads(jsonwire.dumps(payload, default)) == {"qty": 3, "price": 12.5, "at": "2026-03-01 08:30:00"}
+
+
+@dataclass
+class Point:
+    x: int
+
+
+@pytest.mark.parametrize("value", [Decimal("1.5"), datetime(2026, 1, 1), Point(1), {1, 2}])
+def test_without_a_default_what_the_stdlib_refuses_is_refused(value: object) -> None:
+    with pytest.raises(TypeError):
+        httpx_body({"v": value})
+    with pytest.raises(TypeError):
+        jsonwire.dumps({"v": value})
+
+
+@pytest.mark.parametrize("raw", [
+    '{"a": 1, "b": [1.5, "上海", null, true]}'.encode(),
+    b'{"n": 123456789012345678901234567890}',  # beyond 64 bits: orjson would round it to a float
+    b'{"n": -9223372036854775809, "m": 18446744073709551616}',  # just beyond
+    b'{"x": 1e400, "y": 2.5e-400}',  # out of a double's range
+    b'{"x": NaN}',  # not JSON, but the stdlib reads it and some servers send it
+    '\ufeff{"bom": 1}'.encode("utf-8"),
+    '{"utf16": "是"}'.encode("utf-16"),
+    b'{"dup": 1, "dup": 2}',
+])
+def test_answers_read_as_the_stdlib_reads_them(raw: bytes) -> None:
+    expected = json.loads(raw)
+    got = jsonwire.loads(raw)
+    assert repr(got) == repr(expected)
+
+
+def test_an_answer_that_is_not_json_is_a_value_error() -> None:
+    with pytest.raises(ValueError):
+        jsonwire.loads(b"<html>502 Bad Gateway</html>")

@@ -1,0 +1,52 @@
+"""What a link keeps as written: the payload hashed for change detection is stored from the text
+encoded for its hash (erphub.core.records.CanonicalPayload), and reads back as that payload."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from erphub.core.records import CanonicalPayload, canonical_json, hashed_payload, payload_hash
+from erphub.engine import run_pipeline
+from erphub.store import Store
+from erphub.store.db import _dumps
+from tests.unit.engine.test_engine import make_pipeline, seed_customers
+
+
+def test_a_created_record_keeps_exactly_its_mapped_payload_and_hash(store: Store, systems, request) -> None:
+    crm, _ = systems
+    seed_customers(crm, 5)
+    run_pipeline(make_pipeline(systems, request), store)
+    records = crm.all("customer")
+    links = store.links_for("customers", [r.id for r in records])
+    for record in records:
+        mapped = {"number": record.data["code"], "name": record.data["name"]}
+        link = links[record.id]
+        assert link.written_payload == mapped  # read back from the database, not the object we stored
+        assert link.payload_hash == payload_hash(mapped)
+    # and the next run finds nothing changed: the stored hash and text agree with a fresh mapping
+    again = run_pipeline(make_pipeline(systems, request), store, since=datetime(2000, 1, 1, tzinfo=UTC))
+    assert again.counts["unchanged"] == 5, dict(again.counts)
+
+
+def test_the_store_writes_the_carried_text_which_is_the_canonical_text() -> None:
+    data = {"b": Decimal("1.50"), "a": {"z": [1, "上海"], "y": None}}
+    text, digest = hashed_payload(data)
+    payload = CanonicalPayload(data, text)
+    assert payload == data and dict(payload) == data
+    assert _dumps(payload) == text == canonical_json(data) == canonical_json(dict(payload))
+    assert digest == payload_hash(data)
+
+
+@pytest.mark.parametrize("change", [
+    lambda p: p.__setitem__("a", 1), lambda p: p.__delitem__("b"), lambda p: p.update(a=1),
+    lambda p: p.pop("b"), lambda p: p.popitem(), lambda p: p.setdefault("c", 1), lambda p: p.clear(),
+    lambda p: p.__ior__({"c": 1}),
+])
+def test_a_canonical_payload_cannot_change_under_its_text(change) -> None:
+    payload = CanonicalPayload({"a": 0, "b": 1}, '{"a":0,"b":1}')
+    with pytest.raises(TypeError):
+        change(payload)
+    assert payload == {"a": 0, "b": 1}
