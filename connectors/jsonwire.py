@@ -23,9 +23,11 @@ import orjson
 Default = Callable[[Any], Any]
 
 _OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
-# orjson reads an integer beyond 64 bits as a float, silently rounded: an answer with a run of 19
-# digits or more (inside a string too: a false alarm costs only speed) is read by the stdlib.
-_LONG_DIGITS = re.compile(rb"\d{19}")
+# orjson reads an integer beyond 64 bits as a float, silently rounded: an answer with a number of
+# 19 digits or more is read by the stdlib. A number starts the body or follows `:`, `,` or `[`; a
+# digit string such as an id ("000…0001") follows a quote and is not one (text that merely looks
+# like a number after a colon is a false alarm, which costs only speed).
+_LONG_NUMBER = re.compile(rb"(?:^|[:,\[])\s*-?\d{19}")
 
 
 def _refuse(value: Any) -> Any:
@@ -43,7 +45,7 @@ def dumps(payload: Any, default: Default | None = None) -> bytes:
 
 def loads(raw: bytes) -> Any:
     """An answer's body; raises ValueError when it is not JSON."""
-    if _LONG_DIGITS.search(raw):
+    if _LONG_NUMBER.search(raw):
         return json.loads(raw)
     try:
         return orjson.loads(raw)

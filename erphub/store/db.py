@@ -18,13 +18,15 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 
 from erphub.core.files import private_file
-from erphub.core.records import canonical_json
+from erphub.core.records import CanonicalPayload, canonical_json
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 def _dumps(value: Any) -> str:
     # Payloads carry Decimals and datetimes; store them as the same stable text we hash.
+    if value.__class__ is CanonicalPayload:
+        return value.canonical  # encoded once already, for its hash
     return canonical_json(value)
 
 

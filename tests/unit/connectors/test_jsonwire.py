@@ -70,6 +70,8 @@ def test_without_a_default_what_the_stdlib_refuses_is_refused(value: object) -> 
     '\ufeff{"bom": 1}'.encode("utf-8"),
     '{"utf16": "是"}'.encode("utf-16"),
     b'{"dup": 1, "dup": 2}',
+    b'[12345678901234567890123, {"a":[ -98765432109876543210]}]',
+    b'123456789012345678901',
 ])
 def test_answers_read_as_the_stdlib_reads_them(raw: bytes) -> None:
     expected = json.loads(raw)
@@ -80,3 +82,10 @@ def test_answers_read_as_the_stdlib_reads_them(raw: bytes) -> None:
 def test_an_answer_that_is_not_json_is_a_value_error() -> None:
     with pytest.raises(ValueError):
         jsonwire.loads(b"<html>502 Bad Gateway</html>")
+
+
+def test_long_digit_strings_are_not_mistaken_for_long_numbers() -> None:
+    """Ids such as Jiandaoyun's `_id` (24 hex digits, often all decimal) are text: orjson reads them."""
+    raw = b'{"data": [{"_id": "000000000000000000004e20", "n": "1234567890123456789012"}]}'
+    assert jsonwire._LONG_NUMBER.search(raw) is None
+    assert jsonwire.loads(raw) == json.loads(raw)

@@ -38,6 +38,8 @@ def test_the_store_writes_the_carried_text_which_is_the_canonical_text() -> None
     assert payload == data and dict(payload) == data
     assert _dumps(payload) == text == canonical_json(data) == canonical_json(dict(payload))
     assert digest == payload_hash(data)
+    # the carried text is what is written, not a second encoding (a marker text shows which)
+    assert _dumps(CanonicalPayload(data, '{"carried":true}')) == '{"carried":true}'
 
 
 @pytest.mark.parametrize("change", [
