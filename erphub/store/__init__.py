@@ -11,13 +11,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from erphub.core.errors import StoreError
 from erphub.core.records import Cursor, utcnow
-from erphub.store import leases
+from erphub.store import cursors, leases
 from erphub.store.bulk import upsert
 from erphub.store.db import as_utc, make_engine, migrate, to_utc
 from erphub.store.models import AgreedValue, BatchCommit, Conflict, DeadLetter, Link, LinkUpdate, NewDeadLetter, RunInfo
@@ -113,22 +113,6 @@ class Store:
             row = session.get(CursorRow, pipeline)
             if row is not None:
                 session.delete(row)
-
-    @staticmethod
-    def _advance_cursor(session: Session, pipeline: str, cursor: Cursor) -> None:
-        # Core statements, once per batch: the ORM's get and flush cost a millisecond each time.
-        table = CursorRow.__table__
-        now = utcnow()
-        stored = session.execute(select(table.c.updated_at, table.c.record_id)
-                                 .where(table.c.pipeline == pipeline)).first()
-        if stored is None:
-            session.execute(insert(CursorRow).values(pipeline=pipeline, updated_at=cursor.updated_at,
-                                                 record_id=cursor.id, saved_at=now))
-            return
-        current = Cursor(as_utc(stored.updated_at) or now, stored.record_id)
-        if cursor.key() > current.key():  # a cursor never moves backwards (backfills re-read old windows)
-            session.execute(update(CursorRow).where(CursorRow.pipeline == pipeline)
-                            .values(updated_at=cursor.updated_at, record_id=cursor.id, saved_at=now))
 
     # -- links -----------------------------------------------------------------------------
     def links_for(self, pipeline: str, source_ids: Sequence[str]) -> dict[str, Link]:
@@ -232,7 +216,7 @@ class Store:
                         created_at=now, resolved_at=None if conflict.winner is None else now))
                 self._write_agreed(session, batch.agreed, now)
                 if batch.cursor is not None:
-                    self._advance_cursor(session, batch.pipeline, batch.cursor)
+                    cursors.advance(session, batch.pipeline, batch.cursor)
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot commit batch: {exc.__class__.__name__}") from exc
 
