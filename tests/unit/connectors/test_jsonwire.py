@@ -84,8 +84,11 @@ def test_an_answer_that_is_not_json_is_a_value_error() -> None:
         jsonwire.loads(b"<html>502 Bad Gateway</html>")
 
 
-def test_long_digit_strings_are_not_mistaken_for_long_numbers() -> None:
-    """Ids such as Jiandaoyun's `_id` (24 hex digits, often all decimal) are text: orjson reads them."""
-    raw = b'{"data": [{"_id": "000000000000000000004e20", "n": "1234567890123456789012"}]}'
-    assert jsonwire._LONG_NUMBER.search(raw) is None
-    assert jsonwire.loads(raw) == json.loads(raw)
+def test_an_answer_with_a_long_digit_run_goes_to_the_stdlib_and_one_without_to_orjson(monkeypatch) -> None:
+    read_by: list[str] = []
+    stdlib_loads = json.loads
+    monkeypatch.setattr(jsonwire.json, "loads", lambda raw: read_by.append("stdlib") or stdlib_loads(raw))
+    ids = b'{"data": [{"_id": "65f3a2b10000000000000001", "n": 12345678901234567}]}'  # 17 digits at most
+    assert jsonwire.loads(ids) == stdlib_loads(ids) and read_by == []
+    code = b'{"code": "1234567890123456789012"}'  # a false alarm: right all the same
+    assert jsonwire.loads(code) == stdlib_loads(code) and read_by == ["stdlib"]
