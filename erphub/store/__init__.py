@@ -9,9 +9,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -37,6 +37,17 @@ __all__ = ["AgreedValue", "BatchCommit", "Conflict", "DeadLetter", "Link", "Link
            "Store"]
 
 _CHUNK = 500  # stay under SQLite's bound-parameter limit in IN (...) queries
+
+
+# A batch's links, by a statement built once (an expanding IN): once per batch, and building it
+# cost more than running it when the batch has no links yet. Columns, not ORM objects: a mapped
+# instance per link cost more than the query.
+_LINK_COLUMNS = cast(Table, LinkRow.__table__).c
+_LINKS_OF = (select(_LINK_COLUMNS.source_id, _LINK_COLUMNS.target_id, _LINK_COLUMNS.match_key,
+                    _LINK_COLUMNS.payload_hash, _LINK_COLUMNS.state, _LINK_COLUMNS.written_payload,
+                    _LINK_COLUMNS.updated_at, _LINK_COLUMNS.source_updated_at)
+             .where(_LINK_COLUMNS.pipeline == bindparam("l_pipeline"),
+                    _LINK_COLUMNS.source_id.in_(bindparam("l_source_ids", expanding=True))))
 
 
 def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
@@ -117,13 +128,10 @@ class Store:
     # -- links -----------------------------------------------------------------------------
     def links_for(self, pipeline: str, source_ids: Sequence[str]) -> dict[str, Link]:
         found: dict[str, Link] = {}
-        c = LinkRow.__table__.c
-        # Columns, not ORM objects: building a mapped instance per link cost more than the query.
-        columns = (c.source_id, c.target_id, c.match_key, c.payload_hash, c.state, c.written_payload, c.updated_at,
-                   c.source_updated_at)
         with self.session() as session:
+            connection = session.connection()
             for chunk in _chunks(list(source_ids)):
-                rows = session.execute(select(*columns).where(c.pipeline == pipeline, c.source_id.in_(chunk)))
+                rows = connection.execute(_LINKS_OF, {"l_pipeline": pipeline, "l_source_ids": chunk})
                 for source_id, target_id, key, digest, state, written, updated_at, source_updated_at in rows:
                     found[source_id] = Link(source_id, target_id, key, digest, state, written, as_utc(updated_at),
                                             as_utc(source_updated_at))
