@@ -294,7 +294,9 @@ class HttpClient:
         if json is not None and content is None:  # encoded here, once, not by httpx on each attempt
             content = jsonwire.dumps(json)
             json = None
-            if not any(name.lower() == "content-type" for name in headers or {}):
+            # As httpx's json= does: the request's or the client's own Content-Type wins.
+            if "content-type" not in self.client.headers and not any(
+                    name.lower() == "content-type" for name in headers or {}):
                 headers = {**(headers or {}), "Content-Type": "application/json"}
         reauths = [0]
         attempts = [0]

@@ -219,6 +219,9 @@ class CanonicalPayload(dict[str, Any]):
         super().__init__(data)
         self.canonical = canonical
 
+    def __reduce__(self) -> tuple[Any, ...]:  # copy and pickle rebuild it whole, not key by key
+        return (CanonicalPayload, (dict(self), self.canonical))
+
     def _read_only(self, *_args: Any, **_kwargs: Any) -> NoReturn:
         raise TypeError("a CanonicalPayload is read-only: copy it with dict() to change it")
 

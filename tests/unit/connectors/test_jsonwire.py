@@ -3,7 +3,9 @@ the stdlib would read, only faster; what orjson refuses goes the stdlib's way.""
 
 from __future__ import annotations
 
+import enum
 import json
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -27,6 +29,14 @@ def httpx_body(payload: object) -> bytes:
 ])
 def test_bodies_are_the_bytes_httpx_sends(payload: object) -> None:
     assert jsonwire.dumps(payload) == httpx_body(payload)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_a_non_finite_float_is_refused_never_sent_as_null(value: float) -> None:
+    with pytest.raises(ValueError):
+        httpx_body({"amount": value})
+    with pytest.raises(ValueError):
+        jsonwire.dumps({"amount": value})
 
 
 def test_values_orjson_refuses_go_the_stdlib_way() -> None:
@@ -53,7 +63,11 @@ class Point:
     x: int
 
 
-@pytest.mark.parametrize("value", [Decimal("1.5"), datetime(2026, 1, 1), Point(1), {1, 2}])
+class Colour(enum.Enum):
+    RED = "red"
+
+
+@pytest.mark.parametrize("value", [Decimal("1.5"), datetime(2026, 1, 1), Point(1), {1, 2}, uuid.uuid4(), Colour.RED])
 def test_without_a_default_what_the_stdlib_refuses_is_refused(value: object) -> None:
     with pytest.raises(TypeError):
         httpx_body({"v": value})

@@ -3,6 +3,8 @@ encoded for its hash (erphub.core.records.CanonicalPayload), and reads back as t
 
 from __future__ import annotations
 
+import copy
+import pickle
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -29,6 +31,30 @@ def test_a_created_record_keeps_exactly_its_mapped_payload_and_hash(store: Store
     # and the next run finds nothing changed: the stored hash and text agree with a fresh mapping
     again = run_pipeline(make_pipeline(systems, request), store, since=datetime(2000, 1, 1, tzinfo=UTC))
     assert again.counts["unchanged"] == 5, dict(again.counts)
+
+
+def test_a_create_carries_its_hashed_text_and_an_update_does_not(store: Store, systems, request,
+                                                                    monkeypatch) -> None:
+    crm, _ = systems
+    seed_customers(crm, 3)
+    written: list[object] = []
+    commit = store.commit_batch
+    monkeypatch.setattr(store, "commit_batch", lambda batch, endpoints: (
+        written.extend(link.written_payload for link in batch.links), commit(batch, endpoints))[1])
+    run_pipeline(make_pipeline(systems, request), store)
+    assert [type(w) for w in written] == [CanonicalPayload] * 3  # created: the text hashed in _classify
+    record = crm.all("customer")[0]
+    crm.put("customer", {**record.data, "name": "客户 renamed"}, record_id=record.id)
+    written.clear()
+    run_pipeline(make_pipeline(systems, request), store)
+    assert len(written) == 1 and type(written[0]) is dict  # an update merges the link's previous payload
+    assert store.links_for("customers", [record.id])[record.id].written_payload["name"] == "客户 renamed"
+
+
+def test_copy_and_pickle_rebuild_a_canonical_payload_whole() -> None:
+    payload = CanonicalPayload({"a": [1]}, '{"a":[1]}')
+    for twin in (copy.copy(payload), copy.deepcopy(payload), pickle.loads(pickle.dumps(payload))):
+        assert type(twin) is CanonicalPayload and twin == payload and twin.canonical == payload.canonical
 
 
 def test_the_store_writes_the_carried_text_which_is_the_canonical_text() -> None:
