@@ -13,12 +13,9 @@ instead of once per request. orjson would be faster still, but writes a NaN or a
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 import orjson
-
-Default = Callable[[Any], Any]
 
 # httpx 0.28's own options for `json=` (httpx/_content.py encode_json).
 _BODY = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
@@ -33,12 +30,9 @@ _DIGITS_ONLY = bytes(b if 48 <= b <= 57 else 32 for b in range(256)).replace(b"0
 _LONG_RUN = b"0" * 19
 
 
-def dumps(payload: Any, default: Default | None = None) -> bytes:
-    """A request body, as UTF-8 bytes; `default` encodes what JSON has no type for."""
-    if default is None:
-        return _BODY.encode(payload).encode("utf-8")
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False,
-                      default=default).encode("utf-8")
+def dumps(payload: Any) -> bytes:
+    """A request body, as UTF-8 bytes."""
+    return _BODY.encode(payload).encode("utf-8")
 
 
 def loads(raw: bytes) -> Any:

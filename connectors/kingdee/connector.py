@@ -584,13 +584,11 @@ class KingdeeConnector(ConnectorBase):
         request: WriteRequest,
         key: str | None,
         target_id: str | None,
-        lines: Mapping[str, list[CurrentLine]] | None = None,
-        drop: frozenset[str] | None = None,
+        lines: Mapping[str, list[CurrentLine]],
+        drop: frozenset[str],
     ) -> dict[str, Any]:
         # A new dict; nested values stay shared until _jsonable rebuilds them below (plan_lines copies
         # the lines it changes): request.data, which the link keeps, is never changed here.
-        if drop is None:
-            drop = self._never_sent(shape)
         data = {k: v for k, v in request.data.items() if k.lower() not in drop}
         if target_id is not None:  # Kingdee field keys ignore case
             data = owned_part(data, request.owned_fields, casefold=True)

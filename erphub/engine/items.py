@@ -19,7 +19,7 @@ class Classified:
     mapped: Mapped
     digest: str
     link: Link | None
-    canonical: str = ""
+    canonical: str
 
 
 @dataclass

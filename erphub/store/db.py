@@ -68,8 +68,7 @@ def _create_private(db_file: Path) -> None:
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision (idempotent)."""
     logging.getLogger("alembic").setLevel(logging.WARNING)  # migrations are routine, not news
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
+    config = _config()
     with engine.connect() as probe:
         if MigrationContext.configure(probe).get_current_revision() == _head():
             return  # the usual case: no lock taken (a reader such as `erphub status` never waits for one)
@@ -94,11 +93,15 @@ def migrate(engine: Engine) -> None:
                 driver.isolation_level = own_transactions  # pysqlite's own, for the store's sessions
 
 
-@functools.cache
-def _head() -> str | None:
+def _config() -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    return ScriptDirectory.from_config(config).get_current_head()
+    return config
+
+
+@functools.cache
+def _head() -> str | None:
+    return ScriptDirectory.from_config(_config()).get_current_head()
 
 
 def to_utc(value: datetime | None) -> datetime | None:
