@@ -132,6 +132,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=int(os.environ.get("ERPHUB_BENCH_SQL_REPEATS", 3)),
                         help="rounds of both loads; the ratio is the median of the rounds' own ratios")
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
     configure_logging(fmt="console", level="WARNING")
     rows = source_rows(args.records)
     admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
@@ -141,7 +143,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="erphub-sqlbench-") as tmp:
             for i in range(args.repeats):
                 order = (("dlt", dlt_load), ("erphub", erphub_load))
-                for tool, load in order if i % 2 == 0 else order[::-1]:  # neither always runs first
+                # Neither always goes first (with an odd number of rounds dlt goes first once more).
+                for tool, load in order if i % 2 == 0 else order[::-1]:
                     made.append(fresh_database(admin))
                     url = sa.make_url(ADMIN_URL).set(database=made[-1]).render_as_string(hide_password=False)
                     folder = os.path.join(tmp, f"{tool}-{i}")  # a fresh store, and fresh dlt state

@@ -188,6 +188,8 @@ def engine_run(tmp: str, tag: str, n: int, engine: str, server_url: str | None =
 def prefect(tmp: str) -> None:
     """(d) as the deployed hub runs it: a Prefect server is running (started here once) and the run uses it.
     The cold one-shot, which starts an embedded server itself, is reported as an information row.
+    The server is asked its /admin/version once before the rounds: its first answer takes it about
+    0.5 s, which a deployed server paid long before.
     ERPHUB_BENCH_PREFECT_REPEATS rounds (3) of the three runs back to back; the ratio is the median of the
     rounds' own ratios (a round's runs share the machine's load of the moment: on this shared 2-core
     machine plain alone varied 9.2-12.0 s within one bench)."""

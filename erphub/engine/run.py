@@ -86,10 +86,15 @@ class PipelineRun:
     _lease: Lease = field(init=False, repr=False)
     _open_letters: set[str] | None = field(default=None, repr=False)  # source ids with an open dead letter
     _counts_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # The source, when it is a handshake staging table. Asked once per run, not per batch: the
+    # isinstance of a runtime-checkable Protocol cost 0.14 ms a batch (py-spy, bench (b)).
+    _acknowledging: SupportsAcknowledge | None = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
         p = self.pipeline
         self._lease = Lease(self.store, p.name, ttl_s=p.lease_ttl_s, wait_s=p.lease_wait_s)
+        if isinstance(p.source, SupportsAcknowledge) and p.source.acknowledges(p.source_entity):
+            self._acknowledging = p.source
 
     # -- lifecycle ---------------------------------------------------------------------------
     def begin(self) -> str:
@@ -405,8 +410,8 @@ class PipelineRun:
 
     def _acknowledge(self, batch: BatchCommit, skipped: Sequence[str]) -> None:
         """Handshake-style staging tables learn, after our commit, which rows were taken and which failed."""
-        source, entity = self.pipeline.source, self.pipeline.source_entity
-        if not isinstance(source, SupportsAcknowledge) or not source.acknowledges(entity):
+        source, entity = self._acknowledging, self.pipeline.source_entity
+        if source is None:
             return
         failed = [letter.source_id for letter in batch.dead_letters]
         # A row the mapping's filter leaves out is handled too: left `new`, a handshake table (read

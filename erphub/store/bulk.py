@@ -2,16 +2,19 @@
 
 The statement is compiled once per table, column set and conflict rule. On PostgreSQL a batch is one
 DBAPI executemany of it (psycopg pipelines the rows): one round trip, not one per row. On SQLite a
-batch is one statement with a row of VALUES per record (as many rows as SQLite's variable limit
-allows): sqlite3 releases the GIL around each step, and executemany steps once per row, so in a run
-whose writer threads kept the GIL busy each row waited up to Python's switch interval (5 ms) to get
-it back. Measured (py-spy, the 20,000-record bench): the committing thread spent 2.04 s in the
-links' executemany, 1.26 s with one statement per batch. Values go through each column type's own bind
-processor (the store's JSON serializer, SQLite's datetime text), as SQLAlchemy itself would apply
-them, but without its per-row parameter machinery, which cost more than the rows (bench (c)); a
-value shared by every row (the batch's `now`) is converted once. PostgreSQL refuses to update one
-row twice in one statement, so rows are de-duplicated by their conflict key first (the last one
-wins, as the row-by-row code did).
+batch is a few statements with a row of VALUES per record: sqlite3 releases the GIL around each
+step, and executemany steps once per row, so in a run whose writer threads kept the GIL busy each
+row waited for it again. Measured (py-spy, the 20,000-record bench): the committing thread spent
+2.04 s in the links' executemany, 1.26 s with multi-row statements. The statements hold a power of
+two of rows, at most MULTIROW_MAX (and what SQLite's variable limit allows): sqlite3 keeps each
+distinct statement text prepared (128 per connection), and one text per batch size held 189 MB
+after 200 sizes of about 1,000 rows (measured); powers of two make at most 10 texts a shape.
+
+Values go through each column type's own bind processor (the store's JSON serializer, SQLite's datetime
+text), as SQLAlchemy itself would apply them, but without its per-row parameter machinery, which cost
+more than the rows (bench (c)); a value shared by every row (the batch's `now`) is converted once.
+PostgreSQL refuses to update one row twice in one statement, so rows are de-duplicated by their conflict
+key first (the last one wins, as the row-by-row code did).
 """
 
 from __future__ import annotations
@@ -45,34 +48,48 @@ def upsert(session: Session, table: Table, rows: Sequence[Mapping[str, Any]], *,
     shape = _compiled(connection.dialect, table, tuple(unique[0]), tuple(conflict), tuple(update),
                       tuple(keep_when_null), only_if_null)
     parameters = shape.parameters(unique)
-    if not shape.in_rows:
+    if shape.values_row is None:
         connection.exec_driver_sql(shape.sql, parameters)
         return
-    per_statement = _rows_per_statement(connection, len(shape.columns))
-    for start in range(0, len(parameters), per_statement):
-        group = parameters[start:start + per_statement]
-        connection.exec_driver_sql(_in_rows(shape.sql, len(shape.columns), len(group)),
+    start = 0
+    for count in statement_sizes(len(parameters), _largest_statement(connection, len(shape.columns))):
+        group = parameters[start:start + count]
+        start += count
+        connection.exec_driver_sql(_multirow_sql(shape.sql, shape.values_row, count),
                                    tuple(value for row in group for value in row))
 
 
-# SQLite's default before 3.32 (sqlite.org/limits.html #9); 32,766 since.
+MULTIROW_MAX = 512  # rows in one SQLite statement (a power of two)
+# SQLite's default before 3.32 (sqlite.org/limits.html #9; 32,766 since), for a DBAPI driver other
+# than the standard sqlite3 module, which says its own.
 _SQLITE_OLD_VARIABLE_LIMIT = 999
 
 
-def _rows_per_statement(connection: Connection, width: int) -> int:
-    """How many rows of `width` values one SQLite statement may bind (its SQLITE_LIMIT_VARIABLE_NUMBER)."""
-    driver = connection.connection.driver_connection
-    getlimit = getattr(driver, "getlimit", None)  # sqlite3.Connection, Python 3.11+
+def _largest_statement(connection: Connection, width: int) -> int:
+    """The most rows of `width` values one statement may take: a power of two within MULTIROW_MAX and
+    the connection's SQLITE_LIMIT_VARIABLE_NUMBER."""
+    getlimit = getattr(connection.connection.driver_connection, "getlimit", None)
     limit = getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) if getlimit is not None else _SQLITE_OLD_VARIABLE_LIMIT
-    return max(1, limit // width)
+    fits = max(1, min(MULTIROW_MAX, limit // width))
+    return 1 << (fits.bit_length() - 1)
 
 
-@lru_cache(maxsize=64)
-def _in_rows(sql: str, width: int, count: int) -> str:
-    """The one-row INSERT `sql` (qmark parameters) with `count` rows of VALUES."""
-    group = "(" + ", ".join("?" * width) + ")"
-    head, marker, tail = sql.partition(" VALUES " + group)
-    return head + marker + (", " + group) * (count - 1) + tail
+def statement_sizes(rows: int, largest: int) -> list[int]:
+    """`rows` cut into statements of `largest` rows, the rest in falling powers of two (13 -> 8, 4, 1)."""
+    sizes = [largest] * (rows // largest)
+    rest = rows % largest
+    while rest:
+        part = 1 << (rest.bit_length() - 1)
+        sizes.append(part)
+        rest -= part
+    return sizes
+
+
+@lru_cache(maxsize=128)
+def _multirow_sql(sql: str, values_row: str, count: int) -> str:
+    """The one-row INSERT `sql` with `count` rows of VALUES (each `values_row`, as `sql` has it once)."""
+    head, marker, tail = sql.partition(" VALUES " + values_row)
+    return head + marker + (", " + values_row) * (count - 1) + tail
 
 
 @dataclass(frozen=True)
@@ -81,7 +98,9 @@ class _Shape:
     columns: tuple[str, ...]  # in the statement's parameter order
     processors: tuple[Callable[[Any], Any] | None, ...]
     positional: bool
-    in_rows: bool  # a batch as one statement of many VALUES rows (SQLite), not an executemany
+    # "(?, ?, ...)" when a batch goes as statements of many VALUES rows (SQLite, and the one-row
+    # statement holds that group once); None for an executemany (PostgreSQL).
+    values_row: str | None
 
     def parameters(self, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
         converted: list[list[Any]] = []
@@ -108,9 +127,10 @@ def _compiled(dialect: Dialect, table: Table, columns: tuple[str, ...], conflict
     if set(order) != set(columns):
         raise AssertionError(f"the upsert of {table.name} binds {order}, not its columns {columns}")
     processors = tuple(table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in order)
-    values = " VALUES (" + ", ".join("?" * len(order)) + ")"
-    in_rows = dialect.name == "sqlite" and compiled.string.count(values) == 1
-    return _Shape(compiled.string, order, processors, positional=bool(compiled.positional), in_rows=in_rows)
+    values_row = "(" + ", ".join("?" * len(order)) + ")"
+    multirow = dialect.name == "sqlite" and compiled.string.count(" VALUES " + values_row) == 1
+    return _Shape(compiled.string, order, processors, positional=bool(compiled.positional),
+                  values_row=values_row if multirow else None)
 
 
 def _statement(dialect: str, table: Table, conflict: tuple[str, ...], update: tuple[str, ...],
