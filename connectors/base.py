@@ -95,7 +95,6 @@ class Connector(Protocol):
     kind: ClassVar[str]
     settings_model: ClassVar[type[ConnectorSettings]]
     read_lag_s: ClassVar[float]
-    default_concurrency: ClassVar[int]
 
     def entities(self) -> Mapping[str, EntitySpec]: ...
 
@@ -212,10 +211,6 @@ class ConnectorBase(ABC):
     # The vendor's documented per-endpoint limits (requests a second, by the connector's endpoint
     # name): what `rate_limit: {endpoints: ...}` may replace. Empty when the vendor documents one limit.
     endpoint_rates: ClassVar[Mapping[str, float]] = {}
-    # Requests in flight at once when the config names no `rate_limit.max_concurrency`: the HTTP
-    # limiter's slots, and the batches the engine writes at once to this system. 1 unless a
-    # connector names its vendor's default (with the source, in its docstring).
-    default_concurrency: ClassVar[int] = 1
 
     @abstractmethod
     def entities(self) -> Mapping[str, EntitySpec]:

@@ -337,7 +337,6 @@ class JiandaoyunConnector(ConnectorBase):
     max_page_size: ClassVar[int] = MAX_PAGE
     max_batch_size: ClassVar[int] = MAX_BATCH
     endpoint_rates: ClassVar[Mapping[str, float]] = ENDPOINT_RATES
-    default_concurrency: ClassVar[int] = DEFAULT_CONCURRENCY
 
     def __init__(self, settings: JiandaoyunSettings, context: SystemContext) -> None:
         self.settings = settings
@@ -349,7 +348,7 @@ class JiandaoyunConnector(ConnectorBase):
             auth=BearerToken(settings.api_key),
             default_rate_per_second=GLOBAL_RATE,
             endpoint_rates=ENDPOINT_RATES,
-            default_concurrency=self.default_concurrency,
+            default_concurrency=DEFAULT_CONCURRENCY,
             classify_body=classify,
         )
         self._entities = {

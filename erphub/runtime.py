@@ -151,12 +151,6 @@ class Hub:
         cfg = self.config.pipeline(name)
         return cfg.lag_seconds if cfg.lag_seconds is not None else self.connector(cfg.source.system).read_lag_s
 
-    def _write_concurrency(self, system: str) -> int:
-        """Batches written at once to `system`: its `rate_limit.max_concurrency`, else the requests its
-        connector lets be in flight by default (the same slots its HTTP limiter holds)."""
-        configured = self.config.hub.systems[system].rate_limit.max_concurrency
-        return configured or self.connector(system).default_concurrency
-
     def pipeline(self, name: str) -> Pipeline:
         if name in self._pipelines:
             return self._pipelines[name]
@@ -186,7 +180,7 @@ class Hub:
             source=self.connector(cfg.source.system), target_system=cfg.target.system,
             target_entity=cfg.target.entity, target=self.connector(cfg.target.system), plan=plan,
             batch_size=cfg.batch_size or 0, page_size=cfg.page_size or 0, redact=self.redactor(), two_way=two_way,
-            write_concurrency=self._write_concurrency(cfg.target.system),
+            write_concurrency=self.config.hub.systems[cfg.target.system].rate_limit.max_concurrency or 1,
             write_back=(cfg.write_back.field, cfg.write_back.value) if cfg.write_back else None,
             create_missing=cfg.create_missing, lease_wait_s=cfg.busy_wait_s,
             lag_s=self._lag_s(name),

@@ -165,7 +165,6 @@ class KingdeeConnector(ConnectorBase):
     # ExecuteBillQuery `Limit` <= 2000 (K-DOCS bill-query.md; api-contracts.md section 1). BatchSave has
     # no published cap: a batch is `settings.batch_size` records (100 by default [assumed]), see max_batch.
     max_page_size: ClassVar[int] = MAX_LIMIT
-    default_concurrency: ClassVar[int] = DEFAULT_CONCURRENCY
 
     def max_batch(self, entity: str) -> int:
         return self.settings.batch_size
@@ -188,7 +187,7 @@ class KingdeeConnector(ConnectorBase):
             base_url=settings.server_url,
             auth=self.auth,
             default_rate_per_second=DEFAULT_RATE_PER_SECOND,
-            default_concurrency=self.default_concurrency,
+            default_concurrency=DEFAULT_CONCURRENCY,
             classify_body=classify_body,
         )
         # Read-only views computed from several forms (order shipments, customer accounts).

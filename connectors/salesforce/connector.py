@@ -167,17 +167,14 @@ class SalesforceConnector(ConnectorBase):
     # (resources-composite-sobjects-collections-upsert.html). api-contracts.md section 3.
     max_page_size: ClassVar[int] = 2000
     max_batch_size: ClassVar[int] = COLLECTION_LIMIT
-    # Salesforce counts concurrent requests only when they run longer than 20 s (25 per production
-    # org: salesforce_app_limits_platform_api.htm, "Concurrent API Request Limits") [assumed: 10
-    # leaves the org's other integrations their share].
-    default_concurrency: ClassVar[int] = 10
 
     def __init__(self, settings: SalesforceSettings, context: SystemContext) -> None:
         self.settings = settings
         self.context = context
         self.auth = self._auth(settings)
-        self.http = HttpClient(context, base_url=settings.login_url, auth=self.auth,
-                               default_concurrency=self.default_concurrency, classify_body=classify)
+        self.http = HttpClient(
+            context, base_url=settings.login_url, auth=self.auth, default_concurrency=10, classify_body=classify
+        )
         self.base = f"/services/data/v{settings.api_version}"
         self.api_usage: tuple[int, int] | None = None  # from Sforce-Limit-Info
         self.pricebook = PriceBook(self._query_all, settings.product_external_id, settings.pricebook_id)

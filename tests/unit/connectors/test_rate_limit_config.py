@@ -14,7 +14,6 @@ import pytest
 
 from erphub.config.loader import load_config
 from erphub.connectors.jiandaoyun import ENDPOINT_RATES
-from erphub.connectors.kingdee.connector import DEFAULT_CONCURRENCY as KINGDEE_DEFAULT_CONCURRENCY
 from erphub.connectors.shared_limit import TABLE, PostgresTokenBucket
 from erphub.core.errors import UserInputError
 from erphub.runtime import Hub
@@ -93,42 +92,3 @@ def test_an_endpoint_the_connector_does_not_know_is_an_error_at_the_field(tmp_pa
     rendered = caught.value.render()
     assert "hub.yaml:8:" in rendered and "rate_limit.endpoints.data/lists" in rendered
     assert "data/list," in rendered  # the names it does know
-
-
-def _kingdee_config(tmp_path: Path, erp_rate_limit: str) -> Path:
-    mapping = Path(__file__).resolve().parents[3] / "mappings" / "jiandaoyun_to_kingdee" / "customer.yaml"
-    path = tmp_path / "kd.yaml"
-    path.write_text(f"""\
-version: 1
-store: {{url: "sqlite:///{tmp_path}/s.db"}}
-systems:
-  crm:
-    connector: jiandaoyun
-    settings: {{base_url: "http://127.0.0.1:9", app_id: crm_app_0001}}
-    secrets: {{api_key: "${{env:SHARED_TEST_KEY}}"}}
-  erp:
-    connector: kingdee
-    settings: {{server_url: "http://127.0.0.1:9/k3cloud/", acct_id: a1, username: u, auth_mode: password}}
-    secrets: {{password: "${{env:SHARED_TEST_KEY}}"}}
-    {erp_rate_limit}
-pipelines:
-  customers:
-    source: {{system: crm, entity: customer}}
-    target: {{system: erp, entity: customer}}
-    mapping: {mapping}
-""", encoding="utf-8")
-    return path
-
-
-@pytest.mark.parametrize(("rate_limit", "batches", "requests"), [
-    ("", KINGDEE_DEFAULT_CONCURRENCY, KINGDEE_DEFAULT_CONCURRENCY),  # the connector's own default, both
-    ("rate_limit: {max_concurrency: 2}", 2, 2),
-])
-def test_the_engine_writes_as_many_batches_at_once_as_the_system_allows_requests(
-        tmp_path: Path, rate_limit: str, batches: int, requests: int) -> None:
-    """Before, a system whose config named no `max_concurrency` let its connector send 4 requests at
-    once but had the engine write one batch at a time."""
-    assert KINGDEE_DEFAULT_CONCURRENCY > 1
-    with Hub(load_config(_kingdee_config(tmp_path, rate_limit))) as hub:
-        assert hub.pipeline("customers").write_concurrency == batches
-        assert hub.connector("erp").http.limiter.max_concurrency == requests  # type: ignore[attr-defined]
