@@ -33,6 +33,10 @@ from pydantic import SecretStr
 
 from erphub.core.errors import AuthError, ProtocolError, TransientError
 
+# The login number an `apply` attached to a request (httpx request extension), handed back to
+# `invalidate` when the system refuses the request's credentials.
+AUTH_GENERATION = "erphub_auth_generation"
+
 Clock = Callable[[], float]
 RequestSigner = Callable[[httpx.Request], None]
 
@@ -57,8 +61,14 @@ class AuthStrategy:
     def is_expired_response(self, response: httpx.Response, body: Any) -> bool:
         return response.status_code == 401
 
-    def invalidate(self) -> None:
-        """Forget credentials; the next `ensure` logs in again."""
+    def invalidate(self, generation: int | None = None) -> None:
+        """Forget credentials; the next `ensure` logs in again. With `generation` (what `apply` put in
+        the refused request's AUTH_GENERATION extension), only if those are still the current ones:
+        several threads refused on one expired session log in once, not each clearing the new one."""
+
+    def superseded(self, generation: int | None) -> bool:
+        """Whether credentials of that login number (AUTH_GENERATION) were replaced by a later login."""
+        return False
 
     def secret_values(self) -> list[str]:
         return []
@@ -128,6 +138,8 @@ class TokenAuth(AuthStrategy, ABC):
         self._token: str | None = None
         self._expires_at: float | None = None
         self.logins = 0  # how many times a token was fetched (tests and `systems check` read it)
+        # The token and its login number, replaced as one: `apply` reads both without the lock.
+        self._current: tuple[str | None, int] = (None, 0)
 
     @abstractmethod
     def fetch(self, client: httpx.Client) -> tuple[str, float | None]:
@@ -147,18 +159,27 @@ class TokenAuth(AuthStrategy, ABC):
             self._token = token
             self._expires_at = self._clock() + ttl if ttl is not None else None
             self.logins += 1
+            self._current = (token, self.logins)
 
     def apply(self, request: httpx.Request) -> None:
-        token = self._token or ""
+        current, generation = self._current
+        token = current or ""
+        request.extensions[AUTH_GENERATION] = generation
         if self._query_param:
             request.url = request.url.copy_merge_params({self._query_param: token})
         else:
             request.headers[self._header] = f"{self._scheme} {token}" if self._scheme else token
 
-    def invalidate(self) -> None:
+    def invalidate(self, generation: int | None = None) -> None:
         with self._lock:
+            if generation is not None and generation != self._current[1]:
+                return  # another thread has logged in since that request: keep its token
             self._token = None
             self._expires_at = None
+            self._current = (None, self._current[1])
+
+    def superseded(self, generation: int | None) -> bool:
+        return generation is not None and generation != self._current[1]
 
     def secret_values(self) -> list[str]:
         return [self._token] if self._token else []
@@ -260,10 +281,19 @@ class SessionAuth(AuthStrategy, ABC):
         self.max_age_s = max_age_s
         self._clock = clock
         self._lock = threading.Lock()
-        self._headers: dict[str, str] = {}
-        self._cookies: dict[str, str] = {}
+        # Headers, cookies and the login number, replaced as one: `apply` reads them without the lock,
+        # and a request must never carry one session's header with another's cookie.
+        self._session: tuple[dict[str, str], dict[str, str], int] = ({}, {}, 0)
         self._since: float | None = None
         self.logins = 0
+
+    @property
+    def _headers(self) -> dict[str, str]:
+        return self._session[0]
+
+    @property
+    def _cookies(self) -> dict[str, str]:
+        return self._session[1]
 
     @abstractmethod
     def login(self, client: httpx.Client) -> tuple[dict[str, str], dict[str, str]]:
@@ -275,23 +305,30 @@ class SessionAuth(AuthStrategy, ABC):
                 self.max_age_s is None or self._clock() - self._since < self.max_age_s
             ):
                 return
-            self._headers, self._cookies = self.login(client)
+            headers, cookies = self.login(client)
             self._since = self._clock()
             self.logins += 1
+            self._session = (headers, cookies, self.logins)
 
     def apply(self, request: httpx.Request) -> None:
-        for name, value in self._headers.items():
+        headers, cookies, generation = self._session
+        request.extensions[AUTH_GENERATION] = generation
+        for name, value in headers.items():
             request.headers[name] = value
-        if self._cookies:
-            jar = "; ".join(f"{k}={v}" for k, v in self._cookies.items())
+        if cookies:
+            jar = "; ".join(f"{k}={v}" for k, v in cookies.items())
             existing = request.headers.get("Cookie")
             request.headers["Cookie"] = f"{existing}; {jar}" if existing else jar
 
-    def invalidate(self) -> None:
+    def invalidate(self, generation: int | None = None) -> None:
         with self._lock:
+            if generation is not None and generation != self._session[2]:
+                return  # another thread has logged in since that request: keep its session
             self._since = None
-            self._headers = {}
-            self._cookies = {}
+            self._session = ({}, {}, self._session[2])
+
+    def superseded(self, generation: int | None) -> bool:
+        return generation is not None and generation != self._session[2]
 
     def secret_values(self) -> list[str]:
         return [*self._headers.values(), *self._cookies.values()]
@@ -322,8 +359,11 @@ class Signed(AuthStrategy):
     def is_expired_response(self, response: httpx.Response, body: Any) -> bool:
         return self.inner.is_expired_response(response, body)
 
-    def invalidate(self) -> None:
-        self.inner.invalidate()
+    def invalidate(self, generation: int | None = None) -> None:
+        self.inner.invalidate(generation)
+
+    def superseded(self, generation: int | None) -> bool:
+        return self.inner.superseded(generation)
 
     def secret_values(self) -> list[str]:
         return [*self.inner.secret_values(), *self._secrets]

@@ -40,7 +40,7 @@ import structlog
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
 from erphub.connectors import jsonwire
-from erphub.connectors.auth import AuthStrategy
+from erphub.connectors.auth import AUTH_GENERATION, AuthStrategy
 from erphub.connectors.base import SystemContext
 from erphub.connectors.ratelimit import RateLimiter, shared_limiter
 from erphub.core.errors import (
@@ -390,11 +390,16 @@ class HttpClient:
         vendor = redact(verdict.message or default_message(body), self.secrets())
         detail = f"{where}: HTTP {status}" + (f" {vendor}" if vendor else "")
         if verdict.action is Action.REAUTH:
-            if not self.auth.can_renew or reauths[0] >= 1:
+            generation = request.extensions.get(AUTH_GENERATION)
+            # Refused credentials another thread has replaced since: try the new ones, which is not
+            # this request's one re-login (writes of several batches share one session).
+            renewed = self.auth.can_renew and self.auth.superseded(generation)
+            if not renewed and (not self.auth.can_renew or reauths[0] >= 1):
                 metrics.count_auth_failure(self.system)
                 raise AuthError(self._msg(f"{detail} (credentials rejected)"), system=self.system, status=status)
-            reauths[0] += 1
-            self.auth.invalidate()
+            if not renewed:
+                reauths[0] += 1
+                self.auth.invalidate(generation)
             raise RetryableAnswer(
                 TransientError(self._msg(detail), system=self.system, status=status),
                 "session_expired",

@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import random
+import threading
+import time
+
 import httpx
+import pytest
 from pydantic import SecretStr
 
-from erphub.connectors.auth import BearerToken, OAuth2RefreshToken, SessionAuth, Signed, hmac_sha256
+from erphub.connectors.auth import (
+    AuthStrategy,
+    BearerToken,
+    OAuth2RefreshToken,
+    SessionAuth,
+    Signed,
+    TokenAuth,
+    hmac_sha256,
+)
+from erphub.connectors.base import SystemContext
+from erphub.connectors.http import HttpClient
 
 
 class FakeSession(SessionAuth):
@@ -75,3 +90,80 @@ def test_signed_wraps_an_inner_strategy() -> None:
     assert request.headers["X-Api-Signature"] == hmac_sha256("key", "/p")
     assert "signing-key" in auth.secret_values()
     assert len(hmac_sha256("a", "b", encoding="hex")) == 64
+
+
+class _ExpiringServer:
+    """Accepts only the newest credentials it issued, and drops them every `every` accepted calls."""
+
+    def __init__(self, every: int) -> None:
+        self.every = every
+        self.lock = threading.Lock()
+        self.issued = 0
+        self.valid: str | None = None
+        self.accepted = 0
+        self.expiries = 0
+
+    def issue(self) -> str:
+        with self.lock:
+            self.issued += 1
+            self.valid = f"cred-{self.issued}"
+            return self.valid
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        seen = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        seen = seen or request.headers.get("kdservice-sessionid", "")
+        time.sleep(0.001)  # the other threads' requests are in flight meanwhile
+        with self.lock:
+            if seen != self.valid or self.valid is None:
+                return httpx.Response(401)
+            self.accepted += 1
+            if self.accepted % self.every == 0:
+                self.valid, self.expiries = None, self.expiries + 1
+        return httpx.Response(200, json={"ok": True})
+
+
+class _ServerToken(TokenAuth):
+    def __init__(self, server: _ExpiringServer) -> None:
+        super().__init__()
+        self.server = server
+
+    def fetch(self, client: httpx.Client) -> tuple[str, float | None]:
+        return self.server.issue(), None
+
+
+class _ServerSession(SessionAuth):
+    def __init__(self, server: _ExpiringServer) -> None:
+        super().__init__()
+        self.server = server
+
+    def login(self, client: httpx.Client) -> tuple[dict[str, str], dict[str, str]]:
+        session = self.server.issue()
+        return {"kdservice-sessionid": session}, {"kdservice-sessionid": session}
+
+
+@pytest.mark.parametrize("strategy", [_ServerToken, _ServerSession])
+def test_threads_refused_on_one_expired_login_log_in_once(strategy: type[AuthStrategy]) -> None:
+    """Eight threads, the server dropping the credentials every 25 calls. Before, each refused thread
+    cleared the credentials another had just fetched: several logins per expiry (805 for 200 measured)."""
+    server = _ExpiringServer(every=25)
+    auth = strategy(server)  # type: ignore[call-arg]
+    context = SystemContext(name="unit-auth-threads", transport=httpx.MockTransport(server.handle), max_attempts=6)
+    client = HttpClient(context, base_url="http://127.0.0.1:9", auth=auth, sleep=lambda _s: None,
+                        rng=random.Random(1))
+    errors: list[BaseException] = []
+
+    def calls() -> None:
+        try:
+            for _ in range(40):
+                assert client.post_json("/x", {}) == {"ok": True}
+        except BaseException as exc:  # reported below, with the counts
+            errors.append(exc)
+
+    threads = [threading.Thread(target=calls) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert server.accepted == 320
+    assert server.issued == server.expiries + 1
