@@ -47,6 +47,22 @@ def _reveal(value: str | SecretStr | None) -> str:
     return value.get_secret_value() if isinstance(value, SecretStr) else value
 
 
+class _AcceptedLogins:
+    """The newest login number the system accepted (numbers only grow, so one number says it)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._newest = 0
+
+    def record(self, generation: int | None) -> None:
+        if generation is not None and generation > self._newest:  # most answers: no lock needed
+            with self._lock:
+                self._newest = max(self._newest, generation)
+
+    def has(self, generation: int | None) -> bool:
+        return generation is not None and 0 < generation <= self._newest
+
+
 class AuthStrategy:
     """No auth. Base class of the others."""
 
@@ -68,6 +84,13 @@ class AuthStrategy:
 
     def superseded(self, generation: int | None) -> bool:
         """Whether credentials of that login number (AUTH_GENERATION) were replaced by a later login."""
+        return False
+
+    def confirm(self, generation: int | None) -> None:
+        """The system accepted credentials of that login number."""
+
+    def proven(self, generation: int | None) -> bool:
+        """Whether the system ever accepted credentials of that login number (refused now, they expired)."""
         return False
 
     def secret_values(self) -> list[str]:
@@ -138,6 +161,7 @@ class TokenAuth(AuthStrategy, ABC):
         self._token: str | None = None
         self._expires_at: float | None = None
         self.logins = 0  # how many times a token was fetched (tests and `systems check` read it)
+        self._accepted = _AcceptedLogins()
         # The token and its login number, replaced as one: `apply` reads both without the lock.
         self._current: tuple[str | None, int] = (None, 0)
 
@@ -180,6 +204,12 @@ class TokenAuth(AuthStrategy, ABC):
 
     def superseded(self, generation: int | None) -> bool:
         return generation is not None and generation != self._current[1]
+
+    def confirm(self, generation: int | None) -> None:
+        self._accepted.record(generation)
+
+    def proven(self, generation: int | None) -> bool:
+        return self._accepted.has(generation)
 
     def secret_values(self) -> list[str]:
         return [self._token] if self._token else []
@@ -286,6 +316,7 @@ class SessionAuth(AuthStrategy, ABC):
         self._session: tuple[dict[str, str], dict[str, str], int] = ({}, {}, 0)
         self._since: float | None = None
         self.logins = 0
+        self._accepted = _AcceptedLogins()
 
     @property
     def _headers(self) -> dict[str, str]:
@@ -330,6 +361,12 @@ class SessionAuth(AuthStrategy, ABC):
     def superseded(self, generation: int | None) -> bool:
         return generation is not None and generation != self._session[2]
 
+    def confirm(self, generation: int | None) -> None:
+        self._accepted.record(generation)
+
+    def proven(self, generation: int | None) -> bool:
+        return self._accepted.has(generation)
+
     def secret_values(self) -> list[str]:
         return [*self._headers.values(), *self._cookies.values()]
 
@@ -364,6 +401,12 @@ class Signed(AuthStrategy):
 
     def superseded(self, generation: int | None) -> bool:
         return self.inner.superseded(generation)
+
+    def confirm(self, generation: int | None) -> None:
+        self.inner.confirm(generation)
+
+    def proven(self, generation: int | None) -> bool:
+        return self.inner.proven(generation)
 
     def secret_values(self) -> list[str]:
         return [*self.inner.secret_values(), *self._secrets]

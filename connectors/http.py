@@ -385,16 +385,21 @@ class HttpClient:
         body, malformed = self._parse(response)
         verdict = self._classify(response, body, malformed)
         status = response.status_code
+        generation = request.extensions.get(AUTH_GENERATION)
         if verdict.action is Action.OK or (verdict.action is Action.FAIL and status in return_statuses):
+            if verdict.action is Action.OK:
+                self.auth.confirm(generation)
             return HttpResult(response, body, number)
         vendor = redact(verdict.message or default_message(body), self.secrets())
         detail = f"{where}: HTTP {status}" + (f" {vendor}" if vendor else "")
         if verdict.action is Action.REAUTH:
-            generation = request.extensions.get(AUTH_GENERATION)
-            # Refused credentials another thread has replaced since: try the new ones, which is not
-            # this request's one re-login (writes of several batches share one session).
+            # Writes of several batches share one login. Refused credentials another thread has
+            # replaced since: try the new ones. Refused ones that were accepted before: they expired,
+            # log in again. Only a login refused without ever being accepted, after this request's
+            # one re-login, is a rejection. (Retries stay bounded by max_attempts.)
             renewed = self.auth.can_renew and self.auth.superseded(generation)
-            if not renewed and (not self.auth.can_renew or reauths[0] >= 1):
+            expired = self.auth.can_renew and self.auth.proven(generation)
+            if not renewed and (not self.auth.can_renew or (reauths[0] >= 1 and not expired)):
                 metrics.count_auth_failure(self.system)
                 raise AuthError(self._msg(f"{detail} (credentials rejected)"), system=self.system, status=status)
             if not renewed:
