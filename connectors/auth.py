@@ -47,22 +47,6 @@ def _reveal(value: str | SecretStr | None) -> str:
     return value.get_secret_value() if isinstance(value, SecretStr) else value
 
 
-class _AcceptedLogins:
-    """The newest login number the system accepted (numbers only grow, so one number says it)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._newest = 0
-
-    def record(self, generation: int | None) -> None:
-        if generation is not None and generation > self._newest:  # most answers: no lock needed
-            with self._lock:
-                self._newest = max(self._newest, generation)
-
-    def has(self, generation: int | None) -> bool:
-        return generation is not None and 0 < generation <= self._newest
-
-
 class AuthStrategy:
     """No auth. Base class of the others."""
 
@@ -100,6 +84,33 @@ class AuthStrategy:
 NoAuth = AuthStrategy
 
 
+class _NumberedLogin(AuthStrategy, ABC):
+    """The login numbers of a strategy that logs in again: the current login's (from the subclass's
+    own state, replaced as one with its credentials) and the newest one the system accepted (numbers
+    only grow, so one number says it)."""
+
+    can_renew = True
+
+    def __init__(self) -> None:
+        self._accepted_lock = threading.Lock()
+        self._newest_accepted = 0
+
+    @abstractmethod
+    def _login_number(self) -> int:
+        """The number of the credentials `apply` attaches now."""
+
+    def superseded(self, generation: int | None) -> bool:
+        return generation is not None and generation != self._login_number()
+
+    def confirm(self, generation: int | None) -> None:
+        if generation is not None and generation > self._newest_accepted:  # most answers: no lock needed
+            with self._accepted_lock:
+                self._newest_accepted = max(self._newest_accepted, generation)
+
+    def proven(self, generation: int | None) -> bool:
+        return generation is not None and 0 < generation <= self._newest_accepted
+
+
 class BearerToken(AuthStrategy):
     """A static API key sent as `Authorization: Bearer <key>` (Jiandaoyun, private-app tokens)."""
 
@@ -132,14 +143,12 @@ def check_login_response(response: httpx.Response, what: str) -> Any:
         raise ProtocolError(f"{what} answered with a body that is not JSON") from None
 
 
-class TokenAuth(AuthStrategy, ABC):
+class TokenAuth(_NumberedLogin):
     """A token fetched from the system and renewed `leeway_s` before it expires.
 
     Subclasses implement `fetch(client) -> (token, expires_in_seconds | None)`. The token goes in
     a header (`Authorization: Bearer` by default) or a query parameter (`query_param`).
     """
-
-    can_renew = True
 
     def __init__(
         self,
@@ -157,11 +166,11 @@ class TokenAuth(AuthStrategy, ABC):
         self._scheme = scheme
         self._query_param = query_param
         self._clock = clock
+        super().__init__()
         self._lock = threading.Lock()
         self._token: str | None = None
         self._expires_at: float | None = None
         self.logins = 0  # how many times a token was fetched (tests and `systems check` read it)
-        self._accepted = _AcceptedLogins()
         # The token and its login number, replaced as one: `apply` reads both without the lock.
         self._current: tuple[str | None, int] = (None, 0)
 
@@ -196,20 +205,14 @@ class TokenAuth(AuthStrategy, ABC):
 
     def invalidate(self, generation: int | None = None) -> None:
         with self._lock:
-            if generation is not None and generation != self._current[1]:
+            if self.superseded(generation):
                 return  # another thread has logged in since that request: keep its token
             self._token = None
             self._expires_at = None
             self._current = (None, self._current[1])
 
-    def superseded(self, generation: int | None) -> bool:
-        return generation is not None and generation != self._current[1]
-
-    def confirm(self, generation: int | None) -> None:
-        self._accepted.record(generation)
-
-    def proven(self, generation: int | None) -> bool:
-        return self._accepted.has(generation)
+    def _login_number(self) -> int:
+        return self._current[1]
 
     def secret_values(self) -> list[str]:
         return [self._token] if self._token else []
@@ -297,7 +300,7 @@ class OAuth2RefreshToken(OAuth2ClientCredentials):
         return [*super().secret_values(), self._refresh.get_secret_value()]
 
 
-class SessionAuth(AuthStrategy, ABC):
+class SessionAuth(_NumberedLogin):
     """A login call that yields a session (cookies and/or headers), renewed when it is lost.
 
     Subclasses implement `login(client) -> (headers, cookies)`; Kingdee's WebAPI session login
@@ -305,18 +308,16 @@ class SessionAuth(AuthStrategy, ABC):
     `max_age_s` renews a session proactively when the system is known to expire it.
     """
 
-    can_renew = True
-
     def __init__(self, *, max_age_s: float | None = None, clock: Clock = time.monotonic) -> None:
         self.max_age_s = max_age_s
         self._clock = clock
+        super().__init__()
         self._lock = threading.Lock()
         # Headers, cookies and the login number, replaced as one: `apply` reads them without the lock,
         # and a request must never carry one session's header with another's cookie.
         self._session: tuple[dict[str, str], dict[str, str], int] = ({}, {}, 0)
         self._since: float | None = None
         self.logins = 0
-        self._accepted = _AcceptedLogins()
 
     @property
     def _headers(self) -> dict[str, str]:
@@ -353,19 +354,13 @@ class SessionAuth(AuthStrategy, ABC):
 
     def invalidate(self, generation: int | None = None) -> None:
         with self._lock:
-            if generation is not None and generation != self._session[2]:
+            if self.superseded(generation):
                 return  # another thread has logged in since that request: keep its session
             self._since = None
             self._session = ({}, {}, self._session[2])
 
-    def superseded(self, generation: int | None) -> bool:
-        return generation is not None and generation != self._session[2]
-
-    def confirm(self, generation: int | None) -> None:
-        self._accepted.record(generation)
-
-    def proven(self, generation: int | None) -> bool:
-        return self._accepted.has(generation)
+    def _login_number(self) -> int:
+        return self._session[2]
 
     def secret_values(self) -> list[str]:
         return [*self._headers.values(), *self._cookies.values()]
