@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from erphub.core.errors import PipelineBusy, RunFailed
 from erphub.core.records import Cursor, Page, Record
+from erphub.engine.gcpolicy import run_collection
 from erphub.engine.pipeline import Pipeline
 from erphub.engine.prefetch import prefetched
 from erphub.engine.run import PipelineRun
@@ -34,7 +35,8 @@ def drive_run(run: PipelineRun, work: Callable[[], None], on_start: Callable[[st
     if on_start is not None:
         on_start(run.run_id)
     try:
-        work()
+        with run_collection():
+            work()
     except Exception as exc:
         info = run.finish(exc)
         raise RunFailed(info.error or str(exc), pipeline=run.pipeline.name, run_id=run.run_id, cause=exc) from None
