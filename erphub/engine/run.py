@@ -279,7 +279,6 @@ class PipelineRun:
             two_way = TwoWayBatch.look(p, self.store, targets, repair=self.rewrite)
         requests: list[WriteRequest] = []
         writing: list[Classified] = []
-        pending: list[tuple[str, str | None]] = []
         for item in items:
             target_id = targets[item.record.id]
             if target_id is None and not p.create_missing:
@@ -292,8 +291,6 @@ class PipelineRun:
             if data is None:
                 self._count(Outcome.UNCHANGED)  # nothing carries news (two-way echo or shared values)
                 continue
-            if target_id is None:
-                pending.append((item.record.id, item.mapped.key))
             writing.append(item)
             requests.append(WriteRequest(
                 source_id=item.record.id, key=item.mapped.key, target_id=target_id, data=data,
@@ -306,8 +303,6 @@ class PipelineRun:
             self._count(Outcome.DEAD_LETTERED, two_way.push_winners(batch))  # the target's winners, back
         if not requests:
             return
-        # Recorded before the write so a crash after the target accepted it is recovered by key lookup.
-        self.store.mark_pending(p.name, p.endpoints, pending)
         self._lease.keep()  # never write without holding the pipeline
         work.renewed = True
         results = p.target.write(p.target_entity, requests)
@@ -356,19 +351,15 @@ class PipelineRun:
         """Target ids, by match key, of records we have no link for yet.
 
         This is what the mapping's `key` means: a record the target already has (created before the
-        hub, by another pipeline, or by our own create that landed just before a crash left its link
-        pending) is updated, never created twice.
+        hub, by another pipeline, or by our own create that landed just before a crash, before its
+        link was committed) is updated, never created twice. Every create is looked up first, so that
+        lookup is the crash recovery: no mark needs writing before the create is sent.
         """
         keys = [item.mapped.key for item in items
                 if item.mapped.key is not None and (item.link is None or item.link.target_id is None)]
         if not keys:
             return {}
-        found = self.pipeline.target.lookup(self.pipeline.target_entity, keys)
-        recovered = sum(1 for item in items if item.link is not None and item.link.state == "pending"
-                        and item.mapped.key in found)
-        if recovered:
-            log.info("recovered pending writes by key", recovered=recovered, checked=len(keys))
-        return found
+        return self.pipeline.target.lookup(self.pipeline.target_entity, keys)
 
     def _settle(self, item: Classified, request: WriteRequest, result: WriteResult, batch: BatchCommit) -> None:
         if result.ok:

@@ -180,27 +180,6 @@ class Store:
                                                     row.state, row.written_payload)
         return found
 
-    def mark_pending(self, pipeline: str, endpoints: tuple[str, str, str, str],
-                     pending: Sequence[tuple[str, str | None]]) -> None:
-        """Record, before a create is sent, that these source ids may soon exist in the target.
-
-        One statement for the batch; a link that already knows its target id is left alone.
-        """
-        if not pending:
-            return
-        now = utcnow()
-        rows = [{"pipeline": pipeline, "source_system": endpoints[0], "source_entity": endpoints[1],
-                 "source_id": source_id, "target_system": endpoints[2], "target_entity": endpoints[3],
-                 "target_id": None, "match_key": key, "payload_hash": None, "state": "pending", "updated_at": now}
-                for source_id, key in pending]
-        links = LinkRow.__table__
-        try:
-            with self.session() as session, session.begin():
-                upsert(session, links, rows, conflict=("pipeline", "source_id"),  # type: ignore[arg-type]
-                       update=("state", "match_key", "updated_at"), only_if_null="target_id")
-        except SQLAlchemyError as exc:
-            raise StoreError(f"cannot mark pending writes: {exc.__class__.__name__}") from exc
-
     # -- batches ---------------------------------------------------------------------------
     def commit_batch(self, batch: BatchCommit, endpoints: tuple[str, str, str, str]) -> None:
         """Links, dead letters, resolved dead letters and the cursor of one batch, atomically."""

@@ -33,12 +33,11 @@ from sqlalchemy.sql.dml import Insert
 
 
 def upsert(session: Session, table: Table, rows: Sequence[Mapping[str, Any]], *, conflict: Sequence[str],
-           update: Sequence[str], keep_when_null: Sequence[str] = (), only_if_null: str | None = None) -> None:
+           update: Sequence[str], keep_when_null: Sequence[str] = ()) -> None:
     """Insert *rows* (all with the same keys); a row whose *conflict* columns exist already has its
     *update* columns set instead.
 
-    Columns in *keep_when_null* keep the stored value when the new one is NULL; with *only_if_null*,
-    only existing rows whose that column is NULL are updated at all.
+    Columns in *keep_when_null* keep the stored value when the new one is NULL.
     """
     if not rows:
         return
@@ -46,7 +45,7 @@ def upsert(session: Session, table: Table, rows: Sequence[Mapping[str, Any]], *,
     unique = list({key(row): row for row in rows}.values())
     connection = session.connection()
     shape = _compiled(connection.dialect, table, tuple(unique[0]), tuple(conflict), tuple(update),
-                      tuple(keep_when_null), only_if_null)
+                      tuple(keep_when_null))
     parameters = shape.parameters(unique)
     if shape.values_row is None:
         connection.exec_driver_sql(shape.sql, parameters)
@@ -120,8 +119,8 @@ class _Shape:
 
 @lru_cache(maxsize=32)
 def _compiled(dialect: Dialect, table: Table, columns: tuple[str, ...], conflict: tuple[str, ...],
-              update: tuple[str, ...], keep_when_null: tuple[str, ...], only_if_null: str | None) -> _Shape:
-    statement = _statement(dialect.name, table, conflict, update, keep_when_null, only_if_null)
+              update: tuple[str, ...], keep_when_null: tuple[str, ...]) -> _Shape:
+    statement = _statement(dialect.name, table, conflict, update, keep_when_null)
     compiled = statement.compile(dialect=dialect, column_keys=list(columns))
     order = tuple(compiled.positiontup) if compiled.positiontup else tuple(compiled.binds)
     if set(order) != set(columns):
@@ -134,7 +133,7 @@ def _compiled(dialect: Dialect, table: Table, columns: tuple[str, ...], conflict
 
 
 def _statement(dialect: str, table: Table, conflict: tuple[str, ...], update: tuple[str, ...],
-               keep_when_null: tuple[str, ...], only_if_null: str | None) -> Insert:
+               keep_when_null: tuple[str, ...]) -> Insert:
     if dialect not in ("postgresql", "sqlite"):
         raise NotImplementedError(f"the store runs on SQLite or PostgreSQL, not {dialect}")
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
@@ -143,5 +142,4 @@ def _statement(dialect: str, table: Table, conflict: tuple[str, ...], update: tu
         name: func.coalesce(stmt.excluded[name], table.c[name]) if name in keep_when_null else stmt.excluded[name]
         for name in update
     }
-    where = table.c[only_if_null].is_(None) if only_if_null is not None else None
-    return stmt.on_conflict_do_update(index_elements=list(conflict), set_=values, where=where)
+    return stmt.on_conflict_do_update(index_elements=list(conflict), set_=values)

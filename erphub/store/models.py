@@ -16,7 +16,7 @@ class Link:
     target_id: str | None
     match_key: str | None
     payload_hash: str | None
-    state: str  # "pending" (create sent, outcome unknown) or "synced"
+    state: str  # "synced"; "pending" (no target id) only in stores written by older versions
     written_payload: JsonDict | None = None
     updated_at: datetime | None = None
     source_updated_at: datetime | None = None

@@ -36,8 +36,10 @@ class CursorRow(Base):
 class LinkRow(Base):
     """One source record ↔ its target record, with the hash of what was last written.
 
-    state `pending` is written (and committed) before a create is sent, so a crash between the
-    target accepting the write and our commit is recovered by looking the key up in the target.
+    Written when the batch commits, after the target answered. A crash between the target accepting a
+    create and that commit leaves no link: the next run looks the record's key up in the target, as
+    it does for every record it has no target id for, and updates what it finds. Earlier versions
+    also wrote a `pending` row before each create; such rows hold no target id and are looked up alike.
     """
 
     __tablename__ = "erphub_links"

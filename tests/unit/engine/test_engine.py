@@ -168,12 +168,12 @@ def test_a_create_that_landed_before_a_crash_is_recovered_not_duplicated(store: 
     crm, erp = systems
     record = crm.put("customer", {"code": "C0042", "name": "崩溃前", "status": "customer"})
     pipeline = make_pipeline(systems, request)
-    # What a crash leaves: the pending link was committed, the target accepted the create, our commit never ran.
-    store.mark_pending("customers", pipeline.endpoints, [(record.id, "C0042")])
-    erp.put("customer", {"number": "C0042", "name": "崩溃前"})
+    # What a crash leaves: the target accepted the create, our commit never ran (no link at all).
+    landed = erp.put("customer", {"number": "C0042", "name": "崩溃前"})
     info = run_pipeline(pipeline, store)
     assert (info.counts["created"], info.counts["updated"]) == (0, 1)
     assert erp.count_with_key("customer", "C0042") == 1
+    assert store.links_for("customers", [record.id])[record.id].target_id == landed.id
 
 
 def test_backfill_window_does_not_move_the_cursor_back(store: Store, systems, request) -> None:

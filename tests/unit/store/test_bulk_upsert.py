@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from erphub.store import Store
 from erphub.store.bulk import MULTIROW_MAX, statement_sizes, upsert
+from erphub.store.models import BatchCommit, LinkUpdate
 
 METADATA = MetaData()
 ITEMS = Table(
@@ -71,20 +72,6 @@ def test_inserts_then_updates_with_the_conflict_rules(engine: Engine) -> None:
     assert found["c0250"] == ("m250", None, 250)     # new rows take the NULL
 
 
-def test_only_if_null_updates_only_rows_whose_column_is_null(engine: Engine) -> None:
-    with Session(engine) as session, session.begin():
-        upsert(session, ITEMS, [*rows(2), {"owner": "o", "code": "z", "name": "z", "note": None, "size": 0}],
-               conflict=KEY, update=("name", "note"))
-    with Session(engine) as session, session.begin():
-        upsert(session, ITEMS, [{"owner": "o", "code": c, "name": "new", "note": "set", "size": 9}
-                                for c in ("c0000", "z")],
-               conflict=KEY, update=("name", "note"), only_if_null="note")
-    with Session(engine) as session:
-        found = contents(session)
-    assert found["c0000"] == ("n0", "kept", 0)
-    assert found["z"] == ("new", "set", 0)
-
-
 def test_sqlite_splits_a_batch_at_its_variable_limit(tmp_path: Path) -> None:
     """5 columns and a limit of 12 variables: two rows a statement. Every row lands once, and the
     conflict rules hold for rows on both sides of a statement boundary."""
@@ -133,6 +120,7 @@ def test_statement_sizes_are_powers_of_two_that_add_up(rows_count: int) -> None:
 def test_the_stores_own_upserts_go_as_multirow_statements(sqlite_store: Store) -> None:
     """A shape SQLAlchemy renders otherwise (a default in VALUES) would fall back to executemany unseen."""
     statements = inserts_seen(sqlite_store.engine)
-    sqlite_store.mark_pending("p", ("crm", "customer", "erp", "customer"), [(f"s{i}", f"k{i}") for i in range(4)])
+    links = [LinkUpdate(f"s{i}", f"t{i}", f"k{i}", "h", {"n": i}) for i in range(4)]
+    sqlite_store.commit_batch(BatchCommit("p", "r", links=links), ("crm", "customer", "erp", "customer"))
     links = [s for s in statements if "erphub_links" in s]
     assert len(links) == 1 and links[0].count("), (") == 3
