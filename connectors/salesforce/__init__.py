@@ -32,7 +32,10 @@ existing item's product is therefore not possible in place [not handled: needs d
 Items removed from an order are not deleted (no delete call is made).
 Any other sObject can be an entity (`objects: {name: {sobject, external_id, fields}}`): read by
 SystemModstamp, upserted by its external id; describe (`discover`) lists its `__c` fields.
-A 403 REQUEST_LIMIT_EXCEEDED is "rate limited" (counted), not an auth failure.
+A 403 REQUEST_LIMIT_EXCEEDED is "rate limited" (counted), not an auth failure: "TotalRequests Limit
+exceeded." (the daily allocation) fails the call at once, to be replayed later; "ConcurrentRequests
+(Concurrent API Requests) Limit exceeded." (25 calls of 20 s or more running in the org, Salesforce Help
+000389067) is retried within the run, 10 s apart.
 """
 
 from erphub.connectors.salesforce.connector import SalesforceConnector, SalesforceSettings

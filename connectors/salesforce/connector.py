@@ -69,6 +69,11 @@ from erphub.core.urls import HttpUrl
 COLLECTION_LIMIT = 200  # [doc] records per sObject collection call
 TRANSIENT_RECORD_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "ALL_OR_NONE_OPERATION_ROLLED_BACK"})
 ALLOCATION_WAIT_S = 3600.0  # the daily allocation frees slowly: give up at once, replay later
+# REQUEST_LIMIT_EXCEEDED also answers while the org runs 25 calls of 20 s or more (Salesforce Help
+# 000389067, "ConcurrentRequests (Concurrent API Requests) Limit exceeded"): a slot frees when one of
+# them ends, so the call is retried within the run, 10 s apart (five tries in the 60 s retry budget).
+CONCURRENT_WAIT_S = 10.0
+CONCURRENT_LIMIT_MESSAGE = "ConcurrentRequests"
 
 
 class SObjectEntity(BaseModel):
@@ -141,7 +146,8 @@ class SalesforceSettings(ConnectorSettings):
 
 
 def classify(response: httpx.Response, body: Any) -> Verdict | None:
-    """The org's used-up daily allocation answers 403: a throttle, not a permission problem."""
+    """403 REQUEST_LIMIT_EXCEEDED is a throttle, not a permission problem: the org's concurrent
+    long-running calls (wait seconds) or its daily allocation (any other message: wait an hour)."""
     if (
         response.status_code == 403
         and isinstance(body, list)
@@ -149,9 +155,9 @@ def classify(response: httpx.Response, body: Any) -> Verdict | None:
         and isinstance(body[0], dict)
         and body[0].get("errorCode") == "REQUEST_LIMIT_EXCEEDED"
     ):
-        return Verdict(
-            Action.RATE_LIMITED, "rate_limited", str(body[0].get("message", "")), retry_after=ALLOCATION_WAIT_S
-        )
+        message = str(body[0].get("message", ""))
+        wait = CONCURRENT_WAIT_S if message.startswith(CONCURRENT_LIMIT_MESSAGE) else ALLOCATION_WAIT_S
+        return Verdict(Action.RATE_LIMITED, "rate_limited", message, retry_after=wait)
     return None
 
 

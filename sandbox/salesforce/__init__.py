@@ -13,7 +13,10 @@ Confirmed from the reference (`shared/reference/api-contracts.md` §3, Salesforc
 - `PATCH /composite/sobjects/{Obj}/{ExtIdField}` ≤ 200 records → 200 with per-record
   `{id, success, errors, created}` in order, `allOrNone`;
 - errors are arrays `[{"message","errorCode","fields"}]`; 401 `INVALID_SESSION_ID` "Session expired or
-  invalid"; 403 `REQUEST_LIMIT_EXCEEDED` when the rolling 24 h allocation is used up.
+  invalid"; 403 `REQUEST_LIMIT_EXCEEDED` "TotalRequests Limit exceeded." when the rolling 24 h
+  allocation is used up, and "ConcurrentRequests (Concurrent API Requests) Limit exceeded." while 25
+  calls that have run for 20 s or more are still running (Salesforce Help 000389067; both limits are
+  `SalesforceOptions`, with `request_time_s` to make an org slow).
 
 Assumed [unconf] (configurable through `create_sandbox(**options)`, see `SalesforceOptions`):
 - `Sforce-Query-Options: batchSize=N` clamps to [min_batch_size=200, 2000] (tests may lower the minimum);

@@ -3,6 +3,7 @@ sObject collections, errors as arrays, the org's daily request allocation and `S
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -41,6 +42,13 @@ class SalesforceOptions:
     default_batch_size: int = 2000  # [doc] query batches of up to 2,000 records
     min_batch_size: int = 200  # [doc] Sforce-Query-Options minimum (REST API guide); tests may lower it
     max_batch_size: int = 2000
+    # [doc] Salesforce Help 000389067: an org runs at most 25 API calls that have taken 20 s or longer;
+    # while it does, new calls are refused with REQUEST_LIMIT_EXCEEDED "ConcurrentRequests (Concurrent
+    # API Requests) Limit exceeded". Tests lower both, and slow every data call by `request_time_s`
+    # (server-side time, inside the call: a slow org, unlike the fault plan's latency before it).
+    concurrent_long_requests: int = 25
+    long_request_s: float = 20.0
+    request_time_s: float = 0.0
 
 
 def _version_at_least(version: str, minimum: float) -> bool:
@@ -188,6 +196,11 @@ def build_app(
     def limit_header() -> dict[str, str]:
         return {"Sforce-Limit-Info": f"api-usage={allocation.used()}/{allocation.limit}"}
 
+    running: dict[object, float] = {}  # data API calls in progress -> when each began (monotonic)
+
+    def long_running(now: float) -> int:
+        return sum(1 for began in running.values() if now - began >= options.long_request_s)
+
     async def data_api(request: Request) -> Response:
         version = request.path_params["version"]
         rest = request.path_params["rest"].strip("/")
@@ -199,17 +212,31 @@ def build_app(
             sessions.revoke(bearer)
         if not bearer or not sessions.valid(bearer):
             return errors(401, "INVALID_SESSION_ID", "Session expired or invalid")
+        now = time.monotonic()
+        if long_running(now) >= options.concurrent_long_requests:
+            return errors(403, "REQUEST_LIMIT_EXCEEDED", "ConcurrentRequests (Concurrent API Requests) Limit exceeded.",
+                          limit_header())
         if not allocation.take():
             return errors(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.", limit_header())
+        call = object()
+        running[call] = now
         try:
-            response = await dispatch(request, version, rest)
-        except SoqlError as exc:
-            response = errors(400, exc.error_code, exc.message)
-        except SfRecordError as exc:
-            status = 404 if exc.status_code == "NOT_FOUND" else 400
-            response = errors(status, exc.status_code, exc.message, fields=exc.fields)
+            response = await served(request, version, rest)
+        finally:
+            del running[call]
         response.headers.update(limit_header())
         return response
+
+    async def served(request: Request, version: str, rest: str) -> Response:
+        if options.request_time_s:
+            await asyncio.sleep(options.request_time_s)
+        try:
+            return await dispatch(request, version, rest)
+        except SoqlError as exc:
+            return errors(400, exc.error_code, exc.message)
+        except SfRecordError as exc:
+            status = 404 if exc.status_code == "NOT_FOUND" else 400
+            return errors(status, exc.status_code, exc.message, fields=exc.fields)
 
     async def body_json(request: Request) -> Any:
         raw = await request.body()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
@@ -13,8 +15,9 @@ from pydantic import SecretStr
 
 from erphub.connectors.base import SystemContext
 from erphub.connectors.salesforce import SalesforceConnector, SalesforceSettings
+from erphub.connectors.salesforce import connector as sf_connector
 from erphub.core.errors import AuthError, RateLimitedError
-from erphub.core.records import Cursor, Record, WriteAction, WriteRequest
+from erphub.core.records import Cursor, Record, WriteAction, WriteRequest, WriteResult
 from erphub.sandbox.common import SandboxApp, SandboxServer
 from erphub.sandbox.salesforce import create_sandbox
 from erphub.sandbox.salesforce.store import SalesforceOrg
@@ -180,6 +183,36 @@ def test_used_up_allocation_is_rate_limited_not_auth() -> None:
         with pytest.raises(RateLimitedError):
             conn.check()
         assert sb.log.entries("query")[-1].status == 403
+
+
+def test_concurrent_long_calls_are_waited_out_within_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two slow calls fill an org that allows two long-running ones: the four writes arriving meanwhile
+    are refused ("ConcurrentRequests ... Limit exceeded") and land once a slot is free, not failed as a
+    used-up daily allocation."""
+    monkeypatch.setattr(sf_connector, "CONCURRENT_WAIT_S", 0.5)
+    sb = create_sandbox(concurrent_long_requests=2, long_request_s=0.2, request_time_s=0.6)
+    path = "composite/sobjects/Account/CRM_Code__c"
+    results: dict[int, list[WriteResult]] = {}
+    with SandboxServer(sb) as server, closing(connect(server)) as conn:
+        conn.check()  # logged in before the clock starts
+
+        def write(n: int) -> None:
+            results[n] = conn.write("customer", [req(n, f"CUS-L{n}", {"Name": f"慢客户{n}"})])
+
+        first = [threading.Thread(target=write, args=(n,)) for n in range(2)]
+        later = [threading.Thread(target=write, args=(n,)) for n in range(2, 6)]
+        for thread in first:
+            thread.start()
+        time.sleep(0.35)  # the first two have run 0.35 s: both long-running now
+        for thread in later:
+            thread.start()
+        for thread in first + later:
+            thread.join(30)
+    statuses = [entry.status for entry in sb.log.entries(path)]
+    assert statuses.count(403) >= 4, statuses
+    assert all(len(r) == 1 and r[0].ok for r in results.values()) and len(results) == 6, results
+    org: SalesforceOrg = sb.state
+    assert [org.count("Account", "CRM_Code__c", f"CUS-L{n}") for n in range(6)] == [1] * 6
 
 
 def test_on_delete_deletes_the_account_and_fetch_no_longer_sees_it(sandbox: Any) -> None:
