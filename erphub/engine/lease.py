@@ -1,8 +1,13 @@
 """The pipeline lease of one run: one run of a pipeline at a time (schedule, manual run, webhooks alike).
 
-Taken before the run starts (waiting up to `lease_wait_s` for another holder), renewed once per batch
-just before the batch's write (after its commit when it writes nothing; a two-way batch that also writes
-values back to the source renews before each of its two writes), released when the run finishes.
+Taken before the run starts (waiting up to `lease_wait_s` for another holder), kept just before each
+batch's write (after its commit when it writes nothing; a two-way batch that also writes values back
+to the source keeps it before each of its two writes), released when the run finishes.
+
+Keeping it renews it in the store only once a tenth of its TTL has passed since the last renewal (by
+this process's monotonic clock, read before that renewal was sent): until then the lease cannot have
+expired, so no other run can hold it, and a batch writes knowing the pipeline is its own. A batch that
+took longer renews, or stops at once if another run took the pipeline meanwhile.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from erphub.store.leases import owner_name
 log = structlog.get_logger("erphub.engine")
 
 _POLL_S = 0.25
+RENEW_AFTER = 0.1  # of the TTL: at 300 s, once per 30 s rather than once per batch
 
 
 @dataclass
@@ -29,13 +35,18 @@ class Lease:
     ttl_s: float
     wait_s: float
     owner: str = ""  # named afresh by each `take`
+    _renewed_at: float = float("-inf")  # monotonic, when the last acquire or renewal was sent
 
     def take(self) -> None:
         """Wait for the pipeline to be free and hold it; PipelineBusy after `wait_s`."""
         self.owner = owner_name(uuid.uuid4().hex[:8])
         deadline = time.monotonic() + self.wait_s
         announced = False
-        while (holder := self.store.acquire_lease(self.pipeline, self.owner, self.ttl_s)) is not None:
+        while True:
+            sent = time.monotonic()
+            if (holder := self.store.acquire_lease(self.pipeline, self.owner, self.ttl_s)) is None:
+                self._renewed_at = sent
+                return
             if time.monotonic() >= deadline:
                 raise PipelineBusy(f"pipeline {self.pipeline} is busy: another run ({holder}) holds it")
             if not announced:
@@ -44,9 +55,14 @@ class Lease:
             time.sleep(_POLL_S)
 
     def keep(self) -> None:
-        """Renew the lease; stop at once if it was lost (a batch outlived the TTL and another run began)."""
+        """Hold the lease for the next write: renewed when due; stop at once if it was lost (a batch
+        outlived the TTL and another run began)."""
+        sent = time.monotonic()
+        if sent - self._renewed_at < self.ttl_s * RENEW_AFTER:
+            return
         if not self.store.renew_lease(self.pipeline, self.owner, self.ttl_s):
             raise PipelineBusy(f"pipeline {self.pipeline}: this run lost its lease to another run")
+        self._renewed_at = sent
 
     def release(self) -> None:
         self.store.release_lease(self.pipeline, self.owner)

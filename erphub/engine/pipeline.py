@@ -52,7 +52,9 @@ class Pipeline:
     write_back: tuple[str, str] | None = None  # (source field, "key" | "target_id")
     create_missing: bool = True
     on_delete: str = "ignore"  # ignore | deactivate | delete: what a source deletion does to the target
-    lease_ttl_s: float = 300.0   # renewed once per batch; a crashed holder on this host is taken over
+    # Renewed before a write once a tenth of it has passed (engine.lease); a crashed holder on this host
+    # is taken over at once.
+    lease_ttl_s: float = 300.0
     lease_wait_s: float = 300.0  # how long a run waits for another run of the same pipeline to finish
     # The overlap window: each incremental run re-reads from `cursor - lag_s`, so a record stamped a
     # little before the cursor (a late commit, a vendor clock behind ours, paging not by time) is still

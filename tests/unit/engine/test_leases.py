@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -100,3 +101,43 @@ def test_a_lease_whose_pid_now_names_another_process_is_taken_over(store: Store)
     finally:
         child.kill()
         child.wait()
+
+
+class CountingStore:
+    """A store's lease calls, counted; `lost` makes the next renewal find another holder."""
+
+    def __init__(self, store: Store) -> None:
+        self.store, self.renewals, self.lost = store, 0, False
+
+    def acquire_lease(self, pipeline: str, owner: str, ttl_s: float) -> str | None:
+        return self.store.acquire_lease(pipeline, owner, ttl_s)
+
+    def renew_lease(self, pipeline: str, owner: str, ttl_s: float) -> bool:
+        self.renewals += 1
+        return not self.lost and self.store.renew_lease(pipeline, owner, ttl_s)
+
+
+def test_the_lease_is_renewed_once_a_tenth_of_its_ttl_passed_and_a_lost_one_stops_the_run(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    from erphub.core.errors import PipelineBusy
+    from erphub.engine import lease as lease_module
+    from erphub.engine.lease import Lease
+
+    clock = [1000.0]
+    monkeypatch.setattr(lease_module, "time", SimpleNamespace(monotonic=lambda: clock[0], sleep=time.sleep))
+    counting = CountingStore(store)
+    lease = Lease(counting, "p-renew", ttl_s=60, wait_s=0)  # type: ignore[arg-type]
+    lease.take()
+    for _ in range(50):  # fifty batches within 5 s of taking it: it cannot have expired
+        lease.keep()
+        clock[0] += 0.1
+    assert counting.renewals == 0
+    clock[0] += 1.0  # 6.9 s since it was taken: due
+    lease.keep()
+    assert counting.renewals == 1
+    lease.keep()
+    assert counting.renewals == 1
+    clock[0] += 6.0
+    counting.lost = True  # meanwhile another run took the pipeline (say, after a long pause)
+    with pytest.raises(PipelineBusy, match="lost its lease"):
+        lease.keep()
