@@ -7,7 +7,8 @@ to the source keeps it before each of its two writes), released when the run fin
 Keeping it renews it in the store only once a tenth of its TTL has passed since the last renewal (by
 this process's monotonic clock, read before that renewal was sent): until then the lease cannot have
 expired, so no other run can hold it, and a batch writes knowing the pipeline is its own. A batch that
-took longer renews, or stops at once if another run took the pipeline meanwhile.
+took longer renews, or stops at once if another run took the pipeline meanwhile. The price: a write
+has nine tenths of the TTL (270 s at the default 300 s), not all of it, before its lease could expire.
 """
 
 from __future__ import annotations
