@@ -300,6 +300,15 @@ class OAuth2RefreshToken(OAuth2ClientCredentials):
         return [*super().secret_values(), self._refresh.get_secret_value()]
 
 
+def _with_cookies(header: str | None, cookies: dict[str, str]) -> str:
+    """A Cookie header carrying *cookies*, and of the other cookies already in it only those with other
+    names: a cookie the client's jar kept from an earlier answer (an old session id) must not ride
+    along, and a server reading the first of two same-named cookies would take the stale one."""
+    kept = [pair for pair in (header or "").split(";")
+            if pair.strip() and pair.split("=", 1)[0].strip() not in cookies]
+    return "; ".join([*(pair.strip() for pair in kept), *(f"{k}={v}" for k, v in cookies.items())])
+
+
 class SessionAuth(_NumberedLogin):
     """A login call that yields a session (cookies and/or headers), renewed when it is lost.
 
@@ -348,9 +357,7 @@ class SessionAuth(_NumberedLogin):
         for name, value in headers.items():
             request.headers[name] = value
         if cookies:
-            jar = "; ".join(f"{k}={v}" for k, v in cookies.items())
-            existing = request.headers.get("Cookie")
-            request.headers["Cookie"] = f"{existing}; {jar}" if existing else jar
+            request.headers["Cookie"] = _with_cookies(request.headers.get("Cookie"), cookies)
 
     def invalidate(self, generation: int | None = None) -> None:
         with self._lock:

@@ -167,3 +167,17 @@ def test_threads_refused_on_one_expired_login_log_in_once(strategy: type[AuthStr
     assert errors == []
     assert server.accepted == 320
     assert server.issued == server.expiries + 1
+
+
+def test_a_session_cookie_the_jar_kept_from_an_earlier_answer_does_not_ride_along() -> None:
+    """The jar held the previous login's session cookie (set by an answer after the login cleared
+    it): the request carries the current one only, once, and the jar's other cookies stay."""
+    auth = FakeSession()
+    client = httpx.Client()
+    auth.ensure(client)
+    client.cookies.set("ASP.NET_SessionId", "asp-old")
+    client.cookies.set("lang", "zh-CN")
+    request = client.build_request("POST", "http://127.0.0.1:9/x")
+    auth.apply(request)
+    pairs = [pair.strip() for pair in request.headers["Cookie"].split(";")]
+    assert sorted(pairs) == ["ASP.NET_SessionId=asp-1", "lang=zh-CN"]
