@@ -35,7 +35,8 @@ SystemModstamp, upserted by its external id; describe (`discover`) lists its `__
 A 403 REQUEST_LIMIT_EXCEEDED is "rate limited" (counted), not an auth failure: "TotalRequests Limit
 exceeded." (the daily allocation) fails the call at once, to be replayed later; "ConcurrentRequests
 (Concurrent API Requests) Limit exceeded." (25 calls of 20 s or more running in the org, Salesforce Help
-000389067) is retried within the run, 10 s apart.
+000389067) and "ConcurrentPerOrgLongTxn Limit exceeded." (10 Apex transactions of 5 s or more) are
+retried within the run, 10 s apart.
 """
 
 from erphub.connectors.salesforce.connector import SalesforceConnector, SalesforceSettings

@@ -69,11 +69,14 @@ from erphub.core.urls import HttpUrl
 COLLECTION_LIMIT = 200  # [doc] records per sObject collection call
 TRANSIENT_RECORD_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "ALL_OR_NONE_OPERATION_ROLLED_BACK"})
 ALLOCATION_WAIT_S = 3600.0  # the daily allocation frees slowly: give up at once, replay later
-# REQUEST_LIMIT_EXCEEDED also answers while the org runs 25 calls of 20 s or more (Salesforce Help
-# 000389067, "ConcurrentRequests (Concurrent API Requests) Limit exceeded"): a slot frees when one of
-# them ends, so the call is retried within the run, 10 s apart (five tries in the 60 s retry budget).
+# REQUEST_LIMIT_EXCEEDED also answers while the org runs too many long calls at once: 25 API calls of
+# 20 s or more (Salesforce Help 000389067, "ConcurrentRequests (Concurrent API Requests) Limit
+# exceeded."), or 10 Apex transactions of 5 s or more, triggers of our upserts included ("Concurrent"
+# "PerOrgLongTxn Limit exceeded.", Apex Developer Guide, Execution Governors and Limits). A slot frees
+# when one of them ends, so the call is retried within the run, 10 s apart (five tries in the 60 s
+# retry budget). Only the daily allocation ("TotalRequests Limit exceeded.") waits an hour.
 CONCURRENT_WAIT_S = 10.0
-CONCURRENT_LIMIT_MESSAGE = "ConcurrentRequests"
+CONCURRENT_LIMIT_PREFIX = "Concurrent"
 
 
 class SObjectEntity(BaseModel):
@@ -146,8 +149,8 @@ class SalesforceSettings(ConnectorSettings):
 
 
 def classify(response: httpx.Response, body: Any) -> Verdict | None:
-    """403 REQUEST_LIMIT_EXCEEDED is a throttle, not a permission problem: the org's concurrent
-    long-running calls (wait seconds) or its daily allocation (any other message: wait an hour)."""
+    """403 REQUEST_LIMIT_EXCEEDED is a throttle, not a permission problem: the org's concurrent long
+    calls (wait seconds) or its daily allocation (any other message: wait an hour)."""
     if (
         response.status_code == 403
         and isinstance(body, list)
@@ -156,7 +159,7 @@ def classify(response: httpx.Response, body: Any) -> Verdict | None:
         and body[0].get("errorCode") == "REQUEST_LIMIT_EXCEEDED"
     ):
         message = str(body[0].get("message", ""))
-        wait = CONCURRENT_WAIT_S if message.startswith(CONCURRENT_LIMIT_MESSAGE) else ALLOCATION_WAIT_S
+        wait = CONCURRENT_WAIT_S if message.startswith(CONCURRENT_LIMIT_PREFIX) else ALLOCATION_WAIT_S
         return Verdict(Action.RATE_LIMITED, "rate_limited", message, retry_after=wait)
     return None
 

@@ -2,16 +2,13 @@
 
 A run allocates a few dozen containers per record (the page's parsed JSON, the mapped payload, the
 request body) and frees nearly all of them by reference counting: records hold no cycles. Python's
-default collector still walks the young objects every 700 allocations and, every so often, every
-object in the process, modules and configuration included. Measured on the no-latency bench
-(`python bench/sync_bench.py --only hand`, 20,000 records): 850 young, 77 middle and 7 full passes
-took 0.27 s of a 4.3 s process.
+default collector still walks the young objects every 700 allocations, and every tenth and hundredth
+pass the older ones too. Measured on the no-latency bench (`python bench/sync_bench.py --only hand`,
+20,000 records): 850 young, 77 middle and 7 full passes took 0.27 s of a 4.3 s process.
 
-While at least one run is going, the young threshold is raised (fewer, larger passes: the same
-garbage is found, later) and the objects alive before the first run began are frozen out of the full
-passes (`gc.freeze`): they are the process's long-lived state, not a run's garbage. The last run to
-end restores both. Runs in threads of one process (`erphub serve`) share the one collector, hence
-the count.
+While at least one run is going, the young threshold is RUN_THRESHOLD: the same garbage is found, in
+fewer and larger passes. The last run to end restores it. Runs in threads of one process (`erphub
+serve`) share the one collector, hence the count.
 """
 
 from __future__ import annotations
@@ -21,9 +18,10 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-# Young objects between passes while a run goes (CPython's default is 700). A pass then finds at
-# most this many objects' worth of cyclic garbage: a few megabytes at worst.
-RUN_THRESHOLD = 50_000
+# Container allocations between young passes while a run goes (CPython's default is 700). Cyclic
+# garbage waits for up to this many allocations before it is found: it counts objects, not bytes,
+# so a cycle holding a large buffer stays that much longer.
+RUN_THRESHOLD = 10_000
 
 _lock = threading.Lock()
 _runs = 0
@@ -46,7 +44,6 @@ def _enter() -> None:
         _runs += 1
         if _runs == 1:
             _saved = gc.get_threshold()
-            gc.freeze()
             gc.set_threshold(max(RUN_THRESHOLD, _saved[0]), _saved[1], _saved[2])
 
 
@@ -56,5 +53,4 @@ def _exit() -> None:
         _runs -= 1
         if _runs == 0 and _saved is not None:
             gc.set_threshold(*_saved)
-            gc.unfreeze()  # back into the oldest generation: collected as usual from now on
             _saved = None

@@ -4,18 +4,20 @@ Taken before the run starts (waiting up to `lease_wait_s` for another holder), k
 batch's write (after its commit when it writes nothing; a two-way batch that also writes values back
 to the source keeps it before each of its two writes), released when the run finishes.
 
-Keeping it renews it in the store only once a tenth of its TTL has passed since the last renewal (by
-this process's monotonic clock, read before that renewal was sent): until then the lease cannot have
-expired, so no other run can hold it, and a batch writes knowing the pipeline is its own. A batch that
-took longer renews, or stops at once if another run took the pipeline meanwhile. The price: a write
-has nine tenths of the TTL (270 s at the default 300 s), not all of it, before its lease could expire.
+Keeping it renews it in the store only once a tenth of its TTL has passed since the last renewal,
+as told by two clocks read before that renewal was sent: one that counts a suspended machine's sleep,
+and the wall clock the expiry is written in (due when either says so, or runs backwards). Until then
+the lease cannot have expired, so no other run can hold it, and a batch writes knowing the pipeline is
+its own. A batch that took longer renews, or stops at once if another run took the pipeline
+meanwhile. The price: a write has nine tenths of the TTL (270 s at the default 300 s), not all of it,
+before its lease could expire.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
 
@@ -29,6 +31,13 @@ _POLL_S = 0.25
 RENEW_AFTER = 0.1  # of the TTL: at 300 s, once per 30 s rather than once per batch
 
 
+def _elapsed_clocks() -> tuple[float, float]:
+    """(time since boot, sleep included; wall time). CLOCK_MONOTONIC stops while a machine is
+    suspended, so a lease could expire unseen by it; CLOCK_BOOTTIME does not (Linux)."""
+    boot = time.clock_gettime(time.CLOCK_BOOTTIME) if hasattr(time, "CLOCK_BOOTTIME") else time.monotonic()
+    return boot, time.time()
+
+
 @dataclass
 class Lease:
     store: Store
@@ -36,7 +45,8 @@ class Lease:
     ttl_s: float
     wait_s: float
     owner: str = ""  # named afresh by each `take`
-    _renewed_at: float = float("-inf")  # monotonic, when the last acquire or renewal was sent
+    # (boot clock, wall clock) when the last acquire or renewal was sent
+    _renewed_at: tuple[float, float] = field(default=(float("-inf"), float("-inf")), init=False, repr=False)
 
     def take(self) -> None:
         """Wait for the pipeline to be free and hold it; PipelineBusy after `wait_s`."""
@@ -44,7 +54,7 @@ class Lease:
         deadline = time.monotonic() + self.wait_s
         announced = False
         while True:
-            sent = time.monotonic()
+            sent = _elapsed_clocks()
             if (holder := self.store.acquire_lease(self.pipeline, self.owner, self.ttl_s)) is None:
                 self._renewed_at = sent
                 return
@@ -58,8 +68,9 @@ class Lease:
     def keep(self) -> None:
         """Hold the lease for the next write: renewed when due; stop at once if it was lost (a batch
         outlived the TTL and another run began)."""
-        sent = time.monotonic()
-        if sent - self._renewed_at < self.ttl_s * RENEW_AFTER:
+        sent = _elapsed_clocks()
+        due = self.ttl_s * RENEW_AFTER
+        if all(0 <= now - then < due for now, then in zip(sent, self._renewed_at, strict=True)):
             return
         if not self.store.renew_lease(self.pipeline, self.owner, self.ttl_s):
             raise PipelineBusy(f"pipeline {self.pipeline}: this run lost its lease to another run")

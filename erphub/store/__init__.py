@@ -166,20 +166,6 @@ class Store:
                                                                  LinkRow.source_id.in_(chunk))):
                     session.delete(row)
 
-    def links_by_target(self, target_system: str, target_entity: str, target_ids: Sequence[str]) -> dict[str, Link]:
-        """Links whose target is one of these records (used to recognise our own writes read back)."""
-        found: dict[str, Link] = {}
-        with self.session() as session:
-            for chunk in _chunks(list(target_ids)):
-                rows = session.scalars(select(LinkRow).where(
-                    LinkRow.target_system == target_system, LinkRow.target_entity == target_entity,
-                    LinkRow.target_id.in_(chunk)))
-                for row in rows:
-                    if row.target_id is not None:
-                        found[row.target_id] = Link(row.source_id, row.target_id, row.match_key, row.payload_hash,
-                                                    row.state, row.written_payload)
-        return found
-
     # -- batches ---------------------------------------------------------------------------
     def commit_batch(self, batch: BatchCommit, endpoints: tuple[str, str, str, str]) -> None:
         """Links, dead letters, resolved dead letters and the cursor of one batch, atomically."""
@@ -308,13 +294,6 @@ class Store:
                                                      row.payload_hash, row.state, row.written_payload,
                                                      as_utc(row.updated_at))
         return found
-
-    def link_updated_at(self, pipeline: str, source_ids: Sequence[str]) -> dict[str, datetime]:
-        with self.session() as session:
-            return {row.source_id: as_utc(row.updated_at) or utcnow()
-                    for chunk in _chunks(list(source_ids))
-                    for row in session.scalars(select(LinkRow).where(LinkRow.pipeline == pipeline,
-                                                                     LinkRow.source_id.in_(chunk)))}
 
     # -- conflicts -------------------------------------------------------------------------
     def list_conflicts(self, *, status: str | None = "held", limit: int = 100) -> list[Conflict]:

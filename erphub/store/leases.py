@@ -2,9 +2,11 @@
 
 Two overlapping runs could both find no link for a new record and both create it. A lease row per
 pipeline, taken in a transaction, serialises them across processes. A lease names its holder
-(host:pid:start:run, start being the process's start time in clock ticks since boot); one left behind
+(host:pid:start:run, start being the process's start time in clock ticks since boot, and host the
+host name with the inode of the process's pid namespace: containers that share a host name but not
+their pids are different hosts here, or each would find the other's live pid dead); one left behind
 by a killed process on this host is taken over at once, one from elsewhere when it expires (runs
-renew theirs once per batch: `engine.lease`). A holder is dead when its pid is gone, is a zombie (exited,
+renew theirs before their writes: `engine.lease`). A holder is dead when its pid is gone, is a zombie (exited,
 not yet reaped: `kill(pid, 0)` still succeeds on it), or now names another process (pid reuse: another
 start time).
 
@@ -26,7 +28,16 @@ from erphub.core.records import utcnow
 from erphub.store.db import as_utc
 from erphub.store.tables import LeaseRow
 
-HOST = socket.gethostname()
+
+def _host() -> str:
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return socket.gethostname()
+    return f"{socket.gethostname()}/{namespace}"
+
+
+HOST = _host()
 Sessions = Callable[[], Session]
 
 
@@ -107,7 +118,7 @@ def acquire(sessions: Sessions, pipeline: str, owner: str, ttl_s: float) -> str 
         return _try_acquire(sessions, pipeline, owner, ttl_s)
 
 
-# Renewed once per batch: one Core statement built once (an ORM update cost twice the CPU, bench (b)).
+# Renewed before writes (engine.lease): one Core statement built once (an ORM update cost twice the CPU, bench (b)).
 _LEASES = cast(Table, LeaseRow.__table__)
 _RENEW = (update(_LEASES)
           .where(_LEASES.c.pipeline == bindparam("lease_pipeline"), _LEASES.c.owner == bindparam("lease_owner"))

@@ -123,7 +123,8 @@ def test_killed_after_the_target_accepted_a_create_the_next_run_recovers_without
     kill_at_first_write(rig_, kill_crm, rig_.config(batch_size=2), "erp_receipts_to_crm")
     landed = rig_.crm.state.all("payment_form")
     assert landed, "the killed batch must have reached the CRM"
-    # A different batch size makes a different batch (and transaction id): recovery must come from the store.
+    # A different batch size makes a different batch (and transaction id): recovery must come from the
+    # hub's own key lookup in the CRM before each create.
     result = rig_.run(rig_.config(batch_size=5), "erp_receipts_to_crm")[0]
     assert result["status"] == "success"
     numbers = [row["receipt_no"] for row in rig_.crm.state.all("payment_form")]

@@ -10,6 +10,7 @@ from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 from pydantic import SecretStr
 
@@ -189,8 +190,8 @@ def test_concurrent_long_calls_are_waited_out_within_the_run(monkeypatch: pytest
     """Two slow calls fill an org that allows two long-running ones: the four writes arriving meanwhile
     are refused ("ConcurrentRequests ... Limit exceeded") and land once a slot is free, not failed as a
     used-up daily allocation."""
-    monkeypatch.setattr(sf_connector, "CONCURRENT_WAIT_S", 0.5)
-    sb = create_sandbox(concurrent_long_requests=2, long_request_s=0.2, request_time_s=0.6)
+    monkeypatch.setattr(sf_connector, "CONCURRENT_WAIT_S", 1.0)
+    sb = create_sandbox(concurrent_long_requests=2, long_request_s=0.2, request_time_s=1.0)
     path = "composite/sobjects/Account/CRM_Code__c"
     results: dict[int, list[WriteResult]] = {}
     with SandboxServer(sb) as server, closing(connect(server)) as conn:
@@ -203,7 +204,7 @@ def test_concurrent_long_calls_are_waited_out_within_the_run(monkeypatch: pytest
         later = [threading.Thread(target=write, args=(n,)) for n in range(2, 6)]
         for thread in first:
             thread.start()
-        time.sleep(0.35)  # the first two have run 0.35 s: both long-running now
+        time.sleep(0.5)  # the first two have run 0.5 s of their 1 s: both long-running now
         for thread in later:
             thread.start()
         for thread in first + later:
@@ -213,6 +214,31 @@ def test_concurrent_long_calls_are_waited_out_within_the_run(monkeypatch: pytest
     assert all(len(r) == 1 and r[0].ok for r in results.values()) and len(results) == 6, results
     org: SalesforceOrg = sb.state
     assert [org.count("Account", "CRM_Code__c", f"CUS-L{n}") for n in range(6)] == [1] * 6
+
+
+@pytest.mark.parametrize(("message", "wait"), [
+    ("ConcurrentRequests (Concurrent API Requests) Limit exceeded.", sf_connector.CONCURRENT_WAIT_S),
+    ("ConcurrentPerOrgLongTxn Limit exceeded.", sf_connector.CONCURRENT_WAIT_S),
+    ("TotalRequests Limit exceeded.", sf_connector.ALLOCATION_WAIT_S),
+    ("a message Salesforce has not documented", sf_connector.ALLOCATION_WAIT_S),
+])
+def test_request_limit_answers_wait_by_which_limit(message: str, wait: float) -> None:
+    response = httpx.Response(403)
+    verdict = sf_connector.classify(response, [{"message": message, "errorCode": "REQUEST_LIMIT_EXCEEDED"}])
+    assert verdict is not None and verdict.reason == "rate_limited" and verdict.retry_after == wait
+    assert sf_connector.classify(httpx.Response(403), [{"message": message, "errorCode": "INSUFFICIENT_ACCESS"}]) \
+        is None
+
+
+def test_concurrent_limit_that_outlasts_the_retries_fails_the_call_as_rate_limited(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sf_connector, "CONCURRENT_WAIT_S", 0.05)
+    sb = create_sandbox(concurrent_long_requests=0)  # refuses every call, as a saturated org does
+    with SandboxServer(sb) as server, closing(connect(server)) as conn, \
+            pytest.raises(RateLimitedError) as refused:
+        conn.check()
+    assert refused.value.retry_after == 0.05
+    assert [entry.status for entry in sb.log.entries("query")] == [403, 403, 403]  # max_attempts=3
 
 
 def test_on_delete_deletes_the_account_and_fetch_no_longer_sees_it(sandbox: Any) -> None:

@@ -18,6 +18,7 @@ from erphub.core.errors import RunFailed
 from erphub.engine import Pipeline, replay_dead_letters, run_pipeline
 from erphub.mappings.plan import Mapped, Rejected, Skipped
 from erphub.store import Store
+from erphub.store.models import BatchCommit, LinkUpdate
 
 SECRET = "canary-secret-5f2b9c"
 
@@ -174,6 +175,22 @@ def test_a_create_that_landed_before_a_crash_is_recovered_not_duplicated(store: 
     assert (info.counts["created"], info.counts["updated"]) == (0, 1)
     assert erp.count_with_key("customer", "C0042") == 1
     assert store.links_for("customers", [record.id])[record.id].target_id == landed.id
+
+
+def test_a_pending_link_left_by_an_older_version_is_recovered_by_key(store: Store, systems, request) -> None:
+    """Older versions committed a `pending` link (no target id) before each create: one a crash left
+    behind is looked up by key like any unlinked record, and becomes an ordinary synced link."""
+    crm, erp = systems
+    record = crm.put("customer", {"code": "C0043", "name": "旧版本", "status": "customer"})
+    pipeline = make_pipeline(systems, request)
+    store.commit_batch(BatchCommit("customers", "old-run", links=[
+        LinkUpdate(record.id, None, "C0043", None, None, state="pending")]), pipeline.endpoints)
+    landed = erp.put("customer", {"number": "C0043", "name": "旧版本"})
+    info = run_pipeline(pipeline, store)
+    assert (info.counts["created"], info.counts["updated"]) == (0, 1)
+    assert erp.count_with_key("customer", "C0043") == 1
+    link = store.links_for("customers", [record.id])[record.id]
+    assert (link.target_id, link.state) == (landed.id, "synced")
 
 
 def test_backfill_window_does_not_move_the_cursor_back(store: Store, systems, request) -> None:

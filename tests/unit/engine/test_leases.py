@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import time
-from types import SimpleNamespace
 
 import pytest
 
 from erphub.core.errors import RunFailed
 from erphub.store import Store
-from erphub.store.leases import owner_name
+from erphub.store.leases import HOST, owner_name
 from tests.unit.engine.configs import memory_pipeline_config
 from tests.unit.engine.test_engine import make_pipeline, seed_customers
 
@@ -39,10 +39,19 @@ def test_an_expired_lease_or_one_left_by_a_dead_process_is_taken_over(store: Sto
     assert store.acquire_lease("p1", "me", ttl_s=60) is None
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True, check=True).stdout.strip()
-    import socket
-
-    assert store.acquire_lease("p2", f"{socket.gethostname()}:{dead}:run", ttl_s=600) is None
+    assert store.acquire_lease("p2", f"{HOST}:{dead}:run", ttl_s=600) is None
     assert store.acquire_lease("p2", "me", ttl_s=60) is None  # its holder process is gone
+
+
+def test_a_dead_pid_in_another_pid_namespace_of_the_same_host_name_waits_for_the_ttl(store: Store) -> None:
+    """Containers sharing a host name but not their pids: a pid gone here may be alive there."""
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    name = socket.gethostname()
+    for owner in (f"{name}/1:{dead}:0:run", f"{name}:{dead}:0:run"):  # another namespace; no namespace
+        pipeline = f"ns-{owner.count('/')}"
+        assert store.acquire_lease(pipeline, owner, ttl_s=600) is None
+        assert store.acquire_lease(pipeline, "me", ttl_s=60) == owner
 
 
 def test_the_cli_reports_a_busy_pipeline_as_a_failed_run_not_a_crash(tmp_path) -> None:
@@ -66,8 +75,6 @@ def test_the_cli_reports_a_busy_pipeline_as_a_failed_run_not_a_crash(tmp_path) -
 
 def test_a_lease_held_by_a_zombie_is_taken_over_at_once(store: Store) -> None:
     """A killed run its parent has not reaped yet: kill(pid, 0) succeeds, /proc says state Z."""
-    import socket
-
     from erphub.store.leases import process_stat
 
     child = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -75,7 +82,7 @@ def test_a_lease_held_by_a_zombie_is_taken_over_at_once(store: Store) -> None:
         while (stat := process_stat(child.pid)) is not None and stat[0] != "Z":
             time.sleep(0.01)  # exited, never waited for: a zombie
         assert stat is not None and stat[0] == "Z"
-        assert store.acquire_lease("p", f"{socket.gethostname()}:{child.pid}:{stat[1]}:run", ttl_s=600) is None
+        assert store.acquire_lease("p", f"{HOST}:{child.pid}:{stat[1]}:run", ttl_s=600) is None
         assert store.acquire_lease("p", "me", ttl_s=60) is None  # no 300 s wait for the TTL
     finally:
         child.wait()
@@ -84,15 +91,13 @@ def test_a_lease_held_by_a_zombie_is_taken_over_at_once(store: Store) -> None:
 def test_a_lease_whose_pid_now_names_another_process_is_taken_over(store: Store) -> None:
     """pid reuse: the lease kept its holder's start time; a live process under that pid that started
     at another time is not the holder."""
-    import socket
-
     from erphub.store.leases import process_stat
 
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
         stat = process_stat(child.pid)
         assert stat is not None
-        host = socket.gethostname()
+        host = HOST
         assert store.acquire_lease("alive", f"{host}:{child.pid}:{stat[1]}:run", ttl_s=600) is None
         assert store.acquire_lease("alive", "me", ttl_s=60) == f"{host}:{child.pid}:{stat[1]}:run"  # still its
         reused = f"{host}:{child.pid}:{int(stat[1]) + 1}:run"
@@ -123,21 +128,35 @@ def test_the_lease_is_renewed_once_a_tenth_of_its_ttl_passed_and_a_lost_one_stop
     from erphub.engine import lease as lease_module
     from erphub.engine.lease import Lease
 
-    clock = [1000.0]
-    monkeypatch.setattr(lease_module, "time", SimpleNamespace(monotonic=lambda: clock[0], sleep=time.sleep))
+    boot, wall = [1000.0], [5000.0]
+    monkeypatch.setattr(lease_module, "_elapsed_clocks", lambda: (boot[0], wall[0]))
+
+    def step(seconds: float, *, wall_too: bool = True) -> None:
+        boot[0] += seconds
+        wall[0] += seconds if wall_too else 0
+
     counting = CountingStore(store)
     lease = Lease(counting, "p-renew", ttl_s=60, wait_s=0)  # type: ignore[arg-type]
     lease.take()
     for _ in range(50):  # fifty batches within 5 s of taking it: it cannot have expired
         lease.keep()
-        clock[0] += 0.1
+        step(0.1)
     assert counting.renewals == 0
-    clock[0] += 1.0  # 6.9 s since it was taken: due
+    step(1.0)  # 6 s since it was taken: due
     lease.keep()
     assert counting.renewals == 1
     lease.keep()
     assert counting.renewals == 1
-    clock[0] += 6.0
+    step(7.0, wall_too=False)  # the machine slept: the boot clock counts it, the monotonic one would not
+    lease.keep()
+    assert counting.renewals == 2
+    wall[0] += 30  # the wall clock (the expiry's clock) jumped ahead
+    lease.keep()
+    assert counting.renewals == 3
+    wall[0] -= 3600  # ... or back: not trusted either
+    lease.keep()
+    assert counting.renewals == 4
+    step(6.0)
     counting.lost = True  # meanwhile another run took the pipeline (say, after a long pause)
     with pytest.raises(PipelineBusy, match="lost its lease"):
         lease.keep()
