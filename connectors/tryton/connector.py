@@ -175,7 +175,8 @@ class TrytonConnector(ConnectorBase):
 
     def delete(self, entity: str, ids: Sequence[str], *, mode: str) -> list[WriteResult]:
         """Deactivate parties: `write` `active = False` (inactive records drop out of searches and reads,
-        Tryton's `active_test`); a party that no longer exists counts as done."""
+        Tryton's `active_test`); a party that no longer exists counts as done. A customer written
+        again later finds its inactive party by code and reactivates it (`Parties.find`)."""
         if mode not in self.delete_modes(entity):
             raise ConfigError(f"tryton cannot {mode} {entity!r} records")
         wanted = [int(i) for i in ids if str(i).isdigit()]

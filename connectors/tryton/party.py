@@ -88,11 +88,16 @@ class Parties:
         return out
 
     def find(self, keys: list[str]) -> dict[str, dict[str, Any]]:
-        """Parties by code, with the ids an update and a sale's header need."""
+        """Parties by code, with the ids an update and a sale's header need. Deactivated parties too:
+        Tryton's searches skip them unless asked (`active_test`), yet a code stays taken by its
+        inactive party (`code_uniq` is `Unique(code)`, party/party.py), so a customer whose party was
+        deactivated (by `on_delete: deactivate`, or by hand) and who comes back is updated and
+        reactivated, not created again and refused as a duplicate code for ever."""
         if not keys:
             return {}
         rows = self.rpc.search_read(
-            "party.party", [["code", "in", keys]], ["code", "addresses", "contact_mechanisms", "identifiers"]
+            "party.party", [["code", "in", keys], ["active", "in", [True, False]]],
+            ["code", "active", "addresses", "contact_mechanisms", "identifiers"],
         )
         return {r["code"]: r for r in rows}
 
@@ -150,6 +155,10 @@ class Parties:
                 values["identifiers"] = [["create", [self._identifier(code)]]]
             elif idents:
                 values["identifiers"] = [["delete", idents[:1]]]
+        if not existing.get("active", True):  # False, or 0 as some Tryton backends answer it
+            # A customer written again exists again; first, as an inactive party's fields are read-only
+            # (DeactivableMixin: "You are not allowed to modify the field ...").
+            self.rpc.write("party.party", [existing["id"]], {"active": True})
         if values:
             self.rpc.write("party.party", [existing["id"]], values)
 

@@ -319,6 +319,23 @@ def test_on_delete_deactivates_the_party_and_fetch_no_longer_sees_it(
     assert sorted(conn.fetch("customer", [ids[keep], ids[gone]])) == [ids[keep]]
 
 
+def test_a_deactivated_customer_written_again_is_its_own_party_reactivated(
+        harness: TrytonHarness, conn: TrytonConnector) -> None:
+    """Tryton's searches skip inactive parties, but the code stays theirs (Unique(code)): the customer
+    coming back (its link removed by the deletion) is found by code, updated and active again."""
+    code = ensure_customer(conn, harness)
+    party = conn.lookup("customer", [code])[code]
+    conn.delete("customer", [party], mode="deactivate")
+    back = harness.write_request(2, key=code)
+    [res] = conn.write("customer", [back])
+    assert res.ok, res.error
+    assert (res.target_id, res.action) == (party, WriteAction.UPDATED)
+    assert conn.lookup("customer", [code]) == {code: party}
+    rows = conn.rpc.search_read("party.party", [["code", "=", code], ["active", "in", [True, False]]],
+                                ["active", "name"])
+    assert [(r["id"], r["active"], r["name"]) for r in rows] == [(int(party), True, back.data["name"])]
+
+
 def test_balances_in_two_currencies_are_kept_apart_and_converted_with_trytons_rate(harness: TrytonHarness) -> None:
     conn = harness.connector(sale_workflow="confirm")
     assert isinstance(conn, TrytonConnector)
