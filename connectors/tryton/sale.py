@@ -373,6 +373,10 @@ class Sales:
                 raise RecordWriteRefused(
                     "unknown_reference", f"unknown customer {data['customer_code']!r}", "customer_code"
                 )
+            if not party.get("active", True):  # found by code, deactivated (Parties.find)
+                raise RecordWriteRefused(
+                    "inactive_reference", f"customer {data['customer_code']!r} is deactivated in Tryton",
+                    "customer_code")
             values["party"] = party["id"]
             if party.get("addresses"):
                 values["invoice_address"] = values["shipment_address"] = party["addresses"][0]

@@ -336,6 +336,16 @@ def test_a_deactivated_customer_written_again_is_its_own_party_reactivated(
     assert [(r["id"], r["active"], r["name"]) for r in rows] == [(int(party), True, back.data["name"])]
 
 
+def test_a_sale_for_a_deactivated_customer_is_refused_by_name(harness: TrytonHarness, conn: TrytonConnector) -> None:
+    code = ensure_customer(conn, harness)
+    conn.delete("customer", [conn.lookup("customer", [code])[code]], mode="deactivate")
+    reference = uid("SO")
+    [res] = conn.write("sales_order", [sale_request(reference, code, [
+        {"product": "1.01.008", "quantity": 1, "unit_price": "10"}])])
+    assert res.error is not None and res.error.code == "inactive_reference" and code in res.error.message
+    assert conn.rpc.search("sale.sale", [["reference", "=", reference]]) == []
+
+
 def test_balances_in_two_currencies_are_kept_apart_and_converted_with_trytons_rate(harness: TrytonHarness) -> None:
     conn = harness.connector(sale_workflow="confirm")
     assert isinstance(conn, TrytonConnector)
