@@ -36,7 +36,7 @@ A 403 REQUEST_LIMIT_EXCEEDED is "rate limited" (counted), not an auth failure: "
 exceeded." (the daily allocation) fails the call at once, to be replayed later; "ConcurrentRequests
 (Concurrent API Requests) Limit exceeded." (25 calls of 20 s or more running in the org, Salesforce Help
 000389067) and "ConcurrentPerOrgLongTxn Limit exceeded." (10 Apex transactions of 5 s or more) are
-retried within the run, 10 s apart.
+retried within the run, 10 to 12.5 s apart.
 """
 
 from erphub.connectors.salesforce.connector import SalesforceConnector, SalesforceSettings

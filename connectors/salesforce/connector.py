@@ -21,6 +21,7 @@ standard "inactive" field on Account/Order, so `deactivate` is not offered.
 
 from __future__ import annotations
 
+import random
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -73,9 +74,11 @@ ALLOCATION_WAIT_S = 3600.0  # the daily allocation frees slowly: give up at once
 # 20 s or more (Salesforce Help 000389067, "ConcurrentRequests (Concurrent API Requests) Limit
 # exceeded."), or 10 Apex transactions of 5 s or more, triggers of our upserts included ("Concurrent"
 # "PerOrgLongTxn Limit exceeded.", Apex Developer Guide, Execution Governors and Limits). A slot frees
-# when one of them ends, so the call is retried within the run, 10 s apart (five tries in the 60 s
-# retry budget). Only the daily allocation ("TotalRequests Limit exceeded.") waits an hour.
+# when one of them ends, so the call is retried within the run, 10 to 12.5 s apart (five tries in the
+# 60 s retry budget; spread, so the workers refused together do not come back together). Only the
+# daily allocation ("TotalRequests Limit exceeded.") waits an hour.
 CONCURRENT_WAIT_S = 10.0
+CONCURRENT_JITTER = 0.25  # of CONCURRENT_WAIT_S, added at random
 CONCURRENT_LIMIT_PREFIX = "Concurrent"
 
 
@@ -159,7 +162,10 @@ def classify(response: httpx.Response, body: Any) -> Verdict | None:
         and body[0].get("errorCode") == "REQUEST_LIMIT_EXCEEDED"
     ):
         message = str(body[0].get("message", ""))
-        wait = CONCURRENT_WAIT_S if message.startswith(CONCURRENT_LIMIT_PREFIX) else ALLOCATION_WAIT_S
+        if message.startswith(CONCURRENT_LIMIT_PREFIX):
+            wait = CONCURRENT_WAIT_S * (1 + random.uniform(0, CONCURRENT_JITTER))
+        else:
+            wait = ALLOCATION_WAIT_S
         return Verdict(Action.RATE_LIMITED, "rate_limited", message, retry_after=wait)
     return None
 
