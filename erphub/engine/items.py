@@ -30,6 +30,5 @@ class BatchWork:
     mapped: list[tuple[Record, Mapped]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # filtered out by the mapping (a handshake acknowledges them)
     touched: frozenset[str] = frozenset()  # its source ids and match keys: batches sharing one never overlap
-    lease_kept: bool = False  # the lease was kept for this batch already (before its write)
     # What this batch added to the run's counts: a retry that does the batch again takes it back first.
     counts: Counter[str] = field(default_factory=Counter)

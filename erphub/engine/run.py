@@ -299,12 +299,10 @@ class PipelineRun:
                 target_meta=self._target_meta(item, target_id)))
         if two_way is not None and two_way.pushes:
             self._lease.keep()
-            work.lease_kept = True
             self._count(Outcome.DEAD_LETTERED, two_way.push_winners(batch))  # the target's winners, back
         if not requests:
             return
         self._lease.keep()  # never write without holding the pipeline
-        work.lease_kept = True
         results = p.target.write(p.target_entity, requests)
         if len(results) != len(requests):
             raise ProtocolError(f"write returned {len(results)} results for {len(requests)} records",
@@ -387,7 +385,7 @@ class PipelineRun:
         self._count(Outcome.DEAD_LETTERED)
 
     def commit(self, work: BatchWork) -> None:
-        """One transaction for the batch; the lease was kept before its write (engine.lease), or is now."""
+        """One transaction for the batch, then the lease is kept (renewed only when due: engine.lease)."""
         batch = work.commit
         if self._open_letters is not None:  # known since `begin`: no dead-letter query for a clean batch
             batch.open_letters = frozenset(self._open_letters.intersection(batch.resolved_source_ids))
@@ -396,8 +394,7 @@ class PipelineRun:
             failed = {letter.source_id for letter in batch.dead_letters}
             self._open_letters = (self._open_letters - batch.open_letters) | failed
         self._acknowledge(work.commit, work.skipped)
-        if not work.lease_kept:
-            self._lease.keep()
+        self._lease.keep()
 
     def _acknowledge(self, batch: BatchCommit, skipped: Sequence[str]) -> None:
         """Handshake-style staging tables learn, after our commit, which rows were taken and which failed."""
