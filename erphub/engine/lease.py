@@ -1,8 +1,8 @@
 """The pipeline lease of one run: one run of a pipeline at a time (schedule, manual run, webhooks alike).
 
 Taken before the run starts (waiting up to `lease_wait_s` for another holder), kept just before each
-write (a two-way batch that also writes values back to the source: before each of its two writes) and
-after each batch's commit, released when the run finishes.
+write, to the target or back to the source (a two-way or write-back batch: before each of its writes),
+and after each batch's commit, released when the run finishes.
 
 Keeping it renews it in the store only once a tenth of its TTL has passed since the last renewal,
 as told by two clocks read before that renewal was sent: one that counts a suspended machine's sleep,

@@ -204,7 +204,7 @@ class PipelineRun:
             if to_write:
                 self._deliver(to_write, work)
             if p.write_back is not None:
-                refused = write_back(p, self.store, work.mapped, batch)
+                refused = write_back(p, self.store, work.mapped, batch, self._lease.keep)
                 if refused:
                     self._count(Outcome.DEAD_LETTERED, refused)
         finally:

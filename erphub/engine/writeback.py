@@ -3,7 +3,7 @@ systems show the link (a CRM customer carrying its ERP customer number, say)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from erphub.core.outcomes import ErrorClass, Stage
 from erphub.core.records import Record, WriteRequest
@@ -13,8 +13,10 @@ from erphub.store import BatchCommit, NewDeadLetter, Store
 
 
 def write_back(pipeline: Pipeline, store: Store, mapped: Sequence[tuple[Record, Mapped]],
-               batch: BatchCommit) -> int:
+               batch: BatchCommit, keep_lease: Callable[[], None]) -> int:
     """Write the numbers the source lacks; a refusal becomes a dead letter in `batch`.
+    `keep_lease` is called just before the source is written (a batch may have written nothing to
+    the target, so nothing else kept the lease for this write).
 
     Returns how many records were dead-lettered, for the run to count.
     """
@@ -42,6 +44,7 @@ def write_back(pipeline: Pipeline, store: Store, mapped: Sequence[tuple[Record, 
                                      owned_fields=frozenset({field_name})))
     if not requests:
         return 0
+    keep_lease()
     results = p.source.write(p.source_entity, requests)
     refused = 0
     for record, request, written in zip(records, requests, results, strict=True):

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from erphub.config.loader import load_config
 from erphub.connectors.memory import memory_system
+from erphub.core.errors import RunFailed
 from erphub.engine import run_pipeline
 from erphub.runtime import Hub
 from tests.unit.engine.configs import memory_pipeline_config
@@ -111,3 +113,34 @@ def test_a_refused_write_back_stays_an_open_dead_letter(tmp_path: Path) -> None:
         assert (info.counts["created"], info.counts["dead_lettered"]) == (1, 1)
         [letter] = hub.store.list_dead_letters(pipeline="won")
         assert (letter.stage, letter.status, letter.field) == ("write_back", "open", "erp_customer_no")
+
+
+def test_a_write_back_alone_is_not_sent_once_the_run_has_lost_its_lease(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch that writes nothing to the target (the customer is unchanged there) but still owes the
+    source its number keeps the lease before that write: a run that lost the pipeline writes nothing."""
+    from erphub.engine import lease as lease_module
+    from erphub.store import Store
+
+    crm, _erp = memory_system("crm-wb-lease"), memory_system("erp-wb-lease")
+    crm.put("opportunity", {"code": "C1", "name": "机会", "stage": "won"})
+    config = memory_pipeline_config(tmp_path, "won_opportunities", MAPPING,
+                                    source=("crm-wb-lease", "opportunity", "code"),
+                                    target=("erp-wb-lease", "customer", "number"),
+                                    options="write_back: {field: erp_customer_no, value: target_id}")
+    with Hub(load_config(config)) as hub:
+        run_pipeline(hub.pipeline("won_opportunities"), hub.store)
+        record = crm.all("opportunity")[0]
+        assert record.data["erp_customer_no"]
+        crm.put("opportunity", {**record.data, "erp_customer_no": ""}, record_id=record.id)  # cleared by hand
+        clock = [0.0]
+
+        def ever_later() -> tuple[float, float]:  # every keep is due, so every one asks the store
+            clock[0] += 3600
+            return clock[0], clock[0]
+
+        monkeypatch.setattr(lease_module, "_elapsed_clocks", ever_later)
+        monkeypatch.setattr(Store, "renew_lease", lambda *args, **kwargs: False)  # another run took it
+        with pytest.raises(RunFailed, match="lost its lease"):
+            run_pipeline(hub.pipeline("won_opportunities"), hub.store)
+    assert crm.all("opportunity")[0].data["erp_customer_no"] == ""  # the CRM's own record: not written
