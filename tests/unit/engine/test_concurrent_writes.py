@@ -40,6 +40,7 @@ class SlowTarget(MemoryConnector):
         self.most_in_flight = 0
         self.finished: list[str] = []  # first source id of each batch, in the order the writes finished
         self.lookups = 0
+        self.later_landed_first = False  # the failing call saw a later batch land before it failed
 
     def write(self, entity: str, batch: Sequence[WriteRequest]) -> list[WriteResult]:
         with self.lock:
@@ -52,7 +53,8 @@ class SlowTarget(MemoryConnector):
             time.sleep(delay)
             if call == self.fail_at_call:
                 with self.landed:
-                    self.landed.wait_for(lambda: self.latest_landed > batch[-1].key, timeout=self.LATER_LANDING_WAIT)
+                    self.later_landed_first = self.landed.wait_for(lambda: self.latest_landed > batch[-1].key,
+                                                                   timeout=self.LATER_LANDING_WAIT)
                 raise TransientError("the target went away", system="erp")
             with self.landed:
                 results = super().write(entity, batch)
@@ -113,6 +115,7 @@ def test_a_failed_batch_among_concurrent_ones_never_moves_the_cursor_past_it(sto
     pipeline, target = make(systems, request, seed=seed, fail_at_call=rng.randint(2, 18))
     with pytest.raises(RunFailed):
         run_pipeline(pipeline, store)
+    assert target.later_landed_first, "a later batch was meant to be in the target when this one failed"
     cursor = store.get_cursor("customers")
     links = store.links_for("customers", [r.id for r in crm.all("customer")])
     # Every record the cursor has passed is in the target and linked: a crash now would skip nothing.
