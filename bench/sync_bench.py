@@ -14,7 +14,8 @@ in a child process with the demo's pipeline config (batch and page size as confi
            start-up included (it is part of what a user waits for), with a Prefect server running as
            the deployed hub has one (`prefect server start`, started once by the bench; the run finds
            it as it finds `erphub serve`'s). Target <= 1.15. Also, as information: a cold one-shot
-           run that starts its own embedded Prefect server / plain.
+           run that starts its own embedded Prefect server / plain; and the ratio with what a fresh
+           process spends importing Prefect taken off each prefect run.
   scale    no latency, quotas lifted, at each size of ERPHUB_BENCH_SCALE (default 10000,100000,1000000):
            time per record (largest / smallest) flat within 20 %, peak RSS of the erphub process
            flat within 30 %, and an incremental run with nothing changed <= 2 % of the full run
@@ -215,6 +216,27 @@ def prefect(tmp: str) -> None:
            f"(wall, start-up included; median of {repeats} rounds' ratios)")
     report("(d) info: cold one-shot / plain", ratio("cold"), 1.15, "<=",
            f"no Prefect server running: the run starts an embedded one, {spread('cold')} s")
+    imports = prefect_import_s()
+    without = statistics.median((t - imports) / p for t, p in zip(times["attached"], times["plain"], strict=True))
+    report("(d) info: the same, less Prefect's import", without, 1.15, "<=",
+           f"a fresh process spends {imports:.2f} s importing what `--engine prefect` adds to `--engine plain`'s "
+           f"imports (Prefect and its flow engine; median of 5), taken off each prefect run")
+
+
+IMPORTS_PLAIN = "import erphub.cli.main"
+IMPORTS_PREFECT = "import erphub.cli.main, erphub.flows.sync, prefect.flow_engine, fastapi.encoders"
+
+
+def prefect_import_s(rounds: int = 5) -> float:
+    """Wall seconds a fresh interpreter spends importing what `--engine prefect` imports beyond what
+    `--engine plain` does (flows/sync.py and what Prefect loads on a flow's first call): the median of
+    `rounds` differences."""
+    def timed(code: str) -> float:
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True)
+        return time.perf_counter() - start
+
+    return statistics.median(timed(IMPORTS_PREFECT) - timed(IMPORTS_PLAIN) for _ in range(rounds))
 
 
 def scale(tmp: str) -> None:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -181,22 +181,27 @@ class Chunk:
 
 
 class CountingWindow(BatchWindow):
-    """engine.window's BatchWindow (writes of several batches at once, commits in order) that keeps
-    the batches it was given and counts its commits: committed batches are a prefix of them."""
+    """engine.window's BatchWindow (writes of several batches at once, commits in order) that counts
+    its commits and keeps the batches given to it and not committed yet (`uncommitted`, in order): a
+    committed batch is let go, so a task holds a few batches' records and links, not its chunk's."""
 
     def __init__(self, run: PipelineRun) -> None:
         super().__init__(run)
-        self.works: list[BatchWork] = []
+        self.uncommitted: deque[BatchWork] = deque()
         self.committed = 0
 
     def submit(self, work: BatchWork) -> None:
-        self.works.append(work)  # before its start: a failure while it waits for a slot leaves it uncommitted
+        self.uncommitted.append(work)  # before its start: a failure while it waits for a slot leaves it uncommitted
         super().submit(work)
         if self._pool is None:  # one batch at a time: committed inside submit
-            self.committed += 1
+            self._committed_one()
 
     def _commit_oldest(self) -> None:
         super()._commit_oldest()
+        self._committed_one()
+
+    def _committed_one(self) -> None:
+        self.uncommitted.popleft()
         self.committed += 1
 
 
@@ -228,7 +233,7 @@ def sync_pages(run: PipelineRun, chunk: Chunk) -> dict[str, int]:
         if not complete:
             # Every count but those of the batches a retry does again. (A snapshot of the counts taken
             # when a page was submitted missed earlier batches' writes still finishing in other threads.)
-            again = sum((work.counts for work in window.works[window.committed:]), Counter[str]())
+            again = sum((work.counts for work in window.uncommitted), Counter[str]())
             chunk.counts_before = run.counts - again
     return dict(run.counts)
 
