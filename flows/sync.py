@@ -143,7 +143,11 @@ class Chunk:
     A chunk with a `source` takes its pages from it while its task runs (`taken`: the pages it has,
     then the source's next ones until it holds `size` records): its first batch is written as soon
     as its first page is read, not after the whole chunk. A read error ends the chunk (`read_error`)
-    instead of failing its task: the flow raises it, outside any task, so it is never retried."""
+    instead of failing its task: the flow raises it, outside any task, so it is never retried.
+
+    A page whose batches are all committed is let go (`let_go`): a retry never needs it again, so a
+    task holds the pages of the batches in flight, not its whole chunk. `pages` are the pages held;
+    `released` counts the pages, batches and records let go before them."""
 
     pages: list[Page]
     done: int = 0
@@ -152,19 +156,21 @@ class Chunk:
     source: Iterator[Page] | None = field(default=None, repr=False)
     size: int = 0
     read_error: Exception | None = field(default=None, repr=False)
+    released: Released = field(default_factory=lambda: Released(), repr=False)
 
     @property
     def records(self) -> int:
-        return sum(len(page.records) for page in self.pages)
+        """Records of the chunk: those let go and those held."""
+        return self.released.records + sum(len(page.records) for page in self.pages)
 
     def taken(self) -> Iterator[Page]:
-        """Every page of the chunk, in order: those it holds, then new ones from its source."""
+        """Every page of the chunk still held, in order, then new ones from its source."""
         held = self.records
-        index = 0
+        index = self.released.pages  # of the chunk's pages, counting those let go meanwhile
         while True:
-            if index < len(self.pages):
+            if index < self.released.pages + len(self.pages):
                 index += 1
-                yield self.pages[index - 1]
+                yield self.pages[index - 1 - self.released.pages]
                 continue
             if self.source is None or held >= self.size:
                 return
@@ -178,6 +184,23 @@ class Chunk:
                 return
             self.pages.append(page)
             held += len(page.records)
+
+    def let_go(self, committed: int, batches_of: Callable[[Page], int]) -> None:
+        """Drop the leading pages all of whose batches are among the first `committed`."""
+        while self.pages and self.released.batches + batches_of(self.pages[0]) <= committed:
+            page = self.pages.pop(0)
+            self.released.pages += 1
+            self.released.batches += batches_of(page)
+            self.released.records += len(page.records)
+
+
+@dataclass
+class Released:
+    """What a chunk has let go of: its first `pages` pages, holding `batches` batches and `records` records."""
+
+    pages: int = 0
+    batches: int = 0
+    records: int = 0
 
 
 class CountingWindow(BatchWindow):
@@ -219,7 +242,7 @@ def sync_pages(run: PipelineRun, chunk: Chunk) -> dict[str, int]:
     complete = False
     try:
         with window:
-            index = 0  # of the chunk's batches, in order
+            index = chunk.released.batches  # of the chunk's batches, in order
             for page in chunk.taken():
                 for page_end, (records, checkpoint) in _marked_last(run.page_batches(page)):
                     if index >= chunk.done:
@@ -227,9 +250,11 @@ def sync_pages(run: PipelineRun, chunk: Chunk) -> dict[str, int]:
                         if page_end:
                             run.report_progress()
                     index += 1
+                chunk.let_go(chunk.done + window.committed, run.batch_count)
         complete = True
     finally:  # the window has waited for every write in flight: the counts are final
         chunk.done += window.committed
+        chunk.let_go(chunk.done, run.batch_count)
         if not complete:
             # Every count but those of the batches a retry does again. (A snapshot of the counts taken
             # when a page was submitted missed earlier batches' writes still finishing in other threads.)

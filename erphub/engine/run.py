@@ -171,6 +171,12 @@ class PipelineRun:
         return [(records[start:start + size], page.checkpoint if start + size >= len(records) else None)
                 for start in range(0, len(records), size)]
 
+    def batch_count(self, page: Page) -> int:
+        """How many batches `page_batches` cuts the page into."""
+        if not page.records:
+            return 1 if page.checkpoint is not None else 0
+        return -(-len(page.records) // self.pipeline.batch_size)
+
     def report_progress(self) -> None:
         if self.on_progress is not None:
             self.on_progress(dict(self.counts))

@@ -1,5 +1,5 @@
-"""flows/sync.py's CountingWindow: it holds only the batches not committed yet (a chunk task's memory is
-a few batches, not its chunk), and after a failure exactly those, in order, for the retry's counts."""
+"""What a chunk task holds (flows/sync.py): the batches not committed yet (CountingWindow) and the pages
+of those batches (Chunk.let_go), not its whole chunk; after a failure exactly what a retry needs."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from erphub.core.records import Page, Record, utcnow
 from erphub.engine.items import BatchWork
 from erphub.store import BatchCommit
 
@@ -61,3 +62,32 @@ def test_after_a_failure_it_holds_exactly_the_batches_not_committed() -> None:
     assert window.committed == 24
     held = [work.counts["n"] for work in window.uncommitted]
     assert held[0] == 25 and held == list(range(25, 25 + len(held)))
+
+
+def pages(n: int, size: int = 8) -> list[Page]:
+    at = utcnow()
+    return [Page([Record(f"r{p}-{i}", at, {}) for i in range(size)], None) for p in range(n)]
+
+
+def three_a_page(page: Page) -> int:
+    return -(-len(page.records) // 3)  # batches of 3
+
+
+def test_a_chunk_lets_go_of_the_pages_whose_batches_are_all_committed() -> None:
+    from erphub.flows.sync import Chunk
+
+    source = iter(pages(6))
+    chunk = Chunk([next(source)], source=source, size=40)  # 5 pages of 8: 15 batches of 3
+    seen = []
+    for page in chunk.taken():
+        seen.append(page.records[0].id)
+        chunk.let_go(len(seen) * 3 - 4, three_a_page)  # all but the last four batches committed
+        assert len(chunk.pages) <= 2
+    assert seen == [f"r{p}-0" for p in range(5)]  # every page once, in order, while it let go of them
+    assert (chunk.released.pages, chunk.released.batches, chunk.records) == (3, 9, 40)
+    chunk.let_go(10, three_a_page)  # batch 10 of page 4 (batches 9-11) not committed: page 4 stays
+    assert chunk.released.pages == 3
+    retried = [page.records[0].id for page in chunk.taken()]
+    assert retried == ["r3-0", "r4-0"]  # a retry starts at the first page still held
+    chunk.let_go(15, three_a_page)
+    assert not chunk.pages and chunk.records == 40 and list(chunk.taken()) == []
