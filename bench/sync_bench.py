@@ -198,6 +198,7 @@ def prefect(tmp: str) -> None:
     repeats = size("ERPHUB_BENCH_PREFECT_REPEATS", 3)
     times: dict[str, list[float]] = {"plain": [], "attached": [], "cold": []}
     with prefect_server(fresh(tmp, "prefect-server")) as url:
+        imports = prefect_import_s()  # while the server runs, as during the runs it is taken off
         for i in range(repeats):
             times["plain"].append(engine_run(tmp, f"plain-{i}", n, "plain"))
             times["attached"].append(engine_run(tmp, f"attached-{i}", n, "prefect", url))
@@ -216,21 +217,23 @@ def prefect(tmp: str) -> None:
            f"(wall, start-up included; median of {repeats} rounds' ratios)")
     report("(d) info: cold one-shot / plain", ratio("cold"), 1.15, "<=",
            f"no Prefect server running: the run starts an embedded one, {spread('cold')} s")
-    imports = prefect_import_s()
     without = statistics.median((t - imports) / p for t, p in zip(times["attached"], times["plain"], strict=True))
     report("(d) info: the same, less Prefect's import", without, 1.15, "<=",
-           f"a fresh process spends {imports:.2f} s importing what `--engine prefect` adds to `--engine plain`'s "
+           f"a fresh process spends {imports:.2f} s importing what `--engine prefect` adds to a plain run's "
            f"imports (Prefect and its flow engine; median of 5), taken off each prefect run")
 
 
-IMPORTS_PLAIN = "import erphub.cli.main"
-IMPORTS_PREFECT = "import erphub.cli.main, erphub.flows.sync, prefect.flow_engine, fastapi.encoders"
+# What a plain run of the bench's pipeline imports (the CLI, its runner with the engine, the two
+# connectors and what they load), and that plus what `--engine prefect` adds: flows/sync.py with
+# Prefect, and what Prefect loads on a flow's first call.
+IMPORTS_PLAIN = ("import erphub.cli.main, erphub.cli.runner, erphub.connectors.jiandaoyun, "
+                 "erphub.connectors.kingdee.connector, sqlalchemy.dialects.sqlite")
+IMPORTS_PREFECT = IMPORTS_PLAIN + ", erphub.flows.sync, prefect.flow_engine, fastapi.encoders"
 
 
 def prefect_import_s(rounds: int = 5) -> float:
     """Wall seconds a fresh interpreter spends importing what `--engine prefect` imports beyond what
-    `--engine plain` does (flows/sync.py and what Prefect loads on a flow's first call): the median of
-    `rounds` differences."""
+    `--engine plain` does: the median of `rounds` differences."""
     def timed(code: str) -> float:
         start = time.perf_counter()
         subprocess.run([sys.executable, "-c", code], check=True)

@@ -5,6 +5,9 @@ Deletions arrive from webhooks (a Jiandaoyun `data_remove` push) and from reconc
 the target, gone from the source). The target record is found through the link; once the target applied
 the deletion the link is removed (the pair no longer exists), so reconcile stops reporting it. A target
 that refuses keeps the link and leaves a dead letter with its reason.
+
+Deletions hold the pipeline's lease, as runs do: a deletion never races a run of the same pipeline that
+would write the record it deletes (and relink it, or reactivate it), and waits for such a run to end.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import structlog
 from erphub.connectors.base import SupportsDelete
 from erphub.core.errors import ConfigError
 from erphub.core.outcomes import ErrorClass, Stage
+from erphub.engine.lease import Lease
 from erphub.engine.pipeline import Pipeline
 from erphub.store import BatchCommit, NewDeadLetter, Store
 
@@ -44,6 +48,15 @@ def apply_deletions(pipeline: Pipeline, store: Store, source_ids: Sequence[str],
     problem = check_on_delete(pipeline)
     if problem is not None:
         raise ConfigError(problem)
+    lease = Lease(store, pipeline.name, ttl_s=pipeline.lease_ttl_s, wait_s=pipeline.lease_wait_s)
+    lease.take()  # PipelineBusy after the pipeline's lease wait: the caller retries the deletion later
+    try:
+        return _delete_linked(pipeline, store, source_ids, run_id)
+    finally:
+        lease.release()
+
+
+def _delete_linked(pipeline: Pipeline, store: Store, source_ids: Sequence[str], run_id: str) -> int:
     target = pipeline.target
     assert isinstance(target, SupportsDelete)
     links = store.links_for(pipeline.name, source_ids)

@@ -172,10 +172,8 @@ class PipelineRun:
                 for start in range(0, len(records), size)]
 
     def batch_count(self, page: Page) -> int:
-        """How many batches `page_batches` cuts the page into."""
-        if not page.records:
-            return 1 if page.checkpoint is not None else 0
-        return -(-len(page.records) // self.pipeline.batch_size)
+        """How many batches `page_batches` cuts the page into (by cutting it: one rule, not two)."""
+        return len(self.page_batches(page))
 
     def report_progress(self) -> None:
         if self.on_progress is not None:
@@ -391,7 +389,8 @@ class PipelineRun:
         self._count(Outcome.DEAD_LETTERED)
 
     def commit(self, work: BatchWork) -> None:
-        """One transaction for the batch, then the lease is kept (renewed only when due: engine.lease)."""
+        """One transaction for the batch, then the lease is kept (renewed only when due: engine.lease),
+        then a handshake source learns which rows were taken."""
         batch = work.commit
         if self._open_letters is not None:  # known since `begin`: no dead-letter query for a clean batch
             batch.open_letters = frozenset(self._open_letters.intersection(batch.resolved_source_ids))
@@ -399,8 +398,8 @@ class PipelineRun:
         if self._open_letters is not None and batch.open_letters is not None:
             failed = {letter.source_id for letter in batch.dead_letters}
             self._open_letters = (self._open_letters - batch.open_letters) | failed
+        self._lease.keep()  # before the acknowledgement: it writes to the source
         self._acknowledge(work.commit, work.skipped)
-        self._lease.keep()
 
     def _acknowledge(self, batch: BatchCommit, skipped: Sequence[str]) -> None:
         """Handshake-style staging tables learn, after our commit, which rows were taken and which failed."""

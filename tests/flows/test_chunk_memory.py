@@ -18,8 +18,8 @@ from erphub.store import BatchCommit
 class FakeRun:
     """What a BatchWindow asks of a PipelineRun: writes take a moment; `fail_at` fails that batch."""
 
-    def __init__(self, fail_at: int | None = None) -> None:
-        self.pipeline = SimpleNamespace(two_way=None, write_back=None, write_concurrency=4)
+    def __init__(self, fail_at: int | None = None, concurrency: int = 4) -> None:
+        self.pipeline = SimpleNamespace(two_way=None, write_back=None, write_concurrency=concurrency)
         self.fail_at, self.committed = fail_at, list[int]()
 
     def work(self, work: BatchWork) -> BatchWork:
@@ -50,18 +50,20 @@ def test_committed_batches_are_let_go() -> None:
     assert most_held <= 4  # the batches in flight, never the chunk
 
 
-def test_after_a_failure_it_holds_exactly_the_batches_not_committed() -> None:
+@pytest.mark.parametrize(("concurrency", "held"), [(4, [25, 26, 27, 28, 29]), (1, [25])])
+def test_after_a_failure_it_holds_exactly_the_batches_not_committed(concurrency: int, held: list[int]) -> None:
+    """With writes in threads: the failed batch, the three written beside it, and the one that was
+    waiting for a slot; one batch at a time: the failed one alone."""
     from erphub.flows.sync import CountingWindow
 
-    run: Any = FakeRun(fail_at=25)
+    run: Any = FakeRun(fail_at=25, concurrency=concurrency)
     window = CountingWindow(run)
     with pytest.raises(RuntimeError), window:
         for n in range(1, 61):
             window.submit(batch(n))
     assert run.committed == list(range(1, 25))
     assert window.committed == 24
-    held = [work.counts["n"] for work in window.uncommitted]
-    assert held[0] == 25 and held == list(range(25, 25 + len(held)))
+    assert [work.counts["n"] for work in window.uncommitted] == held
 
 
 def pages(n: int, size: int = 8) -> list[Page]:

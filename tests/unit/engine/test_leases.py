@@ -160,3 +160,26 @@ def test_the_lease_is_renewed_once_a_tenth_of_its_ttl_passed_and_a_lost_one_stop
     counting.lost = True  # meanwhile another run took the pipeline (say, after a long pause)
     with pytest.raises(PipelineBusy, match="lost its lease"):
         lease.keep()
+
+
+def test_a_deletion_waits_for_the_run_holding_the_pipeline_and_then_applies(store: Store, systems, request) -> None:
+    """A webhook's or reconcile's deletion holds the lease as a run does: while another run holds the
+    pipeline it deletes nothing (the caller retries it), once the pipeline is free it applies."""
+    from erphub.core.errors import PipelineBusy
+    from erphub.engine import apply_deletions, run_pipeline
+
+    crm, erp = systems
+    seed_customers(crm, 2)
+    pipeline = make_pipeline(systems, request)
+    pipeline.on_delete, pipeline.lease_wait_s = "delete", 0.3
+    run_pipeline(pipeline, store)
+    gone = crm.all("customer")[0].id
+    other = owner_name("other-run")
+    assert store.acquire_lease("customers", other, ttl_s=60) is None
+    with pytest.raises(PipelineBusy, match="busy"):
+        apply_deletions(pipeline, store, [gone])
+    assert len(erp.all("customer")) == 2  # the ERP's own records: nothing deleted under another run
+    store.release_lease("customers", other)
+    assert apply_deletions(pipeline, store, [gone]) == 1
+    assert len(erp.all("customer")) == 1
+    assert store.acquire_lease("customers", "next", ttl_s=60) is None  # and the deletion let the pipeline go

@@ -48,7 +48,8 @@ def test_the_erp_number_is_written_back_and_the_write_back_is_not_an_echo(tmp_pa
         assert third.counts["read"] == 0
 
 
-def test_handshake_rows_are_marked_done_or_error_after_the_commit(tmp_path: Path) -> None:
+def staging_hub(tmp_path: Path) -> tuple[sa.Engine, Path]:
+    """A handshake staging table of three rows (the second one fails the mapping) into a memory ERP."""
     db = tmp_path / "staging.db"
     engine = sa.create_engine(f"sqlite:///{db}")
     with engine.begin() as conn:
@@ -69,19 +70,53 @@ systems:
       url: sqlite:///{db}
       entities:
         customer: {{table: stg_customer, key_column: code, status_column: status, error_column: error}}
-  erp: {{connector: memory, settings: {{system: erp-hs, entities: {{customer: number}}}}}}
+  erp: {{connector: memory, settings: {{system: erp-{tmp_path.name}, entities: {{customer: number}}}}}}
 pipelines:
   staged_customers:
     source: {{system: staging, entity: customer}}
     target: {{system: erp, entity: customer}}
     mapping: m.yaml
 """, encoding="utf-8")
-    with Hub(load_config(tmp_path / "hub.yaml")) as hub:
+    return engine, tmp_path / "hub.yaml"
+
+
+def statuses(engine: sa.Engine) -> dict[str, str]:
+    with engine.connect() as conn:
+        return dict(conn.exec_driver_sql("SELECT code, status FROM stg_customer").all())  # type: ignore[arg-type]
+
+
+def test_handshake_rows_are_marked_done_or_error_after_the_commit(tmp_path: Path) -> None:
+    engine, config = staging_hub(tmp_path)
+    with Hub(load_config(config)) as hub:
         info = run_pipeline(hub.pipeline("staged_customers"), hub.store)
         assert (info.counts["created"], info.counts["dead_lettered"]) == (2, 1)
-    with engine.connect() as conn:
-        rows = dict(conn.exec_driver_sql("SELECT code, status FROM stg_customer").all())
-    assert rows == {"C1": "done", "C2": "error", "C3": "done"}
+    assert statuses(engine) == {"C1": "done", "C2": "error", "C3": "done"}
+    engine.dispose()
+
+
+def test_a_run_that_lost_its_lease_leaves_handshake_rows_to_the_run_holding_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The acknowledgement writes to the source: it comes after the lease is kept, never from a run that
+    lost the pipeline (the run holding it would find the rows already marked, and its marks ignored)."""
+    from erphub.engine import lease as lease_module
+    from erphub.store import Store
+
+    engine, config = staging_hub(tmp_path)
+    with Hub(load_config(config)) as hub:
+        run_pipeline(hub.pipeline("staged_customers"), hub.store)
+        with engine.begin() as conn:  # offered again (unchanged): the batch writes nothing to the ERP
+            conn.exec_driver_sql("UPDATE stg_customer SET status = 'new' WHERE code IN ('C1', 'C3')")
+        clock = [0.0]
+
+        def ever_later() -> tuple[float, float]:  # every keep is due, so every one asks the store
+            clock[0] += 3600
+            return clock[0], clock[0]
+
+        monkeypatch.setattr(lease_module, "_elapsed_clocks", ever_later)
+        monkeypatch.setattr(Store, "renew_lease", lambda *args, **kwargs: False)  # another run took it
+        with pytest.raises(RunFailed, match="lost its lease"):
+            run_pipeline(hub.pipeline("staged_customers"), hub.store)
+    assert statuses(engine) == {"C1": "new", "C2": "error", "C3": "new"}  # the staging table's own rows
     engine.dispose()
 
 
