@@ -98,22 +98,12 @@ def test_a_run_that_lost_its_lease_leaves_handshake_rows_to_the_run_holding_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The acknowledgement writes to the source: it comes after the lease is kept, never from a run that
     lost the pipeline (the run holding it would find the rows already marked, and its marks ignored)."""
-    from erphub.engine import lease as lease_module
-    from erphub.store import Store
-
     engine, config = staging_hub(tmp_path)
     with Hub(load_config(config)) as hub:
         run_pipeline(hub.pipeline("staged_customers"), hub.store)
         with engine.begin() as conn:  # offered again (unchanged): the batch writes nothing to the ERP
             conn.exec_driver_sql("UPDATE stg_customer SET status = 'new' WHERE code IN ('C1', 'C3')")
-        clock = [0.0]
-
-        def ever_later() -> tuple[float, float]:  # every keep is due, so every one asks the store
-            clock[0] += 3600
-            return clock[0], clock[0]
-
-        monkeypatch.setattr(lease_module, "_elapsed_clocks", ever_later)
-        monkeypatch.setattr(Store, "renew_lease", lambda *args, **kwargs: False)  # another run took it
+        lose_the_lease(monkeypatch)
         with pytest.raises(RunFailed, match="lost its lease"):
             run_pipeline(hub.pipeline("staged_customers"), hub.store)
     assert statuses(engine) == {"C1": "new", "C2": "error", "C3": "new"}  # the staging table's own rows
@@ -154,9 +144,6 @@ def test_a_write_back_alone_is_not_sent_once_the_run_has_lost_its_lease(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A batch that writes nothing to the target (the customer is unchanged there) but still owes the
     source its number keeps the lease before that write: a run that lost the pipeline writes nothing."""
-    from erphub.engine import lease as lease_module
-    from erphub.store import Store
-
     crm, _erp = memory_system("crm-wb-lease"), memory_system("erp-wb-lease")
     crm.put("opportunity", {"code": "C1", "name": "机会", "stage": "won"})
     config = memory_pipeline_config(tmp_path, "won_opportunities", MAPPING,
@@ -168,14 +155,22 @@ def test_a_write_back_alone_is_not_sent_once_the_run_has_lost_its_lease(
         record = crm.all("opportunity")[0]
         assert record.data["erp_customer_no"]
         crm.put("opportunity", {**record.data, "erp_customer_no": ""}, record_id=record.id)  # cleared by hand
-        clock = [0.0]
-
-        def ever_later() -> tuple[float, float]:  # every keep is due, so every one asks the store
-            clock[0] += 3600
-            return clock[0], clock[0]
-
-        monkeypatch.setattr(lease_module, "_elapsed_clocks", ever_later)
-        monkeypatch.setattr(Store, "renew_lease", lambda *args, **kwargs: False)  # another run took it
+        lose_the_lease(monkeypatch)
         with pytest.raises(RunFailed, match="lost its lease"):
             run_pipeline(hub.pipeline("won_opportunities"), hub.store)
     assert crm.all("opportunity")[0].data["erp_customer_no"] == ""  # the CRM's own record: not written
+
+
+def lose_the_lease(monkeypatch: pytest.MonkeyPatch) -> None:
+    """From now on every lease keep is due (it asks the store) and finds that another run took the pipeline."""
+    from erphub.engine import lease as lease_module
+    from erphub.store import Store
+
+    clock = [0.0]
+
+    def ever_later() -> tuple[float, float]:
+        clock[0] += 3600
+        return clock[0], clock[0]
+
+    monkeypatch.setattr(lease_module, "_elapsed_clocks", ever_later)
+    monkeypatch.setattr(Store, "renew_lease", lambda *args, **kwargs: False)
