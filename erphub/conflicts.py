@@ -13,6 +13,8 @@ from typing import Any
 from erphub.connectors.base import SupportsFetch
 from erphub.core.errors import ConfigError, RunFailed
 from erphub.core.records import WriteRequest
+from erphub.engine.lease import holding
+from erphub.engine.pipeline import Pipeline
 from erphub.engine.twoway_batch import agreement
 from erphub.runtime import Hub
 from erphub.store import Conflict
@@ -25,16 +27,31 @@ def _current(connector: object, entity: str, record_id: str, field: str, recorde
     return recorded if record is None else record.data.get(field, recorded)
 
 
-def resolve_conflict(hub: Hub, conflict_id: int, winner: str) -> Conflict:
+def _held(hub: Hub, conflict_id: int) -> Conflict:
     held = {c.id: c for c in hub.store.list_conflicts(status="held", limit=100_000)}
     conflict = held.get(conflict_id)
     if conflict is None:
         raise ConfigError(f"no held conflict with id {conflict_id}", field="conflict_id")
+    return conflict
+
+
+def resolve_conflict(hub: Hub, conflict_id: int, winner: str) -> Conflict:
+    conflict = _held(hub, conflict_id)
     pipeline = hub.pipeline(conflict.pipeline)
     spec = pipeline.two_way
     if spec is None:
         raise ConfigError(f"pipeline {conflict.pipeline} is no longer two-way", file=hub.config.path)
     reverse = hub.pipeline(spec.reverse)
+    # Both directions' leases: neither run reads or writes the field while the chosen value is written.
+    with holding(hub.store, pipeline.lease(), reverse.lease()):
+        # Held still? A run that finished while we waited may have settled it (both sides agreeing).
+        return _settle(hub, _held(hub, conflict_id), pipeline, reverse, winner)
+
+
+def _settle(hub: Hub, conflict: Conflict, pipeline: Pipeline, reverse: Pipeline, winner: str) -> Conflict:
+    spec = pipeline.two_way
+    assert spec is not None
+    conflict_id = conflict.id
     source_field, target_field = spec.fields[conflict.field], conflict.field
     if winner == "source":
         value = _current(pipeline.source, pipeline.source_entity, conflict.source_id, source_field,

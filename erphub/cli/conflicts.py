@@ -44,7 +44,9 @@ def conflicts_resolve(
     config: ConfigOption = DEFAULT_CONFIG,
     as_json: JsonOption = False,
 ) -> None:
-    """Settle a held conflict: the chosen value is written to the side that does not have it."""
+    """Settle a held conflict: the chosen value is written to the side that does not have it.
+
+    While a run of either direction is going it waits for it (up to the pipeline's busy wait)."""
     if take not in ("source", "target"):
         raise fail("error: --take must be source or target", 2)
     from erphub.conflicts import resolve_conflict

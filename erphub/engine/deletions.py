@@ -19,7 +19,7 @@ import structlog
 from erphub.connectors.base import SupportsDelete
 from erphub.core.errors import ConfigError
 from erphub.core.outcomes import ErrorClass, Stage
-from erphub.engine.lease import Lease
+from erphub.engine.lease import holding
 from erphub.engine.pipeline import Pipeline
 from erphub.store import BatchCommit, NewDeadLetter, Store
 
@@ -48,12 +48,9 @@ def apply_deletions(pipeline: Pipeline, store: Store, source_ids: Sequence[str],
     problem = check_on_delete(pipeline)
     if problem is not None:
         raise ConfigError(problem)
-    lease = Lease(store, pipeline.name, ttl_s=pipeline.lease_ttl_s, wait_s=pipeline.lease_wait_s)
-    lease.take()  # PipelineBusy after the pipeline's lease wait: the caller retries the deletion later
-    try:
+    # PipelineBusy after the pipeline's lease wait: the caller retries the deletion later.
+    with holding(store, pipeline.lease()):
         return _delete_linked(pipeline, store, source_ids, run_id)
-    finally:
-        lease.release()
 
 
 def _delete_linked(pipeline: Pipeline, store: Store, source_ids: Sequence[str], run_id: str) -> int:

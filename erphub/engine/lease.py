@@ -2,7 +2,8 @@
 
 Taken before the run starts (waiting up to `lease_wait_s` for another holder), kept just before each
 write, to the target or back to the source (a two-way or write-back batch: before each of its writes),
-and after each batch's commit, released when the run finishes.
+and after each batch's commit, released when the run finishes. Writes outside a run (a deletion, a
+conflict resolved by hand) hold the lease too, for their whole length (`holding`).
 
 Keeping it renews it in the store only once a tenth of its TTL has passed since the last renewal,
 as told by two clocks read before that renewal was sent: one that counts a suspended machine's sleep,
@@ -17,6 +18,8 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
 import structlog
@@ -78,3 +81,16 @@ class Lease:
 
     def release(self) -> None:
         self.store.release_lease(self.pipeline, self.owner)
+
+
+@contextmanager
+def holding(store: Store, *leases: tuple[str, float, float]) -> Iterator[None]:
+    """Hold the leases of these pipelines (name, TTL, wait) for a piece of work outside a run (a
+    deletion, a conflict resolved by hand), taken in name order so that two such holders never wait
+    on each other; all released on exit. PipelineBusy if one stays busy past its wait."""
+    with ExitStack() as stack:
+        for pipeline, ttl_s, wait_s in sorted(set(leases)):
+            lease = Lease(store, pipeline, ttl_s=ttl_s, wait_s=wait_s)
+            lease.take()
+            stack.callback(lease.release)
+        yield

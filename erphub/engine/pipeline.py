@@ -67,6 +67,10 @@ class Pipeline:
         if self.page_size <= 0:
             self.page_size = vendor_max(self.source, "max_page", self.source_entity)
 
+    def lease(self) -> tuple[str, float, float]:
+        """What `engine.lease.holding` needs to hold this pipeline: its name, lease TTL and wait."""
+        return (self.name, self.lease_ttl_s, self.lease_wait_s)
+
     @property
     def endpoints(self) -> tuple[str, str, str, str]:
         return (self.source_system, self.source_entity, self.target_system, self.target_entity)

@@ -136,6 +136,39 @@ def test_a_held_conflict_is_resolved_by_a_person_and_both_sides_then_agree(tmp_p
         hub.close()
 
 
+def test_a_conflict_is_resolved_only_while_neither_direction_runs(tmp_path: Path) -> None:
+    """Resolving holds both directions' leases: under another run of the reverse direction it writes
+    nothing (PipelineBusy after the wait), once that run is over it resolves."""
+    from erphub.conflicts import resolve_conflict
+    from erphub.core.errors import PipelineBusy
+    from erphub.store.leases import owner_name
+
+    crm, erp = memory_system("crm-resolve-busy"), memory_system("erp-resolve-busy")
+    crm.put("customer", {"code": "C01", "name": "甲", "phone": "13800000001"})
+    hub = make_hub(tmp_path, "resolve-busy", "hold")
+    try:
+        writes(hub)
+        crm_rec, erp_rec = crm.all("customer")[0], erp.all("customer")[0]
+        crm.put("customer", {**crm_rec.data, "phone": "13911111111"}, record_id=crm_rec.id)
+        erp.put("customer", {**erp_rec.data, "phone": "13722222222"}, record_id=erp_rec.id)
+        writes(hub)
+        [held] = hub.store.list_conflicts(status="held")
+        for name in TWO_WAY_DIRECTIONS:
+            hub.pipeline(name).lease_wait_s = 0.3
+        reverse = next(name for name in TWO_WAY_DIRECTIONS if name != held.pipeline)
+        other = owner_name("a-run")
+        assert hub.store.acquire_lease(reverse, other, ttl_s=60) is None
+        with pytest.raises(PipelineBusy, match="busy"):
+            resolve_conflict(hub, held.id, "target")
+        assert crm.all("customer")[0].data["phone"] == "13911111111"  # the CRM's own record: not written
+        assert [c.id for c in hub.store.list_conflicts(status="held")] == [held.id]
+        hub.store.release_lease(reverse, other)
+        resolve_conflict(hub, held.id, "target")
+        assert crm.all("customer")[0].data["phone"] == "13722222222"
+    finally:
+        hub.close()
+
+
 def test_reconcile_reports_a_two_way_field_the_sides_disagree_on_and_repair_applies_it(tmp_path: Path) -> None:
     from erphub.reconcile import reconcile
 
