@@ -11,6 +11,7 @@ from erphub.config.loader import load_config
 from erphub.connectors.memory import MemorySystem, memory_system
 from erphub.engine import run_pipeline
 from erphub.runtime import Hub
+from erphub.store import Conflict
 from tests.unit.engine.configs import TWO_WAY_DIRECTIONS, two_way_config
 
 
@@ -114,20 +115,26 @@ def test_owner_wins_keeps_the_owner_systems_value(tmp_path: Path, owner: str, wi
         hub.close()
 
 
+def held_conflict(tmp_path: Path, tag: str) -> tuple[Hub, MemorySystem, MemorySystem, Conflict]:
+    """A customer whose phone both sides changed since the last round: one conflict held (rule `hold`)."""
+    crm, erp = memory_system(f"crm-{tag}"), memory_system(f"erp-{tag}")
+    crm.put("customer", {"code": "C01", "name": "甲", "phone": "13800000001"})
+    hub = make_hub(tmp_path, tag, "hold")
+    writes(hub)
+    crm_rec, erp_rec = crm.all("customer")[0], erp.all("customer")[0]
+    crm.put("customer", {**crm_rec.data, "phone": "13911111111"}, record_id=crm_rec.id)
+    erp.put("customer", {**erp_rec.data, "phone": "13722222222"}, record_id=erp_rec.id)
+    writes(hub)
+    [held] = hub.store.list_conflicts(status="held")
+    return hub, crm, erp, held
+
+
 def test_a_held_conflict_is_resolved_by_a_person_and_both_sides_then_agree(tmp_path: Path) -> None:
     from erphub.conflicts import resolve_conflict
 
-    crm, erp = memory_system("crm-resolve"), memory_system("erp-resolve")
-    crm.put("customer", {"code": "C01", "name": "甲", "phone": "13800000001"})
-    hub = make_hub(tmp_path, "resolve", "hold")
+    hub, crm, erp, held = held_conflict(tmp_path, "resolve")
     try:
-        writes(hub)
-        crm_rec, erp_rec = crm.all("customer")[0], erp.all("customer")[0]
-        crm.put("customer", {**crm_rec.data, "phone": "13911111111"}, record_id=crm_rec.id)
-        erp.put("customer", {**erp_rec.data, "phone": "13722222222"}, record_id=erp_rec.id)
-        writes(hub)
-        held = hub.store.list_conflicts(status="held")
-        resolve_conflict(hub, held[0].id, "target")
+        resolve_conflict(hub, held.id, "target")
         writes(hub)
         assert crm.all("customer")[0].data["phone"] == erp.all("customer")[0].data["phone"] == "13722222222"
         assert hub.store.list_conflicts(status="held") == []
@@ -143,16 +150,8 @@ def test_a_conflict_is_resolved_only_while_neither_direction_runs(tmp_path: Path
     from erphub.core.errors import PipelineBusy
     from erphub.store.leases import owner_name
 
-    crm, erp = memory_system("crm-resolve-busy"), memory_system("erp-resolve-busy")
-    crm.put("customer", {"code": "C01", "name": "甲", "phone": "13800000001"})
-    hub = make_hub(tmp_path, "resolve-busy", "hold")
+    hub, crm, _erp, held = held_conflict(tmp_path, "resolve-busy")
     try:
-        writes(hub)
-        crm_rec, erp_rec = crm.all("customer")[0], erp.all("customer")[0]
-        crm.put("customer", {**crm_rec.data, "phone": "13911111111"}, record_id=crm_rec.id)
-        erp.put("customer", {**erp_rec.data, "phone": "13722222222"}, record_id=erp_rec.id)
-        writes(hub)
-        [held] = hub.store.list_conflicts(status="held")
         for name in TWO_WAY_DIRECTIONS:
             hub.pipeline(name).lease_wait_s = 0.3
         reverse = next(name for name in TWO_WAY_DIRECTIONS if name != held.pipeline)
