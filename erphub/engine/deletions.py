@@ -12,13 +12,14 @@ would write the record it deletes (and relink it, or reactivate it), and waits f
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import structlog
 
 from erphub.connectors.base import SupportsDelete
 from erphub.core.errors import ConfigError
 from erphub.core.outcomes import ErrorClass, Stage
+from erphub.core.records import WriteResult
 from erphub.engine.lease import holding
 from erphub.engine.pipeline import Pipeline
 from erphub.store import BatchCommit, NewDeadLetter, Store
@@ -49,18 +50,24 @@ def apply_deletions(pipeline: Pipeline, store: Store, source_ids: Sequence[str],
     if problem is not None:
         raise ConfigError(problem)
     # PipelineBusy after the pipeline's lease wait: the caller retries the deletion later.
-    with holding(store, pipeline.lease()):
-        return _delete_linked(pipeline, store, source_ids, run_id)
+    with holding(store, pipeline.lease()) as keep:
+        return _delete_linked(pipeline, store, source_ids, run_id, keep)
 
 
-def _delete_linked(pipeline: Pipeline, store: Store, source_ids: Sequence[str], run_id: str) -> int:
+def _delete_linked(pipeline: Pipeline, store: Store, source_ids: Sequence[str], run_id: str,
+                   keep: Callable[[], None]) -> int:
     target = pipeline.target
     assert isinstance(target, SupportsDelete)
     links = store.links_for(pipeline.name, source_ids)
     pairs = [(source_id, link.target_id) for source_id, link in links.items() if link.target_id]
     if not pairs:
         return 0
-    results = target.delete(pipeline.target_entity, [target_id for _, target_id in pairs], mode=pipeline.on_delete)
+    results: list[WriteResult] = []
+    size = pipeline.batch_size
+    for start in range(0, len(pairs), size):  # a batch at a time, the lease kept before each
+        keep()
+        results += target.delete(pipeline.target_entity, [target_id for _, target_id in pairs[start:start + size]],
+                                 mode=pipeline.on_delete)
     done: list[str] = []
     batch = BatchCommit(pipeline.name, run_id)
     for (source_id, _), result in zip(pairs, results, strict=True):

@@ -16,9 +16,10 @@ before its lease could expire.
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
@@ -84,13 +85,36 @@ class Lease:
 
 
 @contextmanager
-def holding(store: Store, *leases: tuple[str, float, float]) -> Iterator[None]:
+def holding(store: Store, *leases: tuple[str, float, float]) -> Iterator[Callable[[], None]]:
     """Hold the leases of these pipelines (name, TTL, wait) for a piece of work outside a run (a
-    deletion, a conflict resolved by hand), taken in name order so that two such holders never wait
-    on each other; all released on exit. PipelineBusy if one stays busy past its wait."""
-    with ExitStack() as stack:
-        for pipeline, ttl_s, wait_s in sorted(set(leases)):
-            lease = Lease(store, pipeline, ttl_s=ttl_s, wait_s=wait_s)
-            lease.take()
-            stack.callback(lease.release)
-        yield
+    deletion, a conflict resolved by hand); yields `keep`, to call before each of its writes.
+
+    All or none: while one is busy none is held (a pipeline is never kept waiting on another one's
+    run), retried until the longest wait is over, then PipelineBusy. All released on exit."""
+    wanted = sorted(set(leases))
+    deadline = time.monotonic() + max((wait_s for _, _, wait_s in wanted), default=0.0)
+    announced = False
+    while True:
+        with ExitStack() as stack:
+            held: list[Lease] = []
+            try:
+                for pipeline, ttl_s, _ in wanted:
+                    lease = Lease(store, pipeline, ttl_s=ttl_s, wait_s=0)
+                    lease.take()
+                    stack.callback(lease.release)
+                    held.append(lease)
+            except PipelineBusy as busy:
+                if time.monotonic() >= deadline:
+                    raise
+                if not announced:
+                    log.info("waiting for a run to finish", pipelines=[name for name, _, _ in wanted], busy=str(busy))
+                    announced = True
+            else:
+                yield functools.partial(_keep_all, held)
+                return
+        time.sleep(_POLL_S)  # the ones taken were let go on leaving the ExitStack
+
+
+def _keep_all(leases: list[Lease]) -> None:
+    for lease in leases:
+        lease.keep()

@@ -183,3 +183,41 @@ def test_a_deletion_waits_for_the_run_holding_the_pipeline_and_then_applies(stor
     assert apply_deletions(pipeline, store, [gone]) == 1
     assert len(erp.all("customer")) == 1
     assert store.acquire_lease("customers", "next", ttl_s=60) is None  # and the deletion let the pipeline go
+
+
+def test_holding_takes_every_lease_or_none_and_lets_all_go(store: Store) -> None:
+    """Work outside a run that needs two pipelines never sits on one while it waits for the other."""
+    import threading
+
+    from erphub.engine.lease import holding
+
+    other = owner_name("a-run")
+    assert store.acquire_lease("hold-b", other, ttl_s=60) is None
+    got, done = threading.Event(), threading.Event()
+
+    def work() -> None:
+        with holding(store, ("hold-a", 60, 10), ("hold-b", 60, 10)):
+            got.set()
+            done.wait(10)
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    try:
+        time.sleep(0.6)  # a few attempts, each let go of hold-a on finding hold-b busy
+        assert not got.is_set()
+        mine = owner_name("mine")
+        for _ in range(20):  # hold-a is free while hold-b is busy (between the worker's attempts)
+            if store.acquire_lease("hold-a", mine, ttl_s=60) is None:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("hold-a stayed held while hold-b was busy")
+        store.release_lease("hold-a", mine)
+        store.release_lease("hold-b", other)
+        assert got.wait(10)
+        assert store.acquire_lease("hold-a", mine, ttl_s=60) is not None  # both held now
+    finally:
+        done.set()
+        worker.join(10)
+    assert store.acquire_lease("hold-a", mine, ttl_s=60) is None  # and both let go
+    assert store.acquire_lease("hold-b", mine, ttl_s=60) is None

@@ -246,3 +246,36 @@ def test_kingdee_entities_say_their_state_changes_are_not_all_timestamped() -> N
 
     assert SHAPES and all(not shape.spec().state_changes_timestamped for shape in SHAPES.values())
     assert all(not spec.state_changes_timestamped for spec in VIEW_SPECS.values())
+
+
+def test_a_repair_whose_deletions_meet_a_running_pipeline_leaves_them_as_recorded_drift(
+        rig: tuple[Path, MemorySystem, MemorySystem]) -> None:
+    """The repair's deliveries land; its deletions wait for the pipeline, and when a run keeps it past
+    the wait they are left for a later pass: counted as drift (what ErphubDrift sees), not an error."""
+    import erphub.reconcile as reconcile_module
+    from erphub.store.leases import owner_name
+
+    config, crm, erp = rig
+    config.write_text(config.read_text(encoding="utf-8") + "    on_delete: delete\n", encoding="utf-8")
+    drift(crm, erp)
+    with Hub(load_config(config)) as hub:
+        pipeline = hub.pipeline("crm_to_erp")
+        pipeline.lease_wait_s = 0.3
+        report = reconcile(pipeline, hub.store)  # C5, deleted in the CRM, is the one extra
+        assert [i.key for i in report.items if i.kind == "extra"] == ["C5"]
+        other = owner_name("a-run")
+        original_deliver = reconcile_module.deliver_records
+
+        def deliver_then_a_run_starts(*args, **kwargs):  # a scheduled run takes the pipeline meanwhile
+            info = original_deliver(*args, **kwargs)
+            assert hub.store.acquire_lease("crm_to_erp", other, ttl_s=60) is None
+            return info
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(reconcile_module, "deliver_records", deliver_then_a_run_starts)
+            repaired = reconcile(pipeline, hub.store, repair=True)
+        hub.store.release_lease("crm_to_erp", other)
+    assert [(i.key, i.kind) for i in repaired.left] == [("C5", "extra")]
+    assert "C5" in erp_by_number(erp)  # the ERP's own record: not deleted under the run
+    assert erp_by_number(erp)["C2"]["phone"] == "1002"  # the deliveries landed
+    assert metrics.drift_records.labels("crm_to_erp", "extra")._value.get() == 1
