@@ -15,6 +15,7 @@ from erphub.core.errors import ConfigError, RunFailed
 from erphub.core.records import WriteRequest
 from erphub.engine.lease import holding
 from erphub.engine.pipeline import Pipeline
+from erphub.engine.twoway import TwoWaySpec
 from erphub.engine.twoway_batch import agreement
 from erphub.runtime import Hub
 from erphub.store import Conflict
@@ -45,13 +46,11 @@ def resolve_conflict(hub: Hub, conflict_id: int, winner: str) -> Conflict:
     # Both directions' leases: neither run reads or writes the field while the chosen value is written.
     with holding(hub.store, pipeline.lease(), reverse.lease()):
         # Held still? A run that finished while we waited may have settled it (both sides agreeing).
-        return _settle(hub, _held(hub, conflict_id), pipeline, reverse, winner)
+        return _settle(hub, _held(hub, conflict_id), pipeline, spec, reverse, winner)
 
 
-def _settle(hub: Hub, conflict: Conflict, pipeline: Pipeline, reverse: Pipeline, winner: str) -> Conflict:
-    spec = pipeline.two_way
-    assert spec is not None
-    conflict_id = conflict.id
+def _settle(hub: Hub, conflict: Conflict, pipeline: Pipeline, spec: TwoWaySpec, reverse: Pipeline,
+            winner: str) -> Conflict:
     source_field, target_field = spec.fields[conflict.field], conflict.field
     if winner == "source":
         value = _current(pipeline.source, pipeline.source_entity, conflict.source_id, source_field,
@@ -64,12 +63,12 @@ def _settle(hub: Hub, conflict: Conflict, pipeline: Pipeline, reverse: Pipeline,
         writer, entity, record_id, field, owner_source = (reverse.target, reverse.target_entity,
                                                           conflict.source_id, source_field, conflict.target_id)
     result = writer.write(entity, [WriteRequest(source_id=owner_source, key=None, target_id=record_id,
-                                                data={field: value}, idempotency_key=f"conflict:{conflict_id}",
+                                                data={field: value}, idempotency_key=f"conflict:{conflict.id}",
                                                 owned_fields=frozenset({field}))])[0]
     if not result.ok:
         reason = result.error.message if result.error else "no id returned"
         raise RunFailed(f"could not write the chosen value: {reason}", pipeline=conflict.pipeline, run_id="conflict")
-    closed = hub.store.close_conflict(conflict_id, winner)
+    closed = hub.store.close_conflict(conflict.id, winner)
     assert closed is not None
     # Both sides now hold `value`: that is the agreement the next runs compare against (and it closes
     # the same conflict if the reverse direction held it too).

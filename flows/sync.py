@@ -198,10 +198,10 @@ class Chunk:
 
     def let_go(self, committed: int, batches_of: Callable[[Page], int]) -> None:
         """Drop the leading pages all of whose batches are among the first `committed`."""
-        while self.pages and self.released.batches + batches_of(self.pages[0]) <= committed:
+        while self.pages and self.released.batches + (batches := batches_of(self.pages[0])) <= committed:
             page = self.pages.pop(0)
             self.released.pages += 1
-            self.released.batches += batches_of(page)
+            self.released.batches += batches
             self.released.records += len(page.records)
 
 

@@ -20,7 +20,7 @@ import functools
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import structlog
@@ -54,20 +54,16 @@ class Lease:
 
     def take(self) -> None:
         """Wait for the pipeline to be free and hold it; PipelineBusy after `wait_s`."""
-        self.owner = owner_name(uuid.uuid4().hex[:8])
-        deadline = time.monotonic() + self.wait_s
-        announced = False
-        while True:
-            sent = _elapsed_clocks()
-            if (holder := self.store.acquire_lease(self.pipeline, self.owner, self.ttl_s)) is None:
-                self._renewed_at = sent
-                return
-            if time.monotonic() >= deadline:
-                raise PipelineBusy(f"pipeline {self.pipeline} is busy: another run ({holder}) holds it")
-            if not announced:
-                log.info("waiting for another run of the pipeline to finish", pipeline=self.pipeline, holder=holder)
-                announced = True
-            time.sleep(_POLL_S)
+        self.owner = _new_owner()
+        _wait_for(self._attempt, self.wait_s)
+
+    def _attempt(self) -> tuple[str, str] | None:
+        """Hold the pipeline if it is free now: None; else (this pipeline, who holds it)."""
+        sent = _elapsed_clocks()
+        if (holder := self.store.acquire_lease(self.pipeline, self.owner, self.ttl_s)) is not None:
+            return self.pipeline, holder
+        self._renewed_at = sent
+        return None
 
     def keep(self) -> None:
         """Hold the lease for the next write: renewed when due; stop at once if it was lost (a batch
@@ -92,27 +88,43 @@ def holding(store: Store, *leases: tuple[str, float, float]) -> Iterator[Callabl
     All or none: while one is busy none is held (a pipeline is never kept waiting on another one's
     run), retried until the longest wait is over, then PipelineBusy. All released on exit."""
     wanted = sorted(set(leases))
-    deadline = time.monotonic() + max((wait_s for _, _, wait_s in wanted), default=0.0)
+    held = [Lease(store, pipeline, ttl_s=ttl_s, wait_s=wait_s) for pipeline, ttl_s, wait_s in wanted]
+    for lease in held:
+        lease.owner = _new_owner()
+
+    def attempt() -> tuple[str, str] | None:
+        for taken, lease in enumerate(held):
+            if (busy := lease._attempt()) is not None:
+                for earlier in held[:taken]:
+                    earlier.release()
+                return busy
+        return None
+
+    _wait_for(attempt, max((wait_s for _, _, wait_s in wanted), default=0.0))
+    try:
+        yield functools.partial(_keep_all, held)
+    finally:
+        for lease in held:
+            lease.release()
+
+
+def _new_owner() -> str:
+    return owner_name(uuid.uuid4().hex[:8])
+
+
+def _wait_for(attempt: Callable[[], tuple[str, str] | None], wait_s: float) -> None:
+    """Call `attempt` until it holds what it asks for (None) or `wait_s` has passed, then PipelineBusy
+    naming the pipeline it last found busy, and its holder."""
+    deadline = time.monotonic() + wait_s
     announced = False
-    while True:
-        with ExitStack() as stack:
-            held: list[Lease] = []
-            try:
-                for pipeline, ttl_s, _ in wanted:
-                    lease = Lease(store, pipeline, ttl_s=ttl_s, wait_s=0)
-                    lease.take()
-                    stack.callback(lease.release)
-                    held.append(lease)
-            except PipelineBusy as busy:
-                if time.monotonic() >= deadline:
-                    raise
-                if not announced:
-                    log.info("waiting for a run to finish", pipelines=[name for name, _, _ in wanted], busy=str(busy))
-                    announced = True
-            else:
-                yield functools.partial(_keep_all, held)
-                return
-        time.sleep(_POLL_S)  # the ones taken were let go on leaving the ExitStack
+    while (busy := attempt()) is not None:
+        pipeline, holder = busy
+        if time.monotonic() >= deadline:
+            raise PipelineBusy(f"pipeline {pipeline} is busy: another run ({holder}) holds it")
+        if not announced:
+            log.info("waiting for another run of the pipeline to finish", pipeline=pipeline, holder=holder)
+            announced = True
+        time.sleep(_POLL_S)
 
 
 def _keep_all(leases: list[Lease]) -> None:
